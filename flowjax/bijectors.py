@@ -1,0 +1,594 @@
+"""Glow's bijectors: pure math functions plus thin Flax modules that own parameters.
+
+The contract (every bijector here)::
+
+    forward(x) -> (y, logdet)      logdet = log|det dy/dx|, shape x.shape[:-3]
+    inverse(y) -> (x, logdet)      logdet = log|det dx/dy| = -forward's logdet
+
+Arrays are NHWC (any leading batch axes); log-determinants are float32 with
+one entry per image. The maths lives in module-level functions so that it can
+be tested, jitted and reused without Flax; each module only creates (and
+data-dependently initialises) its parameters in one ``@nn.compact`` method that
+both directions call, so ``forward`` and ``inverse`` share parameters exactly.
+
+Everything follows OpenAI's Glow (see ``GLOW_SPEC.md`` beside the project):
+ActNorm and zero-convs store log-scales that are multiplied by 3, 3x3 convs
+are "edge padded" (zero padding plus an indicator input channel that is 1 on
+the padded ring), the invertible 1x1 conv is ``y = x @ W`` and couplings
+transform the second half of the channels conditioned on the first.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+Array = jax.Array
+Shape = tuple[int, ...]
+
+# OpenAI stores log-scales divided by 3 (ActNorm and zero-convs): effective = 3x.
+LOGSCALE_FACTOR = 3.0
+# Standard deviation of the Gaussian initialiser of OpenAI's conv weights.
+CONV_INIT_STD = 0.05
+# Matmuls and convs whose inverse must hold run at full float32 by default
+# (XLA on Ampere/Hopper GPUs otherwise uses TF32, which visibly breaks the
+# round trip across a few hundred sequential steps).
+PRECISIONS = {
+    "highest": jax.lax.Precision.HIGHEST,
+    "high": jax.lax.Precision.HIGH,
+    "default": jax.lax.Precision.DEFAULT,
+}
+
+
+def get_precision(name: str) -> jax.lax.Precision:
+    if name not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {name!r}")
+    return PRECISIONS[name]
+
+
+def _per_image(value: Array, x: Array) -> Array:
+    """Broadcast a per-position-independent log-det to one entry per image."""
+    return jnp.broadcast_to(jnp.asarray(value, jnp.float32), x.shape[:-3])
+
+
+def _num_positions(x: Array) -> int:
+    return x.shape[-3] * x.shape[-2]
+
+
+# --------------------------------------------------------------------------
+# Squeeze
+# --------------------------------------------------------------------------
+
+
+def squeeze2d(x: Array) -> Array:
+    """[..., H, W, C] -> [..., H/2, W/2, 4C], output channel = 4c + 2dy + dx.
+
+    The channel index is the slowest-varying part and the 2x2 sub-pixel offset
+    the fastest (OpenAI's order; channels 0-3 of an RGB input are R at offsets
+    (0,0), (0,1), (1,0), (1,1)).
+    """
+    *lead, h, w, c = x.shape
+    if h % 2 or w % 2:
+        raise ValueError(f"squeeze2d needs even height and width, got {h}x{w}")
+    x = x.reshape(*lead, h // 2, 2, w // 2, 2, c)
+    n = len(lead)
+    # [..., H/2, dy, W/2, dx, C] -> [..., H/2, W/2, C, dy, dx]
+    x = jnp.moveaxis(x, (n + 1, n + 3), (n + 3, n + 4))
+    return x.reshape(*lead, h // 2, w // 2, 4 * c)
+
+
+def unsqueeze2d(x: Array) -> Array:
+    """Exact inverse of :func:`squeeze2d`."""
+    *lead, h, w, c = x.shape
+    if c % 4:
+        raise ValueError(f"unsqueeze2d needs channels divisible by 4, got {c}")
+    n = len(lead)
+    x = x.reshape(*lead, h, w, c // 4, 2, 2)
+    # [..., H, W, C/4, dy, dx] -> [..., H, dy, W, dx, C/4]
+    x = jnp.moveaxis(x, (n + 3, n + 4), (n + 1, n + 3))
+    return x.reshape(*lead, 2 * h, 2 * w, c // 4)
+
+
+# --------------------------------------------------------------------------
+# Convolutions (the conditioner's and the priors' building blocks)
+# --------------------------------------------------------------------------
+
+
+def _conv_same(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
+    return jax.lax.conv_general_dilated(
+        x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
+        precision=precision,
+    )
+
+
+def edge_bias(height: int, width: int, w_indicator: Array,
+              precision: jax.lax.Precision) -> Array:
+    """The contribution of the edge-indicator channel: a constant [H, W, Cout] map.
+
+    ``w_indicator`` is the kernel's last input channel ``[kh, kw, 1, Cout]``;
+    at each output position it sums the taps that fall on the padding ring.
+    """
+    kh, kw = w_indicator.shape[:2]
+    ph, pw = kh // 2, kw // 2
+    indicator = jnp.pad(jnp.zeros((1, height, width, 1), w_indicator.dtype),
+                        ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=1.0)
+    out = jax.lax.conv_general_dilated(
+        indicator, w_indicator, (1, 1), "VALID",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision)
+    return out[0]
+
+
+def edge_padded_conv(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
+    """OpenAI's 3x3 "SAME" conv with an edge indicator as the last input channel.
+
+    Mathematically ``conv_valid(concat([zero_pad(x), ring]), w)`` where ``ring``
+    is 1 on the padded border; computed as a zero-padded conv with the first
+    ``Cin`` input channels plus the indicator's constant :func:`edge_bias`
+    map, which avoids materialising the extra channel.
+    """
+    cin = x.shape[-1]
+    if w.shape[2] != cin + 1:
+        raise ValueError(
+            f"edge-padded conv kernel needs {cin + 1} input channels "
+            f"(x has {cin} plus the edge indicator), got kernel shape {w.shape}")
+    *lead, h, wd, _ = x.shape
+    flat = x.reshape(-1, h, wd, cin)
+    y = _conv_same(flat, w[:, :, :cin, :], precision)
+    y = y + edge_bias(h, wd, w[:, :, cin:, :], precision)
+    return y.reshape(*lead, h, wd, w.shape[-1])
+
+
+def conv1x1(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
+    """1x1 convolution with an HWIO ``[1, 1, Cin, Cout]`` kernel (no padding)."""
+    return jnp.einsum("...c,cd->...d", x, w[0, 0], precision=precision)
+
+
+def zero_conv(x: Array, w: Array, b: Array, logs: Array,
+              precision: jax.lax.Precision) -> Array:
+    """OpenAI's ``conv2d_zeros``: ``(edge_padded_conv(x, w) + b) * exp(3 logs)``."""
+    return (edge_padded_conv(x, w, precision) + b) * jnp.exp(LOGSCALE_FACTOR * logs)
+
+
+# --------------------------------------------------------------------------
+# ActNorm
+# --------------------------------------------------------------------------
+
+
+def actnorm_forward(x: Array, b: Array, logs: Array) -> tuple[Array, Array]:
+    """``y = (x + b) * exp(3 logs)``; logdet = H W sum_c 3 logs_c."""
+    log_scale = LOGSCALE_FACTOR * logs
+    y = (x + b) * jnp.exp(log_scale)
+    return y, _per_image(_num_positions(x) * jnp.sum(log_scale), x)
+
+
+def actnorm_inverse(y: Array, b: Array, logs: Array) -> tuple[Array, Array]:
+    """``x = y * exp(-3 logs) - b`` (scale undone first, then the bias)."""
+    log_scale = LOGSCALE_FACTOR * logs
+    x = y * jnp.exp(-log_scale) - b
+    return x, _per_image(-_num_positions(y) * jnp.sum(log_scale), y)
+
+
+def actnorm_data_init(x: Array) -> tuple[Array, Array]:
+    """Data-dependent init (OpenAI): output has per-channel mean 0 and std 1.
+
+    ``b = -mean(x)``; on the centred data ``logs = log(1/(rms + 1e-6)) / 3``
+    (stored divided by the log-scale factor).
+    """
+    axes = tuple(range(x.ndim - 1))
+    b = -jnp.mean(x, axis=axes)
+    rms = jnp.sqrt(jnp.mean(jnp.square(x + b), axis=axes))
+    logs = jnp.log(1.0 / (rms + 1e-6)) / LOGSCALE_FACTOR
+    return b, logs
+
+
+class ActNorm(nn.Module):
+    """Per-channel affine normalisation, initialised from the first batch.
+
+    ``y = (x + b) * exp(3 * logs)``: bias first, then scale; ``logs`` is stored
+    as OpenAI stores it (divided by 3). The data-dependent initialisation runs
+    inside ``init`` on the batch it is given (no mutable "initialised" flag),
+    so call ``Module.init`` with real data in the forward direction.
+    Parameters: ``b`` [C], ``logs`` [C].
+    """
+
+    @nn.compact
+    def params(self, x: Array) -> tuple[Array, Array]:
+        b = self.param("b", lambda _: actnorm_data_init(x)[0])
+        logs = self.param("logs", lambda _: actnorm_data_init(x)[1])
+        return b, logs
+
+    def forward(self, x: Array) -> tuple[Array, Array]:
+        return actnorm_forward(x, *self.params(x))
+
+    def inverse(self, y: Array) -> tuple[Array, Array]:
+        return actnorm_inverse(y, *self.params(y))
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+
+# --------------------------------------------------------------------------
+# Invertible 1x1 convolution (plain and LU) and fixed permutations
+# --------------------------------------------------------------------------
+
+
+def log_abs_det(w: Array) -> Array:
+    """log|det W| computed in float64 (TF does the same), returned as float32."""
+    with jax.enable_x64(True):
+        _, logdet = jnp.linalg.slogdet(w.astype(jnp.float64))
+    return logdet.astype(jnp.float32)
+
+
+def inverse_matrix(w: Array) -> Array:
+    """W^-1 computed once in float64 and cast to W's dtype."""
+    with jax.enable_x64(True):
+        inv = jnp.linalg.inv(w.astype(jnp.float64))
+    return inv.astype(w.dtype)
+
+
+def channel_mix(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
+    """``y[..., j] = sum_i x[..., i] W[i, j]`` (TF's 1x1-conv kernel layout)."""
+    return jnp.einsum("...i,ij->...j", x, w, precision=precision)
+
+
+def invconv_forward(x: Array, w: Array, logdet_w: Array,
+                    precision: jax.lax.Precision) -> tuple[Array, Array]:
+    """``y = x @ W``; logdet = H W log|det W| (``logdet_w`` precomputed)."""
+    return channel_mix(x, w, precision), _per_image(_num_positions(x) * logdet_w, x)
+
+
+def invconv_inverse(y: Array, w_inv: Array, logdet_w: Array,
+                    precision: jax.lax.Precision) -> tuple[Array, Array]:
+    """``x = y @ W^-1`` with W^-1 computed once per call, not per pixel."""
+    return channel_mix(y, w_inv, precision), _per_image(-_num_positions(y) * logdet_w, y)
+
+
+def random_orthogonal(key: Array, n: int) -> Array:
+    """Q of a QR decomposition of a Gaussian matrix (det = +-1), as OpenAI."""
+    q, _ = jnp.linalg.qr(jax.random.normal(key, (n, n), jnp.float32))
+    return q
+
+
+def lu_weight(p: Array, l: Array, u: Array, sign_s: Array, log_s: Array) -> Array:
+    """``W = P (L*strict_lower + I) (U*strict_upper + diag(sign_s exp(log_s)))`` in f64."""
+    n = p.shape[0]
+    with jax.enable_x64(True):
+        f64 = lambda a: a.astype(jnp.float64)
+        lower = jnp.tril(f64(l), -1) + jnp.eye(n, dtype=jnp.float64)
+        upper = jnp.triu(f64(u), 1) + jnp.diag(f64(sign_s) * jnp.exp(f64(log_s)))
+        w = f64(p) @ lower @ upper
+    return w
+
+
+class InvConv(nn.Module):
+    """Invertible 1x1 convolution ``y = x @ W`` with W initialised orthogonal.
+
+    ``forward``: ``y = x W``, logdet = H W log|det W| (float64 determinant).
+    ``inverse``: ``x = y W^-1`` (W^-1 computed once per call in float64).
+    Parameters: ``W`` [C, C] (row-vector convention, TF kernel layout).
+    """
+
+    precision: str = "highest"
+
+    @nn.compact
+    def params(self, x: Array) -> Array:
+        c = x.shape[-1]
+        return self.param("W", lambda key: random_orthogonal(key, c))
+
+    def forward(self, x: Array) -> tuple[Array, Array]:
+        w = self.params(x)
+        return invconv_forward(x, w, log_abs_det(w), get_precision(self.precision))
+
+    def inverse(self, y: Array) -> tuple[Array, Array]:
+        w = self.params(y)
+        return invconv_inverse(y, inverse_matrix(w), log_abs_det(w),
+                               get_precision(self.precision))
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+
+# Variables that must never be trained (optax only sees "params").
+CONSTANTS = "constants"
+
+
+class InvConvLU(nn.Module):
+    """LU-decomposed invertible 1x1 conv (Glow paper §3.2; off in OpenAI's runs).
+
+    ``W = P L U`` with L unit lower triangular and U upper triangular with
+    diagonal ``sign_S * exp(log_S)``, so log|det W| = sum(log_S) exactly.
+    Trainable: ``L``, ``U``, ``log_S``; fixed (collection ``"constants"``, which
+    optax never sees): ``P`` and ``sign_S``. Initialised from the LU
+    decomposition of a random orthogonal matrix.
+    """
+
+    precision: str = "highest"
+
+    @nn.compact
+    def params(self, x: Array) -> tuple[Array, Array, Array, Array, Array]:
+        c = x.shape[-1]
+
+        def decomposition(key):
+            p, l, u = jax.scipy.linalg.lu(random_orthogonal(key, c))
+            s = jnp.diag(u)
+            return {"P": p, "L": l, "U": jnp.triu(u, 1),
+                    "sign_S": jnp.sign(s), "log_S": jnp.log(jnp.abs(s))}
+
+        # All five come from ONE decomposition, drawn from the key of the
+        # first trainable parameter's initialiser ("L", created first; none
+        # runs when the variables already exist).
+        drawn: dict[str, Array] = {}
+
+        def init(name):
+            def initializer(key=None, *_):
+                if not drawn:
+                    drawn.update(decomposition(key))
+                return drawn[name]
+            return initializer
+
+        l = self.param("L", init("L"))
+        u = self.param("U", init("U"))
+        log_s = self.param("log_S", init("log_S"))
+        p = self.variable(CONSTANTS, "P", init("P")).value
+        sign_s = self.variable(CONSTANTS, "sign_S", init("sign_S")).value
+        return p, l, u, sign_s, log_s
+
+    def forward(self, x: Array) -> tuple[Array, Array]:
+        p, l, u, sign_s, log_s = self.params(x)
+        w = lu_weight(p, l, u, sign_s, log_s).astype(x.dtype)
+        return invconv_forward(x, w, jnp.sum(log_s), get_precision(self.precision))
+
+    def inverse(self, y: Array) -> tuple[Array, Array]:
+        p, l, u, sign_s, log_s = self.params(y)
+        with jax.enable_x64(True):
+            w_inv = jnp.linalg.inv(lu_weight(p, l, u, sign_s, log_s))
+        return invconv_inverse(y, w_inv.astype(y.dtype), jnp.sum(log_s),
+                               get_precision(self.precision))
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+
+class Reverse(nn.Module):
+    """Reverses the channel order (OpenAI's ``flow_permutation=0``); logdet 0."""
+
+    def forward(self, x: Array) -> tuple[Array, Array]:
+        return x[..., ::-1], _per_image(0.0, x)
+
+    def inverse(self, y: Array) -> tuple[Array, Array]:
+        return y[..., ::-1], _per_image(0.0, y)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+
+class Shuffle(nn.Module):
+    """A fixed random channel permutation ``y[..., j] = x[..., indices[j]]``.
+
+    The indices live in the ``"constants"`` collection (never trained) and are
+    drawn from the ``params`` RNG at init. OpenAI's were seeded by Python's
+    randomised ``hash()``, so converted models must load them, not redraw them.
+    """
+
+    @nn.compact
+    def params(self, x: Array) -> tuple[Array, Array]:
+        c = x.shape[-1]
+        idx = self.variable(CONSTANTS, "indices", lambda: jax.random.permutation(
+            self.make_rng("params"), c).astype(jnp.int32))
+        inv = self.variable(CONSTANTS, "indices_inverse",
+                            lambda: jnp.argsort(idx.value).astype(jnp.int32))
+        return idx.value, inv.value
+
+    def forward(self, x: Array) -> tuple[Array, Array]:
+        idx, _ = self.params(x)
+        return jnp.take(x, idx, axis=-1), _per_image(0.0, x)
+
+    def inverse(self, y: Array) -> tuple[Array, Array]:
+        _, inv = self.params(y)
+        return jnp.take(y, inv, axis=-1), _per_image(0.0, y)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+
+PERMUTATIONS: dict[str, type[nn.Module]] = {
+    "invconv": InvConv,
+    "invconv_lu": InvConvLU,
+    "reverse": Reverse,
+    "shuffle": Shuffle,
+}
+
+
+# --------------------------------------------------------------------------
+# Coupling
+# --------------------------------------------------------------------------
+
+
+def split_channels(x: Array) -> tuple[Array, Array]:
+    """Contiguous halves: (first C/2 channels, last C/2 channels)."""
+    c = x.shape[-1]
+    return x[..., : c // 2], x[..., c // 2:]
+
+
+def additive_coupling(z2: Array, h: Array, reverse: bool) -> tuple[Array, Array]:
+    """``z2' = z2 + h`` (volume preserving: logdet 0)."""
+    return (z2 - h if reverse else z2 + h), _per_image(0.0, z2)
+
+
+def affine_coupling(z2: Array, h: Array, reverse: bool) -> tuple[Array, Array]:
+    """OpenAI's affine coupling: shift = h[even], scale = sigmoid(h[odd] + 2).
+
+    Forward ``z2' = (z2 + shift) * scale`` (shift first), logdet = sum log scale;
+    the sigmoid keeps the scale in (0, 1) instead of exp's unbounded range.
+    """
+    shift = h[..., 0::2]
+    log_scale = jax.nn.log_sigmoid(h[..., 1::2] + 2.0)
+    logdet = jnp.sum(log_scale, axis=(-3, -2, -1))
+    if reverse:
+        return z2 * jnp.exp(-log_scale) - shift, -logdet
+    return (z2 + shift) * jnp.exp(log_scale), logdet
+
+
+COUPLINGS: dict[str, Callable[[Array, Array, bool], tuple[Array, Array]]] = {
+    "additive": additive_coupling,
+    "affine": affine_coupling,
+}
+
+
+class EdgeConv(nn.Module):
+    """A bias-free conv (3x3 edge-padded, or 1x1) with N(0, 0.05^2) weights.
+
+    Parameter ``W`` in HWIO; a 3x3 kernel has one extra input channel for the
+    edge indicator (OpenAI's layout). Its bias is the ActNorm that follows it.
+    """
+
+    features: int
+    kernel_size: int = 3
+    precision: str = "highest"
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        k = self.kernel_size
+        cin = x.shape[-1] + (1 if k > 1 else 0)
+        w = self.param("W", nn.initializers.normal(CONV_INIT_STD), (k, k, cin, self.features))
+        if k == 1:
+            return conv1x1(x, w, get_precision(self.precision))
+        return edge_padded_conv(x, w, get_precision(self.precision))
+
+
+class ZeroConv(nn.Module):
+    """OpenAI's ``conv2d_zeros``: edge-padded 3x3 conv, bias, scale exp(3 logs).
+
+    All of ``W`` [3,3,Cin+1,Cout], ``b`` [Cout] and ``logs`` [Cout] start at
+    zero, so the output is exactly 0 at init (couplings start as identities,
+    priors as N(0, 1)).
+    """
+
+    features: int
+    precision: str = "highest"
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        w = self.param("W", nn.initializers.zeros, (3, 3, x.shape[-1] + 1, self.features))
+        b = self.param("b", nn.initializers.zeros, (self.features,))
+        logs = self.param("logs", nn.initializers.zeros, (self.features,))
+        return zero_conv(x, w, b, logs, get_precision(self.precision))
+
+
+class Coupling(nn.Module):
+    """Coupling layer with OpenAI's conditioner; the second half is transformed.
+
+    ``z1, z2 = split(x)``; ``h = NN(z1)``; additive: ``z2' = z2 + h``; affine:
+    see :func:`affine_coupling`. NN = edge-padded 3x3 conv -> ActNorm -> ReLU
+    -> 1x1 conv -> ActNorm -> ReLU -> ZeroConv (so the layer starts as the
+    identity). Parameters: ``conv1`` {W}, ``conv1_actnorm`` {b, logs},
+    ``conv2`` {W}, ``conv2_actnorm`` {b, logs}, ``conv_out`` {W, b, logs}.
+    """
+
+    width: int = 512
+    kind: str = "additive"
+    precision: str = "highest"
+
+    def _check(self, x: Array) -> None:
+        if self.kind not in COUPLINGS:
+            raise ValueError(f"coupling must be one of {sorted(COUPLINGS)}, got {self.kind!r}")
+        if x.shape[-1] % 2:
+            raise ValueError(f"coupling needs an even channel count, got {x.shape[-1]}")
+
+    @nn.compact
+    def conditioner(self, z1: Array) -> Array:
+        n_out = z1.shape[-1] * (2 if self.kind == "affine" else 1)
+        h = EdgeConv(self.width, 3, self.precision, name="conv1")(z1)
+        h, _ = ActNorm(name="conv1_actnorm").forward(h)
+        h = nn.relu(h)
+        h = EdgeConv(self.width, 1, self.precision, name="conv2")(h)
+        h, _ = ActNorm(name="conv2_actnorm").forward(h)
+        h = nn.relu(h)
+        return ZeroConv(n_out, self.precision, name="conv_out")(h)
+
+    def _apply(self, x: Array, reverse: bool) -> tuple[Array, Array]:
+        self._check(x)
+        z1, z2 = split_channels(x)
+        z2, logdet = COUPLINGS[self.kind](z2, self.conditioner(z1), reverse)
+        return jnp.concatenate([z1, z2], axis=-1), logdet
+
+    def forward(self, x: Array) -> tuple[Array, Array]:
+        return self._apply(x, reverse=False)
+
+    def inverse(self, y: Array) -> tuple[Array, Array]:
+        return self._apply(y, reverse=True)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if shape[-1] % 2:
+            raise ValueError(f"coupling needs an even channel count, got shape {shape}")
+        return shape
+
+
+class Squeeze(nn.Module):
+    """Space-to-depth bijector (see :func:`squeeze2d`); logdet 0."""
+
+    def forward(self, x: Array) -> tuple[Array, Array]:
+        return squeeze2d(x), _per_image(0.0, x)
+
+    def inverse(self, y: Array) -> tuple[Array, Array]:
+        return unsqueeze2d(y), _per_image(0.0, y)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        *lead, h, w, c = shape
+        if h % 2 or w % 2:
+            raise ValueError(f"squeeze needs even height and width, got shape {shape}")
+        return (*lead, h // 2, w // 2, 4 * c)
+
+
+class Chain(nn.Module):
+    """Composes bijectors, applied in LIST ORDER.
+
+    ``forward`` applies ``steps[0]`` first and ``steps[-1]`` last (the encode
+    order); ``inverse`` undoes them from the last to the first. (distrax's
+    Chain applies its last element first; this one does not.) Neighbours are
+    validated by propagating the input shape through each step's
+    ``output_shape``; an incompatible pair is named in the error.
+    """
+
+    steps: Sequence[Any]
+
+    def __post_init__(self):
+        if not self.steps:
+            raise ValueError("Chain needs at least one step")
+        for i, step in enumerate(self.steps):
+            for method in ("forward", "inverse", "output_shape"):
+                if not callable(getattr(step, method, None)):
+                    raise TypeError(
+                        f"Chain step {i} ({type(step).__name__}) has no {method}() method; "
+                        "every step must implement the bijector contract")
+        super().__post_init__()
+
+    def output_shape(self, shape: Shape) -> Shape:
+        for i, step in enumerate(self.steps):
+            try:
+                shape = step.output_shape(shape)
+            except ValueError as err:
+                after = (f"after step {i - 1} ({type(self.steps[i - 1]).__name__})"
+                         if i else "as the chain's first step")
+                raise ValueError(
+                    f"Chain step {i} ({type(step).__name__}) cannot run {after}: {err}") from err
+        return tuple(shape)
+
+    def forward(self, x: Array) -> tuple[Array, Array]:
+        self.output_shape(x.shape)
+        logdet = _per_image(0.0, x)
+        for step in self.steps:
+            x, ld = step.forward(x)
+            logdet = logdet + ld
+        return x, logdet
+
+    def inverse(self, y: Array) -> tuple[Array, Array]:
+        logdet = _per_image(0.0, y)
+        for step in reversed(self.steps):
+            y, ld = step.inverse(y)
+            logdet = logdet + ld
+        return y, logdet

@@ -1,0 +1,1 @@
+"""Evaluation: identity distances, Action Units, metrics, tables and figures."""
