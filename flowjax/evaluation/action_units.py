@@ -1,0 +1,617 @@
+"""Action Units with OpenFace 2.x: run ``FaceLandmarkImg``, parse its CSVs.
+
+OpenFace (Baltrusaitis et al., FG 2018) estimates 17 AU intensities
+(``AU*_r``, 0-5) and 18 AU presences (``AU*_c``, 0/1; AU28 has no intensity
+model). Generated faces are scored one image at a time with
+``FaceLandmarkImg``, which uses the *static* AU models. ``FeatureExtraction``
+(video mode) subtracts a per-person neutral estimated over the sequence and so
+gives different numbers for the same image; its CSVs are parsed too, but the
+scorer never uses it.
+
+Facts about OpenFace's output that this module relies on (from
+``lib/local/Utilities/src/RecorderCSV.cpp``, ``RecorderOpenFace.cpp`` and
+``exe/FaceLandmarkImg/FaceLandmarkImg.cpp``):
+
+* One CSV per input image, ``<out_dir>/<image stem>.csv``, one row per
+  detected face (``face`` = 0, 1, ... in detection order), plus an
+  ``<image stem>_of_details.txt`` that is written in every case.
+* The CSV is only created when the first face is written, so an image in
+  which no face was detected has **no CSV at all**, only the details file.
+  ``FeatureExtraction`` instead writes a row for every frame, with
+  ``success`` 0 when no face was tracked.
+* Header: ``face, confidence`` (image) or ``frame, face_id, timestamp,
+  confidence, success`` (sequence), then the optional blocks, in this order,
+  each present only when its output is on: gaze (8 values + 2D/3D eye
+  landmarks), pose (6), 2D landmarks, 3D landmarks, PDM parameters, AU
+  intensities (``AU*_r``, sorted) then AU presences (``AU*_c``, sorted).
+  ``-aus`` alone restricts the file to the AU block.
+* Separator: OpenFace 2.0-2.2 releases write ``", "``; the current master
+  writes ``","`` (spaces were dropped after 2.2). Both are accepted: fields
+  are split on commas and stripped of surrounding blanks. Lines end in
+  ``\\n`` (``\\r\\n`` on Windows). Numbers are fixed-point; NaN may appear as
+  ``nan``, ``-nan`` or MSVC's ``-nan(ind)`` and is read as NaN.
+
+Anything else (another header, a row with the wrong number of fields, a value
+that is not a number) raises ``ValueError`` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import os
+import re
+import shutil
+import signal
+import subprocess
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+# The 17 intensities and 18 presences OpenFace 2.x writes, in its (sorted) order.
+OPENFACE_INTENSITY_AUS: tuple[str, ...] = (
+    "AU01", "AU02", "AU04", "AU05", "AU06", "AU07", "AU09", "AU10", "AU12",
+    "AU14", "AU15", "AU17", "AU20", "AU23", "AU25", "AU26", "AU45",
+)  # fmt: skip
+OPENFACE_PRESENCE_AUS: tuple[str, ...] = tuple(
+    sorted(OPENFACE_INTENSITY_AUS + ("AU28",))
+)
+
+BINARY_ENV_VAR = "FLOWJAX_OPENFACE_BIN"
+FACE_POLICY = "highest_confidence"
+DEFAULT_TIMEOUT_S = 600.0
+
+_IMAGE_PREFIX = ("face", "confidence")
+_SEQUENCE_PREFIX = ("frame", "face_id", "timestamp", "confidence", "success")
+_GAZE = (
+    "gaze_0_x", "gaze_0_y", "gaze_0_z", "gaze_1_x", "gaze_1_y", "gaze_1_z",
+    "gaze_angle_x", "gaze_angle_y",
+)  # fmt: skip
+_POSE = ("pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz")
+_PDM_RIGID = ("p_scale", "p_rx", "p_ry", "p_rz", "p_tx", "p_ty")
+_AU_R = re.compile(r"AU\d\d_r")
+_AU_C = re.compile(r"AU\d\d_c")
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?")
+_INTEGER = re.compile(r"[+-]?\d+")
+# C++ streams print NaN/inf in platform-specific spellings (MSVC: -nan(ind)).
+_NON_FINITE = {
+    "nan": np.nan, "-nan": np.nan, "nan(ind)": np.nan, "-nan(ind)": np.nan,
+    "inf": np.inf, "-inf": -np.inf,
+}  # fmt: skip
+
+
+# --------------------------------------------------------------------------
+# Parsing
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenFaceCSV:
+    """One parsed OpenFace CSV.
+
+    Attributes:
+      path: the file.
+      layout: ``"image"`` (FaceLandmarkImg) or ``"sequence"``
+        (FeatureExtraction, FaceLandmarkVid(Multi)).
+      columns: the header's column names, blanks stripped.
+      values: ``[n_rows, n_columns]`` float64, every field of every row.
+      lines: ``[n_rows]`` the 1-based line number of each row in the file.
+    """
+
+    path: Path
+    layout: str
+    columns: tuple[str, ...]
+    values: np.ndarray
+    lines: tuple[int, ...]
+
+    @property
+    def intensity_names(self) -> tuple[str, ...]:
+        """AU names with an intensity column (``"AU01"``, ...), file order."""
+        return tuple(c[:-2] for c in self.columns if _AU_R.fullmatch(c))
+
+    @property
+    def presence_names(self) -> tuple[str, ...]:
+        """AU names with a presence column, file order."""
+        return tuple(c[:-2] for c in self.columns if _AU_C.fullmatch(c))
+
+    def column(self, name: str) -> np.ndarray:
+        """All rows' values of one column; KeyError naming the file if absent."""
+        if name not in self.columns:
+            raise KeyError(
+                f"{self.path}: no column {name!r}; the file has {len(self.columns)} "
+                "columns (run OpenFace with the output that writes it)"
+            )
+        return self.values[:, self.columns.index(name)]
+
+
+def _indexed_run(tokens: Sequence[str], start: int, prefix: str) -> int:
+    """How many tokens from ``start`` read ``prefix0, prefix1, ...``."""
+    n = 0
+    while start + n < len(tokens) and tokens[start + n] == f"{prefix}{n}":
+        n += 1
+    return n
+
+
+def _parse_header(tokens: list[str], path: Path) -> str:
+    """Validates the header against OpenFace's grammar; returns the layout."""
+
+    def fail(pos: int, expected: str) -> ValueError:
+        got = repr(tokens[pos]) if pos < len(tokens) else "the end of the header"
+        return ValueError(
+            f"{path}, line 1: expected {expected} at column {pos + 1} of the "
+            f"header, got {got}. This is not a header OpenFace 2.x writes "
+            "(FaceLandmarkImg or FeatureExtraction); pass the CSV file unchanged."
+        )
+
+    if tuple(tokens[:5]) == _SEQUENCE_PREFIX:
+        layout, pos = "sequence", 5
+    elif tuple(tokens[:2]) == _IMAGE_PREFIX:
+        layout, pos = "image", 2
+    else:
+        raise ValueError(
+            f"{path}, line 1: unknown layout: the header starts with "
+            f"{', '.join(tokens[:5])!r}; expected 'face, confidence' (FaceLandmarkImg) "
+            "or 'frame, face_id, timestamp, confidence, success' (FeatureExtraction)."
+        )
+
+    def expect(names: Sequence[str], what: str) -> None:
+        nonlocal pos
+        for name in names:
+            if pos >= len(tokens) or tokens[pos] != name:
+                raise fail(pos, f"{name!r} ({what})")
+            pos += 1
+
+    def indexed_block(prefixes: Sequence[str], what: str) -> None:
+        nonlocal pos
+        n = _indexed_run(tokens, pos, prefixes[0])
+        for prefix in prefixes:
+            expect([f"{prefix}{i}" for i in range(n)], what)
+
+    def gaze() -> None:
+        expect(_GAZE, "gaze")
+        indexed_block(
+            ["eye_lmk_x_", "eye_lmk_y_", "eye_lmk_X_", "eye_lmk_Y_", "eye_lmk_Z_"],
+            "eye landmarks",
+        )
+
+    def pdm() -> None:
+        expect(_PDM_RIGID, "PDM parameters")
+        indexed_block(["p_"], "PDM parameters")
+
+    # The optional blocks, in RecorderCSV's order, keyed by their first column.
+    blocks = [
+        ("gaze_0_x", gaze),
+        ("pose_Tx", lambda: expect(_POSE, "pose")),
+        ("x_0", lambda: indexed_block(["x_", "y_"], "2D landmarks")),
+        ("X_0", lambda: indexed_block(["X_", "Y_", "Z_"], "3D landmarks")),
+        ("p_scale", pdm),
+    ]
+    for first, consume in blocks:
+        if pos < len(tokens) and tokens[pos] == first:
+            consume()
+    # AU block: intensities then presences, each sorted (RecorderCSV sorts them).
+    for pattern, what in ((_AU_R, "AU intensity"), (_AU_C, "AU presence")):
+        start = pos
+        while pos < len(tokens) and pattern.fullmatch(tokens[pos]):
+            pos += 1
+        names = tokens[start:pos]
+        if names != sorted(set(names)):
+            raise ValueError(
+                f"{path}, line 1: {what} columns are not sorted and unique "
+                f"({', '.join(names)}), which OpenFace never writes."
+            )
+    if pos != len(tokens):
+        raise fail(pos, "an OpenFace column in OpenFace's order (or the end)")
+    return layout
+
+
+def _parse_field(text: str, integer: bool, path: Path, line: int, column: str) -> float:
+    if integer and _INTEGER.fullmatch(text):
+        return float(int(text))
+    if not integer:
+        if _NUMBER.fullmatch(text):
+            return float(text)
+        if text.lower() in _NON_FINITE:
+            return _NON_FINITE[text.lower()]
+    kind = "an integer" if integer else "a number"
+    raise ValueError(
+        f"{path}, line {line}: column {column!r} should be {kind}, got {text!r}. "
+        "The file is corrupt or was edited; re-run OpenFace on the image."
+    )
+
+
+def read_openface_csv(path: str | os.PathLike) -> OpenFaceCSV:
+    """Parses an OpenFace 2.x CSV (either layout), strictly.
+
+    Raises:
+      ValueError: naming the file and line, for an empty file, an unknown
+        header, a row whose field count differs from the header's, a
+        non-numeric value, a non-integer id or a ``success`` other than 0/1.
+    """
+    path = Path(path)
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ValueError(
+            f"{path}: not a text file (byte {e.start} is not UTF-8); pass OpenFace's .csv."
+        ) from None
+    lines = text.split("\n")
+    # A final newline leaves one empty string; trailing blank lines are harmless.
+    while lines and not lines[-1].strip():
+        lines.pop()
+    if not lines:
+        raise ValueError(
+            f"{path}: the file is empty. OpenFace writes a header with the first "
+            "face, so an empty file means it was interrupted; re-run it."
+        )
+    columns = [c.strip(" \t") for c in lines[0].rstrip("\r").split(",")]
+    layout = _parse_header(columns, path)
+    integer_columns = {"face", "frame", "face_id", "success"}
+    rows: list[list[float]] = []
+    row_lines: list[int] = []
+    for number, raw in enumerate(lines[1:], start=2):
+        fields = [f.strip(" \t") for f in raw.rstrip("\r").split(",")]
+        if len(fields) != len(columns):
+            raise ValueError(
+                f"{path}, line {number}: expected {len(columns)} fields as in the "
+                f"header, got {len(fields)}. The file is truncated or mixes outputs "
+                "of different runs; re-run OpenFace into an empty directory."
+            )
+        row = [
+            _parse_field(f, c in integer_columns, path, number, c)
+            for f, c in zip(fields, columns)
+        ]
+        if layout == "sequence" and row[4] not in (0.0, 1.0):
+            raise ValueError(
+                f"{path}, line {number}: 'success' must be 0 or 1, got {fields[4]!r}."
+            )
+        rows.append(row)
+        row_lines.append(number)
+    values = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(columns))
+    return OpenFaceCSV(path, layout, tuple(columns), values, tuple(row_lines))
+
+
+# --------------------------------------------------------------------------
+# Per-image results
+# --------------------------------------------------------------------------
+
+
+class FaceStatus(enum.StrEnum):
+    """What OpenFace found in one image."""
+
+    OK = "ok"
+    NO_FACE = "no_face"
+    MULTIPLE_FACES = "multiple_faces"
+
+
+@dataclasses.dataclass(frozen=True)
+class Face:
+    """One CSV row: a detected face with its AU estimates."""
+
+    face_id: int
+    confidence: float
+    success: bool  # always True in the image layout, which has no such column
+    intensities: np.ndarray  # [len(au_names)] of the owning result
+    presence: np.ndarray  # [len(presence_names)]
+    source: str  # "file, line N"
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageAUResult:
+    """OpenFace's verdict on one image.
+
+    ``faces`` holds every row OpenFace wrote for the image (nothing dropped,
+    failed tracks included). ``status`` counts the successful ones: 0 ->
+    ``no_face``, 1 -> ``ok``, more -> ``multiple_faces``. When there is at
+    least one, ``chosen`` indexes the face whose AUs are reported, picked by
+    ``policy``: the highest confidence, ties going to the lowest face id.
+    """
+
+    image: str
+    status: FaceStatus
+    au_names: tuple[str, ...]
+    presence_names: tuple[str, ...]
+    faces: tuple[Face, ...]
+    chosen: int | None
+    policy: str = FACE_POLICY
+
+    def intensities(self, au_names: Sequence[str] | None = None) -> np.ndarray:
+        """The chosen face's intensities in ``au_names`` order (default: file
+        order); all NaN when no face was found."""
+        names = self.au_names if au_names is None else tuple(au_names)
+        if self.chosen is None:
+            return np.full(len(names), np.nan)
+        face = self.faces[self.chosen]
+        missing = [n for n in names if n not in self.au_names]
+        if missing:
+            raise ValueError(
+                f"{face.source}: no intensity for {', '.join(missing)}; the file "
+                f"has {', '.join(self.au_names) or 'no AU columns'} (run OpenFace "
+                "with -aus and its AU models installed)."
+            )
+        return face.intensities[[self.au_names.index(n) for n in names]]
+
+
+def _choose(faces: Sequence[Face]) -> int | None:
+    candidates = [i for i, f in enumerate(faces) if f.success]
+    if not candidates:
+        return None
+    # A NaN confidence ranks last rather than making the comparison arbitrary.
+    return min(
+        candidates,
+        key=lambda i: (-np.nan_to_num(faces[i].confidence, nan=-np.inf), faces[i].face_id, i),
+    )
+
+
+def _result(image: str, table: OpenFaceCSV, rows: Sequence[int]) -> ImageAUResult:
+    r_idx = [table.columns.index(f"{n}_r") for n in table.intensity_names]
+    c_idx = [table.columns.index(f"{n}_c") for n in table.presence_names]
+    if table.layout == "image":
+        ids, success = table.column("face"), np.ones(len(table.lines), bool)
+    else:
+        ids, success = table.column("face_id"), table.column("success") == 1.0
+    confidence = table.column("confidence")
+    faces = tuple(
+        Face(
+            face_id=int(ids[r]),
+            confidence=float(confidence[r]),
+            success=bool(success[r]),
+            intensities=table.values[r, r_idx],
+            presence=table.values[r, c_idx],
+            source=f"{table.path}, line {table.lines[r]}",
+        )
+        for r in rows
+    )
+    n_ok = sum(f.success for f in faces)
+    status = (
+        FaceStatus.NO_FACE if n_ok == 0
+        else FaceStatus.OK if n_ok == 1
+        else FaceStatus.MULTIPLE_FACES
+    )  # fmt: skip
+    return ImageAUResult(
+        image, status, table.intensity_names, table.presence_names, faces, _choose(faces)
+    )
+
+
+def results_from_csv(table: OpenFaceCSV, image: str | None = None) -> list[ImageAUResult]:
+    """Per-image results of a parsed CSV.
+
+    Image layout: one result named ``image`` (default: the file's stem).
+    Sequence layout: one result per frame present in the file, named
+    ``"<image or stem>:frame<N>"``, in frame order. (FaceLandmarkVidMulti
+    writes nothing for a frame without faces, so such frames cannot appear.)
+    """
+    name = table.path.stem if image is None else image
+    if table.layout == "image":
+        return [_result(name, table, range(len(table.lines)))]
+    frames = table.column("frame").astype(np.int64)
+    return [
+        _result(f"{name}:frame{f}", table, np.flatnonzero(frames == f).tolist())
+        for f in np.unique(frames)
+    ]
+
+
+def no_face_result(image: str) -> ImageAUResult:
+    """The result for an image in which OpenFace detected no face (no CSV)."""
+    return ImageAUResult(image, FaceStatus.NO_FACE, (), (), (), None)
+
+
+def collect_facelandmarkimg_outputs(
+    out_dir: str | os.PathLike, images: Sequence[str | os.PathLike]
+) -> list[ImageAUResult]:
+    """Results of a FaceLandmarkImg run, one per input image, in input order.
+
+    ``<stem>.csv`` -> parsed; no CSV but ``<stem>_of_details.txt`` -> no_face
+    (OpenFace saw the image and found no face); neither -> RuntimeError, since
+    OpenFace never processed the image.
+    """
+    out_dir = Path(out_dir)
+    results = []
+    for image in images:
+        stem = Path(image).stem
+        csv_path = out_dir / f"{stem}.csv"
+        if csv_path.exists():
+            table = read_openface_csv(csv_path)
+            if table.layout != "image":
+                raise ValueError(
+                    f"{csv_path}: expected FaceLandmarkImg's per-image layout "
+                    f"('face, confidence, ...'), got the {table.layout} layout."
+                )
+            results.extend(results_from_csv(table, image=stem))
+        elif (out_dir / f"{stem}_of_details.txt").exists():
+            results.append(no_face_result(stem))
+        else:
+            raise RuntimeError(
+                f"OpenFace wrote no output for {image} in {out_dir} (neither "
+                f"{stem}.csv nor {stem}_of_details.txt); check its log."
+            )
+    return results
+
+
+# --------------------------------------------------------------------------
+# Running OpenFace
+# --------------------------------------------------------------------------
+
+
+def find_openface_binary(binary: str | os.PathLike | None = None) -> Path:
+    """Resolves FaceLandmarkImg: ``binary`` if given, else ``$FLOWJAX_OPENFACE_BIN``,
+    else ``FaceLandmarkImg`` on PATH; FileNotFoundError saying how to configure."""
+    how = (
+        "Build OpenFace 2.x (https://github.com/TadasBaltrusaitis/OpenFace/wiki), "
+        f"then pass the path of its FaceLandmarkImg binary (binary=...) or set "
+        f"{BINARY_ENV_VAR}=/path/to/OpenFace/build/bin/FaceLandmarkImg."
+    )
+    given = binary if binary is not None else os.environ.get(BINARY_ENV_VAR)
+    if given is None:
+        found = shutil.which("FaceLandmarkImg")
+        if found is None:
+            raise FileNotFoundError(f"OpenFace is not configured. {how}")
+        return Path(found)
+    path = Path(given)
+    if not path.is_file():
+        found = shutil.which(str(given))
+        if found is None:
+            raise FileNotFoundError(f"OpenFace binary {str(given)!r} does not exist. {how}")
+        path = Path(found)
+    if not os.access(path, os.X_OK):
+        raise PermissionError(f"OpenFace binary {path} is not executable (chmod +x it).")
+    return path
+
+
+def facelandmarkimg_command(
+    binary: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    images: Sequence[str | os.PathLike] | None = None,
+    image_dir: str | os.PathLike | None = None,
+    extra_args: Sequence[str] = (),
+) -> list[str]:
+    """The FaceLandmarkImg command line, AUs only (``-aus``).
+
+    Exactly one of ``images`` (each passed as ``-f <img>``) or ``image_dir``
+    (``-fdir``; OpenFace reads its .jpg/.jpeg/.png/.bmp files) is given.
+    ``-aus`` is the only output flag, so OpenFace writes the AU columns and no
+    landmarks, HOG, aligned faces or tracked images.
+    """
+    if (images is None) == (image_dir is None):
+        raise ValueError("give exactly one of images= or image_dir=")
+    cmd = [str(binary)]
+    if images is not None:
+        if not images:
+            raise ValueError("images= is empty: nothing for OpenFace to score")
+        for image in images:
+            cmd += ["-f", str(image)]
+    else:
+        cmd += ["-fdir", str(image_dir)]
+    return cmd + ["-out_dir", str(out_dir), "-aus", *map(str, extra_args)]
+
+
+def run_facelandmarkimg(
+    binary: str | os.PathLike,
+    out_dir: str | os.PathLike,
+    *,
+    images: Sequence[str | os.PathLike] | None = None,
+    image_dir: str | os.PathLike | None = None,
+    timeout_s: float = DEFAULT_TIMEOUT_S,
+    extra_args: Sequence[str] = (),
+) -> str:
+    """Runs FaceLandmarkImg into ``out_dir`` (new or empty) and returns its log.
+
+    Raises:
+      ValueError: ``out_dir`` holds files (stale CSVs would be read as results).
+      TimeoutError: the run exceeded ``timeout_s``; it is killed with its children.
+      RuntimeError: non-zero exit, with the code and the end of its log.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and any(out_dir.iterdir()):
+        raise ValueError(f"OpenFace output directory {out_dir} is not empty; give a new one.")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    cmd = facelandmarkimg_command(
+        binary, out_dir, images=images, image_dir=image_dir, extra_args=extra_args
+    )
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        errors="replace",
+        start_new_session=True,  # so a timeout can kill OpenFace's whole group
+    )
+    try:
+        log, _ = proc.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        if os.name == "posix":
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            proc.kill()
+        proc.communicate()
+        raise TimeoutError(
+            f"OpenFace ran longer than {timeout_s} s and was killed: {' '.join(cmd)}. "
+            "Raise timeout_s or score fewer images per call."
+        ) from None
+    if proc.returncode != 0:
+        raise RuntimeError(
+            f"OpenFace exited with code {proc.returncode}: {' '.join(cmd)}\n"
+            f"--- end of its output ---\n{log[-2000:]}"
+        )
+    return log
+
+
+# --------------------------------------------------------------------------
+# Scorers
+# --------------------------------------------------------------------------
+
+
+@runtime_checkable
+class ActionUnitScorer(Protocol):
+    """Anything that scores AUs: OpenFace, or a learned (e.g. CNN) stand-in.
+
+    ``au_names`` names the output columns (``"AU06"``, ...); calling it on uint8
+    RGB images ``[N, H, W, 3]`` returns float intensities ``[N, len(au_names)]``
+    on OpenFace's 0-5 scale, with a NaN row where no face was found.
+    """
+
+    au_names: tuple[str, ...]
+
+    def __call__(self, images: np.ndarray) -> np.ndarray: ...
+
+
+def _check_images(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(
+            "expected uint8 RGB images [N, H, W, 3], got "
+            f"{images.dtype} {images.shape}; convert with flowjax.data first."
+        )
+    return images
+
+
+class OpenFaceScorer:
+    """ActionUnitScorer backed by OpenFace's FaceLandmarkImg (static AU models).
+
+    Each call writes the images as PNGs to a temporary directory, runs
+    FaceLandmarkImg once on the directory, parses the CSVs and deletes the
+    directory. ``score`` gives the per-image results (status, every face);
+    calling the scorer gives the chosen faces' intensities.
+    """
+
+    def __init__(
+        self,
+        binary: str | os.PathLike | None = None,
+        *,
+        au_names: Sequence[str] = OPENFACE_INTENSITY_AUS,
+        timeout_s: float = DEFAULT_TIMEOUT_S,
+        extra_args: Sequence[str] = (),
+    ):
+        self.binary = find_openface_binary(binary)
+        self.au_names = tuple(au_names)
+        self.timeout_s = timeout_s
+        self.extra_args = tuple(extra_args)
+
+    def score(self, images: np.ndarray) -> list[ImageAUResult]:
+        """Per-image results, in input order (named ``img_000000``, ...)."""
+        from PIL import Image  # only needed when OpenFace actually runs
+
+        images = _check_images(images)
+        with tempfile.TemporaryDirectory(prefix="flowjax_openface_") as tmp:
+            in_dir, out_dir = Path(tmp, "images"), Path(tmp, "openface")
+            in_dir.mkdir()
+            paths = [in_dir / f"img_{i:06d}.png" for i in range(len(images))]
+            for path, image in zip(paths, images):
+                Image.fromarray(image).save(path)
+            run_facelandmarkimg(
+                self.binary,
+                out_dir,
+                image_dir=in_dir,
+                timeout_s=self.timeout_s,
+                extra_args=self.extra_args,
+            )
+            return collect_facelandmarkimg_outputs(out_dir, paths)
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        """Intensities ``[N, len(au_names)]``; NaN rows for ``no_face`` images."""
+        rows = [r.intensities(self.au_names) for r in self.score(images)]
+        return np.stack(rows) if rows else np.zeros((0, len(self.au_names)))
