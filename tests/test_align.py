@@ -1,0 +1,275 @@
+"""Specification of flowjax.align: OpenAI demo face alignment without OpenCV."""
+
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from flowjax import align
+
+TX, TY = align.LEFT_EYE_TEMPLATE
+# Half a pixel is the size of a pixel-convention bug; real errors are ~0.01 px.
+CENTROID_TOLERANCE_PX = 0.1
+
+
+def template_eyes(size):
+    return np.array([[TX * size, TY * size], [(1 - TX) * size, TY * size]])
+
+
+def random_similarity(rng, scale):
+    """A 2x3 map from template space into a 640x500 source image."""
+    theta = rng.uniform(-np.pi, np.pi)
+    linear = scale * np.array([[np.cos(theta), -np.sin(theta)], [np.sin(theta), np.cos(theta)]])
+    shift = np.array([320.0, 250.0]) + rng.uniform(-15, 15, size=2) - linear @ [128.0, 128.0]
+    return np.concatenate([linear, shift[:, None]], axis=1)
+
+
+def draw_dots(height, width, centers, sigma):
+    """uint8 RGB image with a Gaussian dot of width ``sigma`` at each (x, y)."""
+    ys, xs = np.mgrid[:height, :width].astype(np.float64)
+    dots = sum(np.exp(-((xs - x) ** 2 + (ys - y) ** 2) / (2 * sigma**2)) for x, y in centers)
+    gray = np.round(255 * np.clip(dots, 0, 1)).astype(np.uint8)
+    return np.repeat(gray[..., None], 3, axis=2)
+
+
+def dot_centroid(image, near, radius=8):
+    x0, y0 = (int(round(v)) for v in near)
+    window = image[y0 - radius : y0 + radius + 1, x0 - radius : x0 + radius + 1, 0]
+    ys, xs = np.mgrid[y0 - radius : y0 + radius + 1, x0 - radius : x0 + radius + 1]
+    weights = window.astype(np.float64)
+    return np.array([(xs * weights).sum(), (ys * weights).sum()]) / weights.sum()
+
+
+def fake_detector(boxes, probs, landmarks, seen=None):
+    def detect(image):
+        if seen is not None:
+            seen.append(image.shape)
+        return np.asarray(boxes), np.asarray(probs), np.asarray(landmarks)
+
+    return detect
+
+
+# ---------------------------------------------------------------- geometry
+
+
+def test_template_matches_openai_demo_numbers_at_256():
+    matrix = align.similarity_from_eyes([10.0, 40.0], [90.0, 20.0], size=256)
+    left, right = align.transform_points(matrix, [[10.0, 40.0], [90.0, 20.0]])
+    assert right[0] - left[0] == pytest.approx(66.048)
+    assert (left + right) / 2 == pytest.approx([128.0, 122.88])
+    assert left[1] == pytest.approx(right[1])
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_similarity_inverts_a_known_random_similarity(seed):
+    rng = np.random.default_rng(seed)
+    placed = random_similarity(rng, scale=rng.uniform(0.3, 4.0))
+    eyes = align.transform_points(placed, template_eyes(256))
+    matrix = align.similarity_from_eyes(*eyes, size=256)
+    # Any template point (eyes, nose, mouth...) comes back where it started.
+    points = rng.uniform(0, 256, size=(10, 2))
+    round_trip = align.transform_points(matrix, align.transform_points(placed, points))
+    np.testing.assert_allclose(round_trip, points, atol=1e-9)
+
+
+def test_upside_down_face_is_turned_upright():
+    # The subject's right eye is image-left in an upright face; here it is on the right.
+    matrix = align.similarity_from_eyes([200.0, 100.0], [100.0, 100.0], size=256)
+    scale = (1 - 2 * TX) * 256 / 100.0
+    np.testing.assert_allclose(matrix[:, :2], -scale * np.eye(2), atol=1e-12)
+
+
+def test_geometry_scales_with_output_size():
+    eyes = np.array([[50.0, 60.0], [110.0, 75.0]])
+    for size in (64, 128, 256, 1024):
+        matrix = align.similarity_from_eyes(*eyes, size=size)
+        mapped = align.transform_points(matrix, eyes)
+        np.testing.assert_allclose(mapped, template_eyes(size), atol=1e-9)
+
+
+def test_transform_points_round_trips_through_invert_affine():
+    matrix = align.similarity_from_eyes([12.0, 30.0], [70.0, 44.0])
+    points = np.random.default_rng(0).uniform(-50, 300, size=(7, 2))
+    inverse = align.invert_affine(matrix)
+    back = align.transform_points(inverse, align.transform_points(matrix, points))
+    np.testing.assert_allclose(back, points, atol=1e-9)
+
+
+def test_five_mtcnn_landmarks_use_the_first_two_as_eyes():
+    points = np.array([[30.0, 40.0], [70.0, 42.0], [50.0, 60.0], [35.0, 80.0], [65.0, 81.0]])
+    left, right = align.eye_centers(points)
+    np.testing.assert_array_equal(left, points[0])
+    np.testing.assert_array_equal(right, points[1])
+
+
+def test_68_dlib_landmarks_use_the_eye_contour_means():
+    points = np.zeros((68, 2))
+    points[36:42] = [[10.0 + i, 20.0] for i in range(6)]
+    points[42:48] = [[50.0 + i, 22.0] for i in range(6)]
+    left, right = align.eye_centers(points)
+    np.testing.assert_allclose(left, [12.5, 20.0])
+    np.testing.assert_allclose(right, [52.5, 22.0])
+
+
+def test_landmarks_of_unknown_layout_are_rejected():
+    with pytest.raises(ValueError, match=r"\[5, 2\] \(MTCNN\).*got shape \(3, 2\)"):
+        align.eye_centers(np.zeros((3, 2)))
+
+
+def test_coincident_eyes_are_rejected():
+    with pytest.raises(ValueError, match="eyes coincide"):
+        align.similarity_from_eyes([5.0, 5.0], [5.0, 5.0])
+
+
+# ---------------------------------------------------------------- resampling
+
+
+@pytest.mark.parametrize(
+    "scale, size, antialias",
+    [
+        (0.5, 256, True),  # face enlarged 2x
+        (1.3, 256, True),
+        (3.7, 256, True),  # shrunk 3.7x: box reduction by 3, then the warp
+        (3.7, 256, False),
+        (1.3, 128, True),
+    ],
+)
+def test_aligned_image_puts_the_eye_dots_on_the_template(scale, size, antialias):
+    rng = np.random.default_rng(int(scale * 10) + size)
+    placed = random_similarity(rng, scale=scale * 256 / size)
+    eyes = align.transform_points(placed, template_eyes(size))
+    sigma = 2.0 * scale * 256 / size  # ~2 px dots in the output
+    photo = draw_dots(500, 640, eyes, sigma)
+    aligned = align.align_image(photo, eyes, size=size, antialias=antialias)
+    assert aligned.shape == (size, size, 3) and aligned.dtype == np.uint8
+    for found, wanted in ((dot_centroid(aligned, t), t) for t in template_eyes(size)):
+        assert np.abs(found - wanted).max() < CENTROID_TOLERANCE_PX, (found, wanted)
+
+
+def test_area_outside_the_photo_is_black():
+    photo = np.full((40, 40, 3), 255, np.uint8)
+    aligned = align.align_image(photo, [[5.0, 20.0], [35.0, 20.0]], size=256)
+    assert aligned[0, 0].tolist() == [0, 0, 0] and aligned[-1, -1].tolist() == [0, 0, 0]
+    assert aligned[122, 128].tolist() == [255, 255, 255]
+
+
+def test_align_image_rejects_non_uint8_rgb():
+    with pytest.raises(ValueError, match=r"uint8 RGB.*float32"):
+        align.align_image(np.zeros((10, 10, 3), np.float32), [[2.0, 5.0], [8.0, 5.0]])
+
+
+# ---------------------------------------------------------------- photos
+
+FACE_A = [[100.0, 120.0], [140.0, 120.0], [120, 140], [105, 160], [135, 160]]
+FACE_B = [[300.0, 100.0], [380.0, 100.0], [340, 140], [310, 180], [370, 180]]
+TWO_FACES = dict(
+    boxes=[[80, 90, 160, 180], [270, 50, 410, 220]],  # B is larger
+    probs=[0.999, 0.95],  # A is more confident
+    landmarks=[FACE_A, FACE_B],
+)
+
+
+def photo_file(tmp_path, name="photo.png", mode="RGB", exif_orientation=None):
+    path = tmp_path / name
+    image = Image.new(mode, (480, 320))
+    exif = Image.Exif()
+    if exif_orientation is not None:
+        exif[0x0112] = exif_orientation
+    image.save(path, exif=exif)
+    return path
+
+
+def test_photo_without_a_face_raises_naming_the_file(tmp_path):
+    path = photo_file(tmp_path, "empty_room.png")
+    no_face = fake_detector(np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)))
+    with pytest.raises(ValueError, match=r"empty_room\.png: no face found"):
+        align.align_photo(path, detector=no_face)
+
+
+def test_largest_face_is_chosen_by_default(tmp_path):
+    _, info = align.align_photo(photo_file(tmp_path), detector=fake_detector(**TWO_FACES))
+    assert (info.face_index, info.n_faces, info.multiple_faces) == (1, 2, "largest")
+    assert info.landmarks == tuple(tuple(map(float, p)) for p in FACE_B)
+
+
+def test_most_confident_face_is_chosen_on_request(tmp_path):
+    _, info = align.align_photo(
+        photo_file(tmp_path), detector=fake_detector(**TWO_FACES), multiple_faces="most_confident"
+    )
+    assert info.face_index == 0 and info.probability == pytest.approx(0.999)
+
+
+def test_several_faces_raise_when_asked_naming_file_and_count(tmp_path):
+    with pytest.raises(ValueError, match=r"group\.png: found 2 faces"):
+        align.align_photo(
+            photo_file(tmp_path, "group.png"),
+            detector=fake_detector(**TWO_FACES),
+            multiple_faces="error",
+        )
+
+
+def test_unknown_multiple_faces_policy_is_rejected(tmp_path):
+    with pytest.raises(ValueError, match="multiple_faces must be one of"):
+        align.align_photo(
+            photo_file(tmp_path), detector=fake_detector(**TWO_FACES), multiple_faces="first"
+        )
+
+
+def test_info_records_the_transform_and_is_json_ready(tmp_path):
+    path = photo_file(tmp_path)
+    _, info = align.align_photo(path, detector=fake_detector(**TWO_FACES), size=128)
+    record = json.loads(json.dumps(info.to_dict()))
+    assert record["source"] == str(path) and record["size"] == 128
+    eyes = align.transform_points(np.array(record["matrix"]), np.array(FACE_B)[:2])
+    np.testing.assert_allclose(eyes, template_eyes(128), atol=1e-9)
+    aligned_eyes = np.array(record["aligned_landmarks"])[:2]
+    np.testing.assert_allclose(aligned_eyes, template_eyes(128), atol=1e-9)
+
+
+def test_exif_orientation_is_applied_and_recorded(tmp_path):
+    seen = []
+    path = photo_file(tmp_path, "phone.png", exif_orientation=6)  # stored rotated 90 degrees
+    _, info = align.align_photo(path, detector=fake_detector(**TWO_FACES, seen=seen))
+    assert seen == [(480, 320, 3)] and info.source_size == (320, 480)
+    assert "exif_orientation_6_applied" in info.conversions
+
+
+def test_non_rgb_photo_conversion_is_recorded(tmp_path):
+    path = photo_file(tmp_path, "gray.png", mode="L")
+    _, info = align.align_photo(path, detector=fake_detector(**TWO_FACES))
+    assert info.conversions == ("L_to_RGB",)
+
+
+def test_unreadable_photo_raises_naming_the_file(tmp_path):
+    path = tmp_path / "broken.jpg"
+    path.write_bytes(b"not an image")
+    with pytest.raises(ValueError, match=r"broken\.jpg: cannot read as an image"):
+        align.align_photo(path, detector=fake_detector(**TWO_FACES))
+
+
+def test_array_input_is_aligned_like_a_file(tmp_path):
+    photo = np.asarray(Image.open(photo_file(tmp_path)).convert("RGB"))
+    image, info = align.align_photo(photo, detector=fake_detector(**TWO_FACES))
+    assert image.shape == (256, 256, 3) and info.source == "<array>"
+
+
+# ---------------------------------------------------------------- MTCNN
+
+MTCNN_ERROR = align.mtcnn_import_error()
+
+
+@pytest.mark.skipif(MTCNN_ERROR is None, reason="facenet-pytorch MTCNN imports here")
+def test_missing_mtcnn_is_reported_with_the_cause_and_the_fix():
+    with pytest.raises(ImportError) as raised:
+        align.mtcnn_detector()
+    message = str(raised.value)
+    assert MTCNN_ERROR in message and "install the torchvision" in message
+
+
+@pytest.mark.skipif(
+    MTCNN_ERROR is not None, reason=f"facenet-pytorch MTCNN does not import: {MTCNN_ERROR}"
+)
+def test_mtcnn_finds_no_face_in_a_blank_photo(tmp_path):
+    with pytest.raises(ValueError, match=r"blank\.png: no face found"):
+        align.align_photo(photo_file(tmp_path, "blank.png"), detector=align.mtcnn_detector())
