@@ -5,8 +5,8 @@ The contract (every bijector here)::
     forward(x) -> (y, logdet)      logdet = log|det dy/dx|, shape x.shape[:-3]
     inverse(y) -> (x, logdet)      logdet = log|det dx/dy| = -forward's logdet
 
-Arrays are NHWC (any leading batch axes); log-determinants are float32 with
-one entry per image. The maths lives in module-level functions so that it can
+Arrays are NHWC (any leading batch axes); log-determinants have one entry
+per image, in the input's dtype (float32 in normal use). The maths lives in module-level functions so that it can
 be tested, jitted and reused without Flax; each module only creates (and
 data-dependently initialises) its parameters in one ``@nn.compact`` method that
 both directions call, so ``forward`` and ``inverse`` share parameters exactly.
@@ -51,8 +51,8 @@ def get_precision(name: str) -> jax.lax.Precision:
 
 
 def _per_image(value: Array, x: Array) -> Array:
-    """Broadcast a per-position-independent log-det to one entry per image."""
-    return jnp.broadcast_to(jnp.asarray(value, jnp.float32), x.shape[:-3])
+    """Broadcast an image-independent log-det to one entry per image (x's dtype)."""
+    return jnp.broadcast_to(jnp.asarray(value, x.dtype), x.shape[:-3])
 
 
 def _num_positions(x: Array) -> int:

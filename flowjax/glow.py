@@ -23,9 +23,10 @@ Parameter tree: ``level_<i>`` (the scanned steps, every leaf with a leading
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -275,8 +276,8 @@ class Glow(nn.Module):
     def _encode_flow(self, x, y, splits, top) -> Encoding:
         batch = x.shape[:-3]
         z = squeeze2d(x)
-        logdet = jnp.zeros(batch, jnp.float32)
-        log_prior = jnp.zeros(batch, jnp.float32)
+        logdet = jnp.zeros(batch, x.dtype)
+        log_prior = jnp.zeros(batch, x.dtype)
         eps, zs = [], []
         for level in range(self.n_levels):
             (z, logdet), _ = self._steps(level, reverse=False)((z, logdet), None)
@@ -296,7 +297,7 @@ class Glow(nn.Module):
 
     def _decode_flow(self, latents, y, space, splits, top) -> Array:
         batch = latents[0].shape[:-3]
-        no_logdet = jnp.zeros(batch, jnp.float32)
+        no_logdet = jnp.zeros(batch, latents[0].dtype)
         z = None
         for level in reversed(range(self.n_levels)):
             if level == self.n_levels - 1:
@@ -335,3 +336,28 @@ def init(model: Glow, key: Array, images: Array, y: Array | None = None) -> Any:
     dequantisation noise), couplings start as identities, priors as N(0, 1).
     """
     return jax.jit(lambda k, x, y: model.init(k, x, None, y))(key, images, y)
+
+
+# ---- configuration ------------------------------------------------------------
+
+
+def model_fields() -> tuple[str, ...]:
+    """The configurable fields of :class:`Glow` (its hyperparameters)."""
+    return tuple(f.name for f in dataclasses.fields(Glow) if f.name not in ("parent", "name"))
+
+
+def model_from_config(config: Mapping[str, Any]) -> Glow:
+    """Build a :class:`Glow` from a mapping (a ConfigDict or a JSON dict).
+
+    Unknown keys are an error (a typo must not silently fall back to a default).
+    """
+    config = dict(config)
+    unknown = sorted(set(config) - set(model_fields()))
+    if unknown:
+        raise ValueError(f"unknown Glow config keys {unknown}; valid keys: {list(model_fields())}")
+    return Glow(**config)
+
+
+def model_config(model: Glow) -> dict[str, Any]:
+    """The inverse of :func:`model_from_config`: a JSON-ready dict of the fields."""
+    return {name: getattr(model, name) for name in model_fields()}

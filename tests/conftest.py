@@ -2,6 +2,16 @@
 
 import os
 
-# Tests run on the CPU; keep XLA from grabbing every core for one op so that
-# the 2-core CI machine stays responsive.
+import pytest
+
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
+# The test suite is dominated by XLA compile time, not by compute: LLVM's
+# backend optimisations make compiling PRNG-heavy programs (every model init)
+# several times slower on the CPU, for nothing the tests measure. Convs and
+# matmuls still run as optimised library calls.
+if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_backend_optimization_level=0").strip()
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "slow: longer than a few seconds; deselect with -m 'not slow'")

@@ -1,0 +1,1 @@
+"""Experiments: each module has ``main(config, workdir)`` and writes its tables."""

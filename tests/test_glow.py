@@ -1,0 +1,257 @@
+"""Specification of the multi-scale Glow: round trips, densities, init, API."""
+
+import importlib.util
+import math
+import pathlib
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flowjax import bijectors as bj
+from flowjax import glow
+from flowjax import latents
+from flowjax.glow import Glow
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+
+def _load_config(name):
+    spec = importlib.util.spec_from_file_location(name, ROOT / "configs" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _images(n, size, seed=0):
+    return jax.random.randint(jax.random.key(seed), (n, size, size, 3), 0, 256).astype(jnp.uint8)
+
+
+def _perturbed(model, images, seed=0, scale=0.02, y=None):
+    """Initialised variables moved off the identity-like init (non-trivial flow)."""
+    variables = glow.init(model, jax.random.key(seed), images, y)
+    leaves, tree = jax.tree.flatten(variables["params"])
+    keys = jax.random.split(jax.random.key(seed + 100), len(leaves))
+    leaves = [x + scale * jax.random.normal(k, x.shape) for x, k in zip(leaves, keys)]
+    return {**variables, "params": jax.tree.unflatten(tree, leaves)}
+
+
+TINY = dict(image_size=16, n_levels=2, depth=2, width=8)
+VARIANTS = {
+    "additive-invconv-learntop": dict(coupling="additive", permutation="invconv", learn_top=True),
+    "affine-invconv-learntop": dict(coupling="affine", permutation="invconv", learn_top=True),
+    "additive-lu-learntop": dict(coupling="additive", permutation="invconv_lu", learn_top=True),
+    "affine-lu-fixedtop": dict(coupling="affine", permutation="invconv_lu", learn_top=False),
+    "additive-shuffle-fixedtop": dict(coupling="additive", permutation="shuffle", learn_top=False),
+    "affine-reverse-conditional": dict(coupling="affine", permutation="reverse", n_classes=3),
+}
+
+
+@pytest.mark.parametrize("variant", list(VARIANTS), ids=list(VARIANTS))
+def test_decode_inverts_encode(variant):
+    model = Glow(**TINY, n_bits=8, **VARIANTS[variant])
+    x = _images(3, 16)
+    y = jnp.array([0, 2, 1]) if model.n_classes else None
+    variables = _perturbed(model, x, y=y)
+    enc = glow.encode(model, variables, x, None, y)
+    x_float = glow.decode(model, variables, enc.eps, y, "eps", False)
+    expected = x.astype(jnp.float32) / 256 - 0.5 + 0.5 / 256
+    assert float(jnp.max(jnp.abs(x_float - expected))) < 1e-4
+    # n_bits=8 with mid-bin noise: the uint8 image comes back exactly.
+    np.testing.assert_array_equal(glow.decode(model, variables, enc.eps, y), x)
+    # Raw z space round-trips too.
+    np.testing.assert_array_equal(glow.decode(model, variables, enc.z, y, "z"), x)
+
+
+def test_five_bit_model_returns_the_image_with_low_bits_zeroed():
+    model = Glow(**TINY, n_bits=5)
+    x = _images(2, 16, seed=3)
+    variables = _perturbed(model, x)
+    enc = glow.encode(model, variables, x)
+    out = glow.decode(model, variables, enc.eps)
+    np.testing.assert_array_equal(out, 8 * (x // 8))
+
+
+def test_celeba_geometry_round_trips_at_256():
+    model = Glow(image_size=256, n_levels=6, depth=2, width=8, n_bits=5)
+    x = _images(1, 256, seed=5)
+    variables = _perturbed(model, x, scale=0.01)
+    enc = glow.encode(model, variables, x)
+    assert [e.shape[1:] for e in enc.eps] == [
+        (128, 128, 6), (64, 64, 12), (32, 32, 24), (16, 16, 48), (8, 8, 96), (4, 4, 384)]
+    np.testing.assert_array_equal(glow.decode(model, variables, enc.eps), 8 * (x // 8))
+
+
+def _continuous_to_flat_eps(model, variables):
+    def f(x_flat):
+        enc = model.apply(variables, x_flat.reshape(1, *model.image_shape),
+                          method=lambda m, x: m._flow(x=x))
+        return latents.flatten(enc.eps)[0]
+    return f
+
+
+def test_log_prob_equals_bruteforce_change_of_variables():
+    """log p(x) = -D ln(n_bins) + log N(eps(x); 0, I) + log|det d eps/dx|.
+
+    The standardized latent eps(x) is itself a bijection of the image with a
+    standard normal density, so this checks every log-determinant and every
+    prior term of the model at once, against a float64 Jacobian.
+    """
+    model = Glow(image_size=4, n_levels=2, depth=2, width=4, coupling="affine", n_bits=5)
+    x = _images(1, 4, seed=11)
+    variables = _perturbed(model, x, scale=0.05)
+    noise = jax.random.uniform(jax.random.key(2), x.shape, minval=0.0, maxval=1 / 32)
+    enc = glow.encode(model, variables, x, noise)
+    with jax.enable_x64(True):
+        v64 = jax.tree.map(lambda a: a.astype(jnp.float64) if a.dtype == jnp.float32 else a,
+                           variables)
+        x_cont = (x // 8).astype(jnp.float64) / 32 - 0.5 + noise.astype(jnp.float64)
+        f = _continuous_to_flat_eps(model, v64)
+        eps = f(x_cont.reshape(-1))
+        _, logdet = jnp.linalg.slogdet(jax.jacfwd(f)(x_cont.reshape(-1)))
+        d = eps.size
+        expected = (-d * math.log(32) - 0.5 * d * math.log(2 * math.pi)
+                    - 0.5 * jnp.sum(eps**2) + logdet)
+    np.testing.assert_allclose(float(enc.log_prob[0]), float(expected), rtol=1e-5)
+    np.testing.assert_allclose(float(enc.bits_per_dim[0]),
+                               -float(expected) / (d * math.log(2)), rtol=1e-5)
+
+
+def _record_method_outputs(model, variables, x, cls, method_name, stat):
+    """Run encode, recording ``stat(inputs, outputs)`` of every ``cls.method``."""
+    seen = []
+
+    def interceptor(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        if isinstance(context.module, cls) and context.method_name == method_name:
+            jax.debug.callback(lambda s: seen.append(np.asarray(s)), stat(args[0], out[0]))
+        return out
+
+    with nn.intercept_methods(interceptor):
+        jax.block_until_ready(model.apply(variables, x, method=Glow.encode))
+    return seen
+
+
+def test_after_init_every_actnorm_normalises_the_init_batch():
+    model = Glow(**TINY)
+    x = _images(16, 16, seed=4)
+    variables = glow.init(model, jax.random.key(0), x)
+    stats = _record_method_outputs(
+        model, variables, x, bj.ActNorm, "forward",
+        lambda _, y: jnp.stack([jnp.max(jnp.abs(jnp.mean(y, axis=(0, 1, 2)))),
+                                jnp.max(jnp.abs(jnp.std(y, axis=(0, 1, 2)) - 1.0))]))
+    # Per step: the step's ActNorm and the conditioner's two.
+    assert len(stats) == TINY["n_levels"] * TINY["depth"] * 3
+    assert max(float(s[0]) for s in stats) < 1e-3
+    assert max(float(s[1]) for s in stats) < 1e-3
+
+
+def test_at_init_every_coupling_is_the_identity():
+    model = Glow(**TINY, coupling="affine")
+    x = _images(4, 16, seed=6)
+    variables = glow.init(model, jax.random.key(0), x)
+    stats = _record_method_outputs(
+        model, variables, x, bj.Coupling, "forward",
+        lambda z_in, z_out: jnp.max(jnp.abs(z_out[..., : z_in.shape[-1] // 2] - z_in[..., : z_in.shape[-1] // 2])))
+    assert len(stats) == TINY["n_levels"] * TINY["depth"]
+    # Affine coupling starts as a constant scale sigmoid(2) on the second half;
+    # the first half passes through untouched.
+    assert max(float(s) for s in stats) == 0.0
+    additive = Glow(**TINY)
+    v = glow.init(additive, jax.random.key(0), x)
+    diffs = _record_method_outputs(additive, v, x, bj.Coupling, "forward",
+                                   lambda z_in, z_out: jnp.max(jnp.abs(z_out - z_in)))
+    assert max(float(s) for s in diffs) == 0.0
+
+
+def test_celeba256_config_has_openai_parameter_count_and_latent_layout():
+    config = _load_config("celeba256").get_config()
+    model = glow.model_from_config(config.model)
+    shapes = jax.eval_shape(lambda k, x: model.init(k, x), jax.random.key(0),
+                            jax.ShapeDtypeStruct((1, 256, 256, 3), jnp.uint8))
+    n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(shapes["params"]))
+    assert n_params == 175_099_620
+    assert latents.flat_size(model.latent_shapes) == 196_608
+    assert latents.flat_offsets(model.latent_shapes) == [0, 98_304, 147_456, 172_032, 184_320, 190_464]
+
+
+def test_vmap_of_encode_equals_the_batched_call():
+    model = Glow(**TINY)
+    x = _images(6, 16, seed=8)
+    variables = _perturbed(model, x)
+    batched = glow.encode(model, variables, x)
+    mapped = jax.vmap(lambda xs: glow.encode(model, variables, xs))(x.reshape(3, 2, 16, 16, 3))
+    for a, b in zip(batched.eps, mapped.eps):
+        np.testing.assert_allclose(a, b.reshape(a.shape), atol=1e-5)
+    np.testing.assert_allclose(batched.log_prob, mapped.log_prob.reshape(-1), rtol=1e-6)
+
+
+def test_jitted_encode_and_decode_do_not_retrace_for_same_shapes():
+    model = Glow(**{**TINY, "depth": 1})
+    x = _images(2, 16, seed=9)
+    variables = glow.init(model, jax.random.key(0), x)
+    enc = glow.encode(model, variables, x)
+    glow.decode(model, variables, enc.eps)
+    sizes = (glow.encode._cache_size(), glow.decode._cache_size())
+    enc = glow.encode(model, variables, _images(2, 16, seed=10))
+    glow.decode(model, variables, enc.eps)
+    assert (glow.encode._cache_size(), glow.decode._cache_size()) == sizes
+
+
+def test_sample_scales_the_standardized_noise_with_temperature():
+    model = Glow(**TINY, n_bits=8)
+    x = _images(2, 16)
+    variables = _perturbed(model, x)
+    cold = model.apply(variables, jax.random.key(1), 3, 0.0, quantize=False, method=Glow.sample)
+    zero_eps = [jnp.zeros((3, *s)) for s in model.latent_shapes]
+    np.testing.assert_allclose(cold, glow.decode(model, variables, zero_eps, None, "eps", False),
+                               atol=1e-6)
+    warm = model.apply(variables, jax.random.key(1), 3, 0.7, method=Glow.sample)
+    assert warm.shape == (3, 16, 16, 3) and warm.dtype == jnp.uint8
+    assert len(np.unique(np.asarray(warm))) > 10
+
+
+def test_training_noise_key_makes_encodings_stochastic_and_array_noise_is_used_as_is():
+    model = Glow(**TINY, n_bits=8)
+    x = _images(1, 16)
+    variables = glow.init(model, jax.random.key(0), x)
+    a = glow.encode(model, variables, x, jax.random.key(1))
+    b = glow.encode(model, variables, x, jax.random.key(2))
+    assert float(jnp.max(jnp.abs(a.eps[0] - b.eps[0]))) > 0
+    mid = glow.encode(model, variables, x, jnp.full(x.shape, 0.5 / 256, jnp.float32))
+    default = glow.encode(model, variables, x)
+    np.testing.assert_array_equal(mid.eps[0], default.eps[0])
+
+
+@pytest.mark.parametrize("images,match", [
+    (jnp.zeros((1, 8, 8, 3), jnp.uint8), r"shape \[batch, 16, 16, 3\].*got shape \(1, 8, 8, 3\)"),
+    (jnp.zeros((1, 16, 16, 4), jnp.uint8), r"shape \[batch, 16, 16, 3\].*got shape \(1, 16, 16, 4\)"),
+    (jnp.zeros((1, 16, 16, 3), jnp.float32), r"must be uint8.*got dtype float32"),
+    (jnp.zeros((16, 16, 3), jnp.uint8), r"got shape \(16, 16, 3\)"),
+], ids=["wrong-size", "wrong-channels", "wrong-dtype", "missing-batch-axis"])
+def test_bad_images_raise_a_value_error_naming_expected_and_actual(images, match):
+    model = Glow(**TINY)
+    variables = glow.init(model, jax.random.key(0), _images(1, 16))
+    with pytest.raises(ValueError, match=match):
+        glow.encode(model, variables, images)
+
+
+def test_image_size_must_divide_by_two_to_the_levels():
+    with pytest.raises(ValueError, match=r"divisible by 2\*\*n_levels = 8 \(n_levels=3\), got 20"):
+        Glow(image_size=20, n_levels=3)
+
+
+def test_decode_rejects_latents_of_the_wrong_shape():
+    model = Glow(**TINY)
+    variables = glow.init(model, jax.random.key(0), _images(1, 16))
+    with pytest.raises(ValueError, match=r"latent level 0 must have shape \(1, 8, 8, 6\), got \(1, 8, 8, 5\)"):
+        glow.decode(model, variables, [jnp.zeros((1, 8, 8, 5)), jnp.zeros((1, 4, 4, 24))])
+
+
+def test_model_config_round_trips_and_rejects_unknown_keys():
+    model = Glow(**TINY, coupling="affine")
+    assert glow.model_from_config(glow.model_config(model)) == model
+    with pytest.raises(ValueError, match=r"unknown Glow config keys \['levels'\]"):
+        glow.model_from_config({"levels": 3})
