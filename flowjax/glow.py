@@ -81,7 +81,12 @@ class FlowStep(nn.Module):
             permutation_cls(name="invconv", **permutation_kwargs),
             Coupling(self.width, self.coupling, self.precision, name="coupling"),
         ))
-        z, step_logdet = step.inverse(z) if self.reverse else step.forward(z)
+        if self.reverse:
+            # Decoding needs no log-determinant: leaving it out of the carry
+            # lets XLA drop the per-step float64 slogdet entirely.
+            z, _ = step.inverse(z)
+            return (z, logdet), None
+        z, step_logdet = step.forward(z)
         return (z, logdet + step_logdet), None
 
 

@@ -1,0 +1,160 @@
+"""Encode/decode throughput of a Glow, as a fraction of the device's matmul peak.
+
+    python experiments/benchmark.py --config=configs/celeba256.py:small \
+        --batch_sizes=1,8,32 --json=bench.json
+
+In one run it measures (1) the device's float32 matmul peak with a large
+jitted ``jnp.matmul`` at full precision, then (2) for every batch size and
+precision: compile time of encode and decode (apart), steady-state images/s
+(median of ``--repeats`` timed calls after a warm-up), achieved FLOP/s from
+``model_stats.flops_per_image`` and its fraction of the matmul peak, XLA's
+buffer-assignment memory estimate, and the reconstruction error (max |x - x'|
+of the float image, and whether the uint8 image came back exactly). It prints
+a markdown table (the one committed to docs/benchmarks.md) and writes JSON.
+A batch size that does not fit is reported as such, not skipped silently.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import statistics
+import time
+
+import jax
+import jax.numpy as jnp
+from absl import app, flags
+from ml_collections import config_flags
+
+from flowjax import glow, model_stats
+
+_CONFIG = config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
+_BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "8"], "Batch sizes to time.")
+_PRECISIONS = flags.DEFINE_list("precisions", ["highest"], "Glow precisions to time.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls per measurement (median).")
+_MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 0, "Matmul peak size N (0: 2048 CPU, 8192 GPU).")
+_JSON = flags.DEFINE_string("json", None, "Write the results as JSON to this file.")
+
+
+def _median_seconds(fn, repeats: int) -> float:
+    jax.block_until_ready(fn())  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        jax.block_until_ready(fn())
+        times.append(time.perf_counter() - start)
+    return statistics.median(times)
+
+
+def matmul_peak_flops(n: int, repeats: int) -> float:
+    """Steady-state float32 FLOP/s of an n x n matmul at full precision."""
+    a = jax.random.normal(jax.random.key(0), (n, n), jnp.float32)
+    b = jax.random.normal(jax.random.key(1), (n, n), jnp.float32)
+    f = jax.jit(lambda a, b: jnp.matmul(a, b, precision=jax.lax.Precision.HIGHEST))
+    return 2.0 * n**3 / _median_seconds(lambda: f(a, b), repeats)
+
+
+def _memory_bytes(compiled) -> int | None:
+    analysis = compiled.memory_analysis()
+    if analysis is None:
+        return None
+    return int(analysis.temp_size_in_bytes + analysis.argument_size_in_bytes
+               + analysis.output_size_in_bytes)
+
+
+def _timed_compile(jitted, *args):
+    start = time.perf_counter()
+    compiled = jitted.lower(*args).compile()
+    return compiled, time.perf_counter() - start
+
+
+def benchmark_model(model: glow.Glow, batch_size: int, repeats: int, peak: float) -> dict:
+    key = jax.random.key(0)
+    images = jax.random.randint(key, (batch_size, *model.image_shape), 0, 256).astype(jnp.uint8)
+    variables = glow.init(model, key, images)
+    encode = jax.jit(lambda v, x: model.apply(v, x, method=glow.Glow.encode).eps)
+    decode = jax.jit(lambda v, eps: model.apply(v, eps, None, "eps", False, method=glow.Glow.decode))
+    enc_compiled, enc_compile_s = _timed_compile(encode, variables, images)
+    eps = enc_compiled(variables, images)
+    dec_compiled, dec_compile_s = _timed_compile(decode, variables, eps)
+    enc_s = _median_seconds(lambda: enc_compiled(variables, images), repeats)
+    dec_s = _median_seconds(lambda: dec_compiled(variables, eps), repeats)
+    x_float = dec_compiled(variables, eps)
+    target = (images >> (8 - model.n_bits)).astype(jnp.float32) / model.n_bins - 0.5 \
+        + 0.5 / model.n_bins
+    flops = model_stats.flops_per_image(model) * batch_size
+    drop = 8 - model.n_bits  # the low bits an n_bits model cannot represent
+    return {
+        "batch_size": batch_size, "precision": model.precision,
+        "encode_compile_s": enc_compile_s, "decode_compile_s": dec_compile_s,
+        "encode_images_per_s": batch_size / enc_s, "decode_images_per_s": batch_size / dec_s,
+        "encode_fraction_of_peak": flops / enc_s / peak,
+        "decode_fraction_of_peak": flops / dec_s / peak,
+        "encode_memory_bytes": _memory_bytes(enc_compiled),
+        "decode_memory_bytes": _memory_bytes(dec_compiled),
+        "max_abs_reconstruction_error": float(jnp.max(jnp.abs(x_float - target))),
+        "uint8_exact": bool(jnp.all(model.postprocess(x_float) == (images >> drop) << drop)),
+    }
+
+
+def format_table(results: dict) -> str:
+    lines = [
+        f"Device: {results['device']}; matmul peak (f32, {results['matmul_size']}^2, HIGHEST): "
+        f"{results['matmul_peak_flops'] / 1e9:.1f} GFLOP/s; model: {results['flops_per_image'] / 1e9:.2f} "
+        f"GFLOP per image and direction.", "",
+        "| batch | precision | encode img/s | decode img/s | encode % peak | decode % peak "
+        "| compile enc/dec (s) | memory enc (MiB) | max abs err | uint8 exact |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results["runs"]:
+        if "error" in r:
+            lines.append(f"| {r['batch_size']} | {r['precision']} | {r['error']} ||||||||")
+            continue
+        mem = r["encode_memory_bytes"]
+        lines.append(
+            f"| {r['batch_size']} | {r['precision']} | {r['encode_images_per_s']:.3g} "
+            f"| {r['decode_images_per_s']:.3g} | {100 * r['encode_fraction_of_peak']:.0f}% "
+            f"| {100 * r['decode_fraction_of_peak']:.0f}% "
+            f"| {r['encode_compile_s']:.1f} / {r['decode_compile_s']:.1f} "
+            f"| {'n/a' if mem is None else f'{mem / 2**20:.0f}'} "
+            f"| {r['max_abs_reconstruction_error']:.1e} | {r['uint8_exact']} |")
+    return "\n".join(lines)
+
+
+def run(config, batch_sizes, precisions, repeats, matmul_size=0) -> dict:
+    device = jax.devices()[0]
+    n = matmul_size or (8192 if device.platform == "gpu" else 2048)
+    results = {
+        "device": f"{device.platform}: {device.device_kind} x{jax.device_count()} "
+                  f"({platform.processor() or platform.machine()})",
+        "matmul_size": n, "matmul_peak_flops": matmul_peak_flops(n, repeats),
+        "model": dict(config.model), "runs": [],
+    }
+    for precision in precisions:
+        model = glow.model_from_config({**dict(config.model), "precision": precision})
+        results["flops_per_image"] = model_stats.flops_per_image(model)
+        for batch_size in batch_sizes:
+            try:
+                row = benchmark_model(model, batch_size, repeats, results["matmul_peak_flops"])
+            except Exception as err:  # noqa: BLE001 -- an OOM is a result to report
+                if "RESOURCE_EXHAUSTED" not in str(err) and "out of memory" not in str(err).lower():
+                    raise
+                row = {"batch_size": batch_size, "precision": precision, "error": "out of memory"}
+            results["runs"].append(row)
+            print(format_table({**results, "runs": [row]}).splitlines()[-1], flush=True)
+    return results
+
+
+def main(argv):
+    del argv
+    results = run(_CONFIG.value, [int(b) for b in _BATCH_SIZES.value], _PRECISIONS.value,
+                  _REPEATS.value, _MATMUL_SIZE.value)
+    print(format_table(results))
+    if _JSON.value:
+        with open(_JSON.value, "w") as f:
+            json.dump(results, f, indent=2)
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["config"])
+    app.run(main)
