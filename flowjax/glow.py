@@ -105,6 +105,10 @@ class Glow(nn.Module):
       n_bits: bits per colour channel the model sees (OpenAI CelebA: 5).
       channels: colour channels of the images (3).
       remat: rematerialise each flow step in the backward pass (saves memory).
+      scan_unroll: flow steps per iteration of each level's ``nn.scan`` (1:
+        compile time independent of depth). XLA's CPU backend runs conv
+        gradients inside a loop body much slower than unrolled, so CPU
+        training configs unroll; GPUs/TPUs keep 1.
       precision: "highest" (full float32, the default), "high" or "default"
         (TF32 on recent NVIDIA GPUs) for every conv and matmul.
     """
@@ -120,6 +124,7 @@ class Glow(nn.Module):
     n_bits: int = 5
     channels: int = 3
     remat: bool = False
+    scan_unroll: int = 1
     precision: str = "highest"
 
     def __post_init__(self):
@@ -131,6 +136,7 @@ class Glow(nn.Module):
             (1 <= self.n_bits <= 8, f"n_bits must be in 1..8, got {self.n_bits}"),
             (self.depth >= 1 and self.width >= 1,
              f"depth and width must be >= 1, got depth={self.depth}, width={self.width}"),
+            (self.scan_unroll >= 1, f"scan_unroll must be >= 1, got {self.scan_unroll}"),
         ]
         for ok, message in checks:
             if not ok:
@@ -262,6 +268,7 @@ class Glow(nn.Module):
             split_rngs={"params": True},
             length=self.depth,
             reverse=reverse,
+            unroll=self.scan_unroll,
         )
         return scanned(self.width, self.coupling, self.permutation, self.precision,
                        reverse=reverse, name=f"level_{level}")
@@ -332,6 +339,15 @@ def decode(model: Glow, variables: Any, latents: Sequence[Array], y: Array | Non
            space: str = "eps", quantize: bool = True) -> Array:
     """Jitted :meth:`Glow.decode`; compiles once per (model, shapes, space, quantize)."""
     return model.apply(variables, latents, y, space, quantize, method=Glow.decode)
+
+
+def abstract_variables(model: Glow) -> dict[str, Any]:
+    """The model's variables as ``ShapeDtypeStruct``s, via ``jax.eval_shape``
+    of its init: nothing is computed or allocated."""
+    images = jax.ShapeDtypeStruct((1, *model.image_shape), jnp.uint8)
+    y = jax.ShapeDtypeStruct((1,), jnp.int32) if model.n_classes else None
+    return dict(jax.eval_shape(lambda k, x, y: model.init(k, x, None, y),
+                               jax.random.key(0), images, y))
 
 
 def init(model: Glow, key: Array, images: Array, y: Array | None = None) -> Any:

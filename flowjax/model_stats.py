@@ -22,17 +22,10 @@ from __future__ import annotations
 from collections import defaultdict
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
+from flowjax import glow
 from flowjax.glow import Glow
-
-
-def abstract_variables(model: Glow) -> dict:
-    """The model's variables as ``ShapeDtypeStruct``s (nothing is allocated)."""
-    images = jax.ShapeDtypeStruct((1, *model.image_shape), jnp.uint8)
-    y = jax.ShapeDtypeStruct((1,), jnp.int32) if model.n_classes else None
-    return jax.eval_shape(lambda k, x, y: model.init(k, x, None, y), jax.random.key(0), images, y)
 
 
 def _component(path: tuple[str, ...]) -> str:
@@ -54,7 +47,7 @@ def parameter_counts(model: Glow) -> dict[str, int]:
     included, as it is the conv's bias), ``coupling/conv2``,
     ``coupling/conv_out``, ``split_priors``, ``top_prior``.
     """
-    params = abstract_variables(model)["params"]
+    params = glow.abstract_variables(model)["params"]
     counts: dict[str, int] = defaultdict(int)
     for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
         keys = tuple(getattr(p, "key", str(p)) for p in path)
