@@ -1,6 +1,7 @@
 """flowjax's entry point: ``python run.py --config=configs/<name>.py[:variant] [--workdir=DIR]``.
 
-Kept short on purpose: parse flags, log the devices, dispatch to
+Kept short on purpose: parse flags, start multi-host JAX when
+``config.distributed`` is set, log the devices, dispatch to
 ``experiments/<config.experiment>.py``'s ``main(config, workdir)``.
 """
 
@@ -18,6 +19,21 @@ _WORKDIR = flags.DEFINE_string(
 flags.mark_flags_as_required(["config"])
 
 
+def _env_int(name: str) -> int | None:
+    return int(os.environ[name]) if name in os.environ else None
+
+
+def initialize_distributed() -> None:
+    """Multi-host JAX; must run before any other JAX call creates a backend.
+
+    The coordinator comes from the cluster (SLURM, Cloud TPU, ...) or from
+    JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID.
+    """
+    jax.distributed.initialize(coordinator_address=os.environ.get("JAX_COORDINATOR_ADDRESS"),
+                               num_processes=_env_int("JAX_NUM_PROCESSES"),
+                               process_id=_env_int("JAX_PROCESS_ID"))
+
+
 def main(argv):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
@@ -26,7 +42,10 @@ def main(argv):
         raise app.UsageError(f"config {flags.FLAGS['config'].value!r} has no 'experiment' field")
     workdir = _WORKDIR.value or os.path.join(
         "runs", f"{config.experiment}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
-    logging.info("JAX devices: %s", jax.devices())
+    if config.get("distributed", False):
+        initialize_distributed()
+    logging.info("JAX process %d of %d; devices: %s", jax.process_index(), jax.process_count(),
+                 jax.devices())
     experiment = importlib.import_module(f"experiments.{config.experiment}")
     experiment.main(config, workdir)
 

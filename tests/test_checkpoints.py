@@ -1,0 +1,135 @@
+"""Specification of flowjax.checkpoints: model exports, training checkpoints, load_model."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from flowjax import checkpoints, glow
+from flowjax import io as fio
+from flowjax.checkpoints import CheckpointError
+from flowjax.glow import Glow
+
+# Small, with a "constants" collection (shuffle indices) and a split prior.
+MODEL = Glow(image_size=8, n_levels=2, depth=1, width=8, permutation="shuffle")
+IMAGES = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def variables():
+    return glow.init(MODEL, jax.random.key(0), IMAGES)
+
+
+def _assert_trees_equal(a, b):
+    assert jax.tree.structure(a) == jax.tree.structure(b)
+    for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+        np.testing.assert_array_equal(np.asarray(x), np.asarray(y))
+
+
+def _training_workdir(path, variables, steps=(3, 7)):
+    """A workdir as training leaves it: model_config.json + checkpoints/<step>/."""
+    path.mkdir()
+    checkpoints.write_model_config(path, MODEL)
+    with checkpoints.TrainCheckpointer(path, keep=5) as ckpt:
+        for step in steps:
+            shifted = jax.tree.map(lambda p: p + step / 100, variables["params"])
+            ckpt.save(step, {**variables, "params": shifted},
+                      {"step": jnp.int32(step), "rng": jnp.zeros(2, jnp.uint32)})
+    return path
+
+
+def test_save_model_writes_config_metadata_and_variables(tmp_path, variables):
+    out = checkpoints.save_model(tmp_path / "export", MODEL, variables, metadata={"source": "test"})
+    assert json.loads((out / "model_config.json").read_text()) == glow.model_config(MODEL)
+    assert checkpoints.load_metadata(out) == {"source": "test"}
+    assert (out / "variables").is_dir()
+    assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no temporary left behind
+
+
+def test_export_alone_rebuilds_the_model_and_encodes_and_decodes(tmp_path, variables):
+    checkpoints.save_model(tmp_path / "export", MODEL, variables)
+    model, loaded = checkpoints.load_model(tmp_path / "export")
+    assert model == MODEL
+    _assert_trees_equal(loaded, variables)
+    enc = glow.encode(model, loaded, IMAGES)
+    np.testing.assert_array_equal(np.asarray(glow.decode(model, loaded, enc.eps)), IMAGES // 8 * 8)
+
+
+def test_training_workdir_loads_its_latest_checkpoint(tmp_path, variables):
+    workdir = _training_workdir(tmp_path / "run", variables, steps=(3, 7))
+    model, loaded = checkpoints.load_model(workdir)
+    assert model == MODEL
+    expected = jax.tree.map(lambda p: p + 7 / 100, variables["params"])
+    _assert_trees_equal(loaded["params"], expected)
+    _assert_trees_equal(loaded["constants"], variables["constants"])
+    enc = glow.encode(model, loaded, IMAGES)
+    assert np.all(np.isfinite(np.asarray(enc.bits_per_dim)))
+
+
+def test_wrong_shape_parameter_fails_naming_it(tmp_path, variables):
+    out = checkpoints.save_model(tmp_path / "export", MODEL, variables)
+    config = glow.model_config(MODEL) | {"width": 16}
+    (out / "model_config.json").write_text(json.dumps(config))
+    message = r"level_0/coupling/conv1/W has shape \(1, 3, 3, 7, 8\) .* expects \(1, 3, 3, 7, 16\)"
+    with pytest.raises(CheckpointError, match=message) as e:
+        checkpoints.load_model(out)
+    assert str(out / "variables") in str(e.value)
+
+
+def test_missing_collection_fails_naming_the_parameter(tmp_path, variables):
+    shuffle_free = Glow(image_size=8, n_levels=2, depth=1, width=8, permutation="reverse")
+    out = checkpoints.save_model(tmp_path / "export", shuffle_free,
+                                 {"params": variables["params"]})
+    (out / "model_config.json").write_text(json.dumps(glow.model_config(MODEL)))
+    with pytest.raises(CheckpointError, match="constants/level_0/invconv/indices is missing"):
+        checkpoints.load_model(out)
+
+
+def test_save_model_refuses_an_existing_directory(tmp_path, variables):
+    (tmp_path / "export").mkdir()
+    with pytest.raises(FileExistsError, match="never replaces"):
+        checkpoints.save_model(tmp_path / "export", MODEL, variables)
+
+
+def test_save_model_with_mismatched_variables_writes_nothing(tmp_path, variables):
+    other = Glow(image_size=8, n_levels=2, depth=1, width=4, permutation="shuffle")
+    with pytest.raises(CheckpointError, match="conv1/W"):
+        checkpoints.save_model(tmp_path / "export", other, variables)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_load_model_rejects_a_folder_that_is_no_checkpoint(tmp_path):
+    with pytest.raises(CheckpointError, match="neither a save_model export"):
+        checkpoints.load_model(tmp_path)
+
+
+def test_checkpointer_keeps_the_latest_n_steps(tmp_path, variables):
+    with checkpoints.TrainCheckpointer(tmp_path, keep=2) as ckpt:
+        for step in (1, 2, 3, 4):
+            ckpt.save(step, variables, {"step": jnp.int32(step)})
+        ckpt.wait()
+        assert ckpt.all_steps() == [3, 4]
+    assert checkpoints.latest_step(tmp_path) == 4
+
+
+def test_checkpointer_refuses_to_overwrite_a_saved_step(tmp_path, variables):
+    with checkpoints.TrainCheckpointer(tmp_path, keep=2) as ckpt:
+        ckpt.save(1, variables, {"step": jnp.int32(1)})
+        ckpt.wait()
+        before = fio.sha256_dir(ckpt.step_path(1))
+        with pytest.raises(FileExistsError, match="already exists"):
+            ckpt.save(1, variables, {"step": jnp.int32(2)})
+        assert fio.sha256_dir(ckpt.step_path(1)) == before
+
+
+def test_checkpointer_restore_checks_the_training_state_shapes(tmp_path, variables):
+    with checkpoints.TrainCheckpointer(tmp_path) as ckpt:
+        ckpt.save(1, variables, {"rng": jnp.zeros(2, jnp.uint32)})
+        ckpt.wait()
+        abstract = checkpoints.abstract_variables(MODEL)
+        with pytest.raises(CheckpointError, match=r"training state entry rng has shape \(2,\)"):
+            ckpt.restore(1, abstract, {"rng": jax.ShapeDtypeStruct((4,), jnp.uint32)})

@@ -1,0 +1,310 @@
+"""Specification of flowjax.train and the training datasets of flowjax.data.
+
+The training tests share the ``:tiny`` config of configs/train.py, so the
+process compiles its initialisation and train step once.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from PIL import Image
+
+from flowjax import checkpoints, data, glow
+from flowjax import io as fio
+from flowjax import train
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _tiny_config(**overrides):
+    spec = importlib.util.spec_from_file_location("train_config", ROOT / "configs" / "train.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    config = module.get_config("tiny")
+    config.progress = False
+    config.update_from_flattened_dict(overrides)
+    return config
+
+
+def _params(workdir):
+    return checkpoints.load_model(workdir)[1]["params"]
+
+
+def _subprocess_env(devices: int = 1) -> dict[str, str]:
+    # Level-0 LLVM codegen compiles several times faster; fine for small models.
+    flags = f"--xla_force_host_platform_device_count={devices} --xla_backend_optimization_level=0"
+    return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags, "PYTHONPATH": str(ROOT)}
+
+
+# --- datasets ---------------------------------------------------------------
+
+
+def test_array_dataset_batch_depends_only_on_seed_and_step():
+    images = data.generated_images(0, 10, 4)
+    a, b = data.ArrayDataset(images, 4, seed=3), data.ArrayDataset(images, 4, seed=3)
+    np.testing.assert_array_equal(a.batch(7), b.batch(7))
+    assert not np.array_equal(a.batch(7), data.ArrayDataset(images, 4, seed=4).batch(7))
+
+
+def test_each_epoch_is_a_new_shuffle_that_drops_the_remainder():
+    ds = data.ArrayDataset(data.generated_images(0, 10, 4), 4, seed=0)
+    assert ds.steps_per_epoch == 2
+    epoch0 = np.concatenate([ds.indices(0), ds.indices(1)])
+    epoch1 = np.concatenate([ds.indices(2), ds.indices(3)])
+    assert len(set(epoch0)) == 8 and len(set(epoch1)) == 8  # 2 of 10 dropped per epoch
+    assert not np.array_equal(epoch0, epoch1)
+
+
+def test_process_slices_concatenate_to_the_global_batch():
+    ds = data.ArrayDataset(data.generated_images(0, 12, 4), 6, seed=1)
+    parts = [ds.batch(5, process_index=p, process_count=3) for p in range(3)]
+    np.testing.assert_array_equal(np.concatenate(parts), ds.batch(5))
+
+
+def test_dataset_smaller_than_a_batch_is_an_error():
+    with pytest.raises(data.ImageDataError, match="3 images, fewer than one batch of 4"):
+        data.ArrayDataset(data.generated_images(0, 3, 4), 4)
+
+
+def test_image_folder_dataset_finds_images_recursively_and_skips_hidden(tmp_path):
+    for rel in ["a/1.png", "a/b/2.png", "3.jpg", ".hidden/4.png", "a/.5.png", "notes.txt"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / rel, format="PNG")
+    files = data.list_image_files_recursive(tmp_path)
+    assert [p.relative_to(tmp_path).as_posix() for p in files] == ["3.jpg", "a/1.png", "a/b/2.png"]
+    ds = data.ImageFolderDataset.from_folder(tmp_path, 2, size=4)
+    assert ds.batch(0).shape == (2, 4, 4, 3) and ds.batch(0).dtype == np.uint8
+
+
+def test_image_folder_dataset_error_names_the_bad_file(tmp_path):
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "a.png")
+    Image.fromarray(np.zeros((6, 6, 3), np.uint8)).save(tmp_path / "b.png")
+    with pytest.raises(data.ImageDataError, match=r"b\.png: size 6x6"):
+        data.ImageFolderDataset.from_folder(tmp_path, 1, size=4, validate="all")
+
+
+def test_prefetch_keeps_order_and_reraises_errors_from_its_thread():
+    assert list(data.prefetch(iter(range(5)), 2, lambda x: x * 10)) == [0, 10, 20, 30, 40]
+
+    def broken():
+        yield 1
+        raise OSError("disk gone")
+
+    with pytest.raises(OSError, match="disk gone"):
+        list(data.prefetch(broken()))
+
+
+def test_folder_source_holds_out_num_eval_images(tmp_path):
+    for i in range(12):
+        folder = tmp_path / "faces" / f"person{i % 3}"
+        folder.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(data.generated_images(i, 1, 16)[0]).save(folder / f"{i}.png")
+    config = _tiny_config(**{"data.source": "folder", "data.folder": str(tmp_path / "faces"),
+                             "data.num_eval": 4, "eval_batch_size": 2})
+    train_ds, eval_ds = train.make_datasets(config, 16)
+    assert (len(train_ds), len(eval_ds)) == (8, 4)
+    assert not set(train_ds.files) & set(eval_ds.files)
+
+
+# --- optimizers -------------------------------------------------------------
+
+
+def test_warmup_is_linear_and_moves_from_the_first_step():
+    schedule = train.warmup_schedule(1e-3, 4)
+    np.testing.assert_allclose([schedule(c) for c in range(6)],
+                               [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3], rtol=1e-6)
+
+
+def test_openai_adamax_matches_its_formula():
+    grads = [np.array([0.5, -2.0]), np.array([-1.0, 0.25]), np.array([0.1, 0.1])]
+    lr, b1, b2, eps = 0.1, 0.9, 0.95, 1e-8
+    opt = train.openai_adamax(lr, b1, b2, eps)
+    params = jnp.zeros(2)
+    state = opt.init(params)
+    m, u, expected = np.zeros(2), np.zeros(2), np.zeros(2)
+    for t, g in enumerate(grads, start=1):
+        m = b1 * m + (1 - b1) * g
+        u = np.maximum(b2 * u, np.abs(g))
+        expected = expected - lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (u + eps)
+        updates, state = opt.update(jnp.asarray(g, jnp.float32), state)
+        params = optax.apply_updates(params, updates)
+    np.testing.assert_allclose(params, expected, rtol=1e-5)
+
+
+def test_gradient_clipping_bounds_the_global_norm_the_optimizer_sees():
+    grads, params = {"w": jnp.full(3, 10.0)}, {"w": jnp.zeros(3)}
+    first_moment_norm = {}
+    for clip in (0.0, 1.0):
+        opt = train.OptimizerSpec(name="adam", b1=0.9, grad_clip_norm=clip).build()
+        _, state = opt.update(grads, opt.init(params), params)
+        adam_state = state[-1][0] if clip else state[0]
+        first_moment_norm[clip] = float(train.global_norm(adam_state.mu))
+    # after one step mu = (1 - b1) * gradient
+    np.testing.assert_allclose(first_moment_norm[1.0], 0.1, rtol=1e-5)
+    np.testing.assert_allclose(first_moment_norm[0.0], 0.1 * np.sqrt(300), rtol=1e-5)
+
+
+def test_unknown_optimizer_is_an_error():
+    with pytest.raises(ValueError, match="optimizer must be one of"):
+        train.OptimizerSpec(name="sgd")
+
+
+# --- training ---------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny_run(tmp_path_factory):
+    """The :tiny config trained for its 50 steps (with evaluation and samples)."""
+    workdir = tmp_path_factory.mktemp("tiny") / "run"
+    config = _tiny_config()
+    summary = train.train(config, workdir)
+    return config, workdir, summary
+
+
+def test_bits_per_dim_on_a_fixed_batch_decreases_over_50_steps(tiny_run):
+    config, workdir, _ = tiny_run
+    model = glow.model_from_config(config.model)
+    spec = train.OptimizerSpec.from_config(config.optimizer)
+    mesh = train.make_mesh()
+    dataset, _ = train.make_datasets(config, model.image_size)
+    initial = train.make_init(model, spec, mesh)(
+        jax.random.key(config.seed), dataset.init_batch(config.init_batch_size, config.seed))
+    trained = initial.replace(params=_params(workdir))
+    batch, key = dataset.batch(0), jax.random.key(123)
+    bpd = lambda state: float(train.make_eval_step(model, mesh)(state, batch, key)["bits_per_dim"])
+    start, end = bpd(initial), bpd(trained)
+    assert end < start - 0.5, (start, end)
+
+
+def test_training_writes_metrics_config_samples_and_summary(tiny_run):
+    config, workdir, summary = tiny_run
+    lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines if x["split"] == "eval"] == [50]
+    assert all(np.isfinite(x["bits_per_dim"]) for x in lines)
+    assert json.loads((workdir / "config.json").read_text())["num_steps"] == 50
+    png = workdir / "samples" / "step_00000050.png"
+    assert fio.read_png_provenance(png)["Synthetic"] == "true"
+    assert summary["final_step"] == 50 and summary["compile_s"] > 0
+    assert summary["steady_images_per_s"] > 0
+
+
+def test_constants_are_carried_but_not_optimised(tiny_run):
+    config, workdir, _ = tiny_run
+    model, variables = checkpoints.load_model(workdir)
+    spec = train.OptimizerSpec.from_config(config.optimizer)
+    dataset, _ = train.make_datasets(config, model.image_size)
+    initial = train.make_init(model, spec, train.make_mesh())(
+        jax.random.key(config.seed), dataset.init_batch(config.init_batch_size, config.seed))
+    assert model.permutation == "shuffle" and "constants" in variables
+    for a, b in zip(jax.tree.leaves(variables["constants"]), jax.tree.leaves(initial.constants)):
+        np.testing.assert_array_equal(a, b)
+    assert jax.tree.structure(initial.opt_state[0].mu) == jax.tree.structure(initial.params)
+
+
+def test_resume_continues_exactly(tmp_path):
+    config = _tiny_config(num_steps=10, eval_every=0, **{"checkpoint.every": 5})
+    train.train(config, tmp_path / "straight")
+    config.num_steps = 5
+    train.train(config, tmp_path / "stopped")
+    config.num_steps = 10
+    resumed = train.train(config, tmp_path / "stopped")
+    assert resumed["start_step"] == 5
+    assert checkpoints.latest_step(tmp_path / "stopped") == checkpoints.latest_step(
+        tmp_path / "straight") == 10
+    for a, b in zip(jax.tree.leaves(_params(tmp_path / "straight")),
+                    jax.tree.leaves(_params(tmp_path / "stopped"))):
+        np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
+
+
+def test_resuming_with_another_model_is_refused(tmp_path):
+    config = _tiny_config(num_steps=0)
+    train.train(config, tmp_path / "run")
+    config.model.width = 32
+    with pytest.raises(ValueError, match=r"trains a different model: \{'width': \(16, 32\)\}"):
+        train.train(config, tmp_path / "run")
+
+
+def test_training_refuses_a_non_empty_folder_that_is_no_workdir(tmp_path):
+    (tmp_path / "notes.txt").write_text("mine")
+    with pytest.raises(FileExistsError, match="not a training workdir"):
+        train.train(_tiny_config(), tmp_path)
+    assert [p.name for p in tmp_path.iterdir()] == ["notes.txt"]
+
+
+def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+    workdir = tmp_path / "run"
+    config = _tiny_config(num_steps=4, eval_every=0, **{"checkpoint.every": 2})
+    train.train(config, workdir)
+    good = fio.sha256_dir(workdir / "checkpoints" / "4")
+    good_params = _params(workdir)
+    config.num_steps = 10
+    config.optimizer.learning_rate = 1e30
+    with pytest.raises(train.NonFiniteError, match=r"at step \d+ .*the last good checkpoint is "
+                       r"step 4 at .*checkpoints/4") as e:
+        train.train(config, workdir)
+    assert "nothing saved was overwritten" in str(e.value)
+    assert checkpoints.latest_step(workdir) == 4
+    assert fio.sha256_dir(workdir / "checkpoints" / "4") == good
+    for a, b in zip(jax.tree.leaves(_params(workdir)), jax.tree.leaves(good_params)):
+        np.testing.assert_array_equal(a, b)
+
+
+SHARDED_SCRIPT = textwrap.dedent("""
+    import json, jax, numpy as np
+    from flowjax import data, train
+    from flowjax.glow import Glow
+    model = Glow(image_size=8, n_levels=2, depth=1, width=8, permutation="shuffle")
+    spec = train.OptimizerSpec(learning_rate=3e-3)
+    images = data.generated_images(0, 16, 8)
+    init = train.make_init(model, spec, train.make_mesh())
+    initial = jax.device_get(init(jax.random.key(0), images))
+    results = {}
+    for n in (1, 4):
+        mesh = train.make_mesh(jax.devices()[:n])
+        state = jax.device_put(initial, train.replicated(mesh))
+        step = train.make_train_step(model, spec, mesh)
+        losses = []
+        for i in range(3):
+            state, metrics = step(state, images[4 * i:4 * i + 8])
+            losses.append(float(metrics["bits_per_dim"]))
+        results[n] = (losses, [np.asarray(x) for x in jax.tree.leaves(state.params)],
+                      len(state.params["prior"]["W"].sharding.device_set))
+    (l1, p1, d1), (l4, p4, d4) = results[1], results[4]
+    print(json.dumps({"devices": [d1, d4], "loss_diff": max(abs(a - b) for a, b in zip(l1, l4)),
+                      "param_diff": max(float(abs(a - b).max()) for a, b in zip(p1, p4))}))
+""")
+
+
+@pytest.mark.slow  # a fresh process: ~15 s, mostly compilation
+def test_sharded_step_on_4_devices_matches_one_device():
+    out = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], capture_output=True, text=True,
+                         env=_subprocess_env(devices=4), timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["devices"] == [1, 4]  # parameters replicated on every device
+    assert result["loss_diff"] < 1e-5 and result["param_diff"] < 1e-5, result
+
+
+@pytest.mark.slow  # a fresh process: ~15 s, mostly compilation
+def test_run_py_trains_the_tiny_config(tmp_path):
+    workdir = tmp_path / "run"
+    command = [sys.executable, "run.py", "--config=configs/train.py:tiny", f"--workdir={workdir}",
+               "--config.num_steps=4", "--config.eval_every=0", "--config.checkpoint.every=2"]
+    out = subprocess.run(command, cwd=ROOT, capture_output=True, text=True,
+                         env=_subprocess_env(), timeout=300)
+    assert out.returncode == 0, out.stderr[-3000:]
+    summary = json.loads((workdir / "summary.json").read_text())
+    assert summary["final_step"] == 4 and checkpoints.latest_step(workdir) == 4
+    assert "bits_per_dim" in json.loads((workdir / "metrics.jsonl").read_text().splitlines()[-1])
