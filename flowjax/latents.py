@@ -1,20 +1,50 @@
-"""Latents: shapes, OpenAI's flat layout, and (later) latent arithmetic.
+"""Latents: shapes, OpenAI's flat layout, and latent arithmetic.
 
 A Glow latent is a list of per-level arrays ``[eps_0, ..., eps_L-1]``: one
 factored-out half per split level and the whole remaining tensor at the top.
 The *flat* form concatenates the levels in order (level 0 first), each
 flattened row-major over (H, W, C), exactly as OpenAI's ``demo/model.py``
 ``flatten_eps`` does, so OpenAI's ``z_manipulate.npy`` rows apply unchanged.
+
+Latent arithmetic (below the layout helpers) is pure and works on either form:
+every function maps over the per-level arrays of a list (or a tuple) or takes
+one flat array; statistics reduce over a leading image axis. Which *space* the
+latents live in is the caller's choice and the arithmetic does not care:
+
+* ``"eps"`` (default, as OpenAI's demo): the standardized latents
+  ``(z - mu) / sigma`` under the priors. At levels below the top the prior's
+  ``mu, sigma`` depend on the levels above, so editing a coarse level also
+  moves the finer levels' prior; eps arithmetic keeps each level's *residual*.
+* ``"z"``: the raw latents. Editing them leaves the finer levels untouched.
+
+Both round-trip: ``decode(encode(x).eps, space="eps")`` and
+``decode(encode(x).z, space="z")`` give back the n_bits-quantized image.
+
+Notation: ``s`` a source image's latent, ``m_s, v_s`` the mean and variance of
+its identity's latents (all its images), ``m_t, v_t`` those of the target
+identity, ``alpha`` the strength, all elementwise per latent dimension.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax.numpy as jnp
 import numpy as np
 
 Shape = tuple[int, int, int]
+# An array (flat [..., D] or one level) or a list/tuple of per-level arrays.
+Latent = Any
+
+SPACES = ("eps", "z")
+TRANSFER_METHODS = ("linear", "half", "variance", "std_rescale")
+# OpenAI's demo multiplies its attribute vectors by 1.6 (z_manipulate.npy holds
+# them already scaled); an option of attribute_vector, never applied silently.
+OPENAI_VECTOR_SCALE = 1.6
+# Added to variances / standard deviations before dividing: an identity with one
+# image (or a dimension that never varies) has variance 0.
+DEFAULT_VARIANCE_EPS = 1e-3
 
 
 def latent_shapes(image_size: int, n_levels: int, channels: int = 3) -> list[Shape]:
@@ -83,3 +113,196 @@ def unflatten(flat: jnp.ndarray, shapes: Sequence[Shape]) -> list[jnp.ndarray]:
         size = int(np.prod(shape))
         out.append(flat[..., offset : offset + size].reshape(*lead, *shape))
     return out
+
+
+# ---- latent arithmetic ----------------------------------------------------------
+
+
+def _map(fn: Callable[..., jnp.ndarray], *latents: Latent) -> Latent:
+    """Applies ``fn`` leafwise: to each level of per-level latents, or to arrays."""
+    if isinstance(latents[0], (list, tuple)):
+        n = len(latents[0])
+        for other in latents[1:]:
+            if isinstance(other, (list, tuple)) and len(other) != n:
+                raise ValueError(f"latents have {n} and {len(other)} levels; they must match")
+        return type(latents[0])(
+            fn(*(x[i] if isinstance(x, (list, tuple)) else x for x in latents)) for i in range(n)
+        )
+    return fn(*latents)
+
+
+class IdentityStats(NamedTuple):
+    """Per-dimension statistics of one identity's encoded images.
+
+    mean: the identity's mean latent (decoded: the identity's "mean face").
+    var: the population variance (``ddof=0``; zero for a single image).
+    count: how many images went in.
+    """
+
+    mean: Latent
+    var: Latent
+    count: int
+
+
+def identity_stats(latents: Latent) -> IdentityStats:
+    """Mean and variance over the leading (image) axis of one identity's latents.
+
+    ``latents`` is ``[N, D]`` flat or a list of ``[N, H, W, C]`` levels; the
+    result keeps the form without the image axis. The statistics are sums over
+    the images, so they do not depend on the images' order (up to float
+    rounding), and the mean of a single image is that image.
+    """
+    first = latents[0] if isinstance(latents, (list, tuple)) else latents
+    count = int(first.shape[0])
+    if count < 1:
+        raise ValueError("identity_stats needs at least one image; got an empty batch")
+
+    def mean(x):
+        return jnp.mean(jnp.asarray(x, jnp.float32), axis=0)
+
+    def var(x):
+        x = jnp.asarray(x, jnp.float32)
+        return jnp.mean(jnp.square(x - jnp.mean(x, axis=0)), axis=0)
+
+    return IdentityStats(mean=_map(mean, latents), var=_map(var, latents), count=count)
+
+
+def identity_mean(latents: Latent) -> Latent:
+    """The mean latent of one identity's images (see :func:`identity_stats`)."""
+    return identity_stats(latents).mean
+
+
+def attribute_vector(positive: Latent, negative: Latent, scale: float = 1.0) -> Latent:
+    """``scale * (mean(z | attribute) - mean(z | not attribute))`` (Glow paper, §5).
+
+    ``positive``/``negative`` are ``[N, ...]`` latents of images with and without
+    the attribute. OpenAI's demo uses ``scale = OPENAI_VECTOR_SCALE`` (1.6);
+    the default 1.0 gives the plain difference of means.
+    """
+    return _map(lambda p, n: scale * (jnp.mean(p, axis=0) - jnp.mean(n, axis=0)),
+                positive, negative)
+
+
+def manipulate(latent: Latent, vector: Latent, alpha: float | jnp.ndarray) -> Latent:
+    """``z + alpha * v``: moves a latent along an attribute direction."""
+    return _map(lambda z, v: z + alpha * v, latent, vector)
+
+
+def expression_vector(source: Latent, source_mean: Latent) -> Latent:
+    """``s - m_s``: what the source image has that its identity's mean lacks."""
+    return _map(lambda s, m: s - m, source, source_mean)
+
+
+def transfer_linear(source: Latent, source_mean: Latent, target_mean: Latent,
+                    alpha: float | jnp.ndarray = 1.0) -> Latent:
+    """``m_t + alpha * (s - m_s)``: add the source's expression vector to the target mean.
+
+    The identity is carried by the mean, the expression by the displacement
+    from it (Valenzuela et al. 2021, eq. 1). ``alpha = 0`` gives the target
+    mean; with the source's own identity as target, ``alpha = 1`` gives the
+    source latent itself.
+    """
+    return _map(lambda s, ms, mt: mt + alpha * (s - ms), source, source_mean, target_mean)
+
+
+def transfer_half(source: Latent, source_mean: Latent, target_mean: Latent,
+                  alpha: float | jnp.ndarray = 1.0) -> Latent:
+    """``m_t + alpha * (s - m_s) / 2``: the linear transfer with the expression
+    vector halved, the thesis' best linear result.
+
+    The same as :func:`transfer_linear` at ``alpha / 2``; a method of its own so
+    that a config names the published setting rather than a rescaled alpha grid.
+    """
+    return transfer_linear(source, source_mean, target_mean, 0.5 * alpha)
+
+
+def transfer_variance(source: Latent, source_mean: Latent, source_var: Latent,
+                      target_mean: Latent, target_var: Latent,
+                      alpha: float | jnp.ndarray = 1.0,
+                      var_eps: float = DEFAULT_VARIANCE_EPS) -> Latent:
+    """The thesis' variance-normalised transfer, with ``alpha`` on the expression term:
+
+    ``(alpha * (s - m_s) / (v_s + eps) + m_t) / (v_t + eps)``.
+
+    ``alpha = 1`` is the formula as published. Dividing the expression vector
+    by the source's per-dimension variance measures the displacement in units
+    of that identity's own variation (large in dimensions the source rarely
+    moves); dividing the sum by the target's variance is, as we read it, meant
+    to put the result on the target's scale. Note what that does: the target mean is divided by
+    ``v_t + eps`` too, so ``alpha = 0`` gives ``m_t / (v_t + eps)``, *not* the
+    target mean, and with variances well below 1 (a few images of one person)
+    the whole latent is scaled up. ``eps`` guards against zero variance (one
+    image, or a dimension that never varies) and bounds that amplification;
+    it is the ``var_eps`` argument.
+    :func:`transfer_std_rescale` is the dimensionally consistent variant.
+    """
+    return _map(
+        lambda s, ms, vs, mt, vt: (alpha * (s - ms) / (vs + var_eps) + mt) / (vt + var_eps),
+        source, source_mean, source_var, target_mean, target_var,
+    )
+
+
+def transfer_std_rescale(source: Latent, source_mean: Latent, source_var: Latent,
+                         target_mean: Latent, target_var: Latent,
+                         alpha: float | jnp.ndarray = 1.0,
+                         var_eps: float = DEFAULT_VARIANCE_EPS) -> Latent:
+    """``m_t + alpha * (s - m_s) * (sd_t + eps) / (sd_s + eps)``, ``sd = sqrt(v)``.
+
+    The expression vector is whitened by the source identity's per-dimension
+    spread and re-coloured with the target's, so a dimension moves by as many
+    of the target's standard deviations as it moved the source's. Unlike
+    :func:`transfer_variance` the target mean is kept as is (``alpha = 0``
+    gives it exactly) and scales stay those of the target. When both
+    identities have equal spreads (e.g. one image each) it reduces to
+    :func:`transfer_linear`. ``eps`` is the ``var_eps`` argument.
+    """
+    return _map(
+        lambda s, ms, vs, mt, vt: mt + alpha * (s - ms) * ((jnp.sqrt(vt) + var_eps)
+                                                           / (jnp.sqrt(vs) + var_eps)),
+        source, source_mean, source_var, target_mean, target_var,
+    )
+
+
+def transfer(method: str, source: Latent, source_stats: IdentityStats,
+             target_stats: IdentityStats, alpha: float | jnp.ndarray = 1.0,
+             var_eps: float = DEFAULT_VARIANCE_EPS) -> Latent:
+    """Expression transfer by name: ``method`` is one of :data:`TRANSFER_METHODS`.
+
+    ``linear`` and ``half`` use only the means; ``variance`` and ``std_rescale``
+    also the variances (and ``var_eps``). See the ``transfer_<method>`` functions.
+    """
+    ms, vs, mt, vt = source_stats.mean, source_stats.var, target_stats.mean, target_stats.var
+    if method == "linear":
+        return transfer_linear(source, ms, mt, alpha)
+    if method == "half":
+        return transfer_half(source, ms, mt, alpha)
+    if method == "variance":
+        return transfer_variance(source, ms, vs, mt, vt, alpha, var_eps)
+    if method == "std_rescale":
+        return transfer_std_rescale(source, ms, vs, mt, vt, alpha, var_eps)
+    raise ValueError(f"unknown transfer method {method!r}; choose one of {TRANSFER_METHODS}")
+
+
+def check_space(space: str) -> str:
+    """Validates a latent space name (``"eps"`` or ``"z"``) and returns it."""
+    if space not in SPACES:
+        raise ValueError(f"latent space must be one of {SPACES}, got {space!r}")
+    return space
+
+
+def in_space(encoding: Any, space: str) -> tuple[jnp.ndarray, ...]:
+    """The per-level latents of a ``glow.Encoding`` in ``space`` (its ``eps`` or ``z``)."""
+    return getattr(encoding, check_space(space))
+
+
+def alpha_grid(start: float, stop: float, step: float) -> tuple[float, ...]:
+    """``start, start + step, ..., stop`` inclusive, rounded to the step's decimals.
+
+    ``alpha_grid(0.30, 0.50, 0.02)`` is the repository's grid of 11 values,
+    without the float drift of ``np.arange``.
+    """
+    if step <= 0 or stop < start:
+        raise ValueError(f"need step > 0 and stop >= start, got {start}, {stop}, {step}")
+    n = int(np.floor((stop - start) / step + 1e-9)) + 1
+    decimals = max(0, -int(np.floor(np.log10(step))) + 2)
+    return tuple(float(round(start + i * step, decimals)) for i in range(n))

@@ -1,0 +1,132 @@
+"""Expression transfer with Glow (Valenzuela et al., CVPRW 2021).
+
+The source identity's images are the expressions; each is moved onto every
+target identity's mean face for every alpha (``flowjax.latents.transfer``), all
+decoded in one compiled, chunked sweep (``flowjax.sweep``).
+
+Commands::
+
+    # seconds, on generated cartoon faces and a random-init 32x32 Glow:
+    python run.py --config=configs/transfer.py:smoke --workdir=/tmp/transfer-smoke
+
+    # the repository's grid on your data (root/<identity>/*.png, aligned faces
+    # of the model's size) with a trained checkpoint:
+    python run.py --config=configs/transfer.py:repo --config.checkpoint=CKPT \\
+        --config.data.identities=faces/ --config.source=actor --workdir=runs/transfer
+
+Variants (``:a,b`` applies several, in order):
+  repo         ``linear``, alphas 0.30..0.50 step 0.02 (11 values): the
+               repository's grid. The default.
+  thesis_half  ``half`` (expression vector halved, the thesis' best linear
+               result), alphas 0.0..1.0 step 0.1.
+  variance     the thesis' variance-normalised formula, alphas 0.25..1.0
+               (alpha 1 is the published formula).
+  std_rescale  the variance method's scale-preserving variant, alphas 0.0..1.0.
+  z            arithmetic in raw z instead of standardized eps.
+  smoke        generated faces (3 identities x neutral/smile/surprise, 32x32),
+               a random-init Glow (32x32, 2 levels, depth 2, width 16, DDI on
+               the inputs), alphas (0, 0.5, 1).
+
+Expected (``:smoke``, ~10-20 s on 2 CPU cores, most of it compiling): the 3
+images of source id00 (neutral, smile, surprise) x 2 targets (id01, id02) x 3
+alphas = 18 transfer PNGs, 6 strips, 3 mean faces, the 9 generated inputs
+under ``inputs/``, ``transfer.json`` and ``manifest.json``; the manifest's
+model entry says RANDOM INIT. With a checkpoint, alpha 0 shows each target's mean face and
+larger alphas carry more of the source's expression.
+
+Options: ``config.data.identity_map`` (``{identity: path | [paths]}``, relative
+to ``config.data.base_dir``) instead of a root folder; ``config.expressions``
+(source image file stems, default all), ``config.targets`` (default all other
+identities); ``config.var_eps`` (the eps of the variance methods);
+``config.chunk_size`` (grid points per compiled call; 4-8 for 256x256 on a
+CPU); ``config.overwrite`` to replace an earlier run.
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+VARIANTS = {
+    "repo": dict(method="linear", alphas=("grid", 0.30, 0.50, 0.02)),
+    "thesis_half": dict(method="half", alphas=("grid", 0.0, 1.0, 0.1)),
+    "variance": dict(method="variance", alphas=(0.25, 0.5, 0.75, 1.0)),
+    "std_rescale": dict(method="std_rescale", alphas=("grid", 0.0, 1.0, 0.1)),
+    "z": dict(space="z"),
+}
+
+
+def _alphas(spec):
+    if spec and spec[0] == "grid":
+        from flowjax.latents import alpha_grid
+
+        return alpha_grid(*spec[1:])
+    return tuple(spec)
+
+
+def model_config(**overrides) -> ml_collections.ConfigDict:
+    """Glow fields for a random-init model (used only when checkpoint is None)."""
+    model = ml_collections.ConfigDict(dict(
+        image_size=64, n_levels=3, depth=8, width=512, coupling="additive",
+        permutation="invconv", learn_top=True, n_classes=0, n_bits=5, channels=3,
+        remat=False, scan_unroll=1, precision="highest"))
+    model.update(overrides)
+    return model
+
+
+def base_config() -> ml_collections.ConfigDict:
+    """Fields shared with configs/attributes.py and configs/reconstruction.py."""
+    config = ml_collections.ConfigDict()
+    config.checkpoint = config_dict.placeholder(str)  # save_model export or training workdir
+    config.model = model_config()
+    config.random_init = ml_collections.ConfigDict(dict(enabled=False, seed=0, ddi=True))
+    config.space = "eps"
+    config.chunk_size = 8
+    config.overwrite = False
+    config.progress = config_dict.placeholder(bool)  # None: a bar on long runs
+    config.data = ml_collections.ConfigDict(dict(
+        base_dir=config_dict.placeholder(str),
+        resize=config_dict.placeholder(str),  # e.g. "lanczos"; None: sizes must match
+        alpha="composite",
+        generated=ml_collections.ConfigDict(dict(
+            enabled=False, n_identities=3, expressions=("neutral", "smile", "surprise"),
+            seed=0)),  # drawn at the model's image size
+    ))
+    return config
+
+
+def smoke(config: ml_collections.ConfigDict) -> None:
+    """Generated faces and a tiny random-init model: seconds on a CPU."""
+    config.data.generated.enabled = True
+    config.random_init.enabled = True
+    config.model = model_config(image_size=32, n_levels=2, depth=2, width=16)
+    config.chunk_size = 8
+
+
+def parse_variants(arg: str | None, known) -> list[str]:
+    names = [v.strip() for v in (arg or "").split(",") if v.strip()]
+    unknown = [n for n in names if n not in known]
+    if unknown:
+        raise ValueError(f"unknown variant(s) {unknown}; choose from {sorted(known)}")
+    return names
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    config = base_config()
+    config.experiment = "transfer"
+    config.data.identities = config_dict.placeholder(str)  # root/<identity>/*.png
+    config.data.identity_map = ml_collections.ConfigDict()  # or {identity: paths}
+    config.source = config_dict.placeholder(str)
+    config.expressions = ()
+    config.targets = ()
+    config.method = "linear"
+    config.alphas = _alphas(VARIANTS["repo"]["alphas"])
+    config.var_eps = 1e-3
+    config.strips = True
+    for name in parse_variants(arg, [*VARIANTS, "smoke"]):
+        if name == "smoke":
+            smoke(config)
+            config.source = "id00"
+            config.alphas = (0.0, 0.5, 1.0)
+            continue
+        for key, value in VARIANTS[name].items():
+            config[key] = _alphas(value) if key == "alphas" else value
+    return config

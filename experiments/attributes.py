@@ -1,0 +1,206 @@
+"""Attribute manipulation: ``main(config, workdir)``; see configs/attributes.py.
+
+Every image of ``config.data.images`` is encoded, moved along the attribute
+direction for every alpha (``flowjax.latents.manipulate``) and decoded in one
+compiled sweep. Run directory::
+
+    attributes/<attribute>/<image>/<alpha>/<image>_<alpha>.png
+    strips/<attribute>/<image>.png      the alphas in order
+    vectors/<attribute>.npy (+ .json)   the direction, when computed from images
+    attributes.json, manifest.json
+
+The direction comes from ``config.vectors`` (see :func:`load_vector`) or from
+the labelled sets ``config.data.positive`` / ``negative``. As in
+experiments/transfer.py, everything is loaded and decoded before the run
+directory is created, so bad input leaves nothing behind.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from absl import logging
+
+from experiments import common
+from flowjax import data, latents, openai_attributes, sweep
+from flowjax import io as fio
+
+
+def load_vector(path: str, attribute: str, expected_dim: int, space: str,
+                demo_edits: bool = False) -> tuple[np.ndarray, dict[str, Any]]:
+    """The flat direction ``[D]`` named ``attribute`` in a ``.npy`` file, and a record.
+
+    ``[40, D]`` files are OpenAI's ``z_manipulate.npy`` layout, read by
+    :mod:`flowjax.openai_attributes` (rows by CelebA name; ``demo_edits``
+    applies the demo's renames and scalings); their vectors live in eps space.
+    ``[D]`` or ``[1, D]`` files are one direction, as this experiment saves
+    them; a ``.json`` beside it, when present, must name the same space.
+    """
+    try:
+        peek = np.load(path, mmap_mode="r", allow_pickle=False)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"vector file {path} does not exist; check config.vectors") from None
+    except ValueError as e:
+        raise ValueError(f"{path}: not a plain numeric .npy array ({e}); pickled data is "
+                         "never loaded") from e
+    if not isinstance(peek, np.ndarray):
+        peek.close()
+        raise ValueError(f"{path}: an .npz archive; expected one .npy array (OpenAI's [40, D] "
+                         "z_manipulate.npy or one flat vector [D])")
+    shape = peek.shape
+    if len(shape) == 2 and shape[0] == len(openai_attributes.CELEBA_ATTRIBUTES):
+        if space != "eps":
+            raise ValueError(f"{path} holds OpenAI's attribute vectors, which are in eps space; "
+                             f"set config.space='eps' (got {space!r})")
+        vectors = openai_attributes.load_attribute_vectors(path, demo_edits, expected_dim)
+        name = vectors.names[vectors.index(attribute)]
+        return np.asarray(vectors.get(attribute)), {"vectors": vectors.describe(), "attribute": name}
+    if demo_edits:
+        raise ValueError(f"{path} holds one vector {shape}; config.demo_edits applies only to "
+                         "OpenAI's 40-row z_manipulate.npy")
+    vector = np.load(path, allow_pickle=False)
+    vector = vector.reshape(-1) if vector.ndim == 2 and vector.shape[0] == 1 else vector
+    if vector.ndim != 1 or vector.shape[0] != expected_dim:
+        raise ValueError(f"{path}: expected one flat latent [{expected_dim}] (or [1, "
+                         f"{expected_dim}], or OpenAI's [40, D]) for this model, got {shape}")
+    if not np.issubdtype(vector.dtype, np.floating) or not np.isfinite(vector).all():
+        raise ValueError(f"{path}: expected finite float values, got {vector.dtype} with "
+                         "non-finite entries or a non-float type")
+    sidecar = Path(path).with_suffix(".json")
+    record: dict[str, Any] = {"vectors": {"source": str(path), "shape": list(shape)},
+                              "attribute": attribute}
+    if sidecar.is_file():
+        meta = json.loads(sidecar.read_text())
+        if meta.get("space") not in (None, space):
+            raise ValueError(f"{path} was computed in {meta['space']!r} space ({sidecar}); set "
+                             f"config.space={meta['space']!r} or recompute it (got {space!r})")
+        record["vectors"]["metadata"] = meta
+    return vector.astype(np.float32), record
+
+
+def _load(config: Any, base_dir: Any, size: int, what: str) -> data.ImageSet:
+    value = config.data[what]
+    if not value:
+        raise ValueError(f"config.data.{what} is not set; give a folder, an image or a glob")
+    return data.load_images(common.resolve_paths(value, base_dir, f"config.data.{what}"),
+                            size=size, resize=config.data.resize, alpha=config.data.alpha)
+
+
+def main(config: Any, workdir: str) -> dict[str, Any]:
+    labels = common.alpha_labels(config.alphas)
+    latents.check_space(config.space)
+    attribute = common.safe_name(config.attribute, "config.attribute")
+    if bool(config.vectors) == bool(config.data.positive or config.data.negative):
+        raise ValueError("give either config.vectors (a .npy file) or config.data.positive and "
+                         "config.data.negative (labelled images), not both or neither")
+    common.check_workdir(workdir, config.overwrite)
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="flowjax-generated-") as tmp:
+        t0 = time.perf_counter()
+        geometry = common.model_geometry(config)
+        base_dir, generated_root = config.data.base_dir, None
+        if config.data.generated.enabled:
+            generated_root = base_dir = Path(tmp) / "faces"
+            g = config.data.generated
+            common.write_generated_faces(generated_root, g.n_identities, g.expressions,
+                                         geometry.image_size, g.seed)
+        sets = {"images": _load(config, base_dir, geometry.image_size, "images")}
+        if not config.vectors:
+            for what in ("positive", "negative"):
+                sets[what] = _load(config, base_dir, geometry.image_size, what)
+        names = common.image_names(sets["images"].paths)
+        d = latents.flat_size(geometry.latent_shapes)
+        vector_record: dict[str, Any] = {}
+        if config.vectors:
+            vector, vector_record = load_vector(config.vectors, config.attribute, d,
+                                                config.space, config.demo_edits)
+            vector = config.vector_scale * vector
+        timings["load_inputs"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        all_images = np.concatenate([s.images for s in sets.values()])
+        model, variables, model_record = common.load_model(config, all_images)
+        timings["load_model"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        encoding = sweep.encode_images(model, variables, all_images,
+                                       chunk_size=config.chunk_size, progress=config.progress)
+        flat = np.asarray(latents.flatten(list(latents.in_space(encoding, config.space))))
+        parts, start = {}, 0
+        for key, image_set in sets.items():
+            parts[key] = flat[start:start + len(image_set)]
+            start += len(image_set)
+        if not config.vectors:
+            vector = np.asarray(latents.attribute_vector(parts["positive"], parts["negative"],
+                                                         config.vector_scale))
+            vector_record = {"attribute": config.attribute, "space": config.space,
+                             "scale": float(config.vector_scale),
+                             "positive_images": len(sets["positive"]),
+                             "negative_images": len(sets["negative"])}
+        timings["encode"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        grid = sweep.attribute_sweep(model, variables, parts["images"], vector[None],
+                                     config.alphas, space=config.space,
+                                     chunk_size=config.chunk_size, progress=config.progress)
+        timings["sweep"] = time.perf_counter() - t0
+        return _write_run(workdir, config, attribute, labels, names, sets, grid[:, 0], vector,
+                          vector_record, model_record, timings, generated_root)
+
+
+def _write_run(workdir, config, attribute, labels, names, sets, grid, vector, vector_record,
+               model_record, timings, generated_root) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    model_text = common.model_label(model_record)
+    with fio.create_run_dir(workdir, overwrite=config.overwrite) as run:
+        inputs, _ = common.record_inputs(run, sets, generated_root)
+        images: dict[str, dict[str, str]] = {}
+        strips: dict[str, str] = {}
+        for i, name in enumerate(names):
+            source_file = sets["images"].paths[i].name
+            images[name] = {}
+            for a, (alpha, label) in enumerate(zip(config.alphas, labels)):
+                rel = f"attributes/{attribute}/{name}/{label}/{name}_{label}.png"
+                run.write_png(rel, grid[i, a], {
+                    "kind": "attribute manipulation", "attribute": config.attribute,
+                    "alpha": float(alpha), "source": source_file, "space": config.space,
+                    "vector_scale": float(config.vector_scale), "model": model_text})
+                images[name][label] = rel
+            if config.strips:
+                rel = f"strips/{attribute}/{name}.png"
+                run.write_png(rel, fio.make_strip(grid[i], [f"a={x}" for x in labels]), {
+                    "kind": "attribute manipulation strip", "attribute": config.attribute,
+                    "alphas": [float(x) for x in config.alphas], "source": source_file,
+                    "space": config.space, "model": model_text})
+                strips[name] = rel
+        vector_file = None
+        if not config.vectors:
+            buffer = io.BytesIO()
+            np.save(buffer, vector.astype(np.float32), allow_pickle=False)
+            vector_file = f"vectors/{attribute}.npy"
+            run.write_bytes(vector_file, buffer.getvalue())
+            run.write_json(f"vectors/{attribute}.json", vector_record)
+        summary = {"attribute": config.attribute, "space": config.space,
+                   "alphas": [float(x) for x in config.alphas], "alpha_labels": labels,
+                   "images": images, "strips": strips, "vector": vector_record,
+                   "vector_file": vector_file, "vector_norm": float(np.linalg.norm(vector)),
+                   "model": model_record}
+        run.write_json("attributes.json", summary)
+        manifest = run.manifest
+        manifest.set_config(config.to_dict())
+        manifest.model = json.loads(fio.to_json(model_record))
+        manifest.add_inputs(inputs)
+        if config.vectors:
+            manifest.add_input(config.vectors, role="attribute vectors")
+        manifest.set_extra("data_options", sets["images"].options.to_dict())
+        timings["write"] = time.perf_counter() - t0
+        for name, seconds in timings.items():
+            manifest.timings[name] = {"seconds": round(seconds, 6), "calls": 1}
+    logging.info("wrote %d attribute images to %s", grid.shape[0] * grid.shape[1], workdir)
+    return summary

@@ -1,0 +1,291 @@
+"""Shared pieces of the transfer, attributes and reconstruction experiments.
+
+* :func:`load_model` -- the model from ``config.checkpoint`` or, only when
+  ``config.random_init.enabled``, a randomly initialised one (logged loudly and
+  recorded as such in the manifest);
+* :func:`check_workdir` -- fails before any work when the run directory exists;
+* :func:`resolve_paths` -- config paths and globs, relative to a base folder;
+* :func:`write_generated_faces` -- GENERATED TEST DATA: simple procedural
+  cartoon faces (identities x expressions) for smoke runs and tests;
+* :func:`random_variables` -- random weights without compiling ``init``;
+* :func:`alpha_label` and :func:`safe_name` -- names of output files.
+
+Experiments load and check *everything* (config, model, images) before they
+create the run directory, so bad input leaves no output behind.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import re
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from absl import logging
+
+from flowjax import glow
+from flowjax import io as fio
+from flowjax.glow import Glow
+
+PathLike = str | os.PathLike
+
+RANDOM_MODEL_WARNING = (
+    "NO CHECKPOINT: using a RANDOMLY INITIALISED Glow (config.checkpoint is None). "
+    "Its images show the pipeline working, not expression transfer; use this "
+    "only for smoke runs and tests."
+)
+
+
+# ---- the model --------------------------------------------------------------------
+
+
+def random_variables(model: Glow, seed: int = 0, scale: float = 0.05) -> dict[str, Any]:
+    """Random (not data-initialised) variables for ``model``, without compiling ``init``.
+
+    For timing and tests: the tree comes from ``jax.eval_shape`` of the model's
+    init (tracing only; compiling Glow's data-dependent init takes tens of
+    seconds on a CPU even for tiny models); 1x1 convolutions get random
+    orthogonal matrices, so they stay invertible, every other leaf is
+    ``N(0, scale^2)``. Supports the ``invconv`` and ``reverse`` permutations.
+    """
+    if model.permutation not in ("invconv", "reverse"):
+        raise ValueError(f"random_variables supports permutation 'invconv' or 'reverse', got "
+                         f"{model.permutation!r}; use glow.init for the others")
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        names = [str(getattr(p, "key", p)) for p in path]
+        if names[-2:] == ["invconv", "W"]:
+            return np.linalg.qr(rng.standard_normal(leaf.shape))[0].astype(np.float32)
+        return (scale * rng.standard_normal(leaf.shape)).astype(np.float32)
+
+    images = jax.ShapeDtypeStruct((1, *model.image_shape), jnp.uint8)
+    y = jax.ShapeDtypeStruct((1,), jnp.int32) if model.n_classes else None
+    shapes = jax.eval_shape(lambda k, x, y: model.init(k, x, None, y), jax.random.key(0), images, y)
+    return jax.tree_util.tree_map_with_path(fill, dict(shapes))
+
+
+def model_geometry(config: Any) -> Glow:
+    """The model the run will use, read cheaply (no weights) to size the images."""
+    if config.checkpoint:
+        from flowjax import checkpoints
+
+        return checkpoints.read_model_config(config.checkpoint)
+    _check_random_allowed(config)
+    return glow.model_from_config(config.model)
+
+
+def _check_random_allowed(config: Any) -> None:
+    if not config.random_init.enabled:
+        raise ValueError(
+            "config.checkpoint is not set: give --config.checkpoint=DIR (a save_model export "
+            "or a training workdir). A randomly initialised model is only for smoke runs and "
+            "tests: --config.random_init.enabled=True")
+
+
+def load_model(config: Any, images: np.ndarray) -> tuple[Glow, Any, dict[str, Any]]:
+    """``(model, variables, record)``: the checkpoint, or a random init if allowed.
+
+    A random init uses ``config.model``, ``config.random_init.seed`` and, with
+    ``config.random_init.ddi`` (default), data-dependent ActNorm init on
+    ``images`` (all the run's inputs); without it :func:`random_variables`.
+    ``record`` is the manifest's ``model`` entry.
+    """
+    if config.checkpoint:
+        from flowjax import checkpoints
+
+        model, variables = checkpoints.load_model(config.checkpoint)
+        record = {"checkpoint": os.fspath(config.checkpoint),
+                  "sha256": fio.sha256_path(config.checkpoint),
+                  "model_config": glow.model_config(model), "random_init": False}
+        return model, variables, record
+    _check_random_allowed(config)
+    model = glow.model_from_config(config.model)
+    seed = int(config.random_init.seed)
+    logging.warning("%s", RANDOM_MODEL_WARNING)
+    logging.warning("random init: seed %d, %s", seed,
+                    f"DDI on {len(images)} input images" if config.random_init.ddi
+                    else "random weights (no DDI)")
+    if config.random_init.ddi:
+        variables = glow.init(model, jax.random.PRNGKey(seed), images)
+    else:
+        variables = random_variables(model, seed)
+    record = {"checkpoint": None, "sha256": None, "random_init": True, "seed": seed,
+              "ddi_on_inputs": bool(config.random_init.ddi),
+              "model_config": glow.model_config(model), "warning": RANDOM_MODEL_WARNING}
+    return model, variables, record
+
+
+def model_label(record: dict[str, Any]) -> str:
+    """Short provenance text naming the model."""
+    if record["random_init"]:
+        return f"RANDOM INIT seed {record['seed']} (no checkpoint)"
+    return f"{record['checkpoint']} sha256:{record['sha256']}"
+
+
+# ---- run directory and inputs ------------------------------------------------------
+
+
+def check_workdir(workdir: PathLike, overwrite: bool = False) -> None:
+    """Fails early, before any loading, if ``create_run_dir`` would refuse ``workdir``."""
+    path = Path(workdir)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"workdir {path} exists and is a file; choose another workdir")
+    if path.is_dir() and any(path.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"run directory {path} already exists and is not empty; pass "
+            "--config.overwrite=True to replace it, or choose another workdir")
+
+
+def resolve_paths(items: str | Sequence[str], base_dir: PathLike | None, what: str) -> list[Path]:
+    """Config paths -> paths; relative ones against ``base_dir``; globs expanded (sorted).
+
+    A glob that matches nothing is an error naming it.
+    """
+    listed = [items] if isinstance(items, (str, os.PathLike)) else list(items)
+    if not listed:
+        raise ValueError(f"{what}: no paths given")
+    out: list[Path] = []
+    for item in listed:
+        path = Path(item)
+        if base_dir is not None and not path.is_absolute():
+            path = Path(base_dir) / path
+        if glob.has_magic(str(path)):
+            matches = sorted(Path(p) for p in glob.glob(str(path)))
+            if not matches:
+                raise FileNotFoundError(f"{what}: pattern {path} matches no file; check the path")
+            out.extend(matches)
+        else:
+            out.append(path)
+    return out
+
+
+def record_inputs(run: fio.RunDir, image_sets: dict[str, Any],
+                  generated_root: Path | None) -> tuple[list[dict[str, Any]], dict[Path, str]]:
+    """Manifest entries of the inputs, and where each input path is recorded.
+
+    Generated data lives in a temporary folder, so its files are first copied
+    byte for byte to ``inputs/<relative path>`` (same sha256) and the entries
+    point there: the run stays self-contained.
+    """
+    entries, seen, where = [], set(), {}
+    for image_set in image_sets.values():
+        for path, entry in zip(image_set.paths, image_set.manifest_entries()):
+            if path in seen:  # one file in several roles (e.g. negative and edited)
+                continue
+            seen.add(path)
+            if generated_root is not None:
+                rel = Path(path).relative_to(generated_root).as_posix()
+                target = run.write_bytes(f"inputs/{rel}", Path(path).read_bytes())
+                entry = {**entry, "path": str(target), "generated_test_data": True}
+            entries.append(entry)
+            where[path] = entry["path"]
+    return entries, where
+
+
+def image_names(paths: Sequence[Path]) -> list[str]:
+    """Output names of images: file stems, or ``<folder>_<stem>`` when stems repeat
+    (e.g. the glob ``*/neutral.png``); names that still repeat are an error."""
+    stems = [Path(p).stem for p in paths]
+    names = stems if len(set(stems)) == len(stems) else [
+        f"{Path(p).parent.name}_{Path(p).stem}" for p in paths]
+    if len(set(names)) != len(names):
+        raise ValueError(f"images have repeated names {names}; rename them")
+    return [safe_name(n, "image name") for n in names]
+
+
+def safe_name(name: str, what: str) -> str:
+    """``name`` if it is usable as one path component, else a clear error."""
+    if not name or name in (".", "..") or re.search(r"[/\\\x00]", name):
+        raise ValueError(f"{what} {name!r} cannot be used as a folder or file name; rename it")
+    return name
+
+
+def alpha_label(alpha: float) -> str:
+    """Alpha as written in file names: two decimals when exact (``0.30``), else ``%g``."""
+    alpha = float(alpha)
+    return f"{alpha:.2f}" if abs(alpha - round(alpha, 2)) < 1e-9 else f"{alpha:g}"
+
+
+def alpha_labels(alphas: Sequence[float]) -> list[str]:
+    """Labels of every alpha; two alphas with one label are an error."""
+    if len(alphas) == 0:
+        raise ValueError("config.alphas is empty; give at least one alpha")
+    labels = [alpha_label(a) for a in alphas]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"config.alphas {list(alphas)} has repeated values (as file names: "
+                         f"{labels}); give distinct alphas")
+    return labels
+
+
+# ---- GENERATED TEST DATA -----------------------------------------------------------
+
+GENERATED_EXPRESSIONS = ("neutral", "smile", "surprise", "frown")
+
+
+def _face(size: int, identity: np.random.Generator, expression: str) -> np.ndarray:
+    """One procedural cartoon face (a smooth, anti-aliased drawing), uint8 [S, S, 3]."""
+    y, x = (np.mgrid[0:size, 0:size] + 0.5) / size * 2 - 1  # [-1, 1]
+    skin = np.array([225.0, 180.0, 150.0]) * identity.uniform(0.55, 1.05)
+    hair = identity.uniform(20, 140, 3)
+    background = identity.uniform(60, 200, 3)
+    face_w, face_h = identity.uniform(0.55, 0.75), identity.uniform(0.7, 0.85)
+    eye_x, eye_y = identity.uniform(0.22, 0.34), identity.uniform(-0.2, -0.05)
+    mouth_w = identity.uniform(0.2, 0.35)
+    smile = {"neutral": 0.0, "smile": 0.25, "surprise": 0.0, "frown": -0.2}[expression]
+    open_ = {"neutral": 0.02, "smile": 0.05, "surprise": 0.18, "frown": 0.02}[expression]
+    brow = {"neutral": 0.0, "smile": 0.02, "surprise": 0.12, "frown": -0.06}[expression]
+    ramp = 2.0 / size  # one-pixel edge
+
+    def inside(d):  # d < 0 inside; smooth coverage
+        return np.clip(0.5 - d / ramp, 0.0, 1.0)[..., None]
+
+    img = np.broadcast_to(background, (size, size, 3)).astype(np.float64)
+    face = inside(np.hypot(x / face_w, y / face_h) - 1.0)
+    cap = np.hypot(x / (face_w * 1.05), (y + 0.25) / (face_h * 0.8)) - 1.0
+    hair_cap = inside(cap) * (y < -0.35)[..., None]
+    img = img * (1 - face) + skin * face
+    img = img * (1 - hair_cap) + hair * hair_cap
+    for side in (-1, 1):
+        eye = inside(np.hypot((x - side * eye_x) / 0.07, (y - eye_y) / (0.05 + open_ / 3)) - 1.0)
+        img = img * (1 - eye) + 30 * eye
+        brow_y = eye_y - 0.14 - brow
+        brow_mask = inside(np.maximum(np.abs(x - side * eye_x) - 0.1, np.abs(y - brow_y) - 0.025))
+        img = img * (1 - brow_mask) + hair * brow_mask
+    mouth_y = 0.38 - smile * (x / mouth_w) ** 2 + smile * 0.5 * 0.2
+    mouth = inside(np.maximum(np.abs(x) - mouth_w, np.abs(y - mouth_y) - (0.025 + open_)))
+    img = img * (1 - mouth) + np.array([150.0, 40.0, 50.0]) * mouth
+    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def write_generated_faces(root: PathLike, n_identities: int = 3,
+                          expressions: Sequence[str] = GENERATED_EXPRESSIONS, size: int = 32,
+                          seed: int = 0) -> dict[str, list[Path]]:
+    """GENERATED TEST DATA: writes ``root/id<k>/<expression>.png`` cartoon faces.
+
+    Identities differ in colours and proportions, expressions in mouth, eyes
+    and brows. Every PNG is labelled synthetic (``flowjax.io`` provenance).
+    Returns ``{identity: [paths]}``; ``root`` must not hold earlier files.
+    """
+    unknown = sorted(set(expressions) - set(GENERATED_EXPRESSIONS))
+    if unknown:
+        raise ValueError(f"unknown generated expressions {unknown}; choose from "
+                         f"{GENERATED_EXPRESSIONS}")
+    root = Path(root)
+    out: dict[str, list[Path]] = {}
+    for k in range(n_identities):
+        identity = f"id{k:02d}"
+        out[identity] = []
+        for expression in expressions:
+            image = _face(size, np.random.default_rng([seed, k]), expression)
+            path = root / identity / f"{expression}.png"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fio.write_png(path, image, {"kind": "generated test face", "identity": identity,
+                                        "expression": expression, "seed": seed})
+            out[identity].append(path)
+    return out

@@ -1,0 +1,231 @@
+"""Expression transfer: ``main(config, workdir)``; see configs/transfer.py.
+
+Pipeline: load and check everything (config, model geometry, images, model),
+encode all images in batched chunks, per-identity latent statistics in the
+chosen space, one compiled sweep over expressions x targets x alphas, then
+write the run directory::
+
+    transfer/<expression>/<target>/<alpha>/<target>_<alpha>.png
+    strips/<expression>/<target>.png   target mean | alphas... | source | source mean
+    means/<identity>_mean.png          decoded identity means (source and targets)
+    inputs/...                         the generated inputs (generated data only)
+    transfer.json                      the grid and every image's path
+    manifest.json                      config, versions, model + checksum, inputs, outputs, timings
+
+Nothing is written until all inputs have loaded and all images are decoded,
+so bad input leaves no run directory behind. Every PNG says it is synthetic
+and carries the method, alpha, source, target, space and model.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from absl import logging
+
+from experiments import common
+from flowjax import data, latents, sweep
+from flowjax import io as fio
+
+VARIANCE_METHODS = ("variance", "std_rescale")
+
+
+def _check_config(config: Any) -> list[str]:
+    if config.method not in latents.TRANSFER_METHODS:
+        raise ValueError(f"config.method {config.method!r} is not a transfer method; choose one "
+                         f"of {latents.TRANSFER_METHODS}")
+    latents.check_space(config.space)
+    if config.chunk_size < 1:
+        raise ValueError(f"config.chunk_size must be >= 1, got {config.chunk_size}")
+    if config.var_eps < 0:
+        raise ValueError(f"config.var_eps must be >= 0, got {config.var_eps}")
+    return common.alpha_labels(config.alphas)
+
+
+def _identity_source(config: Any, generated_root: Path | None) -> Any:
+    if generated_root is not None:
+        return generated_root
+    root, mapping = config.data.identities, config.data.identity_map.to_dict()
+    if bool(root) == bool(mapping):
+        raise ValueError("give exactly one of config.data.identities (a root folder laid out "
+                         "root/<identity>/*.png) and config.data.identity_map "
+                         f"({{identity: paths}}); got identities={root!r}, "
+                         f"identity_map={sorted(mapping)}")
+    return root or mapping
+
+
+def _select(config: Any,
+            identities: dict[str, data.ImageSet]) -> tuple[str, dict[str, int], list[str]]:
+    """The source identity, its expressions ``{name: image index}``, the targets."""
+    names = list(identities)
+    source = config.source
+    if not source or source not in identities:
+        raise ValueError(f"config.source {source!r} is not one of the identities {names}; "
+                         "set --config.source=<identity>")
+    stems: dict[str, int] = {}
+    for i, path in enumerate(identities[source].paths):
+        stem = common.safe_name(path.stem, "expression (source file name)")
+        if stem in stems:
+            raise ValueError(f"source identity {source!r} has two images named {stem!r} "
+                             f"({identities[source].paths[stems[stem]]} and {path}); rename one")
+        stems[stem] = i
+    wanted = list(config.expressions) or list(stems)
+    missing = [e for e in wanted if e not in stems]
+    if missing:
+        raise ValueError(f"config.expressions {missing} are not images of source {source!r}; "
+                         f"its images are {list(stems)}")
+    targets = list(config.targets) or [n for n in names if n != source]
+    unknown = [t for t in targets if t not in identities]
+    if unknown or not targets:
+        raise ValueError(f"config.targets {unknown or targets} are not identities other than "
+                         f"the source; identities: {names}")
+    for name in [source, *targets]:
+        common.safe_name(name, "identity")
+    return source, {e: stems[e] for e in wanted}, targets
+
+
+def _encode_identities(model, variables, identities, config) -> dict[str, np.ndarray]:
+    """Flat latents [N_i, D] in config.space per identity, from one batched encode."""
+    order = list(identities)
+    images = np.concatenate([identities[n].images for n in order])
+    encoding = sweep.encode_images(model, variables, images, chunk_size=config.chunk_size,
+                                   progress=config.progress)
+    flat = np.asarray(latents.flatten(list(latents.in_space(encoding, config.space))))
+    out, start = {}, 0
+    for name in order:
+        out[name] = flat[start:start + len(identities[name])]
+        start += len(identities[name])
+    return out
+
+
+def main(config: Any, workdir: str) -> dict[str, Any]:
+    labels = _check_config(config)
+    common.check_workdir(workdir, config.overwrite)
+    timings: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="flowjax-generated-") as tmp:
+        t0 = time.perf_counter()
+        geometry = common.model_geometry(config)
+        generated_root = None
+        if config.data.generated.enabled:
+            generated_root = Path(tmp) / "faces"
+            g = config.data.generated
+            common.write_generated_faces(generated_root, g.n_identities, g.expressions,
+                                         geometry.image_size, g.seed)
+        identities = data.load_identities(
+            _identity_source(config, generated_root), base_dir=config.data.base_dir,
+            size=geometry.image_size, resize=config.data.resize, alpha=config.data.alpha)
+        source, expressions, targets = _select(config, identities)
+        used = {n: identities[n] for n in [source, *targets]}
+        timings["load_images"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        all_images = np.concatenate([s.images for s in used.values()])
+        model, variables, model_record = common.load_model(config, all_images)
+        timings["load_model"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        flat = _encode_identities(model, variables, used, config)
+        stats = {n: latents.identity_stats(z) for n, z in flat.items()}
+        timings["encode"] = time.perf_counter() - t0
+        if config.method in VARIANCE_METHODS:
+            for name in [source, *targets]:
+                if stats[name].count < 2:
+                    logging.warning("identity %r has one image: its variance is 0, so method %r "
+                                    "divides by var_eps=%g alone", name, config.method,
+                                    config.var_eps)
+
+        t0 = time.perf_counter()
+        e_idx = list(expressions.values())
+        n_e = len(e_idx)
+        sources = flat[source][e_idx]
+        s = stats[source]
+        source_stats = latents.IdentityStats(np.repeat(np.asarray(s.mean)[None], n_e, 0),
+                                             np.repeat(np.asarray(s.var)[None], n_e, 0), s.count)
+        target_stats = latents.IdentityStats(
+            np.stack([np.asarray(stats[t].mean) for t in targets]),
+            np.stack([np.asarray(stats[t].var) for t in targets]), 0)
+        grid = sweep.transfer_sweep(
+            model, variables, sources, source_stats, target_stats, config.alphas,
+            method=config.method, space=config.space, var_eps=config.var_eps,
+            chunk_size=config.chunk_size, progress=config.progress)
+        timings["sweep"] = time.perf_counter() - t0
+
+        t0 = time.perf_counter()
+        mean_names = [source, *targets]
+        extra = np.concatenate([np.stack([np.asarray(stats[n].mean) for n in mean_names]), sources])
+        decoded = sweep.decode_latents(model, variables, extra, space=config.space,
+                                       chunk_size=config.chunk_size, progress=config.progress)
+        means = dict(zip(mean_names, decoded[:len(mean_names)]))
+        decoded_sources = decoded[len(mean_names):]
+        timings["decode_means"] = time.perf_counter() - t0
+
+        return _write_run(workdir, config, labels, source, expressions, targets, used, stats,
+                          grid, means, decoded_sources, model_record, timings, generated_root)
+
+
+def _write_run(workdir, config, labels, source, expressions, targets, used, stats, grid, means,
+               decoded_sources, model_record, timings, generated_root) -> dict[str, Any]:
+    t0 = time.perf_counter()
+    model_text = common.model_label(model_record)
+    base = {"method": config.method, "space": config.space, "model": model_text}
+    if config.method in VARIANCE_METHODS:
+        base["var_eps"] = float(config.var_eps)
+    with fio.create_run_dir(workdir, overwrite=config.overwrite) as run:
+        inputs, _ = common.record_inputs(run, used, generated_root)
+        mean_paths = {}
+        for name, image in means.items():
+            rel = f"means/{name}_mean.png"
+            run.write_png(rel, image, {"kind": "identity mean face (decoded mean latent)",
+                                       "identity": name, "images": stats[name].count,
+                                       "space": config.space, "model": model_text})
+            mean_paths[name] = rel
+        images: dict[str, dict[str, dict[str, str]]] = {}
+        strips: dict[str, dict[str, str]] = {}
+        for e, (expression, index) in enumerate(expressions.items()):
+            source_file = used[source].paths[index].name
+            images[expression], strips[expression] = {}, {}
+            for t, target in enumerate(targets):
+                images[expression][target] = {}
+                for a, (alpha, label) in enumerate(zip(config.alphas, labels)):
+                    rel = f"transfer/{expression}/{target}/{label}/{target}_{label}.png"
+                    run.write_png(rel, grid[e, t, a], {
+                        "kind": "expression transfer", **base, "alpha": float(alpha),
+                        "source": f"{source}/{expression}", "source_file": source_file,
+                        "target": target})
+                    images[expression][target][label] = rel
+                if config.strips:
+                    strip = fio.make_strip(
+                        [means[target], *grid[e, t], decoded_sources[e], means[source]],
+                        ["target mean", *[f"a={x}" for x in labels], expression, "source mean"])
+                    rel = f"strips/{expression}/{target}.png"
+                    run.write_png(rel, strip, {
+                        "kind": "expression transfer strip", **base,
+                        "alphas": [float(x) for x in config.alphas],
+                        "source": f"{source}/{expression}", "target": target,
+                        "layout": "target mean | alphas | source (decoded) | source mean"})
+                    strips[expression][target] = rel
+        summary = {
+            "method": config.method, "space": config.space,
+            "alphas": [float(x) for x in config.alphas], "alpha_labels": labels,
+            "source": source,
+            "expressions": {e: used[source].paths[i].name for e, i in expressions.items()},
+            "targets": targets, "identity_images": {n: stats[n].count for n in used},
+            "images": images, "strips": strips, "means": mean_paths, "model": model_record,
+        }
+        run.write_json("transfer.json", summary)
+        manifest = run.manifest
+        manifest.set_config(config.to_dict())
+        manifest.model = json.loads(fio.to_json(model_record))
+        manifest.add_inputs(inputs)
+        manifest.set_extra("data_options", next(iter(used.values())).options.to_dict())
+        timings["write"] = time.perf_counter() - t0
+        for name, seconds in timings.items():
+            manifest.timings[name] = {"seconds": round(seconds, 6), "calls": 1}
+    logging.info("wrote %d transfer images to %s", grid.shape[0] * grid.shape[1] * grid.shape[2],
+                 workdir)
+    return summary

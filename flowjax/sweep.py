@@ -1,0 +1,325 @@
+"""Batched encode and one-compiled-call decode of whole latent grids.
+
+A transfer sweep decodes ``expressions x targets x alphas`` latents, an
+attribute sweep ``images x vectors x alphas``. Rather than a Python loop over
+alphas, the grid is cut into chunks of ``chunk_size`` grid points; for each
+chunk one jitted function takes the chunk's grid indices, builds the latents
+with ``jax.vmap`` over the points (the arithmetic of :mod:`flowjax.latents`)
+and decodes them as one batch. Hence:
+
+* **One compile.** Every chunk has the same shape (the last one is padded
+  with repeats of the first grid point and its padding dropped), so the
+  jitted function traces once per (model, grid kind, space, chunk and grid
+  operand shapes) and is reused by every chunk and every later sweep of that
+  shape. The transfer method is a runtime ``lax.switch``, so changing it does
+  not recompile.
+* **Bounded memory.** Only one chunk's activations are live (plus the next
+  chunk, dispatched while the previous one is copied to the host); pick
+  ``chunk_size`` for the model (a few images for 256x256 on a CPU).
+* **Sharding.** With several devices the chunk's batch axis is sharded over a
+  1-D ``jax.sharding.Mesh`` of them (``NamedSharding(mesh, P("batch"))``);
+  weights and per-identity statistics are replicated. ``chunk_size`` is rounded
+  up to a multiple of the device count. Results equal the single-device ones.
+* **Progress.** A tqdm bar over chunks (by default when there are more than
+  :data:`PROGRESS_MIN_CHUNKS` chunks).
+
+Encoding is batched the same way (:func:`encode_images`). Grids are given by
+their operands (flat ``[.., D]`` latents in the chosen space), so the sweep
+never sees files.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from tqdm.auto import tqdm
+
+from flowjax import latents as latents_lib
+from flowjax.glow import Encoding, Glow
+
+Array = jax.Array
+PROGRESS_MIN_CHUNKS = 4
+DEFAULT_CHUNK_SIZE = 16
+BATCH_AXIS = "batch"
+
+
+# ---- placement ------------------------------------------------------------------
+
+
+class Placement:
+    """Where chunks run: one device, or a 1-D mesh over several (batch-sharded)."""
+
+    def __init__(self, devices: Sequence[jax.Device] | None = None) -> None:
+        self.devices = list(devices) if devices is not None else jax.devices()
+        if not self.devices:
+            raise ValueError("no devices given; pass devices=None to use jax.devices()")
+        self.mesh = Mesh(np.array(self.devices), (BATCH_AXIS,)) if len(self.devices) > 1 else None
+
+    @property
+    def n_devices(self) -> int:
+        return len(self.devices)
+
+    @property
+    def batch_sharding(self) -> NamedSharding | None:
+        """Sharding of a chunk's batch axis (None on one device)."""
+        return None if self.mesh is None else NamedSharding(self.mesh, PartitionSpec(BATCH_AXIS))
+
+    def replicate(self, tree: Any) -> Any:
+        """Puts weights/operands on every device (or the one device)."""
+        if self.mesh is None:
+            return jax.device_put(tree, self.devices[0])
+        return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
+
+    def shard_batch(self, array: np.ndarray) -> Array:
+        if self.mesh is None:
+            return jax.device_put(array, self.devices[0])
+        return jax.device_put(array, self.batch_sharding)
+
+    def chunk_size(self, requested: int, total: int) -> int:
+        """``requested`` capped at the grid size, rounded up to the device count."""
+        if requested < 1:
+            raise ValueError(f"chunk_size must be >= 1, got {requested}")
+        size = min(requested, max(total, 1))
+        return math.ceil(size / self.n_devices) * self.n_devices
+
+
+# ---- the chunk loop ---------------------------------------------------------------
+
+
+def _run_chunks(step: Callable[[Array], Any], total: int, chunk_size: int,
+                make_chunk: Callable[[np.ndarray], np.ndarray], placement: Placement,
+                progress: bool | None, desc: str) -> list[Any]:
+    """Runs ``step`` on ``make_chunk(idx)`` for padded index chunks covering 0..total-1.
+
+    Returns the per-chunk host outputs (a pytree of numpy arrays each), padding
+    removed. The next chunk is dispatched before the previous one is fetched,
+    so host copies overlap device work.
+    """
+    size = placement.chunk_size(chunk_size, total)
+    n_chunks = math.ceil(total / size)
+    show = n_chunks > PROGRESS_MIN_CHUNKS if progress is None else progress
+    outputs: list[Any] = []
+    pending: tuple[Any, int] | None = None
+    with tqdm(total=n_chunks, desc=desc, unit="chunk", disable=not show, leave=False) as bar:
+        for start in range(0, total, size):
+            valid = min(size, total - start)
+            idx = np.arange(start, start + size)
+            idx[valid:] = 0  # padding repeats grid point 0: same shape, dropped below
+            result = step(placement.shard_batch(make_chunk(idx)))
+            if pending is not None:
+                outputs.append(_fetch(*pending))
+                bar.update(1)
+            pending = (result, valid)
+        if pending is not None:
+            outputs.append(_fetch(*pending))
+            bar.update(1)
+    return outputs
+
+
+def _fetch(result: Any, valid: int) -> Any:
+    return jax.tree.map(lambda x: np.asarray(x)[:valid], result)
+
+
+def _concat(outputs: list[Any]) -> Any:
+    return jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *outputs)
+
+
+def _constrain(x: Any, sharding: NamedSharding | None) -> Any:
+    return x if sharding is None else jax.lax.with_sharding_constraint(x, sharding)
+
+
+def _decode_flat(model: Glow, variables: Any, flat: Array, space: str, quantize: bool) -> Array:
+    levels = latents_lib.unflatten(flat, model.latent_shapes)
+    return model.apply(variables, levels, None, space, quantize, method=Glow.decode)
+
+
+# ---- jitted chunk functions (module level, so their caches persist) -----------------
+
+
+@functools.partial(jax.jit, static_argnames=("model", "sharding"))
+def _encode_chunk(model: Glow, variables: Any, images: Array,
+                  sharding: NamedSharding | None = None) -> Encoding:
+    return model.apply(variables, _constrain(images, sharding), method=Glow.encode)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "space", "quantize", "sharding"))
+def _decode_chunk(model: Glow, variables: Any, flat: Array, *, space: str, quantize: bool,
+                  sharding: NamedSharding | None = None) -> Array:
+    return _decode_flat(model, variables, _constrain(flat, sharding), space, quantize)
+
+
+def _transfer_latents(method: str, operands: dict[str, Array], index: Array,
+                      var_eps: Array) -> Array:
+    """The flat latents of a chunk of (expression, target, alpha) grid points."""
+
+    def one(e, t, a):
+        source = latents_lib.IdentityStats(operands["source_mean"][e], operands["source_var"][e], 0)
+        target = latents_lib.IdentityStats(operands["target_mean"][t], operands["target_var"][t], 0)
+        return latents_lib.transfer(method, operands["sources"][e], source, target,
+                                    operands["alphas"][a], var_eps)
+
+    return jax.vmap(one)(index[:, 0], index[:, 1], index[:, 2])
+
+
+@functools.partial(jax.jit, static_argnames=("model", "space", "quantize", "sharding"))
+def _transfer_chunk(model: Glow, variables: Any, operands: dict[str, Array], method_index: Array,
+                    var_eps: Array, index: Array, *, space: str, quantize: bool,
+                    sharding: NamedSharding | None = None) -> Array:
+    # The method is a runtime switch, not a static argument: one compile serves
+    # all of them (comparing methods in one process costs no recompilation).
+    index = _constrain(index, sharding)
+    branches = [functools.partial(_transfer_latents, m) for m in latents_lib.TRANSFER_METHODS]
+    flat = jax.lax.switch(method_index, branches, operands, index, var_eps)
+    return _decode_flat(model, variables, _constrain(flat, sharding), space, quantize)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "space", "quantize", "sharding"))
+def _attribute_chunk(model: Glow, variables: Any, operands: dict[str, Array], index: Array,
+                     *, space: str, quantize: bool,
+                     sharding: NamedSharding | None = None) -> Array:
+    index = _constrain(index, sharding)
+
+    def one(i, v, a):
+        return latents_lib.manipulate(operands["latents"][i], operands["vectors"][v],
+                                      operands["alphas"][a])
+
+    flat = jax.vmap(one)(index[:, 0], index[:, 1], index[:, 2])
+    return _decode_flat(model, variables, _constrain(flat, sharding), space, quantize)
+
+
+# ---- public API -------------------------------------------------------------------
+
+
+def _check_flat(name: str, array: Any, model: Glow, ndim: int) -> np.ndarray:
+    array = np.asarray(array, np.float32)
+    d = latents_lib.flat_size(model.latent_shapes)
+    if array.ndim != ndim or array.shape[-1] != d:
+        lead = "[n, D]" if ndim == 2 else "[D]"
+        raise ValueError(f"{name} must be flat latents {lead} with D = {d} for this model "
+                         f"({model.image_size}x{model.image_size}, {model.n_levels} levels); "
+                         f"got shape {array.shape}")
+    return array
+
+
+def _grid_index(shape: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarray]:
+    def make(idx: np.ndarray) -> np.ndarray:
+        return np.stack(np.unravel_index(idx, shape), axis=-1).astype(np.int32)
+    return make
+
+
+def encode_images(model: Glow, variables: Any, images: np.ndarray, *,
+                  chunk_size: int = DEFAULT_CHUNK_SIZE,
+                  devices: Sequence[jax.Device] | None = None,
+                  progress: bool | None = None) -> Encoding:
+    """Encodes uint8 images ``[N, S, S, C]`` in padded chunks (deterministic mid-bin).
+
+    Returns an :class:`~flowjax.glow.Encoding` of host numpy arrays, in input order.
+    """
+    images = np.asarray(images)
+    if images.ndim != 4 or len(images) == 0:
+        raise ValueError(f"images must be a non-empty uint8 batch [N, H, W, C]; got {images.shape}")
+    placement = Placement(devices)
+    step = functools.partial(_encode_chunk, model, placement.replicate(variables),
+                             sharding=placement.batch_sharding)
+    outputs = _run_chunks(step, len(images), chunk_size, lambda idx: images[idx], placement,
+                          progress, "encode")
+    return _concat(outputs)
+
+
+def decode_latents(model: Glow, variables: Any, flat: Any, *, space: str = "eps",
+                   quantize: bool = True, chunk_size: int = DEFAULT_CHUNK_SIZE,
+                   devices: Sequence[jax.Device] | None = None,
+                   progress: bool | None = None) -> np.ndarray:
+    """Decodes flat latents ``[N, D]`` in padded chunks -> images ``[N, S, S, C]``.
+
+    uint8 with ``quantize=True``, else the float image in [-0.5, 0.5).
+    """
+    flat = _check_flat("latents", flat, model, 2)
+    latents_lib.check_space(space)
+    placement = Placement(devices)
+    step = functools.partial(_decode_chunk, model, placement.replicate(variables),
+                             space=space, quantize=quantize, sharding=placement.batch_sharding)
+    outputs = _run_chunks(step, len(flat), chunk_size, lambda idx: flat[idx], placement,
+                          progress, "decode")
+    return _concat(outputs)
+
+
+def transfer_sweep(model: Glow, variables: Any, sources: Any,
+                   source_stats: latents_lib.IdentityStats,
+                   target_stats: latents_lib.IdentityStats, alphas: Sequence[float], *,
+                   method: str = "linear", space: str = "eps",
+                   var_eps: float = latents_lib.DEFAULT_VARIANCE_EPS, quantize: bool = True,
+                   chunk_size: int = DEFAULT_CHUNK_SIZE,
+                   devices: Sequence[jax.Device] | None = None,
+                   progress: bool | None = None) -> np.ndarray:
+    """Decodes every ``latents.transfer(method, sources[e], source_e, target_t, alpha)``.
+
+    ``sources`` is ``[E, D]`` flat latents (in ``space``) of the source
+    expression images; ``source_stats`` holds per-source ``mean``/``var`` of
+    shape ``[E, D]`` (each source's own identity statistics), ``target_stats``
+    per-target ``[T, D]``. Returns ``[E, T, A, S, S, C]`` images (uint8, or
+    float with ``quantize=False``), equal to decoding alpha by alpha.
+    """
+    if method not in latents_lib.TRANSFER_METHODS:
+        raise ValueError(f"unknown transfer method {method!r}; "
+                         f"choose one of {latents_lib.TRANSFER_METHODS}")
+    latents_lib.check_space(space)
+    operands = {
+        "sources": _check_flat("sources", sources, model, 2),
+        "source_mean": _check_flat("source_stats.mean", source_stats.mean, model, 2),
+        "source_var": _check_flat("source_stats.var", source_stats.var, model, 2),
+        "target_mean": _check_flat("target_stats.mean", target_stats.mean, model, 2),
+        "target_var": _check_flat("target_stats.var", target_stats.var, model, 2),
+        "alphas": np.asarray(alphas, np.float32).reshape(-1),
+    }
+    n_e, n_t, n_a = len(operands["sources"]), len(operands["target_mean"]), len(operands["alphas"])
+    if len(operands["source_mean"]) != n_e or len(operands["source_var"]) != n_e:
+        raise ValueError(f"source_stats must have one row per source ({n_e}); got "
+                         f"{len(operands['source_mean'])} means, {len(operands['source_var'])} vars")
+    if len(operands["target_var"]) != n_t:
+        raise ValueError(f"target_stats has {n_t} means but {len(operands['target_var'])} vars")
+    if n_a == 0:
+        raise ValueError("alphas is empty; give at least one alpha")
+    grid = (n_e, n_t, n_a)
+    placement = Placement(devices)
+    step = functools.partial(
+        _transfer_chunk, model, placement.replicate(variables), placement.replicate(operands),
+        jnp.int32(latents_lib.TRANSFER_METHODS.index(method)), jnp.float32(var_eps),
+        space=space, quantize=quantize,
+        sharding=placement.batch_sharding)
+    outputs = _run_chunks(step, math.prod(grid), chunk_size, _grid_index(grid), placement,
+                          progress, f"transfer ({method}, {space})")
+    images = _concat(outputs)
+    return images.reshape(*grid, *images.shape[1:])
+
+
+def attribute_sweep(model: Glow, variables: Any, latents: Any, vectors: Any,
+                    alphas: Sequence[float], *, space: str = "eps", quantize: bool = True,
+                    chunk_size: int = DEFAULT_CHUNK_SIZE,
+                    devices: Sequence[jax.Device] | None = None,
+                    progress: bool | None = None) -> np.ndarray:
+    """Decodes every ``latents[i] + alphas[a] * vectors[v]`` -> ``[I, V, A, S, S, C]``."""
+    latents_lib.check_space(space)
+    operands = {
+        "latents": _check_flat("latents", latents, model, 2),
+        "vectors": _check_flat("vectors", vectors, model, 2),
+        "alphas": np.asarray(alphas, np.float32).reshape(-1),
+    }
+    grid = (len(operands["latents"]), len(operands["vectors"]), len(operands["alphas"]))
+    if 0 in grid:
+        raise ValueError(f"empty attribute grid (images, vectors, alphas) = {grid}")
+    placement = Placement(devices)
+    step = functools.partial(
+        _attribute_chunk, model, placement.replicate(variables), placement.replicate(operands),
+        space=space, quantize=quantize, sharding=placement.batch_sharding)
+    outputs = _run_chunks(step, math.prod(grid), chunk_size, _grid_index(grid), placement,
+                          progress, f"attribute ({space})")
+    images = _concat(outputs)
+    return images.reshape(*grid, *images.shape[1:])

@@ -1,0 +1,178 @@
+"""Specification of flowjax.sweep: the one-call grid decode equals the naive loop.
+
+A tiny random Glow (8x8, 2 levels) keeps compilation short; decoding does not
+depend on the weights being trained.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments.common import random_variables
+from flowjax import glow, latents, sweep
+
+MODEL = glow.Glow(image_size=8, n_levels=2, depth=2, width=8)
+SHAPES = MODEL.latent_shapes
+ALPHAS = (0.0, 0.5, 1.0)
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def variables():
+    return random_variables(MODEL, seed=1)
+
+
+@pytest.fixture(scope="module")
+def images():
+    return np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+
+
+@pytest.fixture(scope="module")
+def encoding(variables, images):
+    return glow.encode(MODEL, variables, images)
+
+
+def _problem(encoding, space):
+    """Source identity = images 0-2 (expressions 0, 2); targets = images 3-4 and 5."""
+    flat = np.asarray(latents.flatten(list(latents.in_space(encoding, space))))
+    src = latents.identity_stats(flat[0:3])
+    targets = [latents.identity_stats(flat[3:5]), latents.identity_stats(flat[5:6])]
+    sources = flat[[0, 2]]
+    source_stats = latents.IdentityStats(np.stack([src.mean] * 2), np.stack([src.var] * 2), 3)
+    target_stats = latents.IdentityStats(np.stack([np.asarray(t.mean) for t in targets]),
+                                         np.stack([np.asarray(t.var) for t in targets]), 0)
+    return sources, source_stats, target_stats
+
+
+def _naive(variables, sources, source_stats, target_stats, method, space):
+    """Alpha by alpha: build each latent on the host, decode the alpha's batch."""
+    out = []
+    for alpha in ALPHAS:
+        batch = []
+        for e in range(len(sources)):
+            s = latents.IdentityStats(source_stats.mean[e], source_stats.var[e], 0)
+            for t in range(len(target_stats.mean)):
+                tt = latents.IdentityStats(target_stats.mean[t], target_stats.var[t], 0)
+                batch.append(np.asarray(latents.transfer(method, sources[e], s, tt, alpha)))
+        levels = latents.unflatten(np.stack(batch), SHAPES)
+        out.append(np.asarray(glow.decode(MODEL, variables, levels, space=space, quantize=False)))
+    e, t = len(sources), len(target_stats.mean)
+    return np.stack(out, axis=0).reshape(len(ALPHAS), e, t, 8, 8, 3).transpose(1, 2, 0, 3, 4, 5)
+
+
+@pytest.mark.parametrize("space", latents.SPACES)
+@pytest.mark.parametrize("method", latents.TRANSFER_METHODS)
+def test_sweep_equals_decoding_alpha_by_alpha(variables, encoding, method, space):
+    sources, source_stats, target_stats = _problem(encoding, space)
+    grid = sweep.transfer_sweep(MODEL, variables, sources, source_stats, target_stats, ALPHAS,
+                                method=method, space=space, quantize=False, chunk_size=5)
+    expected = _naive(variables, sources, source_stats, target_stats, method, space)
+    assert grid.shape == (2, 2, 3, 8, 8, 3)
+    np.testing.assert_allclose(grid, expected, rtol=0, atol=1e-5)
+
+
+def test_chunks_compile_once_and_other_methods_reuse_the_compilation(variables, encoding):
+    sources, source_stats, target_stats = _problem(encoding, "eps")
+    before = sweep._transfer_chunk._cache_size()
+    # 12 grid points in chunks of 7: the second chunk is padded to 7.
+    sweep.transfer_sweep(MODEL, variables, sources, source_stats, target_stats, ALPHAS,
+                         method="linear", chunk_size=7)
+    assert sweep._transfer_chunk._cache_size() == before + 1
+    sweep.transfer_sweep(MODEL, variables, sources, source_stats, target_stats, ALPHAS,
+                         method="variance", chunk_size=7)
+    assert sweep._transfer_chunk._cache_size() == before + 1
+
+
+def _to_uint8(x: np.ndarray) -> np.ndarray:
+    """The model's 5-bit postprocessing of a float image."""
+    return np.clip(np.floor((x + 0.5) * 32) * 8, 0, 255).astype(np.uint8)
+
+
+@pytest.mark.parametrize("space", latents.SPACES)
+def test_alpha_zero_decodes_the_target_mean(variables, encoding, space):
+    sources, source_stats, target_stats = _problem(encoding, space)
+    grid = sweep.transfer_sweep(MODEL, variables, sources, source_stats, target_stats, ALPHAS,
+                                method="linear", space=space, quantize=False, chunk_size=5)
+    assert ALPHAS[0] == 0.0
+    means = latents.unflatten(np.concatenate([target_stats.mean] * 2), SHAPES)
+    decoded = np.asarray(glow.decode(MODEL, variables, means, space=space, quantize=False))
+    np.testing.assert_allclose(grid[:, :, 0].reshape(4, 8, 8, 3), decoded, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("space", latents.SPACES)
+def test_linear_self_transfer_at_alpha_one_decodes_the_source_image(variables, encoding, images,
+                                                                    space):
+    sources, source_stats, _ = _problem(encoding, space)
+    grid = sweep.transfer_sweep(MODEL, variables, sources, source_stats, source_stats, ALPHAS,
+                                method="linear", space=space, quantize=False, chunk_size=5)
+    assert ALPHAS[2] == 1.0
+    quantized = (images >> 3) << 3  # the model sees 5 bits
+    np.testing.assert_array_equal(_to_uint8(grid[0, 0, 2]), quantized[0])
+    np.testing.assert_array_equal(_to_uint8(grid[1, 1, 2]), quantized[2])
+
+
+def test_encode_in_padded_chunks_equals_one_batch(variables, images, encoding):
+    chunked = sweep.encode_images(MODEL, variables, images, chunk_size=4)
+    for got, want in zip(chunked.eps + chunked.z, encoding.eps + encoding.z):
+        np.testing.assert_allclose(got, want, rtol=0, atol=1e-5)
+    np.testing.assert_allclose(chunked.bits_per_dim, encoding.bits_per_dim, rtol=1e-5)
+
+
+def test_attribute_sweep_equals_manipulating_then_decoding(variables, encoding):
+    flat = np.asarray(latents.flatten(list(encoding.eps)))
+    vector = flat[1] - flat[4]
+    grid = sweep.attribute_sweep(MODEL, variables, flat[:4], vector[None], ALPHAS,
+                                 quantize=False, chunk_size=5)
+    for a, alpha in enumerate(ALPHAS):
+        edited = latents.unflatten(np.asarray(latents.manipulate(flat[:4], vector, alpha)), SHAPES)
+        want = np.asarray(glow.decode(MODEL, variables, edited, quantize=False))
+        np.testing.assert_allclose(grid[:, 0, a], want, rtol=0, atol=1e-5)
+
+
+def test_latents_of_the_wrong_size_are_a_clear_error(variables):
+    stats = latents.IdentityStats(np.zeros((1, 10)), np.zeros((1, 10)), 1)
+    with pytest.raises(ValueError, match=r"D = 192 for this model .*got shape \(1, 10\)"):
+        sweep.transfer_sweep(MODEL, variables, np.zeros((1, 10)), stats, stats, [0.5])
+
+
+_SHARDED_SCRIPT = textwrap.dedent("""
+    import jax, numpy as np
+    from experiments.common import random_variables
+    from flowjax import glow, latents, sweep
+    assert len(jax.devices()) == 4, jax.devices()
+    chunk = sweep.Placement().shard_batch(np.zeros((4, 3)))
+    assert len(chunk.sharding.device_set) == 4, chunk.sharding
+    model = glow.Glow(image_size=8, n_levels=2, depth=2, width=8)
+    v = random_variables(model, seed=1)
+    images = np.random.default_rng(0).integers(0, 256, (6, 8, 8, 3), dtype=np.uint8)
+    one = [jax.devices()[0]]
+    enc4 = sweep.encode_images(model, v, images, chunk_size=4)
+    enc1 = sweep.encode_images(model, v, images, chunk_size=4, devices=one)
+    for a, b in zip(enc4.eps, enc1.eps):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+    flat = np.asarray(latents.flatten(list(enc1.eps)))
+    s, t = latents.identity_stats(flat[:3]), latents.identity_stats(flat[3:])
+    S = latents.IdentityStats(np.stack([s.mean] * 2), np.stack([s.var] * 2), 3)
+    T = latents.IdentityStats(np.stack([t.mean]), np.stack([t.var]), 3)
+    kw = dict(method="std_rescale", quantize=False, chunk_size=3)  # rounded up to 4 devices
+    g4 = sweep.transfer_sweep(model, v, flat[[0, 2]], S, T, [0.0, 0.4, 1.0], **kw)
+    g1 = sweep.transfer_sweep(model, v, flat[[0, 2]], S, T, [0.0, 0.4, 1.0], devices=one, **kw)
+    np.testing.assert_allclose(g4, g1, rtol=0, atol=1e-5)
+    print("SHARDED_OK", g4.shape)
+""")
+
+
+def test_sharded_sweep_on_four_devices_equals_one_device():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
+               JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+    result = subprocess.run([sys.executable, "-c", _SHARDED_SCRIPT], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "SHARDED_OK (2, 1, 3, 8, 8, 3)" in result.stdout

@@ -1,0 +1,264 @@
+"""Specification of experiments/transfer.py: layout, provenance, manifest, errors.
+
+One run on generated faces with a small random checkpoint (module fixture);
+error cases fail before any model work. The ``:smoke`` command runs in a
+subprocess.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs import transfer as transfer_config
+from experiments import common
+from experiments import transfer
+from flowjax import glow
+from flowjax import io as fio
+from flowjax.data import ImageDataError
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = glow.Glow(image_size=16, n_levels=2, depth=2, width=8)
+ALPHAS = (0.0, 0.5, 1.0)
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    from flowjax import checkpoints
+
+    path = tmp_path_factory.mktemp("ckpt") / "model"
+    return checkpoints.save_model(path, MODEL, common.random_variables(MODEL, seed=3))
+
+
+def _faces(root: Path, size: int = 16) -> Path:
+    common.write_generated_faces(root, n_identities=3, expressions=("neutral", "smile"), size=size)
+    return root
+
+
+def _config(faces: Path, checkpoint=None, **overrides):
+    config = transfer_config.get_config()
+    config.data.identities = str(faces)
+    config.source = "id00"
+    config.alphas = ALPHAS
+    config.progress = False
+    if checkpoint is None:
+        config.random_init.enabled = True
+        config.random_init.ddi = False
+        config.model = transfer_config.model_config(image_size=16, n_levels=2, depth=2, width=8)
+    else:
+        config.checkpoint = str(checkpoint)
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory, checkpoint):
+    faces = _faces(tmp_path_factory.mktemp("faces"))
+    workdir = tmp_path_factory.mktemp("runs") / "transfer"
+    summary = transfer.main(_config(faces, checkpoint), str(workdir))
+    return workdir, summary
+
+
+def _files(folder: Path) -> list[str]:
+    return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+
+
+# ---- outputs ----------------------------------------------------------------------
+
+
+def test_writes_one_png_per_expression_target_and_alpha_in_the_seed_layout(run):
+    workdir, _ = run
+    for expression in ("neutral", "smile"):
+        for target in ("id01", "id02"):
+            for label in ("0.00", "0.50", "1.00"):
+                assert (workdir / f"transfer/{expression}/{target}/{label}/{target}_{label}.png"
+                        ).is_file()
+    assert len(list((workdir / "transfer").rglob("*.png"))) == 2 * 2 * 3
+
+
+def test_writes_strips_and_identity_means(run):
+    workdir, _ = run
+    assert _files(workdir / "means") == ["id00_mean.png", "id01_mean.png", "id02_mean.png"]
+    assert _files(workdir / "strips") == ["neutral/id01.png", "neutral/id02.png",
+                                          "smile/id01.png", "smile/id02.png"]
+
+
+def test_strip_holds_target_mean_alphas_source_and_source_mean(run):
+    workdir, _ = run
+    strip = np.asarray(Image.open(workdir / "strips/smile/id01.png"))
+    mean = np.asarray(Image.open(workdir / "means/id01_mean.png"))
+    assert strip.shape[1] == 4 + 6 * (16 + 4)  # 6 images of 16 px, 4 px gaps
+    first = strip[-4 - 16:-4, 4:20]
+    np.testing.assert_array_equal(first, mean)
+
+
+def test_alpha_zero_image_is_the_target_mean_face(run):
+    workdir, _ = run
+    at_zero = np.asarray(Image.open(workdir / "transfer/smile/id02/0.00/id02_0.00.png"))
+    mean = np.asarray(Image.open(workdir / "means/id02_mean.png"))
+    np.testing.assert_array_equal(at_zero, mean)
+
+
+def test_every_png_is_labelled_synthetic_with_its_provenance(run):
+    workdir, _ = run
+    pngs = list(workdir.rglob("*.png"))
+    assert pngs
+    for png in pngs:
+        chunks = fio.read_png_provenance(png)
+        assert chunks["Synthetic"] == "true", png
+        assert chunks["Software"] == fio.SOFTWARE, png
+    chunks = fio.read_png_provenance(workdir / "transfer/smile/id01/0.50/id01_0.50.png")
+    assert (chunks["method"], chunks["alpha"], chunks["source"], chunks["target"],
+            chunks["space"]) == ("linear", "0.5", "id00/smile", "id01", "eps")
+    assert "sha256:" in chunks["model"]
+
+
+def test_manifest_lists_every_output_with_its_checksum(run):
+    workdir, _ = run
+    manifest = json.loads((workdir / "manifest.json").read_text())
+    listed = {o["path"]: o["sha256"] for o in manifest["outputs"]}
+    on_disk = set(_files(workdir)) - {"manifest.json", fio.RUN_MARKER}
+    assert set(listed) == on_disk
+    for rel, digest in listed.items():
+        assert fio.sha256_file(workdir / rel) == digest, rel
+
+
+def test_manifest_records_checkpoint_checksum_inputs_and_timings(run, checkpoint):
+    workdir, _ = run
+    manifest = json.loads((workdir / "manifest.json").read_text())
+    assert manifest["status"] == "complete"
+    assert manifest["model"]["sha256"] == fio.sha256_path(checkpoint)
+    assert manifest["model"]["random_init"] is False
+    assert len(manifest["inputs"]) == 6 and all(len(i["sha256"]) == 64 for i in manifest["inputs"])
+    assert {"encode", "sweep", "decode_means", "write"} <= set(manifest["timings"])
+    assert manifest["config"]["method"] == "linear"
+    assert "jax" in manifest["versions"]
+
+
+def test_summary_maps_every_grid_point_to_its_file(run):
+    workdir, summary = run
+    assert json.loads((workdir / "transfer.json").read_text())["images"] == summary["images"]
+    assert summary["images"]["smile"]["id02"]["0.50"] == "transfer/smile/id02/0.50/id02_0.50.png"
+
+
+# ---- bad input: a clear error and no output -----------------------------------------
+
+
+def _fails_without_output(config, workdir: Path, error, match: str) -> None:
+    with pytest.raises(error, match=match):
+        transfer.main(config, str(workdir))
+    assert not workdir.exists()
+
+
+def test_corrupt_image_is_named_and_nothing_is_written(tmp_path):
+    faces = _faces(tmp_path / "faces")
+    (faces / "id01" / "smile.png").write_bytes(b"\x89PNG\r\n\x1a\n truncated")
+    _fails_without_output(_config(faces), tmp_path / "run", ImageDataError,
+                          r"id01/smile.png: cannot decode")
+
+
+def test_empty_identity_folder_is_named_and_nothing_is_written(tmp_path):
+    faces = _faces(tmp_path / "faces")
+    (faces / "id03").mkdir()
+    _fails_without_output(_config(faces), tmp_path / "run", ImageDataError,
+                          r"id03 has no images")
+
+
+def test_image_of_the_wrong_size_is_named_and_nothing_is_written(tmp_path):
+    faces = _faces(tmp_path / "faces")
+    Image.new("RGB", (32, 32)).save(faces / "id02" / "big.png")
+    _fails_without_output(_config(faces), tmp_path / "run", ImageDataError,
+                          r"id02/big.png: size 32x32 .*expected 16x16")
+
+
+def test_existing_workdir_is_refused_and_left_untouched(tmp_path):
+    faces = _faces(tmp_path / "faces")
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "old.txt").write_text("earlier results")
+    with pytest.raises(FileExistsError, match="already exists"):
+        transfer.main(_config(faces), str(workdir))
+    assert _files(workdir) == ["old.txt"]
+
+
+def test_unknown_source_lists_the_identities(tmp_path):
+    faces = _faces(tmp_path / "faces")
+    _fails_without_output(_config(faces, source="nobody"), tmp_path / "run", ValueError,
+                          r"'nobody' is not one of the identities \['id00', 'id01', 'id02'\]")
+
+
+def test_root_folder_and_identity_map_together_are_an_error(tmp_path):
+    faces = _faces(tmp_path / "faces")
+    config = _config(faces)
+    config.data.identity_map = {"id00": str(faces / "id00")}
+    _fails_without_output(config, tmp_path / "run", ValueError,
+                          "exactly one of config.data.identities")
+
+
+def test_identity_map_names_identities_from_paths(tmp_path):
+    faces = _faces(tmp_path / "faces")
+    config = _config(faces)
+    config.data.identities = None
+    config.data.base_dir = str(faces)
+    # The fixture run's shapes (3 identities of 2 images): no recompilation.
+    config.data.identity_map = {"id00": "id00", "second": "id01",
+                                "third": ("id02/smile.png", "id02/neutral.png")}
+    summary = transfer.main(config, str(tmp_path / "run"))
+    assert summary["targets"] == ["second", "third"]
+    assert (tmp_path / "run" / "transfer/smile/third/0.50/third_0.50.png").is_file()
+
+
+def test_missing_checkpoint_without_random_init_is_an_error(tmp_path):
+    config = _config(_faces(tmp_path / "faces"))
+    config.random_init.enabled = False
+    _fails_without_output(config, tmp_path / "run", ValueError, r"--config.checkpoint=DIR")
+
+
+def test_repeated_alphas_are_an_error(tmp_path):
+    _fails_without_output(_config(_faces(tmp_path / "faces"), alphas=(0.5, 0.5)),
+                          tmp_path / "run", ValueError, "repeated values")
+
+
+# ---- configs ----------------------------------------------------------------------
+
+
+def test_repo_variant_is_the_eleven_value_grid():
+    config = transfer_config.get_config("repo")
+    assert config.method == "linear" and len(config.alphas) == 11
+    assert config.alphas[0] == 0.30 and config.alphas[-1] == 0.50
+
+
+def test_thesis_half_variant_halves_the_vector():
+    assert transfer_config.get_config("thesis_half").method == "half"
+
+
+def test_variants_combine_in_order():
+    config = transfer_config.get_config("variance,z")
+    assert (config.method, config.space) == ("variance", "z")
+
+
+def test_unknown_variant_is_an_error():
+    with pytest.raises(ValueError, match="unknown variant"):
+        transfer_config.get_config("bogus")
+
+
+def test_smoke_command_runs_end_to_end(tmp_path):
+    workdir = tmp_path / "smoke"
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    result = subprocess.run(
+        [sys.executable, "run.py", "--config=configs/transfer.py:smoke", f"--workdir={workdir}"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-3000:]
+    manifest = json.loads((workdir / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["model"]["random_init"] is True
+    assert len(list((workdir / "transfer").rglob("*.png"))) == 3 * 2 * 3
+    assert "RANDOMLY INITIALISED" in result.stderr
+    for png in workdir.rglob("*.png"):  # generated inputs, transfers, strips, means
+        assert fio.read_png_provenance(png)["Synthetic"] == "true", png
