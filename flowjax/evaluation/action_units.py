@@ -165,7 +165,6 @@ def _parse_header(tokens: list[str], path: Path) -> str:
             pos += 1
 
     def indexed_block(prefixes: Sequence[str], what: str) -> None:
-        nonlocal pos
         n = _indexed_run(tokens, pos, prefixes[0])
         for prefix in prefixes:
             expect([f"{prefix}{i}" for i in range(n)], what)

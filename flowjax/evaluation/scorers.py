@@ -1,0 +1,262 @@
+"""Scorer interfaces and the one place that builds scorer backends from a config.
+
+Three kinds of scorer feed the evaluation (:mod:`flowjax.evaluation.pipeline`):
+
+* an :class:`IdentityEmbedder`: ``embed(uint8 [N, H, W, 3]) -> [N, D]`` face
+  embeddings plus ``provenance() -> dict`` (model, weights, crop) for the
+  manifest. :class:`~flowjax.evaluation.identity.FaceEmbedder` (facenet) is one;
+* an :class:`~flowjax.evaluation.action_units.ActionUnitScorer`: ``au_names``
+  and ``__call__(uint8 [N, H, W, 3]) -> [N, len(au_names)]`` intensities on
+  OpenFace's 0-5 scale, NaN rows where no face was found. ``provenance()`` is
+  optional for AU scorers;
+* optionally a fake detector (:data:`~flowjax.evaluation.metrics.FakeDetector`):
+  ``uint8 [N, H, W, 3] -> p(generated) [N]``.
+
+Backends are chosen by name in a config section (``configs/evaluate.py``):
+
+================  ==========================================================
+identity          ``"facenet"`` (facenet-pytorch InceptionResnetV1; with
+                  ``facenet.random_weights`` randomly initialised, tests only),
+                  ``"synthetic"`` (the CNN stand-in of
+                  ``flowjax.evaluation.synthetic_scorers``), ``"fake"``
+action_units      ``"openface"`` (FaceLandmarkImg), ``"synthetic"``,
+                  ``"fake"``, ``"none"`` (no AU scores)
+detector          ``"none"``, ``"fake"``
+================  ==========================================================
+
+Any backend may also be given as ``"package.module:callable"``; the callable
+receives the section's ``options`` as keyword arguments (so does the
+``"synthetic"`` entry, which is such a string).
+
+The ``"fake"`` backends exist **for tests only**: deterministic functions of
+the pixels (block means, band means, brightness) with no relation to identity
+or expression, so a pipeline can be run end to end in a second. Their
+provenance says so, and so does every table made with them.
+"""
+
+from __future__ import annotations
+
+import importlib
+import types
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+from PIL import Image
+
+from flowjax.evaluation.action_units import OPENFACE_INTENSITY_AUS, ActionUnitScorer
+from flowjax.evaluation.metrics import FakeDetector
+
+__all__ = [
+    "ActionUnitScorer", "FakeDetector", "IdentityEmbedder", "FakeEmbedder", "FakeAUScorer",
+    "fake_detector", "build_identity_embedder", "build_au_scorer", "build_detector",
+    "describe", "IDENTITY_BACKENDS", "AU_BACKENDS", "DETECTOR_BACKENDS",
+]  # fmt: skip
+
+TEST_ONLY = "FAKE scorer for tests only: a fixed function of the pixels, not a face model"
+
+
+@runtime_checkable
+class IdentityEmbedder(Protocol):
+    """Face-recognition embeddings of uint8 RGB images.
+
+    ``embed(images)`` maps ``[N, H, W, 3]`` uint8 to ``[N, D]`` floats (NaN
+    rows allowed where no face was found); ``provenance()`` returns a
+    JSON-friendly dict saying which model, weights and crop were used.
+    """
+
+    def embed(self, images: np.ndarray) -> np.ndarray: ...
+
+    def provenance(self) -> dict[str, Any]: ...
+
+
+def describe(scorer: Any, backend: str | None = None) -> dict[str, Any] | None:
+    """The manifest entry of a scorer: its backend, class and ``provenance()``.
+
+    AU scorers without ``provenance()`` are described by their class, their
+    ``au_names`` and, for OpenFace, the binary path.
+    """
+    if scorer is None:
+        return None
+    entry: dict[str, Any] = {"backend": backend, "class": _qualname(scorer)}
+    if hasattr(scorer, "au_names"):
+        entry["au_names"] = list(scorer.au_names)
+    if hasattr(scorer, "binary"):
+        entry["binary"] = str(scorer.binary)
+    if callable(getattr(scorer, "provenance", None)):
+        entry["provenance"] = scorer.provenance()
+    return entry
+
+
+def _qualname(obj: Any) -> str:
+    kind = obj if isinstance(obj, types.FunctionType) else type(obj)
+    return f"{kind.__module__}.{kind.__qualname__}"
+
+
+# --------------------------------------------------------------------------
+# Fake scorers (tests only)
+# --------------------------------------------------------------------------
+
+
+def _check_images(images: np.ndarray) -> np.ndarray:
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise ValueError(f"expected uint8 RGB images [N, H, W, 3], got {images.dtype} "
+                         f"{images.shape}")
+    return images
+
+
+def _box_resize(images: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Area-averaged ``[N, height, width, 3]`` float64 in [0, 1]."""
+    out = [np.asarray(Image.fromarray(im).resize((width, height), Image.Resampling.BOX),
+                      np.float64) for im in images]
+    return np.stack(out) / 255.0 if out else np.zeros((0, height, width, 3))
+
+
+class FakeEmbedder:
+    """TESTS ONLY: the 4x4 block means of the image (48-d); no face model."""
+
+    grid = 4
+
+    def embed(self, images: np.ndarray) -> np.ndarray:
+        images = _check_images(images)
+        return _box_resize(images, self.grid, self.grid).reshape(len(images), -1)
+
+    def provenance(self) -> dict[str, Any]:
+        return {"model": TEST_ONLY, "embedding": f"{self.grid}x{self.grid} RGB block means"}
+
+
+class FakeAUScorer:
+    """TESTS ONLY: OpenFace's 17 AU names; AU k is 5x the mean of one colour
+    channel over the k-th of 17 horizontal bands. No face model."""
+
+    au_names = OPENFACE_INTENSITY_AUS
+
+    def __call__(self, images: np.ndarray) -> np.ndarray:
+        images = _check_images(images)
+        bands = _box_resize(images, len(self.au_names), 1)[:, :, 0, :]  # [N, 17, 3]
+        channel = np.arange(len(self.au_names)) % 3
+        return 5.0 * bands[:, np.arange(len(self.au_names)), channel]
+
+    def provenance(self) -> dict[str, Any]:
+        return {"model": TEST_ONLY, "intensities": "5 x band mean of one channel per AU"}
+
+
+def fake_detector(images: np.ndarray) -> np.ndarray:
+    """TESTS ONLY: ``p(generated)`` = mean brightness in [0, 1]."""
+    images = _check_images(images)
+    return images.reshape(len(images), -1).mean(axis=1) / 255.0
+
+
+# --------------------------------------------------------------------------
+# Registry
+# --------------------------------------------------------------------------
+
+
+def _option(section: Any, key: str, default: Any = None) -> Any:
+    if section is None:
+        return default
+    value = section.get(key, default) if hasattr(section, "get") else getattr(section, key,
+                                                                                default)
+    return default if value is None else value
+
+
+def _options(section: Any) -> dict[str, Any]:
+    options = _option(section, "options", {})
+    return dict(options.to_dict() if hasattr(options, "to_dict") else options)
+
+
+def _facenet(section: Any) -> IdentityEmbedder:
+    from flowjax.evaluation.identity import FaceEmbedder  # imports torch: only when chosen
+
+    f = _option(section, "facenet", {})
+    common = dict(crop=_option(f, "crop", "auto"), margin=int(_option(f, "margin", 14)),
+                  device=_option(f, "device"), batch_size=int(_option(f, "batch_size", 32)))
+    if _option(f, "random_weights", False):
+        return FaceEmbedder.with_random_weights(seed=int(_option(f, "seed", 0)), **common)
+    return FaceEmbedder(weights=_option(f, "weights", "vggface2"),
+                        weights_path=_option(f, "weights_path"),
+                        expected_sha256=_option(f, "expected_sha256"),
+                        download=bool(_option(f, "download", True)), **common)
+
+
+def _openface(section: Any) -> ActionUnitScorer:
+    from flowjax.evaluation.action_units import DEFAULT_TIMEOUT_S, OpenFaceScorer
+
+    o = _option(section, "openface", {})
+    return OpenFaceScorer(_option(o, "binary"),
+                          timeout_s=float(_option(o, "timeout_s", DEFAULT_TIMEOUT_S)))
+
+
+_SYNTHETIC = "flowjax.evaluation.synthetic_scorers"
+Factory = Callable[[Any], Any]
+IDENTITY_BACKENDS: dict[str, Factory | str] = {
+    "facenet": _facenet,
+    "synthetic": f"{_SYNTHETIC}:build_identity_embedder",
+    "fake": lambda section: FakeEmbedder(),
+}
+AU_BACKENDS: dict[str, Factory | str] = {
+    "openface": _openface,
+    "synthetic": f"{_SYNTHETIC}:build_au_scorer",
+    "fake": lambda section: FakeAUScorer(),
+    "none": lambda section: None,
+}
+DETECTOR_BACKENDS: dict[str, Factory | str] = {
+    "none": lambda section: None,
+    "fake": lambda section: fake_detector,
+}
+
+
+def _import_callable(spec: str, backend: str, what: str) -> Callable[..., Any]:
+    module_name, _, attr = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ImportError(f"{what} backend {backend!r} needs module {module_name!r}, which does "
+                          f"not import ({error}); choose another backend") from error
+    factory = getattr(module, attr, None)
+    if not callable(factory):
+        raise ImportError(f"{what} backend {backend!r}: {module_name} has no callable {attr!r}")
+    return factory
+
+
+def _build(registry: Mapping[str, Factory | str], section: Any, what: str) -> Any:
+    backend = _option(section, "backend", None)
+    if backend is None:
+        raise ValueError(f"{what}.backend is not set; choose one of {sorted(registry)}")
+    entry = registry.get(backend)
+    if entry is None and ":" in backend:
+        entry = backend
+    if entry is None:
+        raise ValueError(f"unknown {what} backend {backend!r}; choose one of {sorted(registry)} "
+                         "or give 'package.module:callable'")
+    if isinstance(entry, str):
+        return _import_callable(entry, backend, what)(**_options(section))
+    return entry(section)
+
+
+def build_identity_embedder(section: Any) -> IdentityEmbedder:
+    """The identity embedder named by ``section.backend`` (see the module docstring)."""
+    embedder = _build(IDENTITY_BACKENDS, section, "identity")
+    if not isinstance(embedder, IdentityEmbedder):
+        raise TypeError(f"identity backend {section.backend!r} built a "
+                        f"{type(embedder).__name__}, which lacks embed() and provenance()")
+    return embedder
+
+
+def build_au_scorer(section: Any) -> ActionUnitScorer | None:
+    """The AU scorer named by ``section.backend``; None for ``"none"``."""
+    scorer = _build(AU_BACKENDS, section, "action_units")
+    if scorer is not None and not isinstance(scorer, ActionUnitScorer):
+        raise TypeError(f"action_units backend {section.backend!r} built a "
+                        f"{type(scorer).__name__}, which lacks au_names and __call__")
+    return scorer
+
+
+def build_detector(section: Any) -> FakeDetector | None:
+    """The fake detector named by ``section.backend``; None for ``"none"``."""
+    detector = _build(DETECTOR_BACKENDS, section, "detector")
+    if detector is not None and not callable(detector):
+        raise TypeError(f"detector backend {section.backend!r} built a non-callable "
+                        f"{type(detector).__name__}")
+    return detector

@@ -1,0 +1,189 @@
+"""The evaluation's tables, built from :class:`~flowjax.evaluation.pipeline.Scores`.
+
+Per expression, the seed study's two layouts:
+
+* **identity distances**: rows ``<target>_source`` and ``<target>_target``
+  (distance to the source's / the target's mean face) for each target;
+  columns the alpha labels (the generated images), then ``source`` (the
+  source expression's input image) and ``target`` (the target's decoded mean
+  face). The first header cell is empty, as pandas writes an index.
+* **action units**: a row per image (``<target>_<alpha label>`` for each
+  generated image, ``<target>_mean`` for each target mean face, ``source``
+  for the source expression image), a column per AU of the scorer (OpenFace's
+  17 intensities).
+
+And over the whole run: ``scores.csv``, the tidy long format (one row per
+generated image with every number), ``best_alpha.csv`` (per expression and
+target) and ``general_trend.csv`` (per expression, then ``all``).
+
+CSV numbers are written in full precision (Python's shortest round-trip
+form); a missing value (no face, undefined error) is ``nan``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from flowjax import io as fio
+    from flowjax.evaluation.pipeline import Scores
+
+INDEX = ""  # header of the row-name column
+
+
+def format_number(value: Any, digits: int | None = None) -> str:
+    """Floats in shortest round-trip form (or ``digits`` decimals); NaN -> ``nan``."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, np.integer)):
+        return str(int(value))
+    value = float(value)
+    if np.isnan(value):
+        return "nan"
+    return repr(value) if digits is None else f"{value:.{digits}f}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Table:
+    """A header and rows of values (strings or numbers)."""
+
+    header: tuple[str, ...]
+    rows: tuple[tuple[Any, ...], ...]
+
+    def __post_init__(self) -> None:
+        for row in self.rows:
+            if len(row) != len(self.header):
+                raise ValueError(f"row {row[:1]} has {len(row)} cells for {len(self.header)} "
+                                 "columns")
+
+    @property
+    def index(self) -> tuple[Any, ...]:
+        """The first cell of every row (the row names of the per-expression tables)."""
+        return tuple(row[0] for row in self.rows)
+
+    def row(self, name: str) -> dict[str, Any]:
+        """The row whose first cell is ``name``, keyed by column."""
+        for row in self.rows:
+            if row[0] == name:
+                return dict(zip(self.header, row))
+        raise KeyError(f"no row {name!r}; rows are {self.index}")
+
+    def csv_rows(self) -> list[list[str]]:
+        return [[format_number(v) for v in row] for row in self.rows]
+
+    def markdown(self, digits: int = 3) -> str:
+        """A GitHub markdown table, numbers rounded to ``digits`` decimals."""
+        lines = ["| " + " | ".join(self.header) + " |",
+                 "|" + "|".join("---" for _ in self.header) + "|"]
+        for row in self.rows:
+            lines.append("| " + " | ".join(format_number(v, digits) for v in row) + " |")
+        return "\n".join(lines)
+
+
+def _cells(values: np.ndarray) -> tuple[float, ...]:
+    return tuple(float(v) for v in np.asarray(values).ravel())
+
+
+def identity_table(scores: Scores, expression: int) -> Table:
+    """Rows ``<target>_source`` / ``<target>_target``; columns alphas, ``source``, ``target``."""
+    run, e = scores.run, expression
+    rows = []
+    for t, target in enumerate(run.targets):
+        rows.append((f"{target}_source", *_cells(scores.to_source[e, t]),
+                     float(scores.source_to_source_mean[e]),
+                     float(scores.target_mean_to_source_mean[t])))
+        rows.append((f"{target}_target", *_cells(scores.to_target[e, t]),
+                     float(scores.source_to_target_mean[e, t]),
+                     float(scores.target_mean_to_target_mean[t])))
+    return Table((INDEX, *run.labels, "source", "target"), tuple(rows))
+
+
+def au_table(scores: Scores, expression: int) -> Table:
+    """A row per image (``<target>_<alpha>``, ``<target>_mean``, ``source``), a column per AU."""
+    if scores.au_names is None:
+        raise ValueError("no AU scores: the evaluation ran without an AU scorer")
+    run, e = scores.run, expression
+    rows = []
+    for t, target in enumerate(run.targets):
+        for a, label in enumerate(run.labels):
+            rows.append((f"{target}_{label}", *_cells(scores.au_generated[e, t, a])))
+        rows.append((f"{target}_mean", *_cells(scores.au_target_means[t])))
+    rows.append(("source", *_cells(scores.au_source[e])))
+    return Table((INDEX, *scores.au_names), tuple(rows))
+
+
+def scores_table(scores: Scores) -> Table:
+    """Tidy long format: one row per generated image with every number."""
+    run = scores.run
+    header = ["expression", "target", "alpha", "image", "distance_to_target_mean",
+              "distance_to_source_mean"]
+    if scores.has_aus:
+        header += ["au_error", *scores.au_names]
+    if scores.p_generated is not None:
+        header.append("p_generated")
+    rows = []
+    for e, expression in enumerate(run.expressions):
+        for t, target in enumerate(run.targets):
+            for a, alpha in enumerate(run.alphas):
+                row: list[Any] = [expression, target, float(alpha), run.image_paths[e][t][a],
+                                  float(scores.to_target[e, t, a]),
+                                  float(scores.to_source[e, t, a])]
+                if scores.has_aus:
+                    row += [float(scores.au_error[e, t, a]), *_cells(scores.au_generated[e, t, a])]
+                if scores.p_generated is not None:
+                    row.append(float(scores.p_generated[e, t, a]))
+                rows.append(tuple(row))
+    return Table(tuple(header), tuple(rows))
+
+
+def best_alpha_table(scores: Scores) -> Table:
+    """Per (expression, target): the best alpha, its AU error and identity distances."""
+    run = scores.run
+    to_t, to_s = scores.best_distances()
+    rows = tuple(
+        (expression, target, float(scores.best.alpha[e, t]), float(scores.best.error[e, t]),
+         float(to_t[e, t]), float(to_s[e, t]))
+        for e, expression in enumerate(run.expressions) for t, target in enumerate(run.targets))
+    return Table(("expression", "target", "best_alpha", "au_error", "distance_to_target_mean",
+                  "distance_to_source_mean"), rows)
+
+
+def trend_table(scores: Scores) -> Table:
+    """The general trend per expression, then over every pair (``all``)."""
+    rows = []
+    for name in [*scores.run.expressions, "all"]:
+        trend = scores.trends[name]
+        pairs = len(scores.run.targets) * (len(scores.run.expressions) if name == "all" else 1)
+        if trend is None:
+            rows.append((name, 0, pairs, np.nan, np.nan, np.nan))
+        else:
+            rows.append((name, trend.n_pairs, trend.n_skipped, trend.mean_best_alpha,
+                         trend.mean_au_error, trend.mean_identity_distance))
+    return Table(("expression", "pairs", "skipped", "mean_best_alpha", "mean_au_error",
+                  "mean_distance_to_target_mean"), tuple(rows))
+
+
+def _write(run_dir: fio.RunDir, rel: str, table: Table) -> str:
+    run_dir.write_csv(rel, table.csv_rows(), header=table.header)
+    return rel
+
+
+def write_all(run_dir: fio.RunDir, scores: Scores) -> dict[str, Any]:
+    """Writes every table under ``tables/``; returns ``{name: relpath}`` (per
+    expression: ``{name: {expression: relpath}}``)."""
+    files: dict[str, Any] = {"scores": _write(run_dir, "tables/scores.csv", scores_table(scores)),
+                             "identity_distances": {}}
+    for e, expression in enumerate(scores.run.expressions):
+        files["identity_distances"][expression] = _write(
+            run_dir, f"tables/{expression}/identity_distances.csv", identity_table(scores, e))
+    if scores.has_aus:
+        files["action_units"] = {
+            expression: _write(run_dir, f"tables/{expression}/action_units.csv",
+                               au_table(scores, e))
+            for e, expression in enumerate(scores.run.expressions)}
+        files["best_alpha"] = _write(run_dir, "tables/best_alpha.csv", best_alpha_table(scores))
+        files["general_trend"] = _write(run_dir, "tables/general_trend.csv", trend_table(scores))
+    return files
