@@ -28,7 +28,7 @@ def model_config(**overrides) -> ml_collections.ConfigDict:
     model = ml_collections.ConfigDict(dict(
         image_size=256, n_levels=6, depth=32, width=512, coupling="additive",
         permutation="invconv", learn_top=True, n_classes=0, n_bits=5, channels=3,
-        remat=False, precision="highest",
+        remat=False, scan_unroll=1, precision="highest",
     ))
     model.update(overrides)
     return model

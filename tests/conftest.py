@@ -2,8 +2,6 @@
 
 import os
 
-import pytest
-
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The test suite is dominated by XLA compile time, not by compute: LLVM's
 # backend optimisations make compiling PRNG-heavy programs (every model init)
