@@ -6,6 +6,11 @@ decoded in one compiled, chunked sweep (``flowjax.sweep``).
 
 Commands::
 
+    # the default: the shipped demo Glow (weights/demo/glow) on the synthetic
+    # study (5 identities x 20 photos, 5 source expressions of one actor,
+    # alphas 0..1), see "Demo" below:
+    python run.py --config=configs/transfer.py --workdir=runs/transfer-demo
+
     # seconds, on generated cartoon faces and a random-init 32x32 Glow:
     python run.py --config=configs/transfer.py:smoke --workdir=/tmp/transfer-smoke
 
@@ -13,6 +18,14 @@ Commands::
     # of the model's size) with a trained checkpoint:
     python run.py --config=configs/transfer.py:repo --config.checkpoint=CKPT \\
         --config.data.identities=faces/ --config.source=actor --workdir=runs/transfer
+
+Demo (no variant, no data given): ``config.data.synthetic`` renders the seed
+study's setting with ``flowjax.synthetic`` (known identities and Action Units;
+targets ``id00..id04`` with 20 mild photos each, the actor ``source`` with 20
+mild photos and the expressions smile, surprise, anger, sadness, blink), writes
+it to ``inputs/`` with its ground truth (``inputs/ground_truth.json``) and
+transfers with the demo checkpoint. Giving ``config.data.identities`` or
+``config.data.identity_map`` replaces the synthetic study with your data.
 
 Variants (``:a,b`` applies several, in order):
   repo         ``linear``, alphas 0.30..0.50 step 0.02 (11 values): the
@@ -41,6 +54,8 @@ identities); ``config.var_eps`` (the eps of the variance methods);
 ``config.chunk_size`` (grid points per compiled call; 4-8 for 256x256 on a
 CPU); ``config.overwrite`` to replace an earlier run.
 """
+
+import os
 
 import ml_collections
 from ml_collections import config_dict
@@ -109,21 +124,31 @@ def parse_variants(arg: str | None, known) -> list[str]:
     return names
 
 
+DEMO_CHECKPOINT = os.path.normpath(
+    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "weights", "demo", "glow"))
+
+
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = base_config()
     config.experiment = "transfer"
+    config.checkpoint = DEMO_CHECKPOINT
+    config.data.synthetic = ml_collections.ConfigDict(dict(
+        enabled=True, seed=0, n_identities=5, photos_per_identity=20, n_expressions=5,
+        nuisance_strength=1.0))
     config.data.identities = config_dict.placeholder(str)  # root/<identity>/*.png
     config.data.identity_map = ml_collections.ConfigDict()  # or {identity: paths}
     config.source = config_dict.placeholder(str)
     config.expressions = ()
     config.targets = ()
     config.method = "linear"
-    config.alphas = _alphas(VARIANTS["repo"]["alphas"])
+    config.alphas = _alphas(("grid", 0.0, 1.0, 0.1))
     config.var_eps = 1e-3
     config.strips = True
     for name in parse_variants(arg, [*VARIANTS, "smoke"]):
         if name == "smoke":
             smoke(config)
+            config.checkpoint = None
+            config.data.synthetic.enabled = False
             config.source = "id00"
             config.alphas = (0.0, 0.5, 1.0)
             continue

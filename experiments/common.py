@@ -5,8 +5,10 @@
   recorded as such in the manifest);
 * :func:`check_workdir` -- fails before any work when the run directory exists;
 * :func:`resolve_paths` -- config paths and globs, relative to a base folder;
-* :func:`write_generated_faces` -- GENERATED TEST DATA: simple procedural
-  cartoon faces (identities x expressions) for smoke runs and tests;
+* :func:`write_generated_faces` -- SYNTHETIC TEST DATA: clean renders of
+  identities x expressions (``flowjax.synthetic``) for smoke runs and tests;
+* :func:`write_synthetic_study` -- the seed study's setting rendered with
+  known identities and Action Units: the demo data of ``configs/transfer.py``;
 * :func:`random_variables` -- random weights without compiling ``init``;
 * :func:`alpha_label` and :func:`safe_name` -- names of output files.
 
@@ -28,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from flowjax import glow
+from flowjax import glow, synthetic
 from flowjax import io as fio
 from flowjax.glow import Glow
 
@@ -72,6 +74,10 @@ def random_variables(model: Glow, seed: int = 0, scale: float = 0.05) -> dict[st
 
 def model_geometry(config: Any) -> Glow:
     """The model the run will use, read cheaply (no weights) to size the images."""
+    if config.checkpoint and config.random_init.enabled:
+        raise ValueError(
+            f"config.checkpoint={config.checkpoint!r} and config.random_init.enabled=True are "
+            "both set; pass --config.checkpoint=None for a random model, or drop random_init")
     if config.checkpoint:
         from flowjax import checkpoints
 
@@ -96,6 +102,10 @@ def load_model(config: Any, images: np.ndarray) -> tuple[Glow, Any, dict[str, An
     ``images`` (all the run's inputs); without it :func:`random_variables`.
     ``record`` is the manifest's ``model`` entry.
     """
+    if config.checkpoint and config.random_init.enabled:
+        raise ValueError(
+            f"config.checkpoint={config.checkpoint!r} and config.random_init.enabled=True are "
+            "both set; pass --config.checkpoint=None for a random model, or drop random_init")
     if config.checkpoint:
         from flowjax import checkpoints
 
@@ -223,69 +233,81 @@ def alpha_labels(alphas: Sequence[float]) -> list[str]:
     return labels
 
 
-# ---- GENERATED TEST DATA -----------------------------------------------------------
+# ---- SYNTHETIC DATA (flowjax.synthetic) ----------------------------------------------
 
-GENERATED_EXPRESSIONS = ("neutral", "smile", "surprise", "frown")
+GENERATED_EXPRESSIONS = ("neutral", *synthetic.PROTOTYPES)
 
 
-def _face(size: int, identity: np.random.Generator, expression: str) -> np.ndarray:
-    """One procedural cartoon face (a smooth, anti-aliased drawing), uint8 [S, S, 3]."""
-    y, x = (np.mgrid[0:size, 0:size] + 0.5) / size * 2 - 1  # [-1, 1]
-    skin = np.array([225.0, 180.0, 150.0]) * identity.uniform(0.55, 1.05)
-    hair = identity.uniform(20, 140, 3)
-    background = identity.uniform(60, 200, 3)
-    face_w, face_h = identity.uniform(0.55, 0.75), identity.uniform(0.7, 0.85)
-    eye_x, eye_y = identity.uniform(0.22, 0.34), identity.uniform(-0.2, -0.05)
-    mouth_w = identity.uniform(0.2, 0.35)
-    smile = {"neutral": 0.0, "smile": 0.25, "surprise": 0.0, "frown": -0.2}[expression]
-    open_ = {"neutral": 0.02, "smile": 0.05, "surprise": 0.18, "frown": 0.02}[expression]
-    brow = {"neutral": 0.0, "smile": 0.02, "surprise": 0.12, "frown": -0.06}[expression]
-    ramp = 2.0 / size  # one-pixel edge
+def _expression_aus(expression: str) -> np.ndarray:
+    if expression == "neutral":
+        return np.zeros(len(synthetic.AU_NAMES), np.float32)
+    return synthetic.prototype_aus(expression)
 
-    def inside(d):  # d < 0 inside; smooth coverage
-        return np.clip(0.5 - d / ramp, 0.0, 1.0)[..., None]
 
-    img = np.broadcast_to(background, (size, size, 3)).astype(np.float64)
-    face = inside(np.hypot(x / face_w, y / face_h) - 1.0)
-    cap = np.hypot(x / (face_w * 1.05), (y + 0.25) / (face_h * 0.8)) - 1.0
-    hair_cap = inside(cap) * (y < -0.35)[..., None]
-    img = img * (1 - face) + skin * face
-    img = img * (1 - hair_cap) + hair * hair_cap
-    for side in (-1, 1):
-        eye = inside(np.hypot((x - side * eye_x) / 0.07, (y - eye_y) / (0.05 + open_ / 3)) - 1.0)
-        img = img * (1 - eye) + 30 * eye
-        brow_y = eye_y - 0.14 - brow
-        brow_mask = inside(np.maximum(np.abs(x - side * eye_x) - 0.1, np.abs(y - brow_y) - 0.025))
-        img = img * (1 - brow_mask) + hair * brow_mask
-    mouth_y = 0.38 - smile * (x / mouth_w) ** 2 + smile * 0.5 * 0.2
-    mouth = inside(np.maximum(np.abs(x) - mouth_w, np.abs(y - mouth_y) - (0.025 + open_)))
-    img = img * (1 - mouth) + np.array([150.0, 40.0, 50.0]) * mouth
-    return np.clip(np.round(img), 0, 255).astype(np.uint8)
+def _write_faces(paths: Sequence[Path], images: np.ndarray, infos: Sequence[dict]) -> None:
+    for path, image, info in zip(paths, images, infos):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fio.write_png(path, image, {"kind": "synthetic input face (flowjax.synthetic)", **info})
 
 
 def write_generated_faces(root: PathLike, n_identities: int = 3,
                           expressions: Sequence[str] = GENERATED_EXPRESSIONS, size: int = 32,
                           seed: int = 0) -> dict[str, list[Path]]:
-    """GENERATED TEST DATA: writes ``root/id<k>/<expression>.png`` cartoon faces.
-
-    Identities differ in colours and proportions, expressions in mouth, eyes
-    and brows. Every PNG is labelled synthetic (``flowjax.io`` provenance).
-    Returns ``{identity: [paths]}``; ``root`` must not hold earlier files.
+    """SYNTHETIC TEST DATA: ``root/id<k>/<expression>.png``, one clean render
+    (no nuisance) of every identity with every expression (``neutral`` or a
+    ``flowjax.synthetic.PROTOTYPES`` name). Returns ``{identity: [paths]}``.
     """
     unknown = sorted(set(expressions) - set(GENERATED_EXPRESSIONS))
     if unknown:
         raise ValueError(f"unknown generated expressions {unknown}; choose from "
                          f"{GENERATED_EXPRESSIONS}")
     root = Path(root)
-    out: dict[str, list[Path]] = {}
-    for k in range(n_identities):
-        identity = f"id{k:02d}"
-        out[identity] = []
-        for expression in expressions:
-            image = _face(size, np.random.default_rng([seed, k]), expression)
-            path = root / identity / f"{expression}.png"
-            path.parent.mkdir(parents=True, exist_ok=True)
-            fio.write_png(path, image, {"kind": "generated test face", "identity": identity,
-                                        "expression": expression, "seed": seed})
-            out[identity].append(path)
-    return out
+    identities = synthetic.sample_identities(jax.random.key(seed), n_identities)
+    rows = np.repeat(np.arange(n_identities), len(expressions))
+    aus = np.tile(np.stack([_expression_aus(e) for e in expressions]), (n_identities, 1))
+    images = np.asarray(synthetic.render(jax.tree.map(lambda a: a[rows], identities), aus,
+                                         size=size))
+    names = [f"id{k:02d}" for k in range(n_identities)]
+    paths = [root / names[k] / f"{e}.png" for k in range(n_identities) for e in expressions]
+    _write_faces(paths, images, [{"identity": names[k], "expression": e, "seed": seed}
+                                 for k in range(n_identities) for e in expressions])
+    return {name: paths[k * len(expressions):(k + 1) * len(expressions)]
+            for k, name in enumerate(names)}
+
+
+SOURCE_IDENTITY = "source"
+
+
+def write_synthetic_study(root: PathLike, seed: int, n_identities: int, photos_per_identity: int,
+                          n_expressions: int, size: int,
+                          nuisance_strength: float = 1.0) -> dict[str, Any]:
+    """The seed study's layout, rendered (``flowjax.synthetic.make_study``):
+
+    ``root/id<k>/photo_<j>.png``: the targets' mild photos;
+    ``root/source/photo_<j>.png``: the source actor's mild photos (its mean);
+    ``root/source/<expression>.png``: the actor's strong source expressions.
+
+    Returns the ground truth (expression names and their AU vectors, the AU
+    names, every file's identity and AUs) for the run's records and scoring.
+    """
+    root = Path(root)
+    study = synthetic.make_study(seed, n_identities, photos_per_identity, n_expressions, size,
+                                 nuisance_strength, shared_source=True)
+    names = [f"id{k:02d}" for k in range(n_identities)]
+    files: dict[str, dict[str, Any]] = {}
+
+    def write(photos: synthetic.Photos, rels: list[str]) -> None:
+        identity_names = [names[i] if i < n_identities else SOURCE_IDENTITY
+                          for i in photos.identity_ids]
+        infos = [{"identity": who, "aus": [round(float(a), 4) for a in au], "seed": seed}
+                 for who, au in zip(identity_names, photos.aus)]
+        _write_faces([root / r for r in rels], photos.images, infos)
+        files.update({r: info for r, info in zip(rels, infos)})
+
+    write(study.targets, [f"{names[i // photos_per_identity]}/photo_{i % photos_per_identity:02d}.png"
+                          for i in range(len(study.targets.images))])
+    write(study.source_photos, [f"{SOURCE_IDENTITY}/photo_{j:02d}.png"
+                                for j in range(len(study.source_photos.images))])
+    write(study.sources, [f"{SOURCE_IDENTITY}/{e}.png" for e in study.expression_names])
+    return {"au_names": list(synthetic.AU_NAMES), "expressions": list(study.expression_names),
+            "source": SOURCE_IDENTITY, "targets": names, "files": files}

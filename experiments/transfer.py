@@ -47,6 +47,10 @@ def _check_config(config: Any) -> list[str]:
     return common.alpha_labels(config.alphas)
 
 
+def _user_data(config: Any) -> bool:
+    return bool(config.data.identities or config.data.identity_map.to_dict())
+
+
 def _identity_source(config: Any, generated_root: Path | None) -> Any:
     if generated_root is not None:
         return generated_root
@@ -110,12 +114,20 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="flowjax-generated-") as tmp:
         t0 = time.perf_counter()
         geometry = common.model_geometry(config)
-        generated_root = None
+        generated_root, ground_truth = None, None
         if config.data.generated.enabled:
             generated_root = Path(tmp) / "faces"
             g = config.data.generated
             common.write_generated_faces(generated_root, g.n_identities, g.expressions,
                                          geometry.image_size, g.seed)
+        elif config.data.get("synthetic") and config.data.synthetic.enabled \
+                and not _user_data(config):
+            generated_root = Path(tmp) / "faces"
+            study = config.data.synthetic
+            ground_truth = common.write_synthetic_study(
+                generated_root, study.seed, study.n_identities, study.photos_per_identity,
+                study.n_expressions, geometry.image_size, study.nuisance_strength)
+            config = _with_study_defaults(config, ground_truth)
         identities = data.load_identities(
             _identity_source(config, generated_root), base_dir=config.data.base_dir,
             size=geometry.image_size, resize=config.data.resize, alpha=config.data.alpha)
@@ -165,11 +177,22 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
         timings["decode_means"] = time.perf_counter() - t0
 
         return _write_run(workdir, config, labels, source, expressions, targets, used, stats,
-                          grid, means, decoded_sources, model_record, timings, generated_root)
+                          grid, means, decoded_sources, model_record, timings, generated_root,
+                          ground_truth)
+
+
+def _with_study_defaults(config: Any, ground_truth: dict[str, Any]) -> Any:
+    """The synthetic study's actor and expressions, unless the config names others."""
+    config = config.copy_and_resolve_references()
+    with config.unlocked():
+        config.source = config.source or ground_truth["source"]
+        config.expressions = tuple(config.expressions) or tuple(ground_truth["expressions"])
+    return config
 
 
 def _write_run(workdir, config, labels, source, expressions, targets, used, stats, grid, means,
-               decoded_sources, model_record, timings, generated_root) -> dict[str, Any]:
+               decoded_sources, model_record, timings, generated_root,
+               ground_truth=None) -> dict[str, Any]:
     t0 = time.perf_counter()
     model_text = common.model_label(model_record)
     base = {"method": config.method, "space": config.space, "model": model_text}
@@ -177,6 +200,8 @@ def _write_run(workdir, config, labels, source, expressions, targets, used, stat
         base["var_eps"] = float(config.var_eps)
     with fio.create_run_dir(workdir, overwrite=config.overwrite) as run:
         inputs, _ = common.record_inputs(run, used, generated_root)
+        if ground_truth is not None:
+            run.write_json("inputs/ground_truth.json", ground_truth)
         mean_paths = {}
         for name, image in means.items():
             rel = f"means/{name}_mean.png"

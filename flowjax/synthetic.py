@@ -155,7 +155,8 @@ class Study:
     ``targets``: ``photos_per_identity`` mild, nuisance-on photos of each of
     identities ``0 .. n_identities-1``. ``sources``: one strong photo per
     expression; expression ``k`` (``expression_names[k]``) is on its own source
-    identity ``n_identities + k``, never a target. ``source_photos``: mild
+    identity ``n_identities + k`` (or, with ``shared_source``, all on identity
+    ``n_identities``), never a target. ``source_photos``: mild
     photos of every source identity, for the source's mean. ``identities``
     holds every identity's parameters; row ``i`` is identity id ``i``.
     """
@@ -666,14 +667,14 @@ def make_dataset(
 
 
 @functools.partial(
-    jax.jit, static_argnames=("n_identities", "photos_per_identity", "n_expressions", "nuisance_strength")
+    jax.jit, static_argnames=("n_identities", "n_sources", "photos_per_identity", "n_expressions", "nuisance_strength")
 )
-def _sample_study(seed, n_identities, photos_per_identity, n_expressions, nuisance_strength):
+def _sample_study(seed, n_identities, n_sources, photos_per_identity, n_expressions, nuisance_strength):
     k_id, k_expr, k_nz = jax.random.split(jax.random.key(seed), 3)
-    identities = sample_identities(k_id, n_identities + n_expressions)
+    identities = sample_identities(k_id, n_identities + n_sources)
     # Rows: the targets' photos, the source identities' mild photos, then the
     # strong source photos.
-    n_mild = (n_identities + n_expressions) * photos_per_identity
+    n_mild = (n_identities + n_sources) * photos_per_identity
     strong = jnp.asarray(np.stack([prototype_aus(name) for name in tuple(PROTOTYPES)[:n_expressions]]))
     aus = jnp.concatenate([sample_expressions(k_expr, n_mild, "mild"), strong])
     return identities, aus, sample_nuisance(k_nz, n_mild + n_expressions, nuisance_strength)
@@ -686,13 +687,17 @@ def make_study(
     n_expressions: int = 5,
     size: int = 64,
     nuisance_strength: float = 1.0,
+    shared_source: bool = False,
 ) -> Study:
     """The paper's expression-transfer setting; see ``Study`` for the fields.
 
     Targets and the source identities' own photos have mild random expressions;
     the source photos show ``PROTOTYPES``' first ``n_expressions`` expressions
     at their listed intensities. All photos carry nuisance at
-    ``nuisance_strength``. Deterministic in ``seed``.
+    ``nuisance_strength``. Deterministic in ``seed``. With ``shared_source``
+    every expression is on ONE source identity ``n_identities`` (one actor
+    showing several expressions, as in the seed study) instead of one source
+    identity per expression.
     """
     _check_size(size)
     if not 1 <= n_expressions <= len(PROTOTYPES):
@@ -701,10 +706,13 @@ def make_study(
         raise ValueError(
             f"n_identities and photos_per_identity must be >= 1, got {n_identities} and {photos_per_identity}"
         )
-    sampled = _sample_study(seed, n_identities, photos_per_identity, n_expressions, float(nuisance_strength))
+    n_sources = 1 if shared_source else n_expressions
+    sampled = _sample_study(seed, n_identities, n_sources, photos_per_identity, n_expressions,
+                            float(nuisance_strength))
     identities, aus, nuisance = jax.tree_util.tree_map(np.asarray, sampled)
-    source_ids = np.arange(n_identities, n_identities + n_expressions, dtype=np.int32)
-    every_identity = np.arange(n_identities + n_expressions, dtype=np.int32)
+    source_ids = (np.full(n_expressions, n_identities, np.int32) if shared_source
+                  else np.arange(n_identities, n_identities + n_expressions, dtype=np.int32))
+    every_identity = np.arange(n_identities + n_sources, dtype=np.int32)
     ids = np.concatenate([np.repeat(every_identity, photos_per_identity), source_ids])
     images = _render_chunked(identities, ids, aus, nuisance, size)
 
@@ -712,7 +720,7 @@ def make_study(
         return Photos(images=images[rows], identity_ids=ids[rows], aus=aus[rows])
 
     n_targets = n_identities * photos_per_identity
-    n_mild = (n_identities + n_expressions) * photos_per_identity
+    n_mild = (n_identities + n_sources) * photos_per_identity
     return Study(
         targets=photos(slice(0, n_targets)),
         sources=photos(slice(n_mild, None)),

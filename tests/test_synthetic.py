@@ -193,6 +193,15 @@ def test_study_sources_are_other_identities_with_strong_expressions():
     assert study.identities.face_width.shape == (3,)
 
 
+def test_shared_source_study_puts_every_expression_on_one_actor():
+    study = synthetic.make_study(0, n_identities=2, photos_per_identity=2, n_expressions=3, size=32,
+                                 shared_source=True)
+    np.testing.assert_array_equal(study.sources.identity_ids, [2, 2, 2])
+    np.testing.assert_array_equal(study.source_photos.identity_ids, [2, 2])
+    assert study.identities.face_width.shape == (3,)
+    assert study.expression_names == ("smile", "surprise", "anger")
+
+
 def test_dataset_balances_identities_and_keeps_aus_in_range():
     photos = synthetic.make_dataset(0, 8, size=32, n_identities=2)
     assert photos.images.shape == (8, 32, 32, 3) and photos.images.dtype == np.uint8

@@ -49,6 +49,7 @@ def _config(faces: Path, checkpoint=None, **overrides):
     config.alphas = ALPHAS
     config.progress = False
     if checkpoint is None:
+        config.checkpoint = None
         config.random_init.enabled = True
         config.random_init.ddi = False
         config.model = transfer_config.model_config(image_size=16, n_levels=2, depth=2, width=8)

@@ -1,0 +1,56 @@
+"""Export a training workdir's latest checkpoint as a standalone model directory.
+
+    python experiments/export_model.py --workdir=runs/glow-demo --out=weights/demo/glow
+
+writes ``checkpoints.save_model``'s layout (``model_config.json``,
+``variables/``, ``metadata.json`` with the training step, the workdir's last
+train and held-out bits/dim, and the training config). This is how the
+shipped demo model (weights/demo/glow) was made; see weights/demo/README.md.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from absl import app, flags
+
+from flowjax import checkpoints
+
+_WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (experiments/train.py).")
+_OUT = flags.DEFINE_string("out", None, "New directory for the exported model.")
+
+
+def last_metrics(workdir: Path) -> dict[str, dict]:
+    """The last logged line of each split ("train", "eval") in metrics.jsonl."""
+    last: dict[str, dict] = {}
+    metrics = workdir / "metrics.jsonl"
+    if metrics.is_file():
+        for line in metrics.read_text().splitlines():
+            record = json.loads(line)
+            if "split" in record:
+                last[record["split"]] = record
+    return last
+
+
+def export(workdir: str | Path, out: str | Path) -> Path:
+    workdir = Path(workdir)
+    model, variables = checkpoints.load_model(workdir)
+    step = checkpoints.latest_step(workdir)
+    metrics = {split: {k: record[k] for k in ("step", "bits_per_dim") if k in record}
+               for split, record in last_metrics(workdir).items()}
+    config = json.loads((workdir / "config.json").read_text()) \
+        if (workdir / "config.json").is_file() else None
+    return checkpoints.save_model(out, model, variables, metadata={
+        "source_workdir": str(workdir), "step": step, "metrics": metrics,
+        "training_config": config})
+
+
+def main(argv):
+    del argv
+    print(export(_WORKDIR.value, _OUT.value))
+
+
+if __name__ == "__main__":
+    flags.mark_flags_as_required(["workdir", "out"])
+    app.run(main)
