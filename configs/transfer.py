@@ -25,7 +25,12 @@ targets ``id00..id04`` with 20 mild photos each, the actor ``source`` with 20
 mild photos and the expressions smile, surprise, anger, sadness, blink), writes
 it to ``inputs/`` with its ground truth (``inputs/ground_truth.json``) and
 transfers with the demo checkpoint. Giving ``config.data.identities`` or
-``config.data.identity_map`` replaces the synthetic study with your data.
+``config.data.identity_map`` replaces the synthetic study with your data. At
+the end the run is scored (``config.evaluation``, configs/evaluate.py's
+config: ``<workdir>/evaluation/``) with the synthetic scorers, which only
+understand flowjax.synthetic faces: with your own data pass
+``--config.evaluation.enabled=False`` (then ``experiments/evaluate.py`` with
+facenet/OpenFace) or choose those backends here.
 
 Variants (``:a,b`` applies several, in order):
   repo         ``linear``, alphas 0.30..0.50 step 0.02 (11 values): the
@@ -55,6 +60,7 @@ identities); ``config.var_eps`` (the eps of the variance methods);
 CPU); ``config.overwrite`` to replace an earlier run.
 """
 
+import importlib.util
 import os
 
 import ml_collections
@@ -124,8 +130,17 @@ def parse_variants(arg: str | None, known) -> list[str]:
     return names
 
 
-DEMO_CHECKPOINT = os.path.normpath(
-    os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "weights", "demo", "glow"))
+_HERE = os.path.dirname(os.path.abspath(__file__))
+DEMO_CHECKPOINT = os.path.normpath(os.path.join(_HERE, "..", "weights", "demo", "glow"))
+
+
+def evaluation_config(variant: str) -> ml_collections.ConfigDict:
+    """configs/evaluate.py's config (scorers, AU set), for scoring the run at its end."""
+    spec = importlib.util.spec_from_file_location("flowjax_evaluate_config",
+                                                  os.path.join(_HERE, "evaluate.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config(variant)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
@@ -135,6 +150,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.synthetic = ml_collections.ConfigDict(dict(
         enabled=True, seed=0, n_identities=5, photos_per_identity=20, n_expressions=5,
         nuisance_strength=1.0))
+    # Scores at the end of the run (into <workdir>/evaluation/): the synthetic
+    # scorers, AU error over the AUs each source expression activates.
+    config.evaluation = evaluation_config("synthetic,active")
+    config.evaluation.enabled = True
     config.data.identities = config_dict.placeholder(str)  # root/<identity>/*.png
     config.data.identity_map = ml_collections.ConfigDict()  # or {identity: paths}
     config.source = config_dict.placeholder(str)
@@ -149,6 +168,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             smoke(config)
             config.checkpoint = None
             config.data.synthetic.enabled = False
+            config.evaluation.enabled = False
             config.source = "id00"
             config.alphas = (0.0, 0.5, 1.0)
             continue

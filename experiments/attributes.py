@@ -104,12 +104,8 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="flowjax-generated-") as tmp:
         t0 = time.perf_counter()
         geometry = common.model_geometry(config)
-        base_dir, generated_root = config.data.base_dir, None
-        if config.data.generated.enabled:
-            generated_root = base_dir = Path(tmp) / "faces"
-            g = config.data.generated
-            common.write_generated_faces(generated_root, g.n_identities, g.expressions,
-                                         geometry.image_size, g.seed)
+        generated_root = common.write_configured_faces(config, tmp, geometry.image_size)
+        base_dir = generated_root or config.data.base_dir
         sets = {"images": _load(config, base_dir, geometry.image_size, "images")}
         if not config.vectors:
             for what in ("positive", "negative"):

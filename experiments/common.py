@@ -275,6 +275,17 @@ def write_generated_faces(root: PathLike, n_identities: int = 3,
             for k, name in enumerate(names)}
 
 
+def write_configured_faces(config: Any, tmp: PathLike, image_size: int) -> Path | None:
+    """``config.data.generated``'s faces in ``tmp/faces`` (SYNTHETIC TEST DATA), or None."""
+    generated = config.data.generated
+    if not generated.enabled:
+        return None
+    root = Path(tmp) / "faces"
+    write_generated_faces(root, generated.n_identities, generated.expressions, image_size,
+                          generated.seed)
+    return root
+
+
 SOURCE_IDENTITY = "source"
 
 

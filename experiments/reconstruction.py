@@ -25,7 +25,6 @@ import json
 import math
 import tempfile
 import time
-from pathlib import Path
 from typing import Any
 
 import jax.numpy as jnp
@@ -65,12 +64,8 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="flowjax-generated-") as tmp:
         t0 = time.perf_counter()
         geometry = common.model_geometry(config)
-        base_dir, generated_root = config.data.base_dir, None
-        if config.data.generated.enabled:
-            generated_root = base_dir = Path(tmp) / "faces"
-            g = config.data.generated
-            common.write_generated_faces(generated_root, g.n_identities, g.expressions,
-                                         geometry.image_size, g.seed)
+        generated_root = common.write_configured_faces(config, tmp, geometry.image_size)
+        base_dir = generated_root or config.data.base_dir
         if not config.data.images:
             raise ValueError("config.data.images is not set; give a folder, an image or a glob")
         image_set = data.load_images(

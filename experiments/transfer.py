@@ -44,11 +44,33 @@ def _check_config(config: Any) -> list[str]:
         raise ValueError(f"config.chunk_size must be >= 1, got {config.chunk_size}")
     if config.var_eps < 0:
         raise ValueError(f"config.var_eps must be >= 0, got {config.var_eps}")
+    _check_evaluation(config)
     return common.alpha_labels(config.alphas)
+
+
+def _check_evaluation(config: Any) -> None:
+    """The synthetic scorers only understand flowjax.synthetic faces: refuse to
+    score anything else with them (the numbers would look fine and mean nothing)."""
+    evaluation = config.get("evaluation")
+    if evaluation is None or not evaluation.get("enabled", False) or not _user_data(config):
+        return
+    synthetic = [f"evaluation.{section}.backend" for section in ("identity", "action_units")
+                 if evaluation[section].backend == "synthetic"]
+    if synthetic:
+        raise ValueError(
+            f"{', '.join(synthetic)} = 'synthetic' scores only flowjax.synthetic faces, but "
+            "config.data names your own images: pass --config.evaluation.enabled=False, or "
+            "--config.evaluation.identity.backend=facenet "
+            "--config.evaluation.action_units.backend=openface (see configs/evaluate.py)")
 
 
 def _user_data(config: Any) -> bool:
     return bool(config.data.identities or config.data.identity_map.to_dict())
+
+
+def _uses_synthetic_study(config: Any) -> bool:
+    study = config.data.get("synthetic")
+    return bool(study is not None and study.enabled and not _user_data(config))
 
 
 def _identity_source(config: Any, generated_root: Path | None) -> Any:
@@ -114,14 +136,9 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="flowjax-generated-") as tmp:
         t0 = time.perf_counter()
         geometry = common.model_geometry(config)
-        generated_root, ground_truth = None, None
-        if config.data.generated.enabled:
-            generated_root = Path(tmp) / "faces"
-            g = config.data.generated
-            common.write_generated_faces(generated_root, g.n_identities, g.expressions,
-                                         geometry.image_size, g.seed)
-        elif config.data.get("synthetic") and config.data.synthetic.enabled \
-                and not _user_data(config):
+        generated_root = common.write_configured_faces(config, tmp, geometry.image_size)
+        ground_truth = None
+        if generated_root is None and _uses_synthetic_study(config):
             generated_root = Path(tmp) / "faces"
             study = config.data.synthetic
             ground_truth = common.write_synthetic_study(
@@ -176,9 +193,14 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
         decoded_sources = decoded[len(mean_names):]
         timings["decode_means"] = time.perf_counter() - t0
 
-        return _write_run(workdir, config, labels, source, expressions, targets, used, stats,
-                          grid, means, decoded_sources, model_record, timings, generated_root,
-                          ground_truth)
+        summary = _write_run(workdir, config, labels, source, expressions, targets, used, stats,
+                             grid, means, decoded_sources, model_record, timings, generated_root,
+                             ground_truth)
+    if config.get("evaluation") is not None and config.evaluation.get("enabled", False):
+        from experiments import evaluate  # the finished run is scored like any other
+
+        summary["evaluation"] = evaluate.main(config.evaluation, workdir)["output_dir"]
+    return summary
 
 
 def _with_study_defaults(config: Any, ground_truth: dict[str, Any]) -> Any:

@@ -331,6 +331,7 @@ def smoke_run(tmp_path_factory) -> Path:
     config.data.identities = str(root / "faces")
     config.source, config.alphas, config.progress = "id00", (0.0, 1.0), False
     config.checkpoint = None
+    config.evaluation.enabled = False
     config.random_init.enabled, config.random_init.ddi = True, False
     config.model = transfer_config.model_config(image_size=16, n_levels=2, depth=1, width=4)
     transfer.main(config, str(root / "run"))

@@ -48,6 +48,7 @@ def _config(faces: Path, checkpoint=None, **overrides):
     config.source = "id00"
     config.alphas = ALPHAS
     config.progress = False
+    config.evaluation.enabled = False  # scoring is tested in test_evaluate.py
     if checkpoint is None:
         config.checkpoint = None
         config.random_init.enabled = True
@@ -193,6 +194,15 @@ def test_unknown_source_lists_the_identities(tmp_path):
     faces = _faces(tmp_path / "faces")
     _fails_without_output(_config(faces, source="nobody"), tmp_path / "run", ValueError,
                           r"'nobody' is not one of the identities \['id00', 'id01', 'id02'\]")
+
+
+def test_synthetic_scorers_refuse_the_users_own_images(tmp_path):
+    faces = _faces(tmp_path / "faces")
+    config = _config(faces)
+    config.evaluation.enabled = True
+    _fails_without_output(config, tmp_path / "run", ValueError,
+                          r"evaluation.identity.backend, evaluation.action_units.backend = "
+                          r"'synthetic' scores only flowjax.synthetic faces")
 
 
 def test_root_folder_and_identity_map_together_are_an_error(tmp_path):
