@@ -21,14 +21,15 @@ _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (experiments/t
 _OUT = flags.DEFINE_string("out", None, "New directory for the exported model.")
 
 
-def last_metrics(workdir: Path) -> dict[str, dict]:
-    """The last logged line of each split ("train", "eval") in metrics.jsonl."""
+def last_metrics(workdir: Path, up_to_step: int) -> dict[str, dict]:
+    """The last line of each split ("train", "eval") in metrics.jsonl logged at or
+    before ``up_to_step`` (a run may have logged past its last checkpoint)."""
     last: dict[str, dict] = {}
     metrics = workdir / "metrics.jsonl"
     if metrics.is_file():
         for line in metrics.read_text().splitlines():
             record = json.loads(line)
-            if "split" in record:
+            if "split" in record and record.get("step", 0) <= up_to_step:
                 last[record["split"]] = record
     return last
 
@@ -38,7 +39,7 @@ def export(workdir: str | Path, out: str | Path) -> Path:
     model, variables = checkpoints.load_model(workdir)
     step = checkpoints.latest_step(workdir)
     metrics = {split: {k: record[k] for k in ("step", "bits_per_dim") if k in record}
-               for split, record in last_metrics(workdir).items()}
+               for split, record in last_metrics(workdir, step).items()}
     config = json.loads((workdir / "config.json").read_text()) \
         if (workdir / "config.json").is_file() else None
     return checkpoints.save_model(out, model, variables, metadata={
