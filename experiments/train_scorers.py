@@ -107,7 +107,10 @@ def make_step(loss_fn: Callable[[Any, jax.Array], jax.Array],
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    return jax.jit(step, donate_argnums=(0, 1))
+    # The renderer inside the step is per-pixel arithmetic that LLVM must
+    # vectorize: pin the optimisation level (as flowjax.synthetic does), or a
+    # lowered XLA_FLAGS level (the tests') makes every step minutes long.
+    return jax.jit(step, donate_argnums=(0, 1), compiler_options={"xla_backend_optimization_level": 3})
 
 
 def au_model(c: Any) -> ss.ScorerCNN:
@@ -287,7 +290,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
             record = {"training": {**results[kind]["training"], "config": config[kind].to_dict(),
                                    "seed": config.seed, "nuisance_strength": strength},
                       "evaluation": {k: v for k, v in results[kind].items() if k != "training"}}
-            ss.save_scorer(run.path_for("scorers/x").parent, kind, m, p, record=record)
+            ss.save_scorer(run.path / "scorers", kind, m, p, record=record)
             for ext in ("npz", "json"):
                 run.record_output(f"scorers/{kind}.{ext}")
             if config.install_dir:
