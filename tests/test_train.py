@@ -287,8 +287,7 @@ SHARDED_SCRIPT = textwrap.dedent("""
 """)
 
 
-@pytest.mark.slow  # a fresh process: ~15 s, mostly compilation
-def test_sharded_step_on_4_devices_matches_one_device():
+def test_sharded_step_on_4_devices_matches_one_device():  # a fresh process: ~15 s
     out = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], capture_output=True, text=True,
                          env=_subprocess_env(devices=4), timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
@@ -297,8 +296,7 @@ def test_sharded_step_on_4_devices_matches_one_device():
     assert result["loss_diff"] < 1e-5 and result["param_diff"] < 1e-5, result
 
 
-@pytest.mark.slow  # a fresh process: ~15 s, mostly compilation
-def test_run_py_trains_the_tiny_config(tmp_path):
+def test_run_py_trains_the_tiny_config(tmp_path):  # a fresh process: ~15 s
     workdir = tmp_path / "run"
     command = [sys.executable, "run.py", "--config=configs/train.py:tiny", f"--workdir={workdir}",
                "--config.num_steps=4", "--config.eval_every=0", "--config.checkpoint.every=2"]
