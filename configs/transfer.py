@@ -60,6 +60,38 @@ under ``inputs/``, ``transfer.json`` and ``manifest.json``; the manifest's
 model entry says RANDOM INIT. With a checkpoint, alpha 0 shows each target's mean face and
 larger alphas carry more of the source's expression.
 
+Unaligned photos (``--config.align=True``, in all three experiments that take
+your photos: transfer, attributes, reconstruction): every photo is detected
+and aligned to the model's image size in the layout of OpenAI's CelebA-HQ
+Glow (``flowjax.align``: eyes at 0.371/0.629 S across, 0.480 S down) before
+anything is written. Photos are read by ``flowjax.data``'s rules (any size,
+PNG/JPEG, ``config.data.alpha``); each input's manifest record ends with the
+alignment it got (face chosen, eyes moved where, scale, rotation) and the
+manifest's ``extra.alignment`` holds the full transforms. Fields:
+
+  align                 False (default): images must already be aligned faces of
+                        the model's size (or ``config.data.resize`` them).
+                        Refused with generated data and the synthetic study
+                        (already aligned renders) and together with
+                        ``config.data.resize`` (alignment gives the size).
+  align_multiple_faces  several faces in one photo: "largest" (default, the
+                        portrait's subject), "most_confident", or "error"; a
+                        choice among several is recorded and logged as a
+                        warning naming the file and the count. A photo with no
+                        face is a ValueError naming it.
+  align_detector        "module:factory", a zero-argument function returning a
+                        detector (uint8 [H, W, 3] -> boxes [N, 4], probabilities
+                        [N], landmarks [N, 5, 2]). Default: facenet-pytorch's
+                        MTCNN, which needs a torchvision built for the installed
+                        torch: with the CPU torch whose torchvision ops do not
+                        register, MTCNN does not import and ``align=True`` fails
+                        with ``flowjax.align.mtcnn_import_error()``'s message
+                        unless another detector is given.
+
+Example: ``python run.py --config=configs/transfer.py:repo --config.checkpoint=CKPT
+--config.data.identities=photos/ --config.source=actor --config.align=True
+--config.evaluation.enabled=False --workdir=runs/transfer-aligned``.
+
 Options: ``config.data.identity_map`` (``{identity: path | [paths]}``, relative
 to ``config.data.base_dir``) instead of a root folder; ``config.expressions``
 (source image file stems, default all), ``config.targets`` (default all other
@@ -111,6 +143,10 @@ def base_config() -> ml_collections.ConfigDict:
     config.chunk_size = 8
     config.overwrite = False
     config.progress = config_dict.placeholder(bool)  # None: a bar on long runs
+    # Align unaligned photos on the way in (flowjax.align; see the docstring).
+    config.align = False
+    config.align_multiple_faces = "largest"  # or "most_confident", "error"
+    config.align_detector = "flowjax.align:default_detector"  # "module:factory" -> Detector
     config.data = ml_collections.ConfigDict(dict(
         base_dir=config_dict.placeholder(str),
         resize=config_dict.placeholder(str),  # e.g. "lanczos"; None: sizes must match

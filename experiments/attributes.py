@@ -88,8 +88,8 @@ def _load(config: Any, base_dir: Any, size: int, what: str) -> data.ImageSet:
     value = config.data[what]
     if not value:
         raise ValueError(f"config.data.{what} is not set; give a folder, an image or a glob")
-    return data.load_images(common.resolve_paths(value, base_dir, f"config.data.{what}"),
-                            size=size, resize=config.data.resize, alpha=config.data.alpha)
+    return common.load_images(config, common.resolve_paths(value, base_dir,
+                                                           f"config.data.{what}"), size)
 
 
 def main(config: Any, workdir: str) -> dict[str, Any]:
@@ -99,6 +99,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
     if bool(config.vectors) == bool(config.data.positive or config.data.negative):
         raise ValueError("give either config.vectors (a .npy file) or config.data.positive and "
                          "config.data.negative (labelled images), not both or neither")
+    common.check_alignment(config)
     common.check_workdir(workdir, config.overwrite)
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="flowjax-generated-") as tmp:
@@ -195,6 +196,7 @@ def _write_run(workdir, config, attribute, labels, names, sets, grid, vector, ve
         if config.vectors:
             manifest.add_input(config.vectors, role="attribute vectors")
         manifest.set_extra("data_options", sets["images"].options.to_dict())
+        common.record_alignment(manifest, sets)
         timings["write"] = time.perf_counter() - t0
         for name, seconds in timings.items():
             manifest.timings[name] = {"seconds": round(seconds, 6), "calls": 1}

@@ -9,6 +9,9 @@
   identities x expressions (``flowjax.synthetic``) for smoke runs and tests;
 * :func:`write_synthetic_study` -- the seed study's setting rendered with
   known identities and Action Units: the demo data of ``configs/transfer.py``;
+* :func:`check_alignment`, :func:`load_images`, :func:`load_identities`,
+  :func:`record_alignment` -- the configured images, aligned on the way in
+  when ``config.align`` (``flowjax.align``), else as ``flowjax.data`` loads them;
 * :func:`random_variables` -- random weights without compiling ``init``;
 * :func:`alpha_label` and :func:`safe_name` -- names of output files.
 
@@ -30,7 +33,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from flowjax import glow, synthetic
+from flowjax import align, data, glow, synthetic
 from flowjax import io as fio
 from flowjax.glow import Glow
 
@@ -136,6 +139,73 @@ def model_label(record: dict[str, Any]) -> str:
     if record["random_init"]:
         return f"RANDOM INIT seed {record['seed']} (no checkpoint)"
     return f"{record['checkpoint']} sha256:{record['sha256']}"
+
+
+# ---- loading the configured images (aligned or not) ---------------------------------
+
+
+def check_alignment(config: Any, synthetic_study: bool = False) -> None:
+    """Refuses ``config.align=True`` where it cannot apply, before any work.
+
+    Alignment is for the user's own photos: the generated faces and the
+    synthetic study (``synthetic_study``) are already aligned renders, and
+    ``config.data.resize`` would fight the alignment, which produces the
+    model's size itself.
+    """
+    if not config.get("align", False):
+        return
+    if config.data.generated.enabled or synthetic_study:
+        what = ("config.data.generated.enabled=True (generated faces)"
+                if config.data.generated.enabled else "the synthetic study (no data given)")
+        raise ValueError(
+            f"config.align=True aligns your own photos, but this run uses {what}, which are "
+            "already aligned renders: give your photos (config.data.identities / identity_map "
+            "for transfer, config.data.images etc. otherwise) with generated data off, or "
+            "drop --config.align")
+    if config.data.resize:
+        raise ValueError(
+            f"config.data.resize={config.data.resize!r} with config.align=True: alignment "
+            "already produces the model's image size; drop --config.data.resize (it is for "
+            "pre-aligned faces of another size)")
+    if config.align_multiple_faces not in align.MULTIPLE_FACES_POLICIES:
+        raise ValueError(f"config.align_multiple_faces must be one of "
+                         f"{align.MULTIPLE_FACES_POLICIES}, got {config.align_multiple_faces!r}")
+    align.parse_detector_spec(config.align_detector, "config.align_detector")
+
+
+def _align_options(config: Any) -> dict[str, Any]:
+    return {"detector": align.detector_from_spec(config.align_detector, "config.align_detector"),
+            "multiple_faces": config.align_multiple_faces, "alpha": config.data.alpha}
+
+
+def load_images(config: Any, source: Any, image_size: int) -> data.ImageSet:
+    """``data.load_images(source)`` at the model's size, or aligned to it when ``config.align``."""
+    if config.get("align", False):
+        return align.load_aligned_images(source, size=image_size, **_align_options(config))
+    return data.load_images(source, size=image_size, resize=config.data.resize,
+                            alpha=config.data.alpha)
+
+
+def load_identities(config: Any, source: Any, image_size: int) -> dict[str, data.ImageSet]:
+    """``data.load_identities(source)`` at the model's size, or aligned when ``config.align``."""
+    if config.get("align", False):
+        return align.load_aligned_identities(source, size=image_size,
+                                             base_dir=config.data.base_dir,
+                                             **_align_options(config))
+    return data.load_identities(source, base_dir=config.data.base_dir, size=image_size,
+                                resize=config.data.resize, alpha=config.data.alpha)
+
+
+def record_alignment(manifest: fio.Manifest, image_sets: dict[str, Any]) -> None:
+    """The manifest's ``extra.alignment``: one ``AlignmentInfo`` per aligned input file."""
+    entries, seen = [], set()
+    for image_set in image_sets.values():
+        for info in getattr(image_set, "alignment", ()):
+            if info.source not in seen:  # one file in several roles
+                seen.add(info.source)
+                entries.append(info.to_dict())
+    if entries:
+        manifest.set_extra("alignment", entries)
 
 
 # ---- run directory and inputs ------------------------------------------------------

@@ -32,7 +32,7 @@ import numpy as np
 from absl import logging
 
 from experiments import common
-from flowjax import data, latents, sweep
+from flowjax import latents, sweep
 from flowjax import io as fio
 
 
@@ -59,6 +59,7 @@ def _json_number(x: float) -> float | None:
 
 def main(config: Any, workdir: str) -> dict[str, Any]:
     latents.check_space(config.space)
+    common.check_alignment(config)
     common.check_workdir(workdir, config.overwrite)
     timings: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="flowjax-generated-") as tmp:
@@ -68,9 +69,9 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
         base_dir = generated_root or config.data.base_dir
         if not config.data.images:
             raise ValueError("config.data.images is not set; give a folder, an image or a glob")
-        image_set = data.load_images(
-            common.resolve_paths(config.data.images, base_dir, "config.data.images"),
-            size=geometry.image_size, resize=config.data.resize, alpha=config.data.alpha)
+        image_set = common.load_images(
+            config, common.resolve_paths(config.data.images, base_dir, "config.data.images"),
+            geometry.image_size)
         names = common.image_names(image_set.paths)
         timings["load_images"] = time.perf_counter() - t0
 
@@ -149,6 +150,7 @@ def _write_run(workdir, config, rows, names, decoded, image_set, model, model_re
         manifest.model = json.loads(fio.to_json(model_record))
         manifest.add_inputs(inputs)
         manifest.set_extra("data_options", image_set.options.to_dict())
+        common.record_alignment(manifest, {"images": image_set})
         timings["write"] = time.perf_counter() - t0
         for name, seconds in timings.items():
             manifest.timings[name] = {"seconds": round(seconds, 6), "calls": 1}

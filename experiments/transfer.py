@@ -12,6 +12,10 @@ write the run directory::
     transfer.json                      the grid and every image's path
     manifest.json                      config, versions, model + checksum, inputs, outputs, timings
 
+With ``config.align`` the photos are aligned to the model's size as they load
+(``experiments.common.load_identities``, ``flowjax.align``) and the manifest's
+``extra.alignment`` records each alignment.
+
 Nothing is written until all inputs have loaded and all images are decoded,
 so bad input leaves no run directory behind. Every PNG says it is synthetic
 and carries the method, alpha, source, target, space and model.
@@ -45,6 +49,7 @@ def _check_config(config: Any) -> list[str]:
     if config.var_eps < 0:
         raise ValueError(f"config.var_eps must be >= 0, got {config.var_eps}")
     _check_evaluation(config)
+    common.check_alignment(config, synthetic_study=_uses_synthetic_study(config))
     return common.alpha_labels(config.alphas)
 
 
@@ -145,9 +150,8 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                 generated_root, study.seed, study.n_identities, study.photos_per_identity,
                 study.n_expressions, geometry.image_size, study.nuisance_strength)
             config = _with_study_defaults(config, ground_truth)
-        identities = data.load_identities(
-            _identity_source(config, generated_root), base_dir=config.data.base_dir,
-            size=geometry.image_size, resize=config.data.resize, alpha=config.data.alpha)
+        identities = common.load_identities(config, _identity_source(config, generated_root),
+                                            geometry.image_size)
         source, expressions, targets = _select(config, identities)
         used = {n: identities[n] for n in [source, *targets]}
         timings["load_images"] = time.perf_counter() - t0
@@ -270,6 +274,7 @@ def _write_run(workdir, config, labels, source, expressions, targets, used, stat
         manifest.model = json.loads(fio.to_json(model_record))
         manifest.add_inputs(inputs)
         manifest.set_extra("data_options", next(iter(used.values())).options.to_dict())
+        common.record_alignment(manifest, used)
         timings["write"] = time.perf_counter() - t0
         for name, seconds in timings.items():
             manifest.timings[name] = {"seconds": round(seconds, 6), "calls": 1}

@@ -28,22 +28,38 @@ by an integer factor with a box filter so the bicubic warp does not alias. PIL's
 bicubic kernel uses a = -0.5 (OpenCV: -0.75), and some imutils versions floor
 the eye midpoint to whole pixels, which this module does not.
 
+Photos. Paths are read by ``flowjax.data.load_image``, the project's one
+loading policy (PNG/JPEG only, alpha composited over white by default, 16-bit
+scaled, EXIF orientation applied, every conversion recorded); arrays must
+already be uint8 RGB. :func:`load_aligned_images` and
+:func:`load_aligned_identities` take what ``flowjax.data.load_images`` /
+``load_identities`` take, list the files by its rules, align every photo and
+return the same ``ImageSet`` (records extended by the alignment), so the
+experiments switch to them with ``config.align=True``.
+
 Detection uses facenet-pytorch's MTCNN (its weights ship inside the package),
 imported only when a detector is built, because it needs a torchvision whose
-compiled ops match the installed torch.
+compiled ops match the installed torch. Any other callable with the
+:data:`Detector` contract can be passed instead, or named by an import path
+``"module:factory"`` (:func:`detector_from_spec`), as configs do.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import functools
+import importlib
+import logging
 import math
 import os
-from collections.abc import Callable
+import re
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
-from PIL import Image, ImageOps
+from PIL import Image
+
+from flowjax import data
 
 # imutils FaceAligner parameters used by OpenAI's demo (GLOW_SPEC.md section 5).
 LEFT_EYE_TEMPLATE = (0.371, 0.480)
@@ -51,7 +67,8 @@ DEFAULT_SIZE = 256
 
 MultipleFaces = Literal["error", "largest", "most_confident"]
 MULTIPLE_FACES_POLICIES = ("error", "largest", "most_confident")
-_EXIF_ORIENTATION = 0x0112
+
+logger = logging.getLogger(__name__)
 
 # A detector maps a uint8 [H, W, 3] RGB image to (boxes [N, 4] as x0, y0, x1, y1;
 # probabilities [N]; landmarks [N, 5, 2] in MTCNN order), with N = 0 for no face.
@@ -256,6 +273,61 @@ def default_detector() -> Detector:
 
 
 # --------------------------------------------------------------------------
+# Detector specs ("module:factory", as configs give them)
+# --------------------------------------------------------------------------
+
+DEFAULT_DETECTOR_SPEC = "flowjax.align:default_detector"
+_SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*$")
+
+
+def parse_detector_spec(spec: str, what: str = "detector spec") -> tuple[str, str]:
+    """``(module, factory)`` of an import path ``"module:factory"``; ValueError if malformed."""
+    if not isinstance(spec, str) or not _SPEC.match(spec):
+        raise ValueError(
+            f"{what} {spec!r} is not an import path 'module:factory' (a module, a colon, "
+            "the name of a zero-argument function returning a detector); e.g. "
+            f"{DEFAULT_DETECTOR_SPEC!r}"
+        )
+    module, factory = spec.split(":")
+    return module, factory
+
+
+def detector_from_spec(spec: str, what: str = "detector spec") -> Detector:
+    """Imports ``module``, calls ``factory()`` and checks it gave a callable :data:`Detector`.
+
+    The default spec builds MTCNN; its ImportError (see :func:`mtcnn_detector`)
+    is raised with a hint to name another detector.
+    """
+    module_name, factory_name = parse_detector_spec(spec, what)
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as error:
+        raise ImportError(
+            f"{what} {spec!r}: cannot import module {module_name!r} ({error}); check the "
+            "spec and that the module is on the Python path"
+        ) from error
+    factory = getattr(module, factory_name, None)
+    if not callable(factory):
+        found = "nothing" if factory is None else type(factory).__name__
+        raise ValueError(
+            f"{what} {spec!r}: {module_name}.{factory_name} is {found}, expected a "
+            "zero-argument function returning a detector; check the name"
+        )
+    try:
+        detector = factory()
+    except ImportError as error:  # MTCNN without a matching torchvision, typically
+        raise ImportError(
+            f"{what} {spec!r}: {error} Or name another detector: {what}='module:factory'."
+        ) from error
+    if not callable(detector):
+        raise ValueError(
+            f"{what} {spec!r}: {factory_name}() returned {type(detector).__name__}, expected a "
+            "detector (a callable: uint8 [H, W, 3] -> (boxes, probabilities, landmarks))"
+        )
+    return detector
+
+
+# --------------------------------------------------------------------------
 # Photos
 # --------------------------------------------------------------------------
 
@@ -264,8 +336,10 @@ def default_detector() -> Detector:
 class AlignmentInfo:
     """What :func:`align_photo` did, for the manifest.
 
-    ``matrix`` maps source (after EXIF orientation) to output pixels;
-    ``landmarks`` are in source pixels, ``aligned_landmarks`` in output pixels.
+    ``matrix`` maps source pixels (as loaded, i.e. after EXIF orientation) to
+    output pixels; ``landmarks`` are in source pixels, ``aligned_landmarks``
+    in output pixels; ``face_index`` counts from 0 in the detector's order;
+    ``conversions`` are the loading conversions (``flowjax.data``).
     """
 
     source: str
@@ -285,6 +359,26 @@ class AlignmentInfo:
         """JSON-ready dict."""
         return dataclasses.asdict(self)
 
+    def describe(self) -> str:
+        """One line for an :class:`~flowjax.data.ImageRecord`'s conversions."""
+        if self.n_faces == 1:
+            choice = "the only face found"
+        else:
+            rule = "largest box" if self.multiple_faces == "largest" else "highest probability"
+            choice = f"face {self.face_index + 1} of {self.n_faces} chosen by {rule}"
+        linear = np.asarray(self.matrix)[:, :2]
+        scale = math.sqrt(abs(np.linalg.det(linear)))
+        # + 0.0 turns a rounded -0.0 into 0.0.
+        degrees = round(math.degrees(math.atan2(linear[1, 0], linear[0, 0])), 2) + 0.0
+        eyes = np.stack(eye_centers(np.asarray(self.landmarks)))
+        (lx, ly), (rx, ry) = eyes
+        (alx, aly), (arx, ary) = transform_points(self.matrix, eyes)
+        return (
+            f"aligned to {self.size}x{self.size} (OpenAI CelebA-HQ layout): {choice}; eyes at "
+            f"({lx:.1f}, {ly:.1f}) and ({rx:.1f}, {ry:.1f}) moved to ({alx:.2f}, {aly:.2f}) "
+            f"and ({arx:.2f}, {ary:.2f}) by scale {scale:.4g}, rotation {degrees:.2f} deg"
+        )
+
 
 def align_photo(
     photo: str | os.PathLike | np.ndarray,
@@ -292,28 +386,52 @@ def align_photo(
     size: int = DEFAULT_SIZE,
     multiple_faces: MultipleFaces = "largest",
     antialias: bool = True,
+    alpha: str = "composite",
 ) -> tuple[np.ndarray, AlignmentInfo]:
     """Detect the face in a photo (path or uint8 RGB array) and align it.
 
-    ``detector`` defaults to :func:`default_detector` (MTCNN). With several
-    faces, ``multiple_faces`` picks one: "largest" (default: the largest box,
-    normally the subject of a portrait; the demo took dlib's first detection),
-    "most_confident" (highest probability) or "error". The choice is recorded
-    in the returned :class:`AlignmentInfo`. No face raises ValueError naming
-    the photo.
+    A path is read by :func:`flowjax.data.load_image` (PNG/JPEG; ``alpha``
+    "composite" over white or "drop"; its conversions are recorded in the
+    info). ``detector`` defaults to :func:`default_detector` (MTCNN). With
+    several faces, ``multiple_faces`` picks one: "largest" (default: the
+    largest box, normally the subject of a portrait; the demo took dlib's
+    first detection), "most_confident" (highest probability) or "error"; a
+    choice among several is logged as a warning and recorded in the returned
+    :class:`AlignmentInfo`. No face raises ValueError naming the photo.
     """
-    if multiple_faces not in MULTIPLE_FACES_POLICIES:
-        raise ValueError(
-            f"multiple_faces must be one of {MULTIPLE_FACES_POLICIES}, got {multiple_faces!r}"
-        )
-    image, source, conversions = _load_photo(photo)
+    _check_policy(multiple_faces)
+    _check_size(size)
+    if isinstance(photo, np.ndarray):
+        _check_image(photo, "<array>")
+        image, source, conversions = photo, "<array>", ()
+    else:
+        image, record = data.load_image(photo, alpha=alpha)
+        source, conversions = record.path, record.conversions
     if detector is None:
         detector = default_detector()
+    return _align_loaded(image, source, conversions, detector, size, multiple_faces, antialias)
+
+
+def _align_loaded(
+    image: np.ndarray,
+    source: str,
+    conversions: tuple[str, ...],
+    detector: Detector,
+    size: int,
+    multiple_faces: str,
+    antialias: bool,
+) -> tuple[np.ndarray, AlignmentInfo]:
     boxes, probs, points = detector(image)
     boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
     probs = np.asarray(probs, dtype=np.float64).reshape(-1)
-    points = np.asarray(points, dtype=np.float64).reshape(-1, 5, 2)
+    points = np.asarray(points, dtype=np.float64)
     n_faces = len(boxes)
+    if len(probs) != n_faces or points.shape not in ((n_faces, 5, 2), (n_faces, 68, 2)):
+        raise ValueError(
+            f"{source}: the detector returned {n_faces} boxes, {len(probs)} probabilities "
+            f"and landmarks of shape {points.shape}; expected [N, 4], [N] and [N, 5, 2] "
+            "(or [N, 68, 2]) for the same N. Fix the detector"
+        )
     if n_faces == 0:
         raise ValueError(
             f"{source}: no face found; use a frontal photo with the face at least "
@@ -330,13 +448,19 @@ def align_photo(
     else:
         areas = (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
         index = int(np.argmax(areas))
+    if n_faces > 1:
+        logger.warning(
+            "%s: found %d faces; aligning face %d (multiple_faces=%r). Crop the photo to "
+            "one person, or set multiple_faces='error' to refuse such photos",
+            source, n_faces, index + 1, multiple_faces,
+        )
     matrix = similarity_from_eyes(*eye_centers(points[index]), size=size)
     aligned = warp_affine(image, matrix, size, antialias=antialias)
     info = AlignmentInfo(
         source=source,
         source_size=(image.shape[1], image.shape[0]),
-        conversions=conversions,
-        size=size,
+        conversions=tuple(conversions),
+        size=int(size),
         n_faces=n_faces,
         face_index=index,
         multiple_faces=multiple_faces,
@@ -349,37 +473,104 @@ def align_photo(
     return aligned, info
 
 
-def _load_photo(
-    photo: str | os.PathLike | np.ndarray,
-) -> tuple[np.ndarray, str, tuple[str, ...]]:
-    """uint8 RGB array, a name for messages, and the conversions applied."""
-    if isinstance(photo, np.ndarray):
-        _check_image(photo, "<array>")
-        return photo, "<array>", ()
-    path = os.fspath(photo)
-    try:
-        with Image.open(path) as opened:
-            conversions = []
-            orientation = opened.getexif().get(_EXIF_ORIENTATION, 1)
-            # Phones store rotated pixels plus a tag; detectors expect upright faces.
-            oriented = ImageOps.exif_transpose(opened)
-            if orientation != 1:
-                conversions.append(f"exif_orientation_{orientation}_applied")
-            if oriented.mode not in ("RGB", "RGBA", "L", "LA", "P", "CMYK", "YCbCr"):
-                raise ValueError(
-                    f"{path}: unsupported image mode {oriented.mode!r} (expected 8-bit "
-                    "RGB, RGBA, grayscale or palette); convert it to 8-bit RGB first"
-                )
-            if oriented.mode != "RGB":
-                # Alpha is dropped (not composited): the demo read photos as RGB.
-                conversions.append(f"{oriented.mode}_to_RGB")
-            image = np.asarray(oriented.convert("RGB"), dtype=np.uint8)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: no such photo") from None
-    except (OSError, Image.DecompressionBombError) as error:
-        raise ValueError(f"{path}: cannot read as an image ({error})") from error
-    return image, path, tuple(conversions)
+def _check_policy(multiple_faces: str) -> None:
+    if multiple_faces not in MULTIPLE_FACES_POLICIES:
+        raise ValueError(
+            f"multiple_faces must be one of {MULTIPLE_FACES_POLICIES}, got {multiple_faces!r}"
+        )
 
 
 def _as_tuples(array: np.ndarray) -> tuple:
     return tuple(tuple(float(v) for v in row) for row in np.asarray(array))
+
+
+# --------------------------------------------------------------------------
+# Folders and lists of photos -> data.ImageSet
+# --------------------------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class AlignedImageSet(data.ImageSet):
+    """A :class:`flowjax.data.ImageSet` of aligned photos.
+
+    ``images[i]`` is ``paths[i]`` aligned as ``alignment[i]`` says; each
+    record's conversions end with that alignment's :meth:`AlignmentInfo.describe`;
+    ``options`` are the loading options (no size: photos differ in size).
+    """
+
+    alignment: tuple[AlignmentInfo, ...] = ()
+
+
+def load_aligned_images(
+    source: data.PathLike | Sequence[data.PathLike],
+    *,
+    size: int,
+    detector: Detector | None = None,
+    multiple_faces: MultipleFaces = "largest",
+    alpha: str = "composite",
+    background: Sequence[int] = (255, 255, 255),
+    antialias: bool = True,
+) -> AlignedImageSet:
+    """:func:`flowjax.data.load_images` for unaligned photos: each aligned to ``size``.
+
+    Files are listed by ``flowjax.data``'s rules and read by its
+    :func:`~flowjax.data.load_image` (any size); every face is detected and
+    aligned as by :func:`align_photo`. Raises on the first photo without a
+    face (or with several under "error"), naming it.
+    """
+    detector = _prepare(size, multiple_faces, alpha, background, detector)
+    return _align_files(data.image_files(source), size, detector, multiple_faces, alpha,
+                        background, antialias)
+
+
+def load_aligned_identities(
+    source: data.IdentitySource,
+    *,
+    size: int,
+    base_dir: data.PathLike | None = None,
+    detector: Detector | None = None,
+    multiple_faces: MultipleFaces = "largest",
+    alpha: str = "composite",
+    background: Sequence[int] = (255, 255, 255),
+    antialias: bool = True,
+) -> dict[str, AlignedImageSet]:
+    """:func:`flowjax.data.load_identities` for unaligned photos (see :func:`load_aligned_images`).
+
+    ``source`` is a root folder ``root/<identity>/*.png`` or an ``{identity:
+    paths}`` mapping (relative paths against ``base_dir``), as there; every
+    folder is listed before the first photo is read.
+    """
+    detector = _prepare(size, multiple_faces, alpha, background, detector)
+    groups = data.identity_files(source, base_dir=base_dir)
+    return {
+        identity: _align_files(files, size, detector, multiple_faces, alpha, background, antialias)
+        for identity, files in groups.items()
+    }
+
+
+def _prepare(size, multiple_faces, alpha, background, detector) -> Detector:
+    """Checks the options (before any file is read) and builds the default detector."""
+    _check_size(size)
+    _check_policy(multiple_faces)
+    data.LoadOptions.make(None, None, alpha, background)
+    return default_detector() if detector is None else detector
+
+
+def _align_files(files, size, detector, multiple_faces, alpha, background,
+                 antialias) -> AlignedImageSet:
+    images, records, infos = [], [], []
+    for path in files:
+        image, record = data.load_image(path, alpha=alpha, background=background)
+        aligned, info = _align_loaded(image, record.path, record.conversions, detector, size,
+                                      multiple_faces, antialias)
+        images.append(aligned)
+        records.append(dataclasses.replace(record,
+                                           conversions=(*record.conversions, info.describe())))
+        infos.append(info)
+    return AlignedImageSet(
+        images=np.stack(images),
+        paths=tuple(files),
+        records=tuple(records),
+        options=data.LoadOptions.make(None, None, alpha, background),
+        alignment=tuple(infos),
+    )

@@ -42,7 +42,9 @@ Conversion rules (one rule per case, so a manifest can be read without code):
 Order is deterministic: a folder's files are sorted by name (code-point
 order, so ``B.png`` sorts before ``a.png``); hidden files (``.*``, e.g. macOS
 ``._x.png``) and files with other extensions are skipped; subfolders are not
-searched. Explicit lists keep the caller's order.
+searched. Explicit lists keep the caller's order. :func:`image_files` and
+:func:`identity_files` give these listings alone (``flowjax.align`` loads
+unaligned photos by them).
 
 Model preprocessing (``n_bits`` quantisation, float conversion) is not here.
 
@@ -429,7 +431,16 @@ def load_images(
     The options are described in the module docstring.
     """
     options = LoadOptions.make(size, resize, alpha, background)
-    return _load_files(_expand_sources(source), options)
+    return _load_files(image_files(source), options)
+
+
+def image_files(source: PathLike | Sequence[PathLike]) -> list[Path]:
+    """The files :func:`load_images` reads from ``source``, in its order.
+
+    For loaders that decode the files their own way (``flowjax.align``) but
+    must list them by the same rules.
+    """
+    return _expand_sources(source)
 
 
 IdentitySource = Union[PathLike, Mapping[str, Union[PathLike, Sequence[PathLike]]]]
@@ -453,14 +464,10 @@ def load_identities(
     give it (mapping order kept; relative paths resolved against ``base_dir``).
     """
     options = LoadOptions.make(size, resize, alpha, background)
-    if isinstance(source, Mapping):
-        groups = _identity_mapping(source, base_dir)
-    else:
-        groups = _identity_folders(Path(source))
     sets: dict[str, ImageSet] = {}
     first: tuple[str, ImageSet] | None = None
-    for identity, items in groups.items():
-        image_set = _load_files(_expand_sources(items), options)
+    for identity, files in identity_files(source, base_dir=base_dir).items():
+        image_set = _load_files(files, options)
         if first is not None and image_set.images.shape[1:] != first[1].images.shape[1:]:
             h, w = image_set.images.shape[1:3]
             fh, fw = first[1].images.shape[1:3]
@@ -472,6 +479,21 @@ def load_identities(
         first = first or (identity, image_set)
         sets[identity] = image_set
     return sets
+
+
+def identity_files(
+    source: IdentitySource, *, base_dir: PathLike | None = None
+) -> dict[str, list[Path]]:
+    """The files :func:`load_identities` reads, per identity, in its order.
+
+    Every folder is listed (and every listing error raised) before any file
+    is decoded.
+    """
+    if isinstance(source, Mapping):
+        groups = _identity_mapping(source, base_dir)
+    else:
+        groups = _identity_folders(Path(source))
+    return {identity: _expand_sources(items) for identity, items in groups.items()}
 
 
 def _identity_folders(root: Path) -> dict[str, list[Path]]:

@@ -1,12 +1,13 @@
 """Specification of flowjax.align: OpenAI demo face alignment without OpenCV."""
 
+import hashlib
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from flowjax import align
+from flowjax import align, data
 
 TX, TY = align.LEFT_EYE_TEMPLATE
 # Half a pixel is the size of a pixel-convention bug; real errors are ~0.01 px.
@@ -232,19 +233,19 @@ def test_exif_orientation_is_applied_and_recorded(tmp_path):
     path = photo_file(tmp_path, "phone.png", exif_orientation=6)  # stored rotated 90 degrees
     _, info = align.align_photo(path, detector=fake_detector(**TWO_FACES, seen=seen))
     assert seen == [(480, 320, 3)] and info.source_size == (320, 480)
-    assert "exif_orientation_6_applied" in info.conversions
+    assert "rotated/flipped per EXIF Orientation=6" in info.conversions
 
 
 def test_non_rgb_photo_conversion_is_recorded(tmp_path):
     path = photo_file(tmp_path, "gray.png", mode="L")
     _, info = align.align_photo(path, detector=fake_detector(**TWO_FACES))
-    assert info.conversions == ("L_to_RGB",)
+    assert info.conversions == ("grayscale L expanded to RGB",)
 
 
 def test_unreadable_photo_raises_naming_the_file(tmp_path):
     path = tmp_path / "broken.jpg"
     path.write_bytes(b"not an image")
-    with pytest.raises(ValueError, match=r"broken\.jpg: cannot read as an image"):
+    with pytest.raises(ValueError, match=r"broken\.jpg: cannot decode as PNG or JPEG"):
         align.align_photo(path, detector=fake_detector(**TWO_FACES))
 
 
@@ -267,9 +268,174 @@ def test_missing_mtcnn_is_reported_with_the_cause_and_the_fix():
     assert MTCNN_ERROR in message and "install the torchvision" in message
 
 
+@pytest.mark.skipif(MTCNN_ERROR is None, reason="facenet-pytorch MTCNN imports here")
+def test_default_detector_spec_fails_with_the_mtcnn_import_error():
+    with pytest.raises(ImportError) as raised:
+        align.detector_from_spec(align.DEFAULT_DETECTOR_SPEC)
+    assert MTCNN_ERROR in str(raised.value)
+
+
 @pytest.mark.skipif(
     MTCNN_ERROR is not None, reason=f"facenet-pytorch MTCNN does not import: {MTCNN_ERROR}"
 )
 def test_mtcnn_finds_no_face_in_a_blank_photo(tmp_path):
     with pytest.raises(ValueError, match=r"blank\.png: no face found"):
         align.align_photo(photo_file(tmp_path, "blank.png"), detector=align.mtcnn_detector())
+
+
+# ---------------------------------------------------------------- folders of photos
+
+# The faces that ``write_photo`` drew, keyed by photo shape (unique per photo), for
+# a detector that "finds" exactly them. Referenced by import path like a config's.
+DRAWN_FACES = {}
+DETECTOR_SPEC = f"{__name__}:drawn_faces_detector"
+MODEL_SIZE = 64
+
+
+def drawn_faces_detector():
+    """Detector factory (zero arguments, as config.align_detector names one)."""
+
+    def detect(image):
+        faces = DRAWN_FACES.get(image.shape[:2], [])
+        boxes = np.array([f[0] for f in faces]).reshape(-1, 4)
+        probs = np.array([f[1] for f in faces]).reshape(-1)
+        return boxes, probs, np.array([f[2] for f in faces]).reshape(-1, 5, 2)
+
+    return detect
+
+
+def write_photo(path, height, width, faces):
+    """A photo of eye dots; ``faces`` are (eye midpoint (x, y), inter-eye distance,
+    angle in radians). Registers each face's box and landmarks for the detector."""
+    eyes, drawn = [], []
+    for (cx, cy), distance, angle in faces:
+        along = np.array([np.cos(angle), np.sin(angle)])
+        down = np.array([-along[1], along[0]])
+        mid = np.array([cx, cy])
+        marks = [mid - along * distance / 2, mid + along * distance / 2, mid + down * distance / 2,
+                 mid + down * distance - along * distance / 3,
+                 mid + down * distance + along * distance / 3]
+        box = [cx - distance, cy - distance, cx + distance, cy + 1.5 * distance]
+        eyes += marks[:2]
+        drawn.append((box, 0.99, marks))
+    # ~2 px dots once aligned: the inter-eye distance becomes 0.258 * MODEL_SIZE.
+    sigma = max((d for _, d, _ in faces), default=10.0) * 2.0 / ((1 - 2 * TX) * MODEL_SIZE)
+    pixels = draw_dots(height, width, eyes, sigma) if eyes else np.zeros((height, width, 3), np.uint8)
+    Image.fromarray(pixels).save(path)
+    assert (height, width) not in DRAWN_FACES, "photo shapes identify the photos"
+    DRAWN_FACES[(height, width)] = drawn
+    return path
+
+
+@pytest.fixture(autouse=True)
+def _forget_drawn_faces():
+    yield
+    DRAWN_FACES.clear()
+
+
+@pytest.fixture
+def photos(tmp_path):
+    """Three one-face photos of different sizes, scales and rotations."""
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    write_photo(folder / "a.png", 211, 260, [((120.0, 100.0), 60.0, 0.3)])
+    write_photo(folder / "b.png", 150, 121, [((60.0, 70.0), 20.0, -0.5)])
+    write_photo(folder / "c.jpg", 400, 333, [((170.0, 210.0), 140.0, 3.0)])  # upside down
+    return folder
+
+
+def test_folder_is_aligned_to_the_model_size_with_the_eyes_on_the_template(photos):
+    aligned = align.load_aligned_images(photos, size=MODEL_SIZE, detector=drawn_faces_detector())
+    assert aligned.images.shape == (3, MODEL_SIZE, MODEL_SIZE, 3)
+    assert [p.name for p in aligned.paths] == ["a.png", "b.png", "c.jpg"]
+    for image in aligned.images:
+        for wanted in template_eyes(MODEL_SIZE):
+            found = dot_centroid(image, wanted)
+            assert np.abs(found - wanted).max() < CENTROID_TOLERANCE_PX, (found, wanted)
+
+
+def test_records_keep_the_file_and_end_with_the_alignment(photos):
+    aligned = align.load_aligned_images(photos, size=MODEL_SIZE, detector=drawn_faces_detector())
+    record = aligned.records[0]
+    assert record.sha256 == hashlib.sha256((photos / "a.png").read_bytes()).hexdigest()
+    assert (record.original_height, record.original_width) == (211, 260)
+    assert record.conversions[-1].startswith(
+        "aligned to 64x64 (OpenAI CelebA-HQ layout): the only face found; eyes at")
+    assert aligned.manifest_entries()[0]["conversions"][-1] == record.conversions[-1]
+    info = aligned.alignment[0]
+    assert info.source == str(photos / "a.png") and info.size == MODEL_SIZE
+    json.dumps([i.to_dict() for i in aligned.alignment])
+
+
+def test_identities_are_listed_by_data_rules_and_each_aligned(tmp_path):
+    root = tmp_path / "people"
+    for name in ("bob", "ann"):
+        (root / name).mkdir(parents=True)
+    write_photo(root / "ann" / "x.png", 90, 91, [((45.0, 40.0), 25.0, 0.0)])
+    write_photo(root / "bob" / "y.png", 92, 93, [((45.0, 40.0), 25.0, 0.1)])
+    (root / "bob" / "notes.txt").write_text("not an image")
+    sets = align.load_aligned_identities(root, size=32, detector=drawn_faces_detector())
+    assert list(sets) == list(data.identity_files(root)) == ["ann", "bob"]
+    assert [s.paths for s in sets.values()] == [(root / "ann" / "x.png",), (root / "bob" / "y.png",)]
+    assert all(s.images.shape == (1, 32, 32, 3) for s in sets.values())
+
+
+def test_photo_without_a_face_is_named(photos):
+    write_photo(photos / "nobody.png", 77, 78, [])
+    with pytest.raises(ValueError, match=r"nobody\.png: no face found"):
+        align.load_aligned_images(photos, size=MODEL_SIZE, detector=drawn_faces_detector())
+
+
+TWO_DRAWN_FACES = [((60.0, 60.0), 30.0, 0.0), ((200.0, 120.0), 70.0, 0.2)]  # the second larger
+
+
+def test_two_faces_under_error_policy_name_the_file_and_the_count(tmp_path):
+    path = write_photo(tmp_path / "pair.png", 240, 300, TWO_DRAWN_FACES)
+    with pytest.raises(ValueError, match=r"pair\.png: found 2 faces, expected 1"):
+        align.load_aligned_images(path, size=MODEL_SIZE, detector=drawn_faces_detector(),
+                                  multiple_faces="error")
+
+
+def test_two_faces_align_the_larger_record_it_and_warn(tmp_path, caplog):
+    path = write_photo(tmp_path / "pair.png", 240, 300, TWO_DRAWN_FACES)
+    aligned = align.load_aligned_images(path, size=MODEL_SIZE, detector=drawn_faces_detector())
+    assert (aligned.alignment[0].face_index, aligned.alignment[0].n_faces) == (1, 2)
+    assert "face 2 of 2 chosen by largest box" in aligned.records[0].conversions[-1]
+    assert "pair.png: found 2 faces" in caplog.text
+    for wanted in template_eyes(MODEL_SIZE):
+        assert np.abs(dot_centroid(aligned.images[0], wanted) - wanted).max() < 0.1
+
+
+def test_transparent_photo_is_composited_over_white_by_default(tmp_path):
+    path = tmp_path / "cutout.png"
+    Image.new("RGBA", (120, 100), (0, 0, 0, 0)).save(path)
+    detector = fake_detector([[0, 0, 120, 100]], [0.99], [[[40.0, 50], [80, 50], [60, 60],
+                                                            [45, 75], [75, 75]]])
+    image, info = align.align_photo(path, detector=detector, size=64)
+    assert image[30, 32].tolist() == [255, 255, 255]
+    assert "alpha composited over background (255, 255, 255) (alpha not opaque)" in info.conversions
+    dropped, _ = align.align_photo(path, detector=detector, size=64, alpha="drop")
+    assert dropped[30, 32].tolist() == [0, 0, 0]
+
+
+# ---------------------------------------------------------------- detector specs
+
+
+def test_detector_spec_names_a_factory_by_import_path():
+    assert callable(align.detector_from_spec(DETECTOR_SPEC))
+
+
+@pytest.mark.parametrize("spec", ["flowjax.align.default_detector", "flowjax.align:", "a:b:c", ""])
+def test_malformed_detector_spec_is_rejected_with_the_expected_form(spec):
+    with pytest.raises(ValueError, match=r"is not an import path 'module:factory'"):
+        align.detector_from_spec(spec, "config.align_detector")
+
+
+def test_detector_spec_of_a_missing_module_names_it():
+    with pytest.raises(ImportError, match=r"cannot import module 'no_such_module_xyz'"):
+        align.detector_from_spec("no_such_module_xyz:factory")
+
+
+def test_detector_spec_of_a_non_function_is_rejected():
+    with pytest.raises(ValueError, match=r"flowjax.align.DEFAULT_SIZE is int, expected a zero"):
+        align.detector_from_spec("flowjax.align:DEFAULT_SIZE")

@@ -166,6 +166,18 @@ def test_openai_variant_uses_the_demo_setup():
     assert config.model.image_size == 256 and 0.66 in config.alphas
 
 
+def no_face_detector():
+    """A config.align_detector factory whose detector never finds a face."""
+    return lambda image: (np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2)))
+
+
+def test_align_names_a_photo_without_a_face_and_writes_nothing(faces, tmp_path):
+    config = _config(faces, align=True, align_detector=f"{__name__}:no_face_detector")
+    with pytest.raises(ValueError, match=r"id00/neutral\.png: no face found"):
+        attributes.main(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
 @pytest.mark.slow
 def test_smoke_command_runs_end_to_end(tmp_path):
     workdir = tmp_path / "smoke"

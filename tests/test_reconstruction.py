@@ -16,6 +16,7 @@ import pytest
 from configs import reconstruction as reconstruction_config
 from configs import transfer as transfer_config
 from experiments import common, reconstruction
+from flowjax import align
 from flowjax import io as fio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -115,6 +116,36 @@ def test_missing_images_setting_is_an_error_without_output(faces, tmp_path):
     config = _config(faces)
     config.data.images = None
     with pytest.raises(ValueError, match="config.data.images is not set"):
+        reconstruction.main(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def template_face_detector():
+    """A config.align_detector factory: one face with its eyes already on the template."""
+
+    def detect(image):
+        h, w = image.shape[:2]
+        tx, ty = align.LEFT_EYE_TEMPLATE
+        marks = [[tx * w, ty * h], [(1 - tx) * w, ty * h], [w / 2, 0.6 * h], [0.4 * w, 0.8 * h],
+                 [0.6 * w, 0.8 * h]]
+        return np.array([[0.0, 0.0, w, h]]), np.array([0.99]), np.array([marks])
+
+    return detect
+
+
+def test_align_reconstructs_the_aligned_photos_and_records_the_alignment(faces, tmp_path):
+    config = _config(faces, align=True, align_detector=f"{__name__}:template_face_detector")
+    result = reconstruction.main(config, str(tmp_path / "run"))  # the fixture's shapes
+    assert result["summary"]["images"] == 4
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert all(e["conversions"][-1].startswith("aligned to 16x16") for e in manifest["inputs"])
+    assert len(manifest["extra"]["alignment"]) == 4
+
+
+def test_align_with_generated_faces_is_an_error_without_output(faces, tmp_path):
+    config = _config(faces, align=True)
+    config.data.generated.enabled = True
+    with pytest.raises(ValueError, match=r"config.align=True .* already aligned renders"):
         reconstruction.main(config, str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
 

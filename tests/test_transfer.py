@@ -20,7 +20,7 @@ from PIL import Image
 from configs import transfer as transfer_config
 from experiments import common
 from experiments import transfer
-from flowjax import glow
+from flowjax import align, glow
 from flowjax import io as fio
 from flowjax.data import ImageDataError
 
@@ -235,6 +235,118 @@ def test_missing_checkpoint_without_random_init_is_an_error(tmp_path):
 def test_repeated_alphas_are_an_error(tmp_path):
     _fails_without_output(_config(_faces(tmp_path / "faces"), alphas=(0.5, 0.5)),
                           tmp_path / "run", ValueError, "repeated values")
+
+
+# ---- unaligned photos (config.align) ----------------------------------------------
+
+# Box and landmarks of each face ``_unaligned_photos`` placed, keyed by the photo's
+# shape (unique per photo): the detector "finds" exactly the faces we drew.
+PLACED_FACES: dict[tuple[int, int], list] = {}
+DETECTOR_SPEC = f"{__name__}:placed_faces_detector"
+
+
+def placed_faces_detector():
+    """A config.align_detector factory (zero arguments)."""
+
+    def detect(image):
+        faces = PLACED_FACES.get(image.shape[:2], [])
+        return (np.array([box for box, _ in faces]).reshape(-1, 4), np.full(len(faces), 0.99),
+                np.array([marks for _, marks in faces]).reshape(-1, 5, 2))
+
+    return detect
+
+
+@pytest.fixture(autouse=True)
+def _forget_placed_faces():
+    yield
+    PLACED_FACES.clear()
+
+
+def _unaligned_photos(root: Path, size: int = 32) -> Path:
+    """Generated faces (eyes taken to be on the template), each scaled, rotated and
+    shifted into a square photo of its own size: root/photos/<identity>/*.png."""
+    tx, ty = align.LEFT_EYE_TEMPLATE
+    marks = np.array([[tx, ty], [1 - tx, ty], [0.5, 0.62], [0.4, 0.78], [0.6, 0.78]]) * size
+    generated = common.write_generated_faces(root / "aligned", n_identities=3,
+                                             expressions=("neutral", "smile"), size=size)
+    for k, (identity, files) in enumerate(generated.items()):
+        (root / "photos" / identity).mkdir(parents=True)
+        for j, path in enumerate(files):
+            side, scale, angle = 50 + 10 * k + 5 * j, 1.2 + 0.2 * j, 0.3 * (k - 1)
+            linear = scale * np.array([[np.cos(angle), -np.sin(angle)],
+                                       [np.sin(angle), np.cos(angle)]])
+            shift = np.array([side / 2, side / 2]) - linear @ [size / 2, size / 2]
+            placed = np.concatenate([linear, shift[:, None]], axis=1)
+            face = np.asarray(Image.open(path).convert("RGB"))
+            Image.fromarray(align.warp_affine(face, placed, side)).save(
+                root / "photos" / identity / path.name)
+            points = align.transform_points(placed, marks)
+            PLACED_FACES[(side, side)] = [([*points.min(0) - 5, *points.max(0) + 5], points)]
+    return root / "photos"
+
+
+def _aligned_config(photos: Path, **overrides):
+    config = transfer_config.get_config("smoke")  # random-init tiny Glow, 32x32
+    config.data.generated.enabled = False
+    config.data.identities = str(photos)
+    config.random_init.ddi = False  # random weights: no init compile
+    config.progress = False
+    config.align = True
+    config.align_detector = DETECTOR_SPEC
+    config.update(overrides)
+    return config
+
+
+def test_unaligned_photos_are_aligned_and_the_manifest_records_it(tmp_path):
+    photos = _unaligned_photos(tmp_path)
+    workdir = tmp_path / "run"
+    summary = transfer.main(_aligned_config(photos), str(workdir))
+    assert len(list((workdir / "transfer").rglob("*.png"))) == 2 * 2 * 3
+    assert summary["expressions"] == {"neutral": "neutral.png", "smile": "smile.png"}
+    manifest = json.loads((workdir / "manifest.json").read_text())
+    assert len(manifest["inputs"]) == 6
+    for entry in manifest["inputs"]:
+        assert entry["path"].startswith(str(photos)), entry["path"]
+        assert entry["conversions"][-1].startswith(
+            "aligned to 32x32 (OpenAI CelebA-HQ layout): the only face found"), entry
+    alignment = manifest["extra"]["alignment"]
+    assert sorted(a["source"] for a in alignment) == sorted(e["path"] for e in manifest["inputs"])
+    assert all(a["size"] == 32 and a["multiple_faces"] == "largest" for a in alignment)
+    assert manifest["config"]["align_detector"] == DETECTOR_SPEC
+
+
+def test_aligned_photo_without_a_face_is_named_and_nothing_is_written(tmp_path):
+    photos = _unaligned_photos(tmp_path)
+    Image.new("RGB", (41, 43)).save(photos / "id01" / "blank.png")
+    _fails_without_output(_aligned_config(photos), tmp_path / "run", ValueError,
+                          r"id01/blank\.png: no face found")
+
+
+def test_align_with_the_synthetic_study_is_an_error(tmp_path):
+    config = transfer_config.get_config()  # the demo: synthetic study, no data given
+    config.align = True
+    _fails_without_output(config, tmp_path / "run", ValueError,
+                          r"config.align=True .* the synthetic study .* already aligned renders")
+
+
+def test_align_with_generated_faces_is_an_error(tmp_path):
+    config = transfer_config.get_config("smoke")
+    config.align = True
+    _fails_without_output(config, tmp_path / "run", ValueError,
+                          r"config.data.generated.enabled=True .* already aligned renders")
+
+
+def test_align_with_resize_is_an_error(tmp_path):
+    config = _aligned_config(tmp_path / "photos")
+    config.data.resize = "lanczos"
+    _fails_without_output(config, tmp_path / "run", ValueError,
+                          r"config.data.resize='lanczos' with config.align=True")
+
+
+def test_malformed_detector_spec_is_an_error_before_any_work(tmp_path):
+    config = _aligned_config(tmp_path / "photos", align_detector="my_detector")
+    _fails_without_output(config, tmp_path / "run", ValueError,
+                          r"config.align_detector 'my_detector' is not an import path")
 
 
 # ---- configs ----------------------------------------------------------------------
