@@ -17,7 +17,10 @@ Variants (``--config=configs/train.py:<variant>``):
              32, Adam 1e-3 with 100 warmup steps, 1,250 steps. Measured here
              (2-core CPU shared with other jobs): 58 min at a median 13.8
              images/s; train bits/dim 3.21 (step 25) -> 1.19 (step 1250),
-             held-out 1.33 (step 500) and 1.21 (step 1000). Then
+             held-out 1.33 (step 500) and 1.21 (step 1000). On the idle CPU
+             (``--config.num_steps=100``, 266 s wall): rendering and init
+             ~75 s, compile 29 s, then 1.62 s per step (19.8 images/s), so
+             the full run takes about 36 min (1,250 x 1.62 s + setup). Then
              ``python experiments/export_model.py --workdir=W --out=DIR``.
   celeba256  OpenAI's CelebA-HQ hyperparameters (GLOW_SPEC §1, §6): 6 levels,
              depth 32, width 512, additive, invconv, learned top, 5 bits; global

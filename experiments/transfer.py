@@ -174,14 +174,9 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
 
         t0 = time.perf_counter()
         e_idx = list(expressions.values())
-        n_e = len(e_idx)
         sources = flat[source][e_idx]
-        s = stats[source]
-        source_stats = latents.IdentityStats(np.repeat(np.asarray(s.mean)[None], n_e, 0),
-                                             np.repeat(np.asarray(s.var)[None], n_e, 0), s.count)
-        target_stats = latents.IdentityStats(
-            np.stack([np.asarray(stats[t].mean) for t in targets]),
-            np.stack([np.asarray(stats[t].var) for t in targets]), 0)
+        source_stats = latents.stack_stats([stats[source]] * len(e_idx))
+        target_stats = latents.stack_stats([stats[t] for t in targets])
         grid = sweep.transfer_sweep(
             model, variables, sources, source_stats, target_stats, config.alphas,
             method=config.method, space=config.space, var_eps=config.var_eps,

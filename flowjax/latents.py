@@ -167,6 +167,19 @@ def identity_stats(latents: Latent) -> IdentityStats:
     return IdentityStats(mean=_map(mean, latents), var=_map(var, latents), count=count)
 
 
+def stack_stats(stats: Sequence[IdentityStats]) -> IdentityStats:
+    """Flat statistics of several identities as one ``[K, D]`` batch (a sweep's operands).
+
+    ``count`` is the smallest count of the stacked statistics (the weakest
+    estimate among them).
+    """
+    if not stats:
+        raise ValueError("stack_stats needs at least one IdentityStats")
+    return IdentityStats(mean=np.stack([np.asarray(s.mean) for s in stats]),
+                         var=np.stack([np.asarray(s.var) for s in stats]),
+                         count=min(s.count for s in stats))
+
+
 def identity_mean(latents: Latent) -> Latent:
     """The mean latent of one identity's images (see :func:`identity_stats`)."""
     return identity_stats(latents).mean

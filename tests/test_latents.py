@@ -62,6 +62,16 @@ def test_stats_are_the_population_mean_and_variance():
     assert stats.count == 5
 
 
+def test_stack_stats_puts_each_identity_in_a_row_and_keeps_the_smallest_count():
+    a, b = latents.identity_stats(_flat(5)), latents.identity_stats(_flat(2) + 1.0)
+    stacked = latents.stack_stats([a, b, a])
+    np.testing.assert_array_equal(stacked.mean, np.stack([a.mean, b.mean, a.mean]))
+    np.testing.assert_array_equal(stacked.var, np.stack([a.var, b.var, a.var]))
+    assert stacked.count == 2
+    with pytest.raises(ValueError, match="at least one"):
+        latents.stack_stats([])
+
+
 def test_per_level_stats_equal_flat_stats():
     z = _flat(4)
     flat, levels = latents.identity_stats(z), latents.identity_stats(_levels(z))

@@ -1,0 +1,206 @@
+"""Scoring expression transfer against the truth of a ``flowjax.synthetic`` study.
+
+On a rendered study every face's identity and Action Units are known, so a
+transferred image is scored against what it should show, not against a proxy:
+
+* **AU error** of an image: ``mean_k |u_k(x) - a_k|`` over the AUs the source
+  expression activates *in truth* (``a_k > threshold``, default 1.0), where
+  ``u`` is the synthetic AU scorer and ``a`` the AU vector the renderer drew
+  the source expression with (:func:`flowjax.evaluation.metrics.au_mean_error`).
+* **Identity distances**: Euclidean distance of the image's identity embedding
+  to the *centroid* of an identity, the L2-normalised mean embedding of that
+  identity's photos (:func:`identity_centroids`). The reference is the photos
+  themselves rather than a decoded mean face, so it is one and the same for
+  every latent space and method being compared.
+* **RMSE to the oracle**: root mean square pixel difference (0-255 levels)
+  between the image and the oracle image of its pair (below): the exact
+  picture a perfect transfer would give, so ghosting, blur and colour drift
+  count here even where the two scorers do not see them.
+* **Best alpha** of an (expression, target) pair: the alpha of least AU error
+  (:func:`flowjax.evaluation.metrics.best_alpha`; ties go to the smaller alpha).
+
+Two references bracket the transfers: **none** (no transfer: the target's mean
+face, a fixed image per target) and **oracle** (:func:`oracle_images`: the
+target identity rendered with the source expression's AUs, which is what a
+perfect transfer would produce; its errors are the scorers' own floor).
+
+:func:`pixel_transfer` applies the latent arithmetic of
+:mod:`flowjax.latents` to pixels instead, to show what the flow buys.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+
+from flowjax import latents, synthetic
+from flowjax.evaluation import metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class Scores:
+    """Scores of a batch of images, all of one leading shape (e.g. ``[E, T, A]``)."""
+
+    au_error: np.ndarray
+    to_target: np.ndarray
+    to_source: np.ndarray
+    oracle_rmse: np.ndarray
+
+    def take(self, index: np.ndarray) -> Scores:
+        """Each field at ``index`` along its last axis (e.g. the best alpha of each pair)."""
+        pick = lambda a: np.take_along_axis(a, index[..., None], axis=-1)[..., 0]  # noqa: E731
+        return Scores(*(pick(getattr(self, f.name)) for f in dataclasses.fields(self)))
+
+
+def identity_centroids(embeddings: np.ndarray, identity_ids: np.ndarray,
+                       identities: Sequence[int]) -> np.ndarray:
+    """``[len(identities), D]``: per identity, the L2-normalised mean embedding of its photos."""
+    embeddings = np.asarray(embeddings, np.float64)
+    identity_ids = np.asarray(identity_ids)
+    if embeddings.ndim != 2 or len(embeddings) != len(identity_ids):
+        raise ValueError(f"need embeddings [N, D] and identity ids [N]; got {embeddings.shape} "
+                         f"and {identity_ids.shape}")
+    out = []
+    for identity in identities:
+        rows = embeddings[identity_ids == identity]
+        if not len(rows):
+            raise ValueError(f"identity {identity} has no photos among ids "
+                             f"{sorted(set(identity_ids.tolist()))}")
+        mean = rows.mean(axis=0)
+        out.append(mean / np.linalg.norm(mean))
+    return np.stack(out)
+
+
+def to_unit(images: np.ndarray) -> np.ndarray:
+    """uint8 -> float32 in [-0.5, 0.5]: the range the flow's own inputs live in."""
+    return np.asarray(images, np.float32) / 255.0 - 0.5
+
+
+def from_unit(images: np.ndarray) -> np.ndarray:
+    """Inverse of :func:`to_unit`, clipped to the valid range and rounded to uint8."""
+    return np.round(np.clip((np.asarray(images) + 0.5) * 255.0, 0, 255)).astype(np.uint8)
+
+
+def pixel_transfer(method: str, sources: np.ndarray, source_photos: np.ndarray,
+                   target_photos: np.ndarray, alphas: Sequence[float],
+                   var_eps: float = latents.DEFAULT_VARIANCE_EPS) -> np.ndarray:
+    """``latents.transfer`` on pixels: uint8 ``[E, T, A, H, W, C]``.
+
+    ``sources`` ``[E, H, W, C]`` are the source expressions, ``source_photos``
+    ``[N, H, W, C]`` the source identity's photos (its mean and variance),
+    ``target_photos`` ``[T, P, H, W, C]`` each target's photos. Pixels are
+    scaled to [-0.5, 0.5] (:func:`to_unit`), so the variance methods see the
+    same units as in the flow's input, and the result is clipped back to uint8.
+    """
+    sources, source_photos = np.asarray(sources), np.asarray(source_photos)
+    target_photos = np.asarray(target_photos)
+    if sources.ndim != 4 or source_photos.ndim != 4 or target_photos.ndim != 5:
+        raise ValueError(f"need sources [E, H, W, C], source photos [N, H, W, C] and target "
+                         f"photos [T, P, H, W, C]; got {sources.shape}, {source_photos.shape}, "
+                         f"{target_photos.shape}")
+    shape = sources.shape[1:]
+    if source_photos.shape[1:] != shape or target_photos.shape[2:] != shape:
+        raise ValueError(f"image shapes differ: sources {shape}, source photos "
+                         f"{source_photos.shape[1:]}, target photos {target_photos.shape[2:]}")
+    flat = lambda x, lead: to_unit(x).reshape(*x.shape[:lead], -1)  # noqa: E731
+    source_stats = latents.identity_stats(flat(source_photos, 1))
+    target = [latents.identity_stats(photos) for photos in flat(target_photos, 2)]
+    # Axes [E, T, A, D]: everything broadcasts in one elementwise expression.
+    source_stats = latents.IdentityStats(np.asarray(source_stats.mean)[None, None, None],
+                                         np.asarray(source_stats.var)[None, None, None], 0)
+    target_stats = latents.IdentityStats(np.stack([s.mean for s in target])[None, :, None],
+                                         np.stack([s.var for s in target])[None, :, None], 0)
+    alpha = np.asarray(alphas, np.float32)[None, None, :, None]
+    moved = latents.transfer(method, flat(sources, 1)[:, None, None], source_stats, target_stats,
+                             alpha, var_eps)
+    moved = np.asarray(moved)
+    return from_unit(moved.reshape(*moved.shape[:3], *shape))
+
+
+def oracle_images(study: synthetic.Study, size: int) -> np.ndarray:
+    """uint8 ``[E, T, S, S, 3]``: target ``t`` rendered with source expression ``e``'s AUs.
+
+    No nuisance: the ideal transfer of the expression onto the identity itself.
+    """
+    targets = np.unique(study.targets.identity_ids)
+    n_e, n_t = len(study.sources.aus), len(targets)
+    rows = np.tile(targets, n_e)
+    identity = jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], study.identities)
+    aus = np.repeat(study.sources.aus, n_t, axis=0)
+    images = np.asarray(synthetic.render(identity, aus, size=size))
+    return images.reshape(n_e, n_t, size, size, 3)
+
+
+def score_images(images: np.ndarray, source_aus: np.ndarray, au_scorer: Any, embedder: Any,
+                 target_centroids: np.ndarray, source_centroid: np.ndarray, oracle: np.ndarray,
+                 threshold: float = metrics.DEFAULT_ACTIVATION_THRESHOLD) -> Scores:
+    """Scores uint8 images ``[E, T, ..., H, W, C]`` of sources ``[E, n_aus]`` on targets ``[T, D]``.
+
+    ``au_scorer(images) -> [N, n_aus]`` (with ``au_names``) and
+    ``embedder.embed(images) -> [N, D]`` L2-normalised, as the synthetic scorers;
+    ``oracle`` ``[E, T, H, W, C]`` the pairs' oracle images (:func:`oracle_images`).
+    """
+    images, source_aus = np.asarray(images), np.asarray(source_aus, np.float64)
+    lead = images.shape[:-3]
+    if len(lead) < 2 or lead[0] != len(source_aus) or lead[1] != len(target_centroids):
+        raise ValueError(f"images {images.shape} must be [E={len(source_aus)}, "
+                         f"T={len(target_centroids)}, ..., H, W, C]")
+    flat = images.reshape(-1, *images.shape[-3:])
+    aus = np.asarray(au_scorer(flat)).reshape(*lead, -1)
+    embeddings = np.asarray(embedder.embed(flat)).reshape(*lead, -1)
+    # Broadcast the per-expression truth and per-target centroids over the rest.
+    extra = (1,) * (len(lead) - 2)
+    truth = source_aus.reshape(len(source_aus), 1, *extra, -1)
+    centroids = np.asarray(target_centroids).reshape(1, len(target_centroids), *extra, -1)
+    oracle = np.asarray(oracle, np.float64)
+    if oracle.shape != (*lead[:2], *images.shape[-3:]):
+        raise ValueError(f"oracle images {oracle.shape} must be [E, T, H, W, C] = "
+                         f"{(*lead[:2], *images.shape[-3:])}")
+    diff = images.astype(np.float64) - oracle.reshape(*lead[:2], *extra, *images.shape[-3:])
+    return Scores(
+        au_error=metrics.au_mean_error(aus, truth, au_scorer.au_names, metrics.ACTIVE, threshold),
+        to_target=metrics.identity_distance(embeddings, centroids),
+        to_source=metrics.identity_distance(embeddings, source_centroid),
+        oracle_rmse=np.sqrt(np.mean(np.square(diff), axis=(-3, -2, -1))),
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class Summary:
+    """Means over the (expression, target) pairs of one row of the benchmark.
+
+    ``best_alpha`` is NaN for the references (they have no alpha);
+    ``identity_kept`` is the fraction of pairs whose image is closer to the
+    target's centroid than to the source's.
+    """
+
+    best_alpha: float
+    au_error: float
+    to_target: float
+    to_source: float
+    identity_kept: float
+    oracle_rmse: float
+
+
+def summarize(scores: Scores, alphas: Sequence[float] | None = None) -> tuple[Summary, Any]:
+    """The row of a transfer (``[E, T, A]`` scores with ``alphas``: each pair at its
+    best alpha) or of a reference (``[E, T]``, ``alphas=None``), and the per-pair
+    ``metrics.BestAlpha`` (None for a reference)."""
+    best = None
+    if alphas is not None:
+        best = metrics.best_alpha(alphas, scores.au_error)
+        if (best.index < 0).any():
+            raise ValueError("a pair has no valid AU error at any alpha")
+        scores = scores.take(best.index)
+    return Summary(
+        best_alpha=float(np.mean(best.alpha)) if best is not None else float("nan"),
+        au_error=float(np.mean(scores.au_error)),
+        to_target=float(np.mean(scores.to_target)),
+        to_source=float(np.mean(scores.to_source)),
+        identity_kept=float(np.mean(scores.to_target < scores.to_source)),
+        oracle_rmse=float(np.mean(scores.oracle_rmse)),
+    ), best
