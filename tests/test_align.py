@@ -283,6 +283,36 @@ def test_mtcnn_finds_no_face_in_a_blank_photo(tmp_path):
         align.align_photo(photo_file(tmp_path, "blank.png"), detector=align.mtcnn_detector())
 
 
+class _FakeMTCNN:
+    """Stands in for facenet_pytorch.MTCNN: one face on a bright photo, None on a dark one."""
+
+    def __init__(self, **kwargs):
+        self.kwargs = kwargs
+
+    def detect(self, pil_image, landmarks=False):
+        assert landmarks, "the adapter must ask MTCNN for the five landmarks"
+        if np.asarray(pil_image).mean() < 128:
+            return None, [None], None
+        points = np.array([[[30.0, 40.0], [60.0, 40.0], [45.0, 55.0], [33.0, 70.0], [57.0, 70.0]]])
+        return np.array([[10.0, 10.0, 80.0, 90.0]]), np.array([0.99]), points
+
+
+def test_mtcnn_adapter_returns_the_detector_contract_and_none_as_no_face(monkeypatch):
+    import sys
+    import types
+
+    monkeypatch.setitem(sys.modules, "facenet_pytorch", types.SimpleNamespace(MTCNN=_FakeMTCNN))
+    monkeypatch.setattr(align, "mtcnn_import_error", lambda: None)
+    detect = align.mtcnn_detector()
+    boxes, probs, points = detect(np.full((100, 100, 3), 255, np.uint8))
+    assert boxes.shape == (1, 4) and probs.shape == (1,) and points.shape == (1, 5, 2)
+    assert points.dtype == np.float64 and points[0, 1, 0] == 60.0
+    boxes, probs, points = detect(np.zeros((100, 100, 3), np.uint8))
+    assert boxes.shape == (0, 4) and probs.shape == (0,) and points.shape == (0, 5, 2)
+    with pytest.raises(ValueError, match="no face found"):
+        align.align_photo(np.zeros((100, 100, 3), np.uint8), detector=detect)
+
+
 # ---------------------------------------------------------------- folders of photos
 
 # The faces that ``write_photo`` drew, keyed by photo shape (unique per photo), for
