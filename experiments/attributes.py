@@ -126,13 +126,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
         timings["load_model"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        encoding = sweep.encode_images(model, variables, all_images,
-                                       chunk_size=config.chunk_size, progress=config.progress)
-        flat = np.asarray(latents.flatten(list(latents.in_space(encoding, config.space))))
-        parts, start = {}, 0
-        for key, image_set in sets.items():
-            parts[key] = flat[start:start + len(image_set)]
-            start += len(image_set)
+        parts = common.encode_sets(model, variables, sets, config)
         if not config.vectors:
             vector = np.asarray(latents.attribute_vector(parts["positive"], parts["negative"],
                                                          config.vector_scale))

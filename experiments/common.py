@@ -12,6 +12,8 @@
 * :func:`check_alignment`, :func:`load_images`, :func:`load_identities`,
   :func:`record_alignment` -- the configured images, aligned on the way in
   when ``config.align`` (``flowjax.align``), else as ``flowjax.data`` loads them;
+* :func:`encode_sets` -- one batched encode of several image sets, flat
+  latents per set;
 * :func:`random_variables` -- random weights without compiling ``init``;
 * :func:`alpha_label` and :func:`safe_name` -- names of output files.
 
@@ -33,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from flowjax import align, data, glow, synthetic
+from flowjax import align, data, glow, latents, sweep, synthetic
 from flowjax import io as fio
 from flowjax.glow import Glow
 
@@ -132,6 +134,17 @@ def load_model(config: Any, images: np.ndarray) -> tuple[Glow, Any, dict[str, An
               "ddi_on_inputs": bool(config.random_init.ddi),
               "model_config": glow.model_config(model), "warning": RANDOM_MODEL_WARNING}
     return model, variables, record
+
+
+def encode_sets(model: Glow, variables: Any, image_sets: dict[str, Any],
+                config: Any) -> dict[str, np.ndarray]:
+    """Flat latents ``[N_k, D]`` in ``config.space`` per image set, from one batched encode."""
+    images = np.concatenate([s.images for s in image_sets.values()])
+    encoding = sweep.encode_images(model, variables, images, chunk_size=config.chunk_size,
+                                   progress=config.progress)
+    flat = np.asarray(latents.flatten(list(latents.in_space(encoding, config.space))))
+    ends = np.cumsum([len(s) for s in image_sets.values()])
+    return dict(zip(image_sets, np.split(flat, ends[:-1])))
 
 
 def model_label(record: dict[str, Any]) -> str:

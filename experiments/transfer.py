@@ -120,20 +120,6 @@ def _select(config: Any,
     return source, {e: stems[e] for e in wanted}, targets
 
 
-def _encode_identities(model, variables, identities, config) -> dict[str, np.ndarray]:
-    """Flat latents [N_i, D] in config.space per identity, from one batched encode."""
-    order = list(identities)
-    images = np.concatenate([identities[n].images for n in order])
-    encoding = sweep.encode_images(model, variables, images, chunk_size=config.chunk_size,
-                                   progress=config.progress)
-    flat = np.asarray(latents.flatten(list(latents.in_space(encoding, config.space))))
-    out, start = {}, 0
-    for name in order:
-        out[name] = flat[start:start + len(identities[name])]
-        start += len(identities[name])
-    return out
-
-
 def main(config: Any, workdir: str) -> dict[str, Any]:
     labels = _check_config(config)
     common.check_workdir(workdir, config.overwrite)
@@ -162,7 +148,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
         timings["load_model"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
-        flat = _encode_identities(model, variables, used, config)
+        flat = common.encode_sets(model, variables, used, config)
         stats = {n: latents.identity_stats(z) for n, z in flat.items()}
         timings["encode"] = time.perf_counter() - t0
         if config.method in VARIANCE_METHODS:
