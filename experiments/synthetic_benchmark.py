@@ -37,11 +37,13 @@ from typing import Any
 
 import numpy as np
 from absl import logging
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
 
 from experiments import common
 from flowjax import latents, sweep, synthetic
 from flowjax import io as fio
-from flowjax.evaluation import ground_truth, metrics, synthetic_scorers, tables
+from flowjax.evaluation import figures, ground_truth, metrics, synthetic_scorers, tables
 from flowjax.evaluation.ground_truth import Scores
 
 SPACES = ("eps", "z", "pixel")
@@ -149,8 +151,8 @@ def _operands(encoding: Any, space: str, study: synthetic.Study, target_ids: np.
     flat = np.asarray(latents.flatten(list(latents.in_space(encoding, space))))
     n_t, n_s, n_e = (len(p.images) for p in (study.targets, study.source_photos, study.sources))
     actor = latents.identity_stats(flat[n_t:n_t + n_s])
-    targets = latents.stack_stats([latents.identity_stats(flat[:n_t][study.targets.identity_ids == t])
-                                   for t in target_ids])
+    target_rows = [flat[:n_t][study.targets.identity_ids == t] for t in target_ids]
+    targets = latents.stack_stats([latents.identity_stats(rows) for rows in target_rows])
     return flat[n_t + n_s:], latents.stack_stats([actor] * n_e), targets
 
 
@@ -214,18 +216,12 @@ def _fields(scores: Scores, index: tuple[int, ...]) -> tuple[float, ...]:
 
 
 def benchmark_figure(bench: Benchmark) -> np.ndarray:
-    """Per method: AU error (top) and identity distances (bottom) against alpha, a line
-    per space; the references as horizontal lines."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    from flowjax.evaluation import figures
-
+    """Per method (columns): AU error, identity distances and RMSE to the oracle (rows)
+    against alpha, a line per space; the references as horizontal lines."""
     methods = list(dict.fromkeys(m for _, m in bench.transfers))
     fig = Figure(figsize=(3.6 * len(methods), 9.0), dpi=100)
     FigureCanvasAgg(fig)
     axes = fig.subplots(3, len(methods), squeeze=False, sharex="col")
-    means = bench.references
     for col, method in enumerate(methods):
         top, bottom, pixels = axes[:, col]
         for i, space in enumerate(dict.fromkeys(s for s, _ in bench.transfers)):
@@ -240,9 +236,10 @@ def benchmark_figure(bench: Benchmark) -> np.ndarray:
                         label=f"{space}: to source")
             pixels.plot(bench.alphas, scores.oracle_rmse.mean(axis=(0, 1)), color=color)
         for name, style in (("none", ":"), ("oracle", "-.")):
-            top.axhline(means[name].au_error.mean(), color="0.4", ls=style, label=name)
-            bottom.axhline(means[name].to_target.mean(), color="0.4", ls=style, label=name)
-            pixels.axhline(means[name].oracle_rmse.mean(), color="0.4", ls=style)
+            reference = bench.references[name]
+            top.axhline(reference.au_error.mean(), color="0.4", ls=style, label=name)
+            bottom.axhline(reference.to_target.mean(), color="0.4", ls=style, label=name)
+            pixels.axhline(reference.oracle_rmse.mean(), color="0.4", ls=style)
         top.set_title(method)
         top.set_ylabel("AU error (truth)")
         bottom.set_ylabel("identity distance")
@@ -275,10 +272,10 @@ def example_strip(bench: Benchmark, expression: int, target: int = 0,
 # ---- the experiment ---------------------------------------------------------------------
 
 
-def markdown(bench: Benchmark, header: str) -> str:
+def markdown(bench: Benchmark, summary: tables.Table, header: str) -> str:
     """The summary table, and which rows' best alphas hit the grid's end (so the
     grid, not the method, limited them)."""
-    text = f"{header}\n\n{summary_table(bench).markdown(digits=3)}\n"
+    text = f"{header}\n\n{summary.markdown(digits=3)}\n"
     at_end = [f"{space}/{method} {int(np.sum(best.alpha == bench.alphas[-1]))}"
               for space, method, _, best in bench.summaries()
               if best is not None and np.any(best.alpha == bench.alphas[-1])]
@@ -327,10 +324,11 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
               f"{len(bench.targets)} targets x {len(bench.alphas)} alphas "
               f"({bench.alphas[0]:g}..{bench.alphas[-1]:g}), study seed {study_config.seed}, "
               f"model {model_text}")
-    text = markdown(bench, header)
+    summary = summary_table(bench)
+    text = markdown(bench, summary, header)
     with fio.create_run_dir(workdir, overwrite=config.overwrite) as run:
         run.write_text("summary.md", f"{text}\n{DEFINITIONS}")
-        for name, table in (("summary", summary_table(bench)), ("best_alpha", best_alpha_table(bench)),
+        for name, table in (("summary", summary), ("best_alpha", best_alpha_table(bench)),
                             ("curves", curves_table(bench)), ("scores", scores_table(bench))):
             run.write_csv(f"tables/{name}.csv", table.csv_rows(), header=table.header)
         if config.figures:
@@ -351,4 +349,4 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
             manifest.timings[name] = {"seconds": round(seconds, 6), "calls": 1}
     print(text)
     logging.info("wrote the synthetic benchmark to %s", workdir)
-    return {"summary": summary_table(bench), "benchmark": bench, "workdir": workdir}
+    return {"summary": summary, "benchmark": bench, "workdir": workdir}
