@@ -13,8 +13,10 @@ write the run directory::
     manifest.json                      config, versions, model + checksum, inputs, outputs, timings
 
 With ``config.align`` the photos are aligned to the model's size as they load
-(``experiments.common.load_identities``, ``flowjax.align``) and the manifest's
-``extra.alignment`` records each alignment.
+(``experiments.common.load_identities``, ``flowjax.align``), the manifest's
+``extra.alignment`` records each alignment, and the aligned photos are written
+to ``inputs/aligned/<identity>/`` (labelled not generated; ``transfer.json``
+lists them, and its ``source_images`` are the evaluation's AU references).
 
 Nothing is written until all inputs have loaded and all images are decoded,
 so bad input leaves no run directory behind. Every PNG says it is synthetic
@@ -188,6 +190,29 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
     return summary
 
 
+def _write_aligned_inputs(run: fio.RunDir, used: dict[str, data.ImageSet]) -> dict[str, list[str]]:
+    """``inputs/aligned/<identity>/<name>.png``: each aligned photo as the transfer encoded
+    it (labelled not generated), for viewing and as the evaluation's reference; ``{}``
+    when nothing was aligned."""
+    written: dict[str, list[str]] = {}
+    for identity, image_set in used.items():
+        alignment = getattr(image_set, "alignment", ())
+        if not alignment:
+            continue
+        names = common.image_names(image_set.paths)
+        written[identity] = []
+        for name, image, record, info in zip(names, image_set.images, image_set.records,
+                                             alignment):
+            rel = f"inputs/aligned/{identity}/{name}.png"
+            run.write_png(rel, image, {
+                "kind": "aligned input photo (flowjax.align): the image the transfer encoded",
+                "identity": identity, "source_file": record.path,
+                "source_sha256": record.sha256, "alignment": info.describe()},
+                generated=False)
+            written[identity].append(rel)
+    return written
+
+
 def _with_study_defaults(config: Any, ground_truth: dict[str, Any]) -> Any:
     """The synthetic study's actor and expressions, unless the config names others."""
     config = config.copy_and_resolve_references()
@@ -209,6 +234,7 @@ def _write_run(workdir, config, labels, source, expressions, targets, used, stat
         inputs, _ = common.record_inputs(run, used, generated_root)
         if ground_truth is not None:
             run.write_json("inputs/ground_truth.json", ground_truth)
+        aligned = _write_aligned_inputs(run, used)
         mean_paths = {}
         for name, image in means.items():
             rel = f"means/{name}_mean.png"
@@ -249,6 +275,10 @@ def _write_run(workdir, config, labels, source, expressions, targets, used, stat
             "targets": targets, "identity_images": {n: stats[n].count for n in used},
             "images": images, "strips": strips, "means": mean_paths, "model": model_record,
         }
+        if aligned:
+            # The images the transfer encoded: the evaluation's AU reference.
+            summary["aligned_inputs"] = aligned
+            summary["source_images"] = {e: aligned[source][i] for e, i in expressions.items()}
         run.write_json("transfer.json", summary)
         manifest = run.manifest
         manifest.set_config(config.to_dict())

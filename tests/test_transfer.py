@@ -297,10 +297,17 @@ def _aligned_config(photos: Path, **overrides):
     return config
 
 
-def test_unaligned_photos_are_aligned_and_the_manifest_records_it(tmp_path):
-    photos = _unaligned_photos(tmp_path)
-    workdir = tmp_path / "run"
-    summary = transfer.main(_aligned_config(photos), str(workdir))
+@pytest.fixture(scope="module")
+def aligned_run(tmp_path_factory):
+    """(photos folder, run directory, summary) of one transfer run with config.align."""
+    root = tmp_path_factory.mktemp("aligned")
+    photos = _unaligned_photos(root)
+    workdir = root / "run"
+    return photos, workdir, transfer.main(_aligned_config(photos), str(workdir))
+
+
+def test_unaligned_photos_are_aligned_and_the_manifest_records_it(aligned_run):
+    photos, workdir, summary = aligned_run
     assert len(list((workdir / "transfer").rglob("*.png"))) == 2 * 2 * 3
     assert summary["expressions"] == {"neutral": "neutral.png", "smile": "smile.png"}
     manifest = json.loads((workdir / "manifest.json").read_text())
@@ -313,6 +320,29 @@ def test_unaligned_photos_are_aligned_and_the_manifest_records_it(tmp_path):
     assert sorted(a["source"] for a in alignment) == sorted(e["path"] for e in manifest["inputs"])
     assert all(a["size"] == 32 and a["multiple_faces"] == "largest" for a in alignment)
     assert manifest["config"]["align_detector"] == DETECTOR_SPEC
+
+
+def test_aligned_photos_are_written_as_encoded_and_labelled_not_generated(aligned_run):
+    _, workdir, summary = aligned_run
+    assert sorted(summary["aligned_inputs"]) == ["id00", "id01", "id02"]
+    assert summary["source_images"] == {"neutral": "inputs/aligned/id00/neutral.png",
+                                        "smile": "inputs/aligned/id00/smile.png"}
+    smile = workdir / summary["source_images"]["smile"]
+    assert Image.open(smile).size == (32, 32)
+    provenance = fio.read_png_provenance(smile)
+    assert provenance["Synthetic"] == "false"
+    assert provenance["source_file"].endswith("smile.png")
+
+
+def test_an_aligned_run_is_evaluated_against_the_aligned_source_photos(aligned_run):
+    from configs import evaluate as evaluate_config
+    from experiments import evaluate
+
+    _, workdir, summary = aligned_run
+    result = evaluate.main(evaluate_config.get_config("fake"), str(workdir))
+    manifest = json.loads((Path(result["output_dir"]) / "manifest.json").read_text())
+    assert manifest["extra"]["references"]["source_inputs"] == {
+        e: str(workdir / rel) for e, rel in summary["source_images"].items()}
 
 
 def test_aligned_photo_without_a_face_is_named_and_nothing_is_written(tmp_path):

@@ -22,7 +22,10 @@ References. Identity distances are to the embeddings of the decoded mean faces
 generated image is measured against the **original source input image** of
 its expression: the file the transfer encoded, found through the transfer
 manifest's input list, checked against its recorded sha256 and loaded with
-the transfer's data options (the decoded source is not used). In the identity
+the transfer's data options (the decoded source is not used); when the
+transfer aligned its photos (``config.align``), that is the aligned copy it
+wrote and encoded (``transfer.json``'s ``source_images``, checked against the
+run's recorded outputs), since the raw photo is not what it encoded. In the identity
 tables, column ``source`` holds that source image and column ``target`` the
 target's decoded mean face. The metric definitions are those of
 :mod:`flowjax.evaluation.metrics`.
@@ -164,8 +167,24 @@ def read_transfer_run(run_dir: fio.PathLike) -> TransferRun:
     for name in [source, *targets]:
         if name not in means:
             raise ValueError(f"{summary_path}: 'means' has no mean face of identity {name!r}")
+    if "source_images" in summary:  # aligned photos: the aligned copies the transfer wrote
+        inputs, digests = _written_sources(run_dir, summary_path, manifest, expressions,
+                                           _require(summary, "source_images", summary_path, dict))
+    else:
+        inputs, digests = _recorded_sources(run_dir, manifest_path, manifest, expressions,
+                                            int(counts.get(source, 0)))
+    return TransferRun(
+        path=run_dir, summary=summary, manifest=manifest, source=source,
+        expressions=tuple(expressions), targets=tuple(targets),
+        alphas=np.asarray(alphas, np.float64), labels=tuple(labels), image_paths=tuple(paths),
+        mean_paths={n: means[n] for n in [source, *targets]}, source_inputs=tuple(inputs),
+        source_sha256=tuple(digests))
+
+
+def _recorded_sources(run_dir: Path, manifest_path: Path, manifest: Mapping[str, Any],
+                      expressions: Mapping[str, str], n_source: int) -> tuple[list, list]:
+    """The source expressions' input files (and sha256) from the manifest's input list."""
     # The transfer records the source identity's images first, in load order.
-    n_source = int(counts.get(source, 0))
     entries = manifest.get("inputs", [])[:n_source]
     inputs, digests = [], []
     for e, file_name in expressions.items():
@@ -176,12 +195,28 @@ def read_transfer_run(run_dir: fio.PathLike) -> TransferRun:
                 f"expression {e!r} among the source's {n_source} inputs, found {len(match)}")
         inputs.append(_locate_input(run_dir, match[0]))
         digests.append(match[0]["sha256"])
-    return TransferRun(
-        path=run_dir, summary=summary, manifest=manifest, source=source,
-        expressions=tuple(expressions), targets=tuple(targets),
-        alphas=np.asarray(alphas, np.float64), labels=tuple(labels), image_paths=tuple(paths),
-        mean_paths={n: means[n] for n in [source, *targets]}, source_inputs=tuple(inputs),
-        source_sha256=tuple(digests))
+    return inputs, digests
+
+
+def _written_sources(run_dir: Path, summary_path: Path, manifest: Mapping[str, Any],
+                     expressions: Mapping[str, str],
+                     source_images: Mapping[str, str]) -> tuple[list, list]:
+    """The aligned source images inside the run (and their sha256 from its outputs)."""
+    outputs = {o.get("path"): o.get("sha256") for o in manifest.get("outputs", [])}
+    inputs, digests = [], []
+    for e in expressions:
+        rel = source_images.get(e)
+        if rel is None or rel not in outputs:
+            raise ValueError(f"{summary_path}: 'source_images' has no image of expression {e!r} "
+                             "among the run's recorded outputs; re-run the transfer")
+        path = run_dir / rel
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: the aligned source image of expression {e!r} is "
+                                    "gone; the AU error is measured against it. Re-run the "
+                                    "transfer or restore the file.")
+        inputs.append(path)
+        digests.append(outputs[rel])
+    return inputs, digests
 
 
 @dataclasses.dataclass(frozen=True)
@@ -523,7 +558,8 @@ def evaluate_run(
         manifest.set_extra("scorers", scorers)
         manifest.set_extra("references", {
             "identity": "embeddings of the decoded mean faces means/<identity>_mean.png",
-            "action_units": "the original source input image of each expression",
+            "action_units": "the source input image the transfer encoded for each expression "
+                            "(its aligned copy when the transfer aligned photos)",
             "source_inputs": {e: os.fspath(p) for e, p in zip(run.expressions,
                                                                 run.source_inputs)}})
         manifest.add_inputs(
@@ -561,7 +597,8 @@ def _summary(scores: Scores, out: Path, scorers: dict[str, Any],
         "expressions": list(run.expressions), "targets": list(run.targets),
         "alphas": run.alphas.tolist(), "alpha_labels": list(run.labels),
         "scorers": {k: (v or {}).get("backend") for k, v in scorers.items()},
-        "au_reference": "original source input image",
+        "au_reference": ("aligned source input image (inputs/aligned/)" if "source_images"
+                         in run.summary else "original source input image"),
         "identity_reference": "decoded mean faces (means/<identity>_mean.png)",
         "files": files, "notes": list(scores.notes),
     }
