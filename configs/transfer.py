@@ -32,7 +32,7 @@ understand flowjax.synthetic faces: with your own data pass
 ``--config.evaluation.enabled=False`` (then ``experiments/evaluate.py`` with
 facenet/OpenFace) or choose those backends here.
 
-Expected (default, measured on the project's idle 2-core CPU): 50 s wall;
+Expected (default, measured on the project's idle 2-core CPU): 50-60 s wall;
 275 transfer PNGs (5 expressions x 5 targets x 11 alphas), 25 strips, 6 mean
 faces, 125 inputs, and ``evaluation/``. Mean over the 25 pairs: AU error
 (synthetic scorer, the AUs each source activates) 3.00 at alpha 0, 2.07 at
