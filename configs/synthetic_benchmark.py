@@ -40,6 +40,8 @@ def _transfer_config() -> ml_collections.ConfigDict:
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    from flowjax.latents import alpha_grid
+
     transfer = _transfer_config()
     demo = transfer.get_config()
     config = ml_collections.ConfigDict()
@@ -52,7 +54,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.scorers_dir = config_dict.placeholder(str)  # None: weights/demo/scorers
     config.methods = ("linear", "half", "variance", "std_rescale")
     config.spaces = ("eps", "z", "pixel")
-    config.alphas = transfer._alphas(("grid", 0.0, 3.0, 0.1))
+    config.alphas = alpha_grid(0.0, 3.0, 0.1)
     config.var_eps = demo.var_eps
     config.au_threshold = demo.evaluation.action_units.threshold
     config.chunk_size = 32
