@@ -17,8 +17,9 @@ against the source expression's rendered AUs, identity distances to the
 target's and the source's photo centroids) and every pair gets its best
 alpha. Outputs under the workdir::
 
-    summary.md                 the table (as printed) and the definitions
+    summary.md                 the tables (as printed) and the definitions
     tables/summary.csv         one row per space and method (+ the references)
+    tables/paired.csv          per method, each space's AU error minus eps's, pair by pair
     tables/best_alpha.csv      per space, method, expression and target
     tables/curves.csv          means over pairs per space, method and alpha
     tables/scores.csv          tidy: every scored image
@@ -159,16 +160,32 @@ def _operands(encoding: Any, space: str, study: synthetic.Study, target_ids: np.
 # ---- tables --------------------------------------------------------------------------
 
 SCORE_HEADER = ("AU error", "d(target)", "d(source)", "RMSE to oracle")
-SUMMARY_HEADER = ("space", "method", "mean best alpha", "AU error", "d(target)", "d(source)",
-                  "identity kept", "RMSE to oracle")
+SUMMARY_HEADER = ("space", "method", "mean best alpha", "AU error", "s.e.", "d(target)",
+                  "d(source)", "identity kept", "RMSE to oracle")
 
 
 def summary_table(bench: Benchmark) -> tables.Table:
     """One row per reference and (space, method): means over pairs at each pair's best alpha."""
     return tables.Table(SUMMARY_HEADER, tuple(
         (space, method, "-" if np.isnan(s.best_alpha) else s.best_alpha, s.au_error,
-         s.to_target, s.to_source, s.identity_kept, s.oracle_rmse)
+         s.au_error_se, s.to_target, s.to_source, s.identity_kept, s.oracle_rmse)
         for space, method, s, _ in bench.summaries()))
+
+
+def paired_table(bench: Benchmark, reference: str = "eps") -> tables.Table:
+    """Per method, each other space's AU error minus ``reference``'s, pair by pair at
+    each pair's best alpha: is the difference larger than its standard error?"""
+    best = {}
+    for space, method, _, per_pair in bench.summaries():
+        if per_pair is not None:
+            best[space, method] = bench.transfers[space, method].take(per_pair.index).au_error
+    rows = []
+    for (space, method), errors in best.items():
+        if space != reference and (reference, method) in best:
+            d = ground_truth.paired_difference(errors, best[reference, method])
+            rows.append((method, space, d.mean, d.se, f"{d.reference_better}/{d.pairs}"))
+    return tables.Table(("method", "space", f"AU error minus {reference}", "s.e.",
+                         f"pairs where {reference} is better"), tuple(rows))
 
 
 def best_alpha_table(bench: Benchmark) -> tables.Table:
@@ -272,10 +289,13 @@ def example_strip(bench: Benchmark, expression: int, target: int = 0,
 # ---- the experiment ---------------------------------------------------------------------
 
 
-def markdown(bench: Benchmark, summary: tables.Table, header: str) -> str:
+def markdown(bench: Benchmark, summary: tables.Table, paired: tables.Table, header: str) -> str:
     """The summary table, and which rows' best alphas hit the grid's end (so the
     grid, not the method, limited them)."""
     text = f"{header}\n\n{summary.markdown(digits=3)}\n"
+    if paired.rows:
+        text += ("\nPaired against eps (AU error at each pair's best alpha):\n\n"
+                 f"{paired.markdown(digits=3)}\n")
     at_end = [f"{space}/{method} {int(np.sum(best.alpha == bench.alphas[-1]))}"
               for space, method, _, best in bench.summaries()
               if best is not None and np.any(best.alpha == bench.alphas[-1])]
@@ -324,11 +344,12 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
               f"{len(bench.targets)} targets x {len(bench.alphas)} alphas "
               f"({bench.alphas[0]:g}..{bench.alphas[-1]:g}), study seed {study_config.seed}, "
               f"model {model_text}")
-    summary = summary_table(bench)
-    text = markdown(bench, summary, header)
+    summary, paired = summary_table(bench), paired_table(bench)
+    text = markdown(bench, summary, paired, header)
     with fio.create_run_dir(workdir, overwrite=config.overwrite) as run:
         run.write_text("summary.md", f"{text}\n{DEFINITIONS}")
-        for name, table in (("summary", summary), ("best_alpha", best_alpha_table(bench)),
+        for name, table in (("summary", summary), ("paired", paired),
+                            ("best_alpha", best_alpha_table(bench)),
                             ("curves", curves_table(bench)), ("scores", scores_table(bench))):
             run.write_csv(f"tables/{name}.csv", table.csv_rows(), header=table.header)
         if config.figures:

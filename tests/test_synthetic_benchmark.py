@@ -134,6 +134,18 @@ def test_summarize_averages_each_pair_at_its_own_best_alpha():
     assert summary.to_target == pytest.approx(0.8)
     assert summary.identity_kept == pytest.approx(0.5)  # 0.4 < 1 kept, 1.2 > 1 lost
     assert summary.oracle_rmse == pytest.approx(4.0)
+    assert summary.au_error_se == pytest.approx(np.std([1.0, 0.5], ddof=1) / np.sqrt(2))
+
+
+def test_paired_difference_compares_pair_by_pair():
+    reference = np.array([1.0, 2.0, 3.0, 4.0])
+    other = np.array([1.5, 2.5, 2.5, 5.0])  # differences 0.5, 0.5, -0.5, 1.0
+    d = ground_truth.paired_difference(other, reference)
+    assert d.mean == pytest.approx(0.375)
+    assert d.se == pytest.approx(np.std([0.5, 0.5, -0.5, 1.0], ddof=1) / 2)
+    assert (d.reference_better, d.pairs) == (3, 4)
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        ground_truth.paired_difference(np.ones(1), np.ones(1))
 
 
 # ---- the experiment --------------------------------------------------------------------
@@ -153,9 +165,10 @@ def test_smoke_run_writes_every_table_figure_and_labelled_example(tmp_path):
         rows = list(csv.DictReader(f))
     # references: 2 expressions x 2 targets each; transfers: 2 spaces x 2 x 2 x 3 alphas
     assert len(rows) == 2 * 4 + 2 * 4 * 3
-    for name in ("summary", "best_alpha", "curves"):
+    for name in ("summary", "paired", "best_alpha", "curves"):
         assert (workdir / "tables" / f"{name}.csv").is_file()
-    assert "| eps | linear |" in (workdir / "summary.md").read_text()
+    text = (workdir / "summary.md").read_text()
+    assert "| eps | linear |" in text and "| linear | pixel |" in text
     example = fio.read_png_provenance(workdir / "examples" / "smile.png")
     assert example["Synthetic"] == "true"
     assert example["layout"] == "none | eps a=%s | pixel a=%s | oracle" % tuple(

@@ -180,10 +180,35 @@ class Summary:
 
     best_alpha: float
     au_error: float
+    au_error_se: float  # standard error of au_error over the pairs (NaN for one pair)
     to_target: float
     to_source: float
     identity_kept: float
     oracle_rmse: float
+
+
+@dataclasses.dataclass(frozen=True)
+class PairedDifference:
+    """``other - reference`` of per-pair values: mean, standard error, pairs where the
+    reference is lower (better, for an error)."""
+
+    mean: float
+    se: float
+    reference_better: int
+    pairs: int
+
+
+def _standard_error(values: np.ndarray) -> float:
+    return float(np.std(values, ddof=1) / np.sqrt(np.size(values)))
+
+
+def paired_difference(other: np.ndarray, reference: np.ndarray) -> PairedDifference:
+    """Compares two rows pair by pair (e.g. AU errors at each pair's best alpha)."""
+    diff = np.asarray(other, np.float64) - np.asarray(reference, np.float64)
+    if diff.size < 2:
+        raise ValueError(f"a paired comparison needs at least 2 pairs, got {diff.size}")
+    return PairedDifference(mean=float(diff.mean()), se=_standard_error(diff),
+                            reference_better=int(np.sum(diff > 0)), pairs=int(diff.size))
 
 
 def summarize(scores: Scores, alphas: Sequence[float] | None = None) -> tuple[Summary, Any]:
@@ -196,9 +221,11 @@ def summarize(scores: Scores, alphas: Sequence[float] | None = None) -> tuple[Su
         if (best.index < 0).any():
             raise ValueError("a pair has no valid AU error at any alpha")
         scores = scores.take(best.index)
+    n = scores.au_error.size
     return Summary(
         best_alpha=float(np.mean(best.alpha)) if best is not None else float("nan"),
         au_error=float(np.mean(scores.au_error)),
+        au_error_se=_standard_error(scores.au_error) if n > 1 else float("nan"),
         to_target=float(np.mean(scores.to_target)),
         to_source=float(np.mean(scores.to_source)),
         identity_kept=float(np.mean(scores.to_target < scores.to_source)),
