@@ -31,6 +31,7 @@ alpha. Outputs under the workdir::
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Sequence
@@ -64,8 +65,10 @@ class Benchmark:
     transfer_images: dict[tuple[str, str], np.ndarray]
     reference_images: dict[str, np.ndarray]
 
+    @functools.cached_property
     def summaries(self) -> list[tuple[str, str, ground_truth.Summary, Any]]:
-        """(space, method, summary, per-pair best) rows: none, the transfers, oracle."""
+        """(space, method, summary, per-pair best) rows: none, the transfers, oracle;
+        computed once, every table reads them."""
         rows = [("none", "-", *ground_truth.summarize(self.references["none"]))]
         for (space, method), scores in self.transfers.items():
             rows.append((space, method, *ground_truth.summarize(scores, self.alphas)))
@@ -169,14 +172,14 @@ def summary_table(bench: Benchmark) -> tables.Table:
     return tables.Table(SUMMARY_HEADER, tuple(
         (space, method, "-" if np.isnan(s.best_alpha) else s.best_alpha, s.au_error,
          s.au_error_se, s.to_target, s.to_source, s.identity_kept, s.oracle_rmse)
-        for space, method, s, _ in bench.summaries()))
+        for space, method, s, _ in bench.summaries))
 
 
 def paired_table(bench: Benchmark, reference: str = "eps") -> tables.Table:
     """Per method, each other space's AU error minus ``reference``'s, pair by pair at
     each pair's best alpha: is the difference larger than its standard error?"""
     best = {}
-    for space, method, _, per_pair in bench.summaries():
+    for space, method, _, per_pair in bench.summaries:
         if per_pair is not None:
             best[space, method] = bench.transfers[space, method].take(per_pair.index).au_error
     rows = []
@@ -190,7 +193,7 @@ def paired_table(bench: Benchmark, reference: str = "eps") -> tables.Table:
 
 def best_alpha_table(bench: Benchmark) -> tables.Table:
     rows = []
-    for space, method, _, best in bench.summaries():
+    for space, method, _, best in bench.summaries:
         if best is None:
             continue
         at_best = bench.transfers[space, method].take(best.index)
@@ -297,7 +300,7 @@ def markdown(bench: Benchmark, summary: tables.Table, paired: tables.Table, head
         text += ("\nPaired against eps (AU error at each pair's best alpha):\n\n"
                  f"{paired.markdown(digits=3)}\n")
     at_end = [f"{space}/{method} {int(np.sum(best.alpha == bench.alphas[-1]))}"
-              for space, method, _, best in bench.summaries()
+              for space, method, _, best in bench.summaries
               if best is not None and np.any(best.alpha == bench.alphas[-1])]
     if at_end:
         text += (f"\nPairs whose best alpha is the grid's last ({bench.alphas[-1]:g}), of "
