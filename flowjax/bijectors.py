@@ -1,15 +1,17 @@
 """Glow's bijectors: pure math functions plus thin Flax modules that own parameters.
 
-The contract (every bijector here)::
+The contract (every bijector here; :class:`Bijector` states it in code)::
 
     forward(x) -> (y, logdet)      logdet = log|det dy/dx|, shape x.shape[:-3]
     inverse(y) -> (x, logdet)      logdet = log|det dx/dy| = -forward's logdet
+    output_shape(shape) -> shape   the shape forward() returns for an input shape
 
 Arrays are NHWC (any leading batch axes); log-determinants have one entry
 per image, in the input's dtype (float32 in normal use). The maths lives in module-level functions so that it can
 be tested, jitted and reused without Flax; each module only creates (and
 data-dependently initialises) its parameters in one ``@nn.compact`` method that
 both directions call, so ``forward`` and ``inverse`` share parameters exactly.
+``flowjax.testing.assert_bijector`` checks the contract for any bijector.
 
 Everything follows OpenAI's Glow (see ``GLOW_SPEC.md`` beside the project):
 ActNorm and zero-convs store log-scales that are multiplied by 3, 3x3 convs
@@ -21,7 +23,7 @@ transform the second half of the channels conditioned on the first.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 import flax.linen as nn
 import jax
@@ -50,9 +52,48 @@ def get_precision(name: str) -> jax.lax.Precision:
     return PRECISIONS[name]
 
 
-def _per_image(value: Array, x: Array) -> Array:
-    """Broadcast an image-independent log-det to one entry per image (x's dtype)."""
+@runtime_checkable
+class Bijector(Protocol):
+    """An invertible map of NHWC arrays with a tractable log-determinant.
+
+    For ``x`` of shape ``[*batch, H, W, C]`` (any number of leading batch axes):
+
+    ``forward(x) -> (y, logdet)``
+        ``y = f(x)`` of shape ``output_shape(x.shape)``, and
+        ``logdet = log|det df/dx|`` of shape ``batch`` (one entry per image:
+        the Jacobian of one image's ``H*W*C`` values w.r.t. themselves), in x's
+        dtype. A volume-preserving map returns zeros (use :func:`per_image_logdet`).
+    ``inverse(y) -> (x, logdet)``
+        ``x = f^-1(y)`` and ``logdet = log|det df^-1/dy| = -log|det df/dx|``
+        at the matching point: the sign is that of the direction computed, so
+        ``forward``'s and ``inverse``'s log-dets sum to zero along a round trip.
+    ``output_shape(shape) -> shape``
+        the shape ``forward`` returns for an input ``shape`` (with its batch
+        axes); raises ``ValueError`` naming the problem for a shape it cannot
+        take. :class:`Chain` uses it to check neighbours before running.
+
+    Optional: ``input_shape(shape) -> shape``, the inverse of ``output_shape``,
+    which :class:`Inverse` needs (every bijector in this module has one).
+
+    A Flax bijector creates its parameters in a method both directions call,
+    so ``init`` through ``forward`` (the encode direction, where ActNorm's
+    data-dependent init happens) and ``apply`` in either direction share them.
+    """
+
+    def forward(self, x: Array) -> tuple[Array, Array]: ...
+
+    def inverse(self, y: Array) -> tuple[Array, Array]: ...
+
+    def output_shape(self, shape: Shape) -> Shape: ...
+
+
+def per_image_logdet(value: Array | float, x: Array) -> Array:
+    """An image-independent log-det broadcast to one entry per image of ``x`` (x's dtype).
+
+    ``x`` is NHWC with any leading batch axes; the result has shape ``x.shape[:-3]``.
+    """
     return jnp.broadcast_to(jnp.asarray(value, x.dtype), x.shape[:-3])
+
 
 
 def _num_positions(x: Array) -> int:
@@ -162,14 +203,14 @@ def actnorm_forward(x: Array, b: Array, logs: Array) -> tuple[Array, Array]:
     """``y = (x + b) * exp(3 logs)``; logdet = H W sum_c 3 logs_c."""
     log_scale = LOGSCALE_FACTOR * logs
     y = (x + b) * jnp.exp(log_scale)
-    return y, _per_image(_num_positions(x) * jnp.sum(log_scale), x)
+    return y, per_image_logdet(_num_positions(x) * jnp.sum(log_scale), x)
 
 
 def actnorm_inverse(y: Array, b: Array, logs: Array) -> tuple[Array, Array]:
     """``x = y * exp(-3 logs) - b`` (scale undone first, then the bias)."""
     log_scale = LOGSCALE_FACTOR * logs
     x = y * jnp.exp(-log_scale) - b
-    return x, _per_image(-_num_positions(y) * jnp.sum(log_scale), y)
+    return x, per_image_logdet(-_num_positions(y) * jnp.sum(log_scale), y)
 
 
 def actnorm_data_init(x: Array) -> tuple[Array, Array]:
@@ -208,6 +249,9 @@ class ActNorm(nn.Module):
         return actnorm_inverse(y, *self.params(y))
 
     def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+    def input_shape(self, shape: Shape) -> Shape:
         return shape
 
 
@@ -250,13 +294,13 @@ def channel_mix(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
 def invconv_forward(x: Array, w: Array, logdet_w: Array,
                     precision: jax.lax.Precision) -> tuple[Array, Array]:
     """``y = x @ W``; logdet = H W log|det W| (``logdet_w`` precomputed)."""
-    return channel_mix(x, w, precision), _per_image(_num_positions(x) * logdet_w, x)
+    return channel_mix(x, w, precision), per_image_logdet(_num_positions(x) * logdet_w, x)
 
 
 def invconv_inverse(y: Array, w_inv: Array, logdet_w: Array,
                     precision: jax.lax.Precision) -> tuple[Array, Array]:
     """``x = y @ W^-1`` with W^-1 computed once per call, not per pixel."""
-    return channel_mix(y, w_inv, precision), _per_image(-_num_positions(y) * logdet_w, y)
+    return channel_mix(y, w_inv, precision), per_image_logdet(-_num_positions(y) * logdet_w, y)
 
 
 def random_orthogonal(key: Array, n: int) -> Array:
@@ -298,6 +342,9 @@ class InvConv(nn.Module):
                                get_precision(self.precision))
 
     def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+    def input_shape(self, shape: Shape) -> Shape:
         return shape
 
 
@@ -363,17 +410,23 @@ class InvConvLU(nn.Module):
     def output_shape(self, shape: Shape) -> Shape:
         return shape
 
+    def input_shape(self, shape: Shape) -> Shape:
+        return shape
+
 
 class Reverse(nn.Module):
     """Reverses the channel order (OpenAI's ``flow_permutation=0``); logdet 0."""
 
     def forward(self, x: Array) -> tuple[Array, Array]:
-        return x[..., ::-1], _per_image(0.0, x)
+        return x[..., ::-1], per_image_logdet(0.0, x)
 
     def inverse(self, y: Array) -> tuple[Array, Array]:
-        return y[..., ::-1], _per_image(0.0, y)
+        return y[..., ::-1], per_image_logdet(0.0, y)
 
     def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+    def input_shape(self, shape: Shape) -> Shape:
         return shape
 
 
@@ -396,13 +449,16 @@ class Shuffle(nn.Module):
 
     def forward(self, x: Array) -> tuple[Array, Array]:
         idx, _ = self.params(x)
-        return jnp.take(x, idx, axis=-1), _per_image(0.0, x)
+        return jnp.take(x, idx, axis=-1), per_image_logdet(0.0, x)
 
     def inverse(self, y: Array) -> tuple[Array, Array]:
         _, inv = self.params(y)
-        return jnp.take(y, inv, axis=-1), _per_image(0.0, y)
+        return jnp.take(y, inv, axis=-1), per_image_logdet(0.0, y)
 
     def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+    def input_shape(self, shape: Shape) -> Shape:
         return shape
 
 
@@ -427,7 +483,7 @@ def split_channels(x: Array) -> tuple[Array, Array]:
 
 def additive_coupling(z2: Array, h: Array, reverse: bool) -> tuple[Array, Array]:
     """``z2' = z2 + h`` (volume preserving: logdet 0)."""
-    return (z2 - h if reverse else z2 + h), _per_image(0.0, z2)
+    return (z2 - h if reverse else z2 + h), per_image_logdet(0.0, z2)
 
 
 def affine_coupling(z2: Array, h: Array, reverse: bool) -> tuple[Array, Array]:
@@ -538,15 +594,18 @@ class Coupling(nn.Module):
             raise ValueError(f"coupling needs an even channel count, got shape {shape}")
         return shape
 
+    def input_shape(self, shape: Shape) -> Shape:
+        return self.output_shape(shape)
+
 
 class Squeeze(nn.Module):
     """Space-to-depth bijector (see :func:`squeeze2d`); logdet 0."""
 
     def forward(self, x: Array) -> tuple[Array, Array]:
-        return squeeze2d(x), _per_image(0.0, x)
+        return squeeze2d(x), per_image_logdet(0.0, x)
 
     def inverse(self, y: Array) -> tuple[Array, Array]:
-        return unsqueeze2d(y), _per_image(0.0, y)
+        return unsqueeze2d(y), per_image_logdet(0.0, y)
 
     def output_shape(self, shape: Shape) -> Shape:
         *lead, h, w, c = shape
@@ -554,18 +613,55 @@ class Squeeze(nn.Module):
             raise ValueError(f"squeeze needs even height and width, got shape {shape}")
         return (*lead, h // 2, w // 2, 4 * c)
 
+    def input_shape(self, shape: Shape) -> Shape:
+        *lead, h, w, c = shape
+        if c % 4:
+            raise ValueError(f"unsqueeze needs channels divisible by 4, got shape {shape}")
+        return (*lead, 2 * h, 2 * w, c // 4)
+
+
+def _default_step_names(steps: Sequence[Any]) -> tuple[Any, ...]:
+    """Names unnamed, not-yet-adopted steps ``<Class>_<k>`` (k counts that class only).
+
+    Flax would name them ``steps_<position>``, so inserting a step renamed
+    every later one's parameters; per-class counters only move when a step of
+    the same class is inserted before. An explicit ``name=`` is kept; steps
+    built inside another module's ``@nn.compact`` method already belong to it
+    and are left alone (their parameters live under that module).
+    """
+    counts: dict[str, int] = {}
+    renamed: dict[int, Any] = {}  # the same instance twice shares parameters
+    out = []
+    for step in steps:
+        if isinstance(step, nn.Module) and step.parent is None and step.name is None:
+            if id(step) not in renamed:
+                cls = type(step).__name__
+                renamed[id(step)] = step.clone(name=f"{cls}_{counts.get(cls, 0)}")
+                counts[cls] = counts.get(cls, 0) + 1
+            step = renamed[id(step)]
+        out.append(step)
+    return tuple(out)
+
 
 class Chain(nn.Module):
-    """Composes bijectors, applied in LIST ORDER.
+    """Composes bijectors, applied in LIST ORDER: ``f = f_n o ... o f_1`` for ``steps = (f_1, ..., f_n)``.
 
-    ``forward`` applies ``steps[0]`` first and ``steps[-1]`` last (the encode
-    order); ``inverse`` undoes them from the last to the first. (distrax's
-    Chain applies its last element first; this one does not.) Neighbours are
-    validated by propagating the input shape through each step's
-    ``output_shape``; an incompatible pair is named in the error.
+    ``forward`` (also ``__call__``, so ``chain.init(key, x)`` works) applies
+    ``steps[0]`` first and ``steps[-1]`` last (the encode order) and returns
+    the sum of the steps' log-dets; ``inverse`` undoes them from the last to
+    the first. (distrax's Chain applies its last element first; this one does
+    not.) Neighbours are validated by propagating the input shape through each
+    step's ``output_shape``; an incompatible pair is named in the error.
+
+    Parameter names: a step given ``name=`` keeps it (``params[<name>]``); an
+    unnamed step is ``<ClassName>_<k>``, k counting steps of that class only,
+    so inserting a step of another class renames nothing. Name steps
+    explicitly for names that never move.
     """
 
     steps: Sequence[Any]
+    # Keep the names steps were constructed with when the chain adopts them.
+    preserve_adopted_names = True
 
     def __post_init__(self):
         if not self.steps:
@@ -575,7 +671,9 @@ class Chain(nn.Module):
                 if not callable(getattr(step, method, None)):
                     raise TypeError(
                         f"Chain step {i} ({type(step).__name__}) has no {method}() method; "
-                        "every step must implement the bijector contract")
+                        "every step must implement the bijector contract "
+                        "(flowjax.bijectors.Bijector)")
+        object.__setattr__(self, "steps", _default_step_names(self.steps))
         super().__post_init__()
 
     def output_shape(self, shape: Shape) -> Shape:
@@ -589,17 +687,70 @@ class Chain(nn.Module):
                     f"Chain step {i} ({type(step).__name__}) cannot run {after}: {err}") from err
         return tuple(shape)
 
+    def input_shape(self, shape: Shape) -> Shape:
+        for step in reversed(self.steps):
+            shape = _input_shape(step, shape)
+        return tuple(shape)
+
+    def __call__(self, x: Array) -> tuple[Array, Array]:
+        return self.forward(x)
+
     def forward(self, x: Array) -> tuple[Array, Array]:
         self.output_shape(x.shape)
-        logdet = _per_image(0.0, x)
+        logdet = per_image_logdet(0.0, x)
         for step in self.steps:
             x, ld = step.forward(x)
             logdet = logdet + ld
         return x, logdet
 
     def inverse(self, y: Array) -> tuple[Array, Array]:
-        logdet = _per_image(0.0, y)
+        logdet = per_image_logdet(0.0, y)
         for step in reversed(self.steps):
             y, ld = step.inverse(y)
             logdet = logdet + ld
         return y, logdet
+
+
+def _input_shape(bijector: Any, shape: Shape) -> Shape:
+    method = getattr(bijector, "input_shape", None)
+    if not callable(method):
+        raise TypeError(f"{type(bijector).__name__} has no input_shape() method (the inverse of "
+                        "output_shape), which inverting it needs; add one")
+    return method(shape)
+
+
+class Inverse(nn.Module):
+    """The inverse bijector ``f^-1`` of ``bijector`` ``f``: its directions swapped.
+
+    ``Inverse(b).forward(y) = b.inverse(y)`` (log-det ``log|det df^-1/dy|``) and
+    ``Inverse(b).inverse(x) = b.forward(x)``; ``output_shape`` is ``b``'s
+    ``input_shape``. Parameters are ``b``'s, under ``b``'s name. ``init``
+    through ``Inverse(b).forward`` runs ``b.inverse`` first: a bijector with a
+    data-dependent init (ActNorm) then initialises on the inverse direction's
+    input, so initialise ``b`` itself when that matters.
+    """
+
+    bijector: Any
+    preserve_adopted_names = True
+
+    def __post_init__(self):
+        if not isinstance(self.bijector, Bijector):
+            raise TypeError(f"Inverse needs a bijector (forward, inverse, output_shape); got "
+                            f"{type(self.bijector).__name__}")
+        object.__setattr__(self, "bijector", _default_step_names((self.bijector,))[0])
+        super().__post_init__()
+
+    def __call__(self, y: Array) -> tuple[Array, Array]:
+        return self.forward(y)
+
+    def forward(self, y: Array) -> tuple[Array, Array]:
+        return self.bijector.inverse(y)
+
+    def inverse(self, x: Array) -> tuple[Array, Array]:
+        return self.bijector.forward(x)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return _input_shape(self.bijector, shape)
+
+    def input_shape(self, shape: Shape) -> Shape:
+        return self.bijector.output_shape(shape)

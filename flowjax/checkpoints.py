@@ -4,7 +4,7 @@ Two layouts, one reader (:func:`load_model`):
 
 * **Model export** (:func:`save_model`)::
 
-      <directory>/model_config.json   glow.model_config(model)
+      <directory>/model_config.json   models.model_config(model): {"family", fields...}
       <directory>/metadata.json       the caller's metadata ({} when none)
       <directory>/variables/          orbax StandardSave of {"params"[, "constants"]}
 
@@ -50,6 +50,7 @@ import orbax.checkpoint as ocp
 
 from flowjax import glow
 from flowjax import io as fio
+from flowjax import models
 from flowjax.bijectors import CONSTANTS
 from flowjax.glow import Glow
 
@@ -73,14 +74,22 @@ class CheckpointError(ValueError):
 
 
 def write_model_config(directory: PathLike, model: Glow, *, overwrite: bool = False) -> Path:
-    """Writes ``<directory>/model_config.json`` (atomically) and returns its path."""
+    """Writes ``<directory>/model_config.json`` (atomically) and returns its path.
+
+    It records the model's registered family and its fields
+    (:func:`flowjax.models.model_config`); an unregistered class is refused.
+    """
     path = Path(directory) / MODEL_CONFIG_NAME
-    fio.atomic_write_json(path, glow.model_config(model), overwrite=overwrite)
+    fio.atomic_write_json(path, models.model_config(model), overwrite=overwrite)
     return path
 
 
 def read_model_config(directory: PathLike) -> Glow:
-    """The :class:`Glow` described by ``<directory>/model_config.json``."""
+    """The model described by ``<directory>/model_config.json``: exactly its family's class.
+
+    A file without ``"family"`` (written before the registry) is a Glow; a
+    family or flow step nobody registered is a :class:`CheckpointError` naming it.
+    """
     path = Path(directory) / MODEL_CONFIG_NAME
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
@@ -91,12 +100,13 @@ def read_model_config(directory: PathLike) -> Glow:
     except json.JSONDecodeError as e:
         raise CheckpointError(f"{path} is not valid JSON ({e}); the file is corrupt") from e
     if not isinstance(config, dict):
-        raise CheckpointError(f"{path} must hold a JSON object of Glow fields, "
+        raise CheckpointError(f"{path} must hold a JSON object of model fields, "
                               f"got {type(config).__name__}")
+    family = config.get(models.FAMILY_KEY, models.DEFAULT_FAMILY)
     try:
-        return glow.model_from_config(config)
+        return models.model_from_config(config)
     except (TypeError, ValueError) as e:
-        raise CheckpointError(f"{path}: cannot build Glow from it: {e}") from e
+        raise CheckpointError(f"{path}: cannot build the {family!r} model it describes: {e}") from e
 
 
 def variable_collections(variables: Mapping[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """The multi-scale Glow (Kingma & Dhariwal 2018), compatible with OpenAI's.
 
 Encoding (``GLOW_SPEC.md`` §2): n_bits preprocessing and dequantisation noise,
-a squeeze, then per level ``depth`` flow steps (ActNorm -> permutation ->
-coupling) as one ``nn.scan`` body; after every level but the last, half the
+a squeeze, then per level ``depth`` flow steps as one ``nn.scan`` body
+(the step is chosen by name, ``flow_step``, from ``flowjax.steps``; OpenAI's
+``"openai"``, ActNorm -> permutation -> coupling, is the default); after every level but the last, half the
 channels are factored out under the split prior and the rest squeezed; the
 last level's output is scored by the top prior. Decoding runs it backwards.
 
@@ -16,7 +17,8 @@ Use through ``Module.apply``::
 or through the jitted :func:`encode` / :func:`decode` helpers below.
 
 Parameter tree: ``level_<i>`` (the scanned steps, every leaf with a leading
-``depth`` axis: ``actnorm``, ``invconv``, ``coupling``), ``split_<i>`` and
+``depth`` axis, named by the step definition: ``actnorm``, ``invconv``,
+``coupling`` for ``"openai"``), ``split_<i>`` and
 ``prior``; LU permutation matrices and shuffle indices live in the
 ``"constants"`` collection.
 """
@@ -34,15 +36,41 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from flowjax import latents as latents_lib
+from flowjax import steps as steps_lib
 from flowjax.bijectors import (
-    CONSTANTS, COUPLINGS, PERMUTATIONS, PRECISIONS, ActNorm, Chain, Coupling,
-    split_channels, squeeze2d, unsqueeze2d,
+    CONSTANTS, COUPLINGS, PERMUTATIONS, PRECISIONS, split_channels, squeeze2d, unsqueeze2d,
 )
 from flowjax.priors import SplitPrior, TopPrior, gaussian_log_prob, standardize, unstandardize
 
 Array = jax.Array
+Shape = tuple[int, int, int]
 SPACES = ("eps", "z")
+
+
+def latent_shapes(image_size: int, n_levels: int, channels: int = 3) -> list[Shape]:
+    """Per-level latent shapes (H, W, C) of a Glow, without the batch axis.
+
+    The first squeeze gives ``(S/2, S/2, 4*channels)``; every split level emits
+    half its channels and squeezes the rest, so level ``i < L-1`` emits
+    ``(S/2^(i+1), S/2^(i+1), 2*channels*2^i)`` and the top emits the whole
+    remaining ``(S/2^L, S/2^L, 4*channels*2^(L-1))``.
+    """
+    if n_levels < 1:
+        raise ValueError(f"n_levels must be >= 1, got {n_levels}")
+    if image_size % (2**n_levels):
+        raise ValueError(
+            f"image_size must be divisible by 2**n_levels = {2**n_levels} "
+            f"(n_levels={n_levels}), got {image_size}"
+        )
+    shapes: list[Shape] = []
+    for level in range(n_levels):
+        side = image_size // 2 ** (level + 1)
+        level_channels = 4 * channels * 2**level
+        if level < n_levels - 1:
+            shapes.append((side, side, level_channels // 2))
+        else:
+            shapes.append((side, side, level_channels))
+    return shapes
 
 
 @flax.struct.dataclass
@@ -63,24 +91,21 @@ class Encoding:
 
 
 class FlowStep(nn.Module):
-    """One flow step, ActNorm -> permutation -> coupling, as an ``nn.scan`` body."""
+    """One flow step as an ``nn.scan`` body: the Chain the named step definition builds.
 
-    width: int
-    coupling: str
-    permutation: str
-    precision: str
+    ``step`` names a definition registered in :mod:`flowjax.steps`; it is
+    called here, inside the body's compact method, so its bijectors' names are
+    the parameter paths under ``level_<i>``.
+    """
+
+    step: str
+    config: steps_lib.StepConfig
     reverse: bool = False
 
     @nn.compact
     def __call__(self, carry: tuple[Array, Array], _: Any) -> tuple[tuple[Array, Array], None]:
         z, logdet = carry
-        permutation_cls = PERMUTATIONS[self.permutation]
-        permutation_kwargs = {"precision": self.precision} if "invconv" in self.permutation else {}
-        step = Chain((
-            ActNorm(name="actnorm"),
-            permutation_cls(name="invconv", **permutation_kwargs),
-            Coupling(self.width, self.coupling, self.precision, name="coupling"),
-        ))
+        step = steps_lib.flow_step(self.step)(self.config)
         if self.reverse:
             # Decoding needs no log-determinant: leaving it out of the carry
             # lets XLA drop the per-step float64 slogdet entirely.
@@ -111,6 +136,10 @@ class Glow(nn.Module):
         training configs unroll; GPUs/TPUs keep 1.
       precision: "highest" (full float32, the default), "high" or "default"
         (TF32 on recent NVIDIA GPUs) for every conv and matmul.
+      flow_step: the registered step definition every level repeats
+        (:mod:`flowjax.steps`; "openai": ActNorm -> permutation -> coupling).
+
+    A subclass that needs more from its steps overrides :meth:`step_config`.
     """
 
     image_size: int = 64
@@ -126,6 +155,7 @@ class Glow(nn.Module):
     remat: bool = False
     scan_unroll: int = 1
     precision: str = "highest"
+    flow_step: str = "openai"
 
     def __post_init__(self):
         checks = [
@@ -141,7 +171,8 @@ class Glow(nn.Module):
         for ok, message in checks:
             if not ok:
                 raise ValueError(message)
-        latents_lib.latent_shapes(self.image_size, self.n_levels, self.channels)  # validates
+        steps_lib.flow_step(self.flow_step)  # an unknown name fails here, naming it
+        latent_shapes(self.image_size, self.n_levels, self.channels)  # validates
         super().__post_init__()
 
     # ---- geometry -----------------------------------------------------------
@@ -149,7 +180,7 @@ class Glow(nn.Module):
     @property
     def latent_shapes(self) -> list[tuple[int, int, int]]:
         """Per-level latent shapes (H, W, C), level 0 first."""
-        return latents_lib.latent_shapes(self.image_size, self.n_levels, self.channels)
+        return latent_shapes(self.image_size, self.n_levels, self.channels)
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
@@ -260,6 +291,10 @@ class Glow(nn.Module):
 
     # ---- the flow -------------------------------------------------------------
 
+    def step_config(self) -> steps_lib.StepConfig:
+        """What every flow step's definition is called with."""
+        return steps_lib.StepConfig(self.width, self.coupling, self.permutation, self.precision)
+
     def _steps(self, level: int, reverse: bool) -> nn.Module:
         body = nn.remat(FlowStep, prevent_cse=False) if self.remat else FlowStep
         scanned = nn.scan(
@@ -270,8 +305,8 @@ class Glow(nn.Module):
             reverse=reverse,
             unroll=self.scan_unroll,
         )
-        return scanned(self.width, self.coupling, self.permutation, self.precision,
-                       reverse=reverse, name=f"level_{level}")
+        return scanned(self.flow_step, self.step_config(), reverse=reverse,
+                       name=f"level_{level}")
 
     @nn.compact
     def _flow(self, x: Array | None = None, latents: tuple[Array, ...] | None = None,

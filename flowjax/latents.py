@@ -33,7 +33,10 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-Shape = tuple[int, int, int]
+# The shapes are the model's geometry, so they live beside it (glow); re-exported
+# here because every latent computation starts from them.
+from flowjax.glow import Shape, latent_shapes  # noqa: F401
+
 # An array (flat [..., D] or one level) or a list/tuple of per-level arrays.
 Latent = Any
 
@@ -45,32 +48,6 @@ OPENAI_VECTOR_SCALE = 1.6
 # Added to variances / standard deviations before dividing: an identity with one
 # image (or a dimension that never varies) has variance 0.
 DEFAULT_VARIANCE_EPS = 1e-3
-
-
-def latent_shapes(image_size: int, n_levels: int, channels: int = 3) -> list[Shape]:
-    """Per-level latent shapes (H, W, C) of a Glow, without the batch axis.
-
-    The first squeeze gives ``(S/2, S/2, 4*channels)``; every split level emits
-    half its channels and squeezes the rest, so level ``i < L-1`` emits
-    ``(S/2^(i+1), S/2^(i+1), 2*channels*2^i)`` and the top emits the whole
-    remaining ``(S/2^L, S/2^L, 4*channels*2^(L-1))``.
-    """
-    if n_levels < 1:
-        raise ValueError(f"n_levels must be >= 1, got {n_levels}")
-    if image_size % (2**n_levels):
-        raise ValueError(
-            f"image_size must be divisible by 2**n_levels = {2**n_levels} "
-            f"(n_levels={n_levels}), got {image_size}"
-        )
-    shapes: list[Shape] = []
-    for level in range(n_levels):
-        side = image_size // 2 ** (level + 1)
-        level_channels = 4 * channels * 2**level
-        if level < n_levels - 1:
-            shapes.append((side, side, level_channels // 2))
-        else:
-            shapes.append((side, side, level_channels))
-    return shapes
 
 
 def flat_offsets(shapes: Sequence[Shape]) -> list[int]:

@@ -66,6 +66,7 @@ from tqdm.auto import tqdm
 
 from flowjax import checkpoints, data, glow
 from flowjax import io as fio
+from flowjax import models
 from flowjax.bijectors import CONSTANTS
 from flowjax.glow import Glow
 
@@ -222,7 +223,7 @@ def bits_per_dim_loss(model: Glow, params: Any, constants: Any, images: Array,
                       noise: Any) -> Array:
     """Mean bits/dim of ``images`` (``noise``: a key, an array, or None for mid-bin)."""
     variables = {"params": params, CONSTANTS: constants} if constants else {"params": params}
-    return model.apply(variables, images, noise, method=Glow.bits_per_dim).mean()
+    return model.apply(variables, images, noise, method="bits_per_dim").mean()
 
 
 def global_norm(tree: Any) -> Array:
@@ -301,7 +302,7 @@ def make_init(model: Glow, optimizer: OptimizerSpec,
 
 @functools.partial(jax.jit, static_argnums=(0, 3))
 def _sample(model: Glow, variables: Any, key: Array, n: int, temperature: Array) -> Array:
-    return model.apply(variables, key, n, temperature, method=Glow.sample)
+    return model.apply(variables, key, n, temperature, method="sample")
 
 
 def sample_grid(model: Glow, variables: Any, key: Array, n: int,
@@ -429,8 +430,9 @@ def _prepare_workdir(workdir: Path, model: Glow, config: Any, is_main: bool) -> 
     if model_path.is_file():
         saved = checkpoints.read_model_config(workdir)
         if saved != model:
-            differ = {k: (v, getattr(model, k)) for k, v in glow.model_config(saved).items()
-                      if getattr(model, k) != v}
+            requested = models.model_config(model)
+            differ = {k: (v, requested.get(k)) for k, v in models.model_config(saved).items()
+                      if requested.get(k) != v}
             raise ValueError(f"workdir {workdir} trains a different model: {differ} (saved, "
                              "requested); resume with the same config.model or use a new workdir")
     if not is_main:
@@ -494,7 +496,7 @@ def train(config: Any, workdir: str | Path, *, train_dataset: Any = None,
     :class:`flowjax.data.ArrayDataset`).
     """
     workdir = Path(workdir)
-    model = glow.model_from_config(config.model)
+    model = models.model_from_config(config.model)  # any registered family
     _check_model(model)
     optimizer = OptimizerSpec.from_config(config.optimizer)
     mesh = mesh or make_mesh()
@@ -661,6 +663,6 @@ def _evaluate(config, model, mesh, state, eval_ds, writer, workdir, step) -> Non
         (workdir / SAMPLES_DIR).mkdir(exist_ok=True)
         fio.write_png(workdir / SAMPLES_DIR / f"step_{step:08d}.png", grid, {
             "method": "Glow temperature samples (rows: temperature)", "step": step,
-            "temperatures": list(samples.temperatures), "model": glow.model_config(model)},
+            "temperatures": list(samples.temperatures), "model": models.model_config(model)},
             overwrite=True)
 

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flowjax import checkpoints, glow
+from flowjax import checkpoints, glow, models
 from flowjax import io as fio
 from flowjax.checkpoints import CheckpointError
 from flowjax.glow import Glow
@@ -44,7 +44,7 @@ def _training_workdir(path, variables, steps=(3, 7)):
 
 def test_save_model_writes_config_metadata_and_variables(tmp_path, variables):
     out = checkpoints.save_model(tmp_path / "export", MODEL, variables, metadata={"source": "test"})
-    assert json.loads((out / "model_config.json").read_text()) == glow.model_config(MODEL)
+    assert json.loads((out / "model_config.json").read_text()) == models.model_config(MODEL)
     assert checkpoints.load_metadata(out) == {"source": "test"}
     assert (out / "variables").is_dir()
     assert [p.name for p in tmp_path.iterdir()] == ["export"]  # no temporary left behind
