@@ -48,10 +48,9 @@ scale}; ``split_<i>`` and ``prior``: {kernel, bias, scale}. Kernels are HWIO.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import flax.linen as nn
@@ -60,9 +59,10 @@ import jax.numpy as jnp
 
 from flowjax import latents as latents_lib
 from flowjax.bijectors import (
-    CONSTANTS, COUPLINGS, LOGSCALE_FACTOR, PRECISIONS, Chain, InvConv, _num_positions, _per_image, affine_coupling,
-    additive_coupling, channel_mix, conv1x1, edge_bias, get_precision, lu_weight,
-    random_orthogonal, split_channels, squeeze2d, unsqueeze2d, zero_conv,
+    CONSTANTS, COUPLINGS, LOGSCALE_FACTOR, PRECISIONS, Chain, InvConv, _num_positions,
+    additive_coupling, affine_coupling, channel_mix, conv1x1, edge_bias, get_precision,
+    lu_weight, per_image_logdet, random_orthogonal, split_channels, squeeze2d, unsqueeze2d,
+    zero_conv,
 )
 from flowjax.glow import SPACES, Encoding
 from flowjax.priors import gaussian_log_prob, standardize, unstandardize
@@ -70,7 +70,7 @@ from flowjax.priors import gaussian_log_prob, standardize, unstandardize
 Array = jax.Array
 Shape = tuple[int, ...]
 
-FAMILY = "rosinality"
+FAMILY = "rosinality"  # its name in flowjax.models' registry and in model_config.json
 # rosinality's coupling width (filter_size) is hard-coded, not a Glow argument.
 DEFAULT_WIDTH = 512
 # rosinality initialises its coupling convs' weights with N(0, 0.05^2).
@@ -85,13 +85,13 @@ CONV_INIT_STD = 0.05
 def scale_actnorm_forward(x: Array, loc: Array, scale: Array) -> tuple[Array, Array]:
     """``y = scale * (x + loc)``; logdet = H W sum_c log|scale_c|."""
     logdet = _num_positions(x) * jnp.sum(jnp.log(jnp.abs(scale)))
-    return scale * (x + loc), _per_image(logdet, x)
+    return scale * (x + loc), per_image_logdet(logdet, x)
 
 
 def scale_actnorm_inverse(y: Array, loc: Array, scale: Array) -> tuple[Array, Array]:
     """``x = y / scale - loc``."""
     logdet = -_num_positions(y) * jnp.sum(jnp.log(jnp.abs(scale)))
-    return y / scale - loc, _per_image(logdet, y)
+    return y / scale - loc, per_image_logdet(logdet, y)
 
 
 def scale_actnorm_data_init(x: Array) -> tuple[Array, Array]:
@@ -202,7 +202,7 @@ class InvConvLUColumns(nn.Module):
         with jax.default_matmul_precision("highest"):
             w = lu_weight(p, l, u, sign_s, log_s)
         y = channel_mix(x, w.T, get_precision(self.precision))
-        return y, _per_image(_num_positions(x) * jnp.sum(log_s), x)
+        return y, per_image_logdet(_num_positions(x) * jnp.sum(log_s), x)
 
     def inverse(self, y: Array) -> tuple[Array, Array]:
         p, l, u, sign_s, log_s = self.params(y)
@@ -210,7 +210,7 @@ class InvConvLUColumns(nn.Module):
             f64 = [a.astype(jnp.float64) for a in (p, l, u, sign_s, log_s)]
             w_inv = jnp.linalg.inv(lu_weight(*f64)).astype(y.dtype)
         x = channel_mix(y, w_inv.T, get_precision(self.precision))
-        return x, _per_image(-_num_positions(y) * jnp.sum(log_s), y)
+        return x, per_image_logdet(-_num_positions(y) * jnp.sum(log_s), y)
 
     def output_shape(self, shape: Shape) -> Shape:
         return shape
@@ -558,7 +558,7 @@ class RosinalityGlow(nn.Module):
         return unsqueeze2d(z)
 
 
-# ---- jitted entry points and configuration (as flowjax.glow's) --------------------------
+# ---- jitted entry points (as flowjax.glow's; the family is registered in flowjax.models) ----
 
 
 @functools.partial(jax.jit, static_argnums=0)
@@ -583,24 +583,3 @@ def abstract_variables(model: RosinalityGlow) -> dict[str, Any]:
     """The model's variables as ``ShapeDtypeStruct``s (``jax.eval_shape`` of init)."""
     images = jax.ShapeDtypeStruct((1, *model.image_shape), jnp.uint8)
     return dict(jax.eval_shape(model.init, jax.random.key(0), images))
-
-
-def model_fields() -> tuple[str, ...]:
-    """The configurable fields of :class:`RosinalityGlow`."""
-    return tuple(f.name for f in dataclasses.fields(RosinalityGlow)
-                 if f.name not in ("parent", "name"))
-
-
-def model_from_config(config: Mapping[str, Any]) -> RosinalityGlow:
-    """A :class:`RosinalityGlow` from a mapping; unknown keys are an error."""
-    config = dict(config)
-    unknown = sorted(set(config) - set(model_fields()))
-    if unknown:
-        raise ValueError(f"unknown rosinality Glow config keys {unknown}; valid keys: "
-                         f"{list(model_fields())}")
-    return RosinalityGlow(**config)
-
-
-def model_config(model: RosinalityGlow) -> dict[str, Any]:
-    """The inverse of :func:`model_from_config`: a JSON-ready dict of the fields."""
-    return {name: getattr(model, name) for name in model_fields()}

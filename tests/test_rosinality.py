@@ -10,6 +10,7 @@ fixture README's quirks (NCHW, torch's own convs and padding).
 from __future__ import annotations
 
 import importlib.util
+import json
 import math
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ from flowjax import latents, rosinality
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "rosinality_glow_32"
+FIXTURE_SHA256 = "e49b6660dece5387691bae22315db9e4efa954fa98b07dfcd45d558cc662ef8c"  # its README
 
 
 def _load_converter():
@@ -345,3 +347,34 @@ def test_affine_plain_model_matches_the_pytorch_forward(affine_plain):
                                rtol=LOG_PROB_RTOL, atol=0)
     decoded = rosinality.decode(model, variables, ours.z, "z", False)
     np.testing.assert_allclose(np.asarray(decoded), nhwc(x), rtol=0, atol=DECODE_ATOL)
+
+
+# ---- a model family of its own: saved, reloaded, used by the experiments' sweeps --------
+
+
+def test_converted_checkpoint_reloads_as_the_rosinality_family(tmp_path, converted):
+    from flowjax import checkpoints, models
+
+    model, variables = converted
+    manifest = convert_rosinality.convert_file(FIXTURE / "state_dict.pt", tmp_path / "ckpt", 32)
+    config = json.loads((tmp_path / "ckpt" / "model_config.json").read_text())
+    assert config == {"family": "rosinality", **{k: v for k, v in models.model_config(model).items()
+                                                 if k != "family"}}
+    loaded, loaded_variables = checkpoints.load_model(tmp_path / "ckpt")
+    assert type(loaded) is rosinality.RosinalityGlow and loaded == model
+    same = jax.tree.map(np.array_equal, dict(loaded_variables), variables)
+    assert all(jax.tree.leaves(same))
+    assert manifest["source"]["sha256"] == FIXTURE_SHA256
+    assert checkpoints.load_metadata(tmp_path / "ckpt")["rosinality_conversion"] == json.loads(
+        json.dumps(manifest))
+
+
+def test_sweeps_decode_rosinality_latents_in_flowjaxs_flat_layout(affine_plain):
+    from flowjax import sweep
+
+    _, model, variables = affine_plain
+    images = np.random.default_rng(3).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    encoding = sweep.encode_images(model, variables, images)
+    flat = np.asarray(latents.flatten(list(encoding.eps)))
+    grid = sweep.attribute_sweep(model, variables, flat, np.ones((1, flat.shape[1])), [0.0])
+    np.testing.assert_array_equal(grid[:, 0, 0], images // 8 * 8)

@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from flax import traverse_util
 
-from flowjax import __version__, checkpoints, rosinality
+from flowjax import __version__, checkpoints, models, rosinality
 from flowjax.rosinality import RosinalityGlow
 
 DATA_PARALLEL_PREFIX = "module."
@@ -303,7 +303,7 @@ def check_state_dict(state: Mapping[str, np.ndarray], model: RosinalityGlow,
     problems = {k: v for k, v in problems.items() if v}
     if problems:
         count = sum(len(v) for v in problems.values())
-        lines = [f"{source}: not the rosinality Glow {rosinality.model_config(model)}; "
+        lines = [f"{source}: not the rosinality Glow {models.model_config(model)}; "
                  f"{count} problem(s):"]
         for kind, text in PROBLEMS.items():
             if problems.get(kind):
@@ -357,7 +357,7 @@ def convert_file(checkpoint: str | Path, out: str | Path, image_size: int, n_bit
                    "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)},
         "rosinality_constructor": architecture,
         "image_size": image_size, "n_bits": n_bits,
-        "model_config": rosinality.model_config(model),
+        "model_config": models.model_config(model),
         "state_dict_entries": len(state),
         "total_parameters": int(sum(v.size for v in traverse_util.flatten_dict(
             variables["params"]).values())),
