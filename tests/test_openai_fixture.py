@@ -134,3 +134,74 @@ def test_decode_of_random_flat_eps_matches_tensorflow(variables, reference, temp
     eps = latents.unflatten(reference[f"random_eps_T{temperature}"], MODEL.latent_shapes)
     assert_decodes_match(np.asarray(glow.decode(MODEL, variables, eps)),
                          reference[f"tf_decoded_random_T{temperature}"])
+
+
+# ---- weights/verify_tf.py: what it feeds and fetches, found by structure --------------------
+
+verify_tf = _load("verify_tf")
+NOISE = {"glow_demo_form.pb": "model/random_uniform",
+         "openai_public_graph.pb": "model_4/random_uniform",
+         "glow_demo_form_noise_div.pb": "model/truediv_2"}  # random_uniform(0, 1) / n_bins
+EPS = {"glow_demo_form.pb": ["model/pool0/truediv_1", "model/pool1/truediv_1", "model/truediv_3"],
+       "openai_public_graph.pb": ["model_4/pool0/truediv_1", "model_4/pool1/truediv_1",
+                                  "model_4/truediv_3"],
+       "glow_demo_form_noise_div.pb": ["model/pool0/truediv_1", "model/pool1/truediv_1",
+                                       "model/truediv_4"]}
+DECODER = {"glow_demo_form.pb": (["Placeholder", "Placeholder_1", "Placeholder_2"], "model_1/Cast_1"),
+           "openai_public_graph.pb": (["dec_eps_0", "dec_eps_1", "dec_eps_2"], "model_5/Cast_1"),
+           "glow_demo_form_noise_div.pb": (["Placeholder", "Placeholder_1", "Placeholder_2"],
+                                           "model_1/Cast_1")}
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_verify_tf_finds_the_noise_the_encoder_adds(graphs, form):
+    assert verify_tf.find_noise_tensor(graphs[form]) == NOISE[form]
+
+
+def test_verify_tf_finds_tf2s_sampler_naming():
+    graph = gd.GraphDef(node=[
+        gd.placeholder_node("input/image", gd.DT_UINT8, (-1, 4, 4, 3)),
+        gd.op_node("model/Cast", "Cast", ["input/image"]),
+        gd.op_node("model/random_uniform/RandomUniform", "RandomUniform", ["model/Shape"]),
+        gd.const_node("model/random_uniform/Mul/y", np.float32(1 / 32)),
+        gd.op_node("model/random_uniform/Mul", "Mul", ["model/random_uniform/RandomUniform",
+                                                       "model/random_uniform/Mul/y"]),
+        gd.op_node("model/add", "AddV2", ["model/Cast", "model/random_uniform/Mul"]),
+    ])
+    assert verify_tf.find_noise_tensor(graph) == "model/random_uniform/Mul"
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_verify_tf_finds_the_eps_and_the_decoder(graphs, form):
+    assert verify_tf.find_eps_tensors(graphs[form]) == EPS[form]
+    assert verify_tf.find_decoder(graphs[form]) == DECODER[form]
+
+
+@pytest.fixture(scope="module")
+def tensorflow():
+    return pytest.importorskip(
+        "tensorflow", reason="weights/verify_tf.py runs OpenAI's graph in TensorFlow, which is not "
+        "installed here (pip install tensorflow-cpu; CI does not install it)")
+
+
+@pytest.fixture(scope="module")
+def converted_dirs(tmp_path_factory, tensorflow):
+    folder = tmp_path_factory.mktemp("openai_fixture")
+    for form in FORMS:
+        convert_openai.convert_file(FIXTURE / form, folder / form, MODEL, allow=["random_uniform"])
+    return folder
+
+
+@pytest.mark.parametrize("form", FORMS)
+def test_verify_tf_passes_on_every_form(converted_dirs, reference, form):
+    report, _ = verify_tf.verify(FIXTURE / form, converted_dirs / form, reference["images"])
+    assert (report["noise_tensor"], report["eps_names"]) == (NOISE[form], EPS[form])
+    assert report["passed"], report
+
+
+def test_verify_tf_refuses_a_noise_tensor_of_the_wrong_range(converted_dirs, reference):
+    form = "glow_demo_form_noise_div.pb"  # model/random_uniform holds U[0, 1) there
+    with pytest.raises(verify_tf.GraphStructureError,
+                       match=r"noise tensor model/random_uniform holds values in \[[^]]*, 0\.9"):
+        verify_tf.verify(FIXTURE / form, converted_dirs / form, reference["images"],
+                         noise_tensor="model/random_uniform")
