@@ -35,7 +35,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from flowjax import align, data, glow, latents, sweep, synthetic
+from flowjax import align, data, glow, latents, models, sweep, synthetic
 from flowjax import io as fio
 from flowjax.glow import Glow
 
@@ -117,7 +117,7 @@ def load_model(config: Any, images: np.ndarray) -> tuple[Glow, Any, dict[str, An
         model, variables = checkpoints.load_model(config.checkpoint)
         record = {"checkpoint": os.fspath(config.checkpoint),
                   "sha256": fio.sha256_path(config.checkpoint),
-                  "model_config": glow.model_config(model), "random_init": False}
+                  "model_config": models.model_config(model), "random_init": False}
         return model, variables, record
     _check_random_allowed(config)
     model = glow.model_from_config(config.model)

@@ -37,7 +37,7 @@ from typing import Any, Protocol
 import flax.linen as nn
 import jax
 
-from flowjax import glow
+from flowjax import glow, rosinality
 from flowjax.steps import (  # noqa: F401  (the registry's public face)
     StepConfig, UnknownFlowStepError, flow_step, flow_step_names, openai_step, register_flow_step,
 )
@@ -166,3 +166,4 @@ def model_from_config(config: Mapping[str, Any]) -> nn.Module:
 
 
 register_model(DEFAULT_FAMILY, glow.Glow)
+register_model(rosinality.FAMILY, rosinality.RosinalityGlow)

@@ -137,7 +137,8 @@ def _constrain(x: Any, sharding: NamedSharding | None) -> Any:
 
 def _decode_flat(model: Glow, variables: Any, flat: Array, space: str, quantize: bool) -> Array:
     levels = latents_lib.unflatten(flat, model.latent_shapes)
-    return model.apply(variables, levels, None, space, quantize, method=Glow.decode)
+    # By name: any registered model family (flowjax.models) decodes here.
+    return model.apply(variables, levels, None, space, quantize, method="decode")
 
 
 # ---- jitted chunk functions (module level, so their caches persist) -----------------
@@ -146,7 +147,7 @@ def _decode_flat(model: Glow, variables: Any, flat: Array, space: str, quantize:
 @functools.partial(jax.jit, static_argnames=("model", "sharding"))
 def _encode_chunk(model: Glow, variables: Any, images: Array,
                   sharding: NamedSharding | None = None) -> Encoding:
-    return model.apply(variables, _constrain(images, sharding), method=Glow.encode)
+    return model.apply(variables, _constrain(images, sharding), method="encode")
 
 
 @functools.partial(jax.jit, static_argnames=("model", "space", "quantize", "sharding"))

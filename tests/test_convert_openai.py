@@ -448,6 +448,23 @@ def test_allow_random_uniform_makes_it_a_warning(small_graph, small_model):
     assert any("model/random_uniform/RandomUniform" in w for w in report.warnings)
 
 
+def test_random_op_under_the_encoders_name_scope_is_refused(small_graph, small_model):
+    # The public code builds its encoder under model_4/ (the variables stay under model/).
+    graph = add_nodes(small_graph, gd.op_node("model_4/random_uniform/RandomUniform",
+                                              "RandomUniform", ["model_4/Shape"]))
+    with pytest.raises(ConversionError,
+                       match=r"random_uniform.*\n.*model_4/random_uniform/RandomUniform"):
+        convert(graph, small_model)
+
+
+def test_downsampled_image_reaching_the_outputs_is_one_problem(small_graph, small_model):
+    graph = add_nodes(small_graph,
+                      gd.op_node("model/Cast_xd", "Cast", ["input/downsampled_image"]),
+                      gd.op_node("model/truediv_xd", "RealDiv", ["model/Cast_xd", "model/truediv/y"]))
+    with pytest.raises(ConversionError, match=r"; 1 problem\(s\):"):
+        convert(graph, small_model)
+
+
 def test_consumer_of_downsampled_image_is_refused(small_graph, small_model):
     graph = add_nodes(small_graph,
                       gd.op_node("model/Cast_xd", "Cast", ["input/downsampled_image"]),

@@ -24,9 +24,11 @@ The converter refuses to guess. Each of these is an error naming the node(s):
   the edge-pad indicator arrays ``[1,H+2,W+2,1]`` and one-element scalars),
   including LU-decomposed invconv variables, ``y_emb`` / classifier
   variables and an extra invertible layer ``model/<i>/invconv/W`` (§4.4);
-* a random op (``RandomUniform``, ...) under ``model/``: OpenAI's encoder
-  was stochastic (§4.4.3). ``--allow_random_uniform`` downgrades this to a
-  warning: flowjax's encoder takes the dequantisation noise explicitly;
+* a random op (``RandomUniform``, ...) anywhere in the graph: OpenAI's
+  encoder was stochastic (§4.4.3), under ``model/`` in the demo graph and
+  under the encoder's name scope (``model_4/``) in graphs the public code
+  builds. ``--allow_random_uniform`` downgrades this to a warning: flowjax's
+  encoder takes the dequantisation noise explicitly;
 * any consumer of ``input/downsampled_image`` (§4.4.1): the released graph may
   depend on an input flowjax's Glow does not have. Settle it with TensorFlow
   (``weights/verify_tf.py``, §4.6 step 7) before passing
@@ -345,7 +347,9 @@ def inspect_graph(graph: gd.GraphDef, model: Glow, *,
                         if node.op == "Identity" and node.name.endswith("/read")}
     scalars = non_float = 0
     for node in graph.node:
-        if node.op in RANDOM_OPS and node.name.startswith("model/"):
+        # Any scope: the public code's graphs sample under model_4/ (the
+        # encoder's name scope), not model/ (the variables' scope).
+        if node.op in RANDOM_OPS:
             problems["random_uniform"].append(f"{node.name} ({node.op})")
         if node.op == "Placeholder":
             dtype, shape = node.attr.get("dtype"), node.attr.get("shape")
@@ -393,24 +397,32 @@ def inspect_graph(graph: gd.GraphDef, model: Glow, *,
     report.output_count = len(outputs)
     report.downsampled_image = _trace_downsampled_image(nodes, consumers, outputs)
     problems["downsampled_image"].extend(report.downsampled_image.get("consumers", []))
-    if report.downsampled_image.get("reaches_outputs"):
-        problems["downsampled_image"].append(
-            "it reaches the outputs " + _listed(report.downsampled_image["reaches_outputs"]))
     report.random_ops = list(problems["random_uniform"])
 
     for kind in ALLOWABLE:
         if problems.get(kind) and kind in allow:
-            report.warnings.append(f"allowed {kind}: {_listed(problems.pop(kind))} -- {PROBLEMS[kind]}")
+            report.warnings.append(f"allowed {kind}: {_problem_line(kind, problems.pop(kind), report)}"
+                                   f" -- {PROBLEMS[kind]}")
     return {k: v for k, v in problems.items() if v}, report
 
 
-def _problem_message(source: str, problems: Mapping[str, list[str]]) -> str:
+def _problem_line(kind: str, names: list[str], report: ConversionReport | None) -> str:
+    """The listed problems of one kind, with what the trace adds (not a problem itself)."""
+    line = _listed(names)
+    reaches = report.downsampled_image.get("reaches_outputs") if report else None
+    if kind == "downsampled_image" and reaches:
+        line += ", it reaches the outputs " + _listed(reaches)
+    return line
+
+
+def _problem_message(source: str, problems: Mapping[str, list[str]],
+                     report: ConversionReport | None = None) -> str:
     count = sum(len(v) for v in problems.values())
     lines = [f"{source}: cannot convert to this model config; {count} problem(s):"]
     for kind, help_text in PROBLEMS.items():
         if problems.get(kind):
             lines.append(f"  - {kind}: {help_text}:")
-            lines.append(f"      {_listed(problems[kind])}")
+            lines.append(f"      {_problem_line(kind, problems[kind], report)}")
     return "\n".join(lines)
 
 
@@ -430,7 +442,7 @@ def convert_graph(graph: gd.GraphDef, model: Glow, *, source: str = "<graph>",
     """
     problems, report = inspect_graph(graph, model, allow=allow, skip_consts=skip_consts)
     if problems:
-        raise ConversionError(_problem_message(source, problems))
+        raise ConversionError(_problem_message(source, problems, report))
     nodes = graph.by_name()
     flat: dict[str, dict[tuple[str, ...], np.ndarray]] = defaultdict(dict)
     non_finite = []
@@ -547,7 +559,8 @@ def _define_flags() -> None:
     flags.DEFINE_string("optimized_graph", None,
                         "Optional graph_optimized.pb: only cross-checks names and values.")
     flags.DEFINE_bool("allow_random_uniform", False,
-                      "Warn (not fail) on random ops under model/ (a stochastic encoder).")
+                      "Warn (not fail) on random ops (a stochastic encoder: model/random_uniform "
+                      "in the demo graph, model_4/random_uniform in the public code's graphs).")
     flags.DEFINE_bool("allow_downsampled_image", False,
                       "Warn (not fail) on consumers of input/downsampled_image; only after "
                       "checking with weights/verify_tf.py that x_d does not change the eps.")

@@ -1,0 +1,585 @@
+"""The Glow of rosinality/glow-pytorch (and eth-sri/lassi): a second model family.
+
+The same multi-scale layout as :mod:`flowjax.glow` (squeeze, ``depth`` flow
+steps per level, split priors, learned top prior), with that code's own
+parametrisation (``../shared/fixtures/rosinality_glow_32/README.md``, quirks
+1-13), so a converted PyTorch checkpoint (``weights/convert_rosinality.py``)
+reproduces its z's, log-densities and decodes:
+
+* ActNorm ``y = scale * (x + loc)`` (a scale, not a log-scale; logdet
+  ``H W sum log|scale|``): :func:`scale_actnorm_forward`;
+* 1x1 convs in PyTorch's column convention ``y = W x``: plain (stored here
+  transposed, so flowjax's :class:`~flowjax.bijectors.InvConv` runs it
+  unchanged) or LU, ``W = P (L*strict_lower + I) (U*strict_upper +
+  diag(sign_S exp(log_S)))``, logdet ``H W sum log_S`` (:class:`InvConvLUColumns`).
+  The last level always uses LU (quirk 1: ``conv_lu`` is not passed to it);
+* coupling conditioner conv3x3 (zero padded, bias) -> ReLU -> conv1x1 (bias)
+  -> ReLU -> ZeroConv, first half conditions the second; affine output
+  halves are contiguous ``[log_s, t]`` with ``s = sigmoid(log_s + 2)``,
+  ``(x + t) * s``: OpenAI's maths (:func:`~flowjax.bijectors.affine_coupling`)
+  after interleaving the halves;
+* ZeroConv pads with **ones** (not zeros, no indicator channel), then
+  ``(conv + bias) * exp(3 scale)``: :func:`ones_padding_kernel` turns that into
+  OpenAI's edge-padded form exactly (the ring of ones contributes the kernel
+  summed over input channels);
+* split and top priors give ``(mean, log_sd)`` as contiguous halves (OpenAI's
+  split prior interleaves them); the top prior sees zeros, so with the ones
+  padding it varies at the border.
+
+Preprocessing (rosinality's ``train.py``): ``floor(x * 255 / 2**(8 - n_bits))
+/ n_bins - 0.5`` plus ``U[0, 1) / n_bins`` noise, identical in float32 to
+OpenAI's ``x // 2**(8-n_bits) / n_bins - 0.5`` plus ``U[0, 1/n_bins)``;
+``log_prob`` and ``bits_per_dim`` are train.py's ``log_p + logdet - D
+log(n_bins)`` and its bits/dim.
+
+Layout: images NHWC uint8 at the boundary as everywhere in flowjax. Latents
+are per-level NHWC arrays: rosinality's ``z_outs[i]`` (NCHW, ``[B, C, H, W]``)
+is ``z[i].transpose(0, 3, 1, 2)`` here, and the flat form is flowjax's (level 0
+first, row-major H, W, C): rosinality's ``z_outs[i][b, c, y, x]`` sits at flat
+index ``offset_i + (y * W + x) * C + c``. ``latent_shapes`` equal
+:func:`flowjax.latents.latent_shapes` (``n_block`` levels), so the transfer and
+attribute experiments use these latents unchanged.
+
+Parameter tree: ``level_<i>`` (scanned steps, leading ``depth`` axis):
+``actnorm`` {loc, scale}, ``invconv`` {W} or {L, U, log_S} (+ constants P,
+sign_S), ``coupling`` {conv1, conv2: kernel, bias; conv_out: kernel, bias,
+scale}; ``split_<i>`` and ``prior``: {kernel, bias, scale}. Kernels are HWIO.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from flowjax import latents as latents_lib
+from flowjax.bijectors import (
+    CONSTANTS, COUPLINGS, LOGSCALE_FACTOR, PRECISIONS, Chain, InvConv, _num_positions,
+    additive_coupling, affine_coupling, channel_mix, conv1x1, edge_bias, get_precision,
+    lu_weight, per_image_logdet, random_orthogonal, split_channels, squeeze2d, unsqueeze2d,
+    zero_conv,
+)
+from flowjax.glow import SPACES, Encoding
+from flowjax.priors import gaussian_log_prob, standardize, unstandardize
+
+Array = jax.Array
+Shape = tuple[int, ...]
+
+FAMILY = "rosinality"  # its name in flowjax.models' registry and in model_config.json
+# rosinality's coupling width (filter_size) is hard-coded, not a Glow argument.
+DEFAULT_WIDTH = 512
+# rosinality initialises its coupling convs' weights with N(0, 0.05^2).
+CONV_INIT_STD = 0.05
+
+
+# --------------------------------------------------------------------------
+# Pure functions (only where rosinality's maths differs from OpenAI's)
+# --------------------------------------------------------------------------
+
+
+def scale_actnorm_forward(x: Array, loc: Array, scale: Array) -> tuple[Array, Array]:
+    """``y = scale * (x + loc)``; logdet = H W sum_c log|scale_c|."""
+    logdet = _num_positions(x) * jnp.sum(jnp.log(jnp.abs(scale)))
+    return scale * (x + loc), per_image_logdet(logdet, x)
+
+
+def scale_actnorm_inverse(y: Array, loc: Array, scale: Array) -> tuple[Array, Array]:
+    """``x = y / scale - loc``."""
+    logdet = -_num_positions(y) * jnp.sum(jnp.log(jnp.abs(scale)))
+    return y / scale - loc, per_image_logdet(logdet, y)
+
+
+def scale_actnorm_data_init(x: Array) -> tuple[Array, Array]:
+    """rosinality's data-dependent init: ``loc = -mean``, ``scale = 1 / (std + 1e-6)``
+    per channel over batch and space, with the unbiased (N - 1) std."""
+    axes = tuple(range(x.ndim - 1))
+    return -jnp.mean(x, axis=axes), 1.0 / (jnp.std(x, axis=axes, ddof=1) + 1e-6)
+
+
+def ones_padding_kernel(kernel: Array) -> Array:
+    """A 3x3 HWIO kernel for inputs padded with ones -> OpenAI's edge-padded kernel.
+
+    Padding with the constant 1 adds, at every output position, the kernel
+    taps that fall on the pad summed over the input channels: exactly an edge
+    indicator channel whose weight is ``kernel.sum(input channels)``. Appending
+    that channel lets :func:`~flowjax.bijectors.zero_conv` /
+    :func:`~flowjax.bijectors.edge_padded_conv` compute the ones-padded conv.
+    """
+    return jnp.concatenate([kernel, jnp.sum(kernel, axis=2, keepdims=True)], axis=2)
+
+
+def interleave_halves(h: Array) -> Array:
+    """``[a, b]`` contiguous halves -> channels ``b0, a0, b1, a1, ...``.
+
+    rosinality's affine conditioner output is ``[log_s, t]``; OpenAI's
+    :func:`~flowjax.bijectors.affine_coupling` reads the shift from the even
+    and the log-scale from the odd channels.
+    """
+    a, b = split_channels(h)
+    return jnp.stack([b, a], axis=-1).reshape(h.shape)
+
+
+def conv3x3_zero_padded(x: Array, kernel: Array, bias: Array,
+                        precision: jax.lax.Precision) -> Array:
+    """PyTorch's ``Conv2d(padding=1)``: zero padding, HWIO kernel, plus bias."""
+    *lead, h, w, c = x.shape
+    y = jax.lax.conv_general_dilated(
+        x.reshape(-1, h, w, c), kernel, (1, 1), "SAME",
+        dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision)
+    return y.reshape(*lead, h, w, kernel.shape[-1]) + bias
+
+
+# --------------------------------------------------------------------------
+# Modules: parameters only
+# --------------------------------------------------------------------------
+
+
+class ScaleActNorm(nn.Module):
+    """rosinality's ActNorm: ``y = scale * (x + loc)``, logdet H W sum log|scale|.
+
+    Parameters ``loc`` [C], ``scale`` [C] (PyTorch's ``(1, C, 1, 1)``
+    squeezed), initialised from the first batch (:func:`scale_actnorm_data_init`).
+    """
+
+    @nn.compact
+    def params(self, x: Array) -> tuple[Array, Array]:
+        loc = self.param("loc", lambda _: scale_actnorm_data_init(x)[0])
+        scale = self.param("scale", lambda _: scale_actnorm_data_init(x)[1])
+        return loc, scale
+
+    def forward(self, x: Array) -> tuple[Array, Array]:
+        return scale_actnorm_forward(x, *self.params(x))
+
+    def inverse(self, y: Array) -> tuple[Array, Array]:
+        return scale_actnorm_inverse(y, *self.params(y))
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+
+class InvConvLUColumns(nn.Module):
+    """rosinality's LU 1x1 conv, column convention ``y = W x`` (``x @ W^T``).
+
+    ``W = P (L*strict_lower + I) (U*strict_upper + diag(sign_S exp(log_S)))``
+    (:func:`~flowjax.bijectors.lu_weight`; entries outside the masks are
+    ignored, as rosinality's masks ignore them); logdet = H W sum(log_S).
+    The inverse uses W^-1 computed once in float64. Trainable ``L``, ``U``,
+    ``log_S``; ``P`` and ``sign_S`` in the ``"constants"`` collection
+    (PyTorch buffers ``w_p``, ``s_sign``).
+    """
+
+    precision: str = "highest"
+
+    @nn.compact
+    def params(self, x: Array) -> tuple[Array, ...]:
+        c = x.shape[-1]
+        drawn: dict[str, Array] = {}
+
+        def init(name):
+            def initializer(key=None, *_):
+                if not drawn:  # all five from one decomposition (first key drawn)
+                    p, l, u = jax.scipy.linalg.lu(random_orthogonal(key, c))
+                    s = jnp.diag(u)
+                    drawn.update(P=p, L=l, U=jnp.triu(u, 1), sign_S=jnp.sign(s),
+                                 log_S=jnp.log(jnp.abs(s)))
+                return drawn[name]
+            return initializer
+
+        l = self.param("L", init("L"))
+        u = self.param("U", init("U"))
+        log_s = self.param("log_S", init("log_S"))
+        p = self.variable(CONSTANTS, "P", init("P")).value
+        sign_s = self.variable(CONSTANTS, "sign_S", init("sign_S")).value
+        return p, l, u, sign_s, log_s
+
+    def forward(self, x: Array) -> tuple[Array, Array]:
+        p, l, u, sign_s, log_s = self.params(x)
+        with jax.default_matmul_precision("highest"):
+            w = lu_weight(p, l, u, sign_s, log_s)
+        y = channel_mix(x, w.T, get_precision(self.precision))
+        return y, per_image_logdet(_num_positions(x) * jnp.sum(log_s), x)
+
+    def inverse(self, y: Array) -> tuple[Array, Array]:
+        p, l, u, sign_s, log_s = self.params(y)
+        with jax.enable_x64(True):
+            f64 = [a.astype(jnp.float64) for a in (p, l, u, sign_s, log_s)]
+            w_inv = jnp.linalg.inv(lu_weight(*f64)).astype(y.dtype)
+        x = channel_mix(y, w_inv.T, get_precision(self.precision))
+        return x, per_image_logdet(-_num_positions(y) * jnp.sum(log_s), y)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+
+class OnesPaddedZeroConv(nn.Module):
+    """rosinality's ZeroConv2d: pad with ones, 3x3 conv + bias, times exp(3 scale).
+
+    Parameters (zero at init): ``kernel`` [3, 3, Cin, Cout] (HWIO), ``bias``
+    [Cout], ``scale`` [Cout].
+    """
+
+    features: int
+    precision: str = "highest"
+
+    @nn.compact
+    def params(self, cin: int) -> tuple[Array, Array, Array]:
+        kernel = self.param("kernel", nn.initializers.zeros, (3, 3, cin, self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        scale = self.param("scale", nn.initializers.zeros, (self.features,))
+        return kernel, bias, scale
+
+    def __call__(self, x: Array) -> Array:
+        kernel, bias, scale = self.params(x.shape[-1])
+        return zero_conv(x, ones_padding_kernel(kernel), bias, scale, get_precision(self.precision))
+
+    def of_zeros(self, shape: tuple[int, int, int]) -> Array:
+        """The output for an all-zero input of ``shape`` (H, W, Cin): only the
+        padding ring contributes (the learned top prior)."""
+        h, w, cin = shape
+        kernel, bias, scale = self.params(cin)
+        ring = edge_bias(h, w, jnp.sum(kernel, axis=2, keepdims=True), get_precision(self.precision))
+        return (ring + bias) * jnp.exp(LOGSCALE_FACTOR * scale)
+
+
+class Conv(nn.Module):
+    """A PyTorch-style conv with bias: 3x3 zero padded or 1x1; N(0, 0.05^2) kernel."""
+
+    features: int
+    kernel_size: int
+    precision: str = "highest"
+
+    @nn.compact
+    def __call__(self, x: Array) -> Array:
+        k = self.kernel_size
+        kernel = self.param("kernel", nn.initializers.normal(CONV_INIT_STD),
+                            (k, k, x.shape[-1], self.features))
+        bias = self.param("bias", nn.initializers.zeros, (self.features,))
+        precision = get_precision(self.precision)
+        if k == 1:
+            return conv1x1(x, kernel, precision) + bias
+        return conv3x3_zero_padded(x, kernel, bias, precision)
+
+
+class ColumnCoupling(nn.Module):
+    """rosinality's coupling: ``x_a`` (first half) conditions ``x_b``.
+
+    ``h = ZeroConv(relu(conv1x1(relu(conv3x3(x_a)))))``; additive ``x_b + h``;
+    affine ``h = [log_s, t]`` (contiguous), ``s = sigmoid(log_s + 2)``,
+    ``(x_b + t) * s``, logdet ``sum log s`` (OpenAI's affine coupling after
+    :func:`interleave_halves`). Parameters ``conv1``, ``conv2`` {kernel,
+    bias}, ``conv_out`` {kernel, bias, scale}.
+    """
+
+    width: int = DEFAULT_WIDTH
+    kind: str = "additive"
+    precision: str = "highest"
+
+    @nn.compact
+    def conditioner(self, x_a: Array) -> Array:
+        n_out = x_a.shape[-1] * (2 if self.kind == "affine" else 1)
+        h = nn.relu(Conv(self.width, 3, self.precision, name="conv1")(x_a))
+        h = nn.relu(Conv(self.width, 1, self.precision, name="conv2")(h))
+        return OnesPaddedZeroConv(n_out, self.precision, name="conv_out")(h)
+
+    def _apply(self, x: Array, reverse: bool) -> tuple[Array, Array]:
+        x_a, x_b = split_channels(x)
+        h = self.conditioner(x_a)
+        if self.kind == "affine":
+            x_b, logdet = affine_coupling(x_b, interleave_halves(h), reverse)
+        else:
+            x_b, logdet = additive_coupling(x_b, h, reverse)
+        return jnp.concatenate([x_a, x_b], axis=-1), logdet
+
+    def forward(self, x: Array) -> tuple[Array, Array]:
+        return self._apply(x, reverse=False)
+
+    def inverse(self, y: Array) -> tuple[Array, Array]:
+        return self._apply(y, reverse=True)
+
+    def output_shape(self, shape: Shape) -> Shape:
+        if shape[-1] % 2:
+            raise ValueError(f"coupling needs an even channel count, got shape {shape}")
+        return shape
+
+
+class FlowStep(nn.Module):
+    """ActNorm -> 1x1 conv (LU or plain) -> coupling, as an ``nn.scan`` body."""
+
+    width: int
+    coupling: str
+    lu: bool
+    precision: str
+    reverse: bool = False
+
+    @nn.compact
+    def __call__(self, carry: tuple[Array, Array], _: Any) -> tuple[tuple[Array, Array], None]:
+        z, logdet = carry
+        invconv = (InvConvLUColumns if self.lu else InvConv)(self.precision, name="invconv")
+        step = Chain((ScaleActNorm(name="actnorm"), invconv,
+                      ColumnCoupling(self.width, self.coupling, self.precision, name="coupling")))
+        if self.reverse:
+            z, _ = step.inverse(z)
+            return (z, logdet), None
+        z, step_logdet = step.forward(z)
+        return (z, logdet + step_logdet), None
+
+
+# --------------------------------------------------------------------------
+# The model
+# --------------------------------------------------------------------------
+
+
+class RosinalityGlow(nn.Module):
+    """rosinality's ``Glow(in_channel, n_flow, n_block, affine, conv_lu)`` on NHWC images.
+
+    Attributes (rosinality's constructor argument in brackets):
+      image_size: height = width of the images; divisible by 2**n_levels.
+      n_levels: [n_block] number of blocks (levels).
+      depth: [n_flow] flow steps per block.
+      coupling: [affine] "additive" (False) or "affine" (True).
+      conv_lu: [conv_lu] LU 1x1 convs in blocks 0..n_levels-2; the last block
+        always uses LU (quirk 1).
+      width: coupling hidden channels (rosinality: 512, hard-coded).
+      n_bits: bits per colour channel (rosinality/lassi: 5).
+      channels: [in_channel] colour channels (3).
+      precision: "highest" (full float32), "high" or "default".
+
+    Same interface as :class:`flowjax.glow.Glow`: ``encode``/``decode``/
+    ``sample``/``log_prob``/``bits_per_dim``, ``latent_shapes``, returns
+    :class:`flowjax.glow.Encoding`. Not class-conditional (``y`` must be None).
+    """
+
+    image_size: int = 64
+    n_levels: int = 4
+    depth: int = 32
+    coupling: str = "additive"
+    conv_lu: bool = True
+    width: int = DEFAULT_WIDTH
+    n_bits: int = 5
+    channels: int = 3
+    precision: str = "highest"
+
+    n_classes = 0  # the experiments ask; rosinality's Glow has no labels
+
+    def __post_init__(self):
+        checks = [
+            (self.coupling in COUPLINGS, f"coupling must be one of {sorted(COUPLINGS)}, got {self.coupling!r}"),
+            (self.precision in PRECISIONS, f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}"),
+            (1 <= self.n_bits <= 8, f"n_bits must be in 1..8, got {self.n_bits}"),
+            (self.depth >= 1 and self.width >= 1,
+             f"depth and width must be >= 1, got depth={self.depth}, width={self.width}"),
+            (isinstance(self.conv_lu, bool), f"conv_lu must be a bool, got {self.conv_lu!r}"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ValueError(message)
+        latents_lib.latent_shapes(self.image_size, self.n_levels, self.channels)  # validates
+        super().__post_init__()
+
+    # ---- geometry -----------------------------------------------------------
+
+    @property
+    def latent_shapes(self) -> list[tuple[int, int, int]]:
+        """Per-level latent shapes (H, W, C), level 0 first (as flowjax's Glow)."""
+        return latents_lib.latent_shapes(self.image_size, self.n_levels, self.channels)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return (self.image_size, self.image_size, self.channels)
+
+    @property
+    def num_dims(self) -> int:
+        return self.image_size * self.image_size * self.channels
+
+    @property
+    def n_bins(self) -> int:
+        return 2**self.n_bits
+
+    def level_uses_lu(self, level: int) -> bool:
+        """Whether block ``level`` has LU 1x1 convs (the last one always: quirk 1)."""
+        return self.conv_lu or level == self.n_levels - 1
+
+    # ---- public API -----------------------------------------------------------
+
+    def __call__(self, images: Array, noise: Any = None, y: Array | None = None) -> Encoding:
+        """Same as :meth:`encode` (so ``init(key, images)`` does the data-dependent init)."""
+        return self.encode(images, noise, y)
+
+    def encode(self, images: Array, noise: Any = None, y: Array | None = None) -> Encoding:
+        """uint8 images [B, S, S, C] -> :class:`~flowjax.glow.Encoding`.
+
+        ``noise``: None (mid-bin ``0.5 / n_bins``), a PRNG key (``U[0, 1) /
+        n_bins`` as train.py) or the float array added itself (values in
+        ``[0, 1/n_bins)``, NHWC). ``z`` are rosinality's ``z_outs`` (NHWC),
+        ``eps`` the same standardised under the priors.
+        """
+        self._check_labels(y)
+        return self._flow(x=self._preprocess(images, noise))
+
+    def decode(self, latents: Sequence[Array], y: Array | None = None, space: str = "eps",
+               quantize: bool = True) -> Array:
+        """Per-level latents -> images. ``space="z"`` is rosinality's
+        ``reverse(z, reconstruct=True)``, ``"eps"`` its ``reconstruct=False``.
+        ``quantize=False`` returns the float image (rosinality's reverse output,
+        in [-0.5, 0.5)); True the uint8 image ``floor((x + 0.5) n_bins) * 2**(8-n_bits)``.
+        """
+        if space not in SPACES:
+            raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+        self._check_labels(y)
+        self._check_latents(latents)
+        x = self._flow(latents=tuple(latents), space=space)
+        return self.postprocess(x) if quantize else x
+
+    def sample(self, key: Array, n: int, temperature: float = 0.7, y: Array | None = None,
+               quantize: bool = True) -> Array:
+        """``n`` images; ``temperature`` scales eps at every level (train.py's ``randn * temp``)."""
+        keys = jax.random.split(key, self.n_levels)
+        eps = [temperature * jax.random.normal(k, (n, *s), jnp.float32)
+               for k, s in zip(keys, self.latent_shapes)]
+        return self.decode(eps, y=y, quantize=quantize)
+
+    def log_prob(self, images: Array, noise: Any = None, y: Array | None = None) -> Array:
+        return self.encode(images, noise, y).log_prob
+
+    def bits_per_dim(self, images: Array, noise: Any = None, y: Array | None = None) -> Array:
+        return self.encode(images, noise, y).bits_per_dim
+
+    # ---- pre/post-processing ----------------------------------------------------
+
+    def _preprocess(self, images: Array, noise: Any) -> Array:
+        expected = self.image_shape
+        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
+            raise ValueError(f"images must have shape [batch, {', '.join(map(str, expected))}] "
+                             f"for this model; got shape {tuple(images.shape)}")
+        if images.dtype != jnp.uint8:
+            raise ValueError(f"images must be uint8 (0..255 RGB); got dtype {images.dtype}")
+        # train.py: floor(x/255 * 255 / 2**(8-n_bits)); (k/255)*255 == k in float32
+        # for every uint8 k, so this is the integer division (fixture README quirk 12).
+        x = (images // 2 ** (8 - self.n_bits)).astype(jnp.float32) / self.n_bins - 0.5
+        return x + self._noise(noise, images.shape)
+
+    def _noise(self, noise: Any, shape: Shape) -> Array:
+        if noise is None:
+            return jnp.float32(0.5 / self.n_bins)
+        noise = jnp.asarray(noise)
+        if jnp.issubdtype(noise.dtype, jax.dtypes.prng_key) or (
+                noise.dtype == jnp.uint32 and noise.shape == (2,)):
+            return jax.random.uniform(noise, shape, jnp.float32) / self.n_bins
+        if noise.shape != tuple(shape) or not jnp.issubdtype(noise.dtype, jnp.floating):
+            raise ValueError(f"noise must be None, a PRNG key or a float array of the images' "
+                             f"shape {tuple(shape)}; got {noise.dtype} array of shape {noise.shape}")
+        return noise.astype(jnp.float32)
+
+    def postprocess(self, x: Array) -> Array:
+        """Continuous image in [-0.5, 0.5) -> uint8 on the n_bits grid (no half-bin)."""
+        q = jnp.floor((x + 0.5) * self.n_bins) * (256 // self.n_bins)
+        return jnp.clip(q, 0, 255).astype(jnp.uint8)
+
+    def _check_labels(self, y: Array | None) -> None:
+        if y is not None:
+            raise ValueError("rosinality's Glow is not class-conditional: pass y=None")
+
+    def _check_latents(self, latents: Sequence[Array]) -> None:
+        shapes = self.latent_shapes
+        if len(latents) != len(shapes):
+            raise ValueError(f"expected {len(shapes)} latent levels, got {len(latents)}")
+        batch = latents[0].shape[:-3]
+        for i, (z, s) in enumerate(zip(latents, shapes)):
+            if tuple(z.shape) != (*batch, *s):
+                raise ValueError(f"latent level {i} must have shape {(*batch, *s)} (NHWC), "
+                                 f"got {tuple(z.shape)}")
+
+    # ---- the flow ---------------------------------------------------------------
+
+    def _steps(self, level: int, reverse: bool) -> nn.Module:
+        scanned = nn.scan(FlowStep, variable_axes={"params": 0, CONSTANTS: 0},
+                          split_rngs={"params": True}, length=self.depth, reverse=reverse)
+        return scanned(self.width, self.coupling, self.level_uses_lu(level), self.precision,
+                       reverse=reverse, name=f"level_{level}")
+
+    def _prior_of_zeros(self, top: nn.Module, batch: Shape) -> tuple[Array, Array]:
+        h_, w_, c = self.latent_shapes[-1]
+        h = jnp.broadcast_to(top.of_zeros((h_, w_, c)), (*batch, h_, w_, 2 * c))
+        return split_channels(h)
+
+    @nn.compact
+    def _flow(self, x: Array | None = None, latents: tuple[Array, ...] | None = None,
+              space: str = "eps") -> Any:
+        """Encode (``x`` given) or decode (``latents`` given); one compact method
+        so both directions create the same parameters."""
+        splits = [OnesPaddedZeroConv(2 * self.latent_shapes[i][-1], self.precision,
+                                     name=f"split_{i}") for i in range(self.n_levels - 1)]
+        top = OnesPaddedZeroConv(2 * self.latent_shapes[-1][-1], self.precision, name="prior")
+        if x is not None:
+            return self._encode_flow(x, splits, top)
+        return self._decode_flow(latents, space, splits, top)
+
+    def _encode_flow(self, x: Array, splits, top) -> Encoding:
+        batch = x.shape[:-3]
+        z = squeeze2d(x)
+        logdet = jnp.zeros(batch, x.dtype)
+        log_prior = jnp.zeros(batch, x.dtype)
+        eps, zs = [], []
+        for level in range(self.n_levels):
+            (z, logdet), _ = self._steps(level, reverse=False)((z, logdet), None)
+            if level < self.n_levels - 1:
+                z, factored = split_channels(z)
+                mean, log_sd = split_channels(splits[level](z))
+                z = squeeze2d(z)
+            else:
+                factored = z
+                mean, log_sd = self._prior_of_zeros(top, batch)
+            log_prior = log_prior + gaussian_log_prob(factored, mean, log_sd)
+            eps.append(standardize(factored, mean, log_sd))
+            zs.append(factored)
+        log_prob = -self.num_dims * math.log(self.n_bins) + logdet + log_prior
+        return Encoding(eps=tuple(eps), z=tuple(zs), log_prob=log_prob,
+                        bits_per_dim=-log_prob / (self.num_dims * math.log(2.0)))
+
+    def _decode_flow(self, latents, space, splits, top) -> Array:
+        batch = latents[0].shape[:-3]
+        no_logdet = jnp.zeros(batch, latents[0].dtype)
+        z = None
+        for level in reversed(range(self.n_levels)):
+            if level == self.n_levels - 1:
+                mean, log_sd = self._prior_of_zeros(top, batch)
+                z = latents[level] if space == "z" else unstandardize(latents[level], mean, log_sd)
+            else:
+                kept = unsqueeze2d(z)
+                mean, log_sd = split_channels(splits[level](kept))
+                factored = latents[level] if space == "z" else unstandardize(latents[level], mean, log_sd)
+                z = jnp.concatenate([kept, factored], axis=-1)
+            (z, _), _ = self._steps(level, reverse=True)((z, no_logdet), None)
+        return unsqueeze2d(z)
+
+
+# ---- jitted entry points (as flowjax.glow's; the family is registered in flowjax.models) ----
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def encode(model: RosinalityGlow, variables: Any, images: Array, noise: Any = None) -> Encoding:
+    """Jitted :meth:`RosinalityGlow.encode`."""
+    return model.apply(variables, images, noise, method=RosinalityGlow.encode)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 3, 4))
+def decode(model: RosinalityGlow, variables: Any, latents: Sequence[Array], space: str = "eps",
+           quantize: bool = True) -> Array:
+    """Jitted :meth:`RosinalityGlow.decode`."""
+    return model.apply(variables, latents, None, space, quantize, method=RosinalityGlow.decode)
+
+
+def init(model: RosinalityGlow, key: Array, images: Array) -> Any:
+    """``model.init`` with rosinality's data-dependent ActNorm init on ``images``."""
+    return jax.jit(lambda k, x: model.init(k, x))(key, images)
+
+
+def abstract_variables(model: RosinalityGlow) -> dict[str, Any]:
+    """The model's variables as ``ShapeDtypeStruct``s (``jax.eval_shape`` of init)."""
+    images = jax.ShapeDtypeStruct((1, *model.image_shape), jnp.uint8)
+    return dict(jax.eval_shape(model.init, jax.random.key(0), images))
