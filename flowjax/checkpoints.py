@@ -24,6 +24,19 @@ Two layouts, one reader (:func:`load_model`):
   intact. Each step's ``variables/`` has exactly the export layout, so a model
   loads from either with the same code.
 
+**Integrity.** Both layouts carry ``checksums.json``: the sha256 and size of
+every file orbax wrote (an export's ``variables/``; a training step's whole
+folder), written once the save is complete. Loading verifies it first, so a
+flipped byte, a truncated or missing file or an empty step is a
+:class:`DamagedCheckpointError` naming the file, never a silently different
+model or a raw orbax/TensorStore error. A checkpoint without the record
+(written before it existed) still loads, unverified, and a damaged one then
+still gets a :class:`DamagedCheckpointError` (naming the folder) where orbax
+notices; ``add_checksums(export)`` records one for an old export. A training
+workdir whose steps have records treats a step without one as damaged (its
+save was interrupted before the record was written). Training's resume falls
+back to the newest step that verifies (``flowjax.train``).
+
 Restores go against ``jax.eval_shape`` of the model's initialisation, after
 comparing the stored tree with it: a missing, unexpected or wrong-shaped
 parameter is a :class:`CheckpointError` that names the parameter path, the
@@ -37,6 +50,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import secrets
 import shutil
@@ -61,11 +75,113 @@ METADATA_NAME = "metadata.json"
 VARIABLES_DIR = "variables"
 TRAIN_STATE_DIR = "train_state"
 CHECKPOINTS_DIR = "checkpoints"
+CHECKSUMS_NAME = "checksums.json"
+CHECKSUMS_FORMAT = "flowjax-checkpoint-checksums/1"
+DAMAGED_DIR = "damaged_checkpoints"  # <workdir>/damaged_checkpoints/<step>: set aside on resume
 COLLECTIONS = ("params", CONSTANTS)
+
+logger = logging.getLogger(__name__)
 
 
 class CheckpointError(ValueError):
     """A checkpoint is missing, incomplete or does not match the model."""
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A checkpoint's files are damaged (checksum, size, missing, unreadable): not a mismatch."""
+
+
+# --------------------------------------------------------------------------
+# Integrity record (checksums.json)
+# --------------------------------------------------------------------------
+
+
+def _write_checksums(directory: Path, covered: tuple[str, ...] = ()) -> Path:
+    """Records sha256 and size of every file under ``directory`` (only under its
+    ``covered`` subfolders when given) in ``<directory>/checksums.json``."""
+    roots = [directory / name for name in covered] or [directory]
+    files = {}
+    for root in roots:
+        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+            rel = path.relative_to(directory).as_posix()
+            if rel != CHECKSUMS_NAME:
+                files[rel] = {"sha256": fio.sha256_file(path), "bytes": path.stat().st_size}
+    if not files:
+        raise CheckpointError(f"{directory} holds no checkpoint files to record")
+    record_path = directory / CHECKSUMS_NAME
+    fio.atomic_write_json(record_path, {"format": CHECKSUMS_FORMAT, "algorithm": "sha256",
+                                        "files": files})
+    return record_path
+
+
+def add_checksums(directory: PathLike) -> Path:
+    """Writes ``checksums.json`` for a :func:`save_model` export saved without one.
+
+    Run it only on an export you trust (it records the files as they are now);
+    refuses one that has a record already.
+    """
+    directory = Path(directory)
+    if (directory / CHECKSUMS_NAME).exists():
+        raise FileExistsError(f"{directory / CHECKSUMS_NAME} already exists")
+    if not (directory / VARIABLES_DIR).is_dir():
+        raise CheckpointError(f"{directory} is not a save_model export (no {VARIABLES_DIR}/)")
+    return _write_checksums(directory, (VARIABLES_DIR,))
+
+
+def verify_checksums(directory: PathLike) -> bool:
+    """Checks every file ``<directory>/checksums.json`` lists; False when there is no record.
+
+    Raises :class:`DamagedCheckpointError` naming each missing, resized or
+    changed file (or an unreadable record).
+    """
+    directory = Path(directory)
+    record_path = directory / CHECKSUMS_NAME
+    if not record_path.is_file():
+        return False
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        files = record["files"]
+        if record.get("format") != CHECKSUMS_FORMAT or not isinstance(files, dict) or not files:
+            raise ValueError(f"format {record.get('format')!r} with {type(files).__name__} files")
+        expected = {rel: (entry["sha256"], int(entry["bytes"])) for rel, entry in files.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSON or layout
+        raise DamagedCheckpointError(
+            f"{record_path} is damaged ({type(e).__name__}: {e}); the checkpoint cannot be "
+            "verified. Restore it from a copy, or use another checkpoint.") from e
+    problems = []
+    for rel, (sha256, size) in sorted(expected.items()):
+        path = directory / rel
+        if not path.is_file():
+            problems.append(f"{path} is missing")
+        elif path.stat().st_size != size:
+            problems.append(f"{path} has {path.stat().st_size} bytes, {CHECKSUMS_NAME} "
+                            f"records {size} (truncated or overwritten)")
+        elif fio.sha256_file(path) != sha256:
+            problems.append(f"{path} has sha256 {fio.sha256_file(path)}, {CHECKSUMS_NAME} "
+                            f"records {sha256} (its bytes changed)")
+    if problems:
+        more = f"; and {len(problems) - 4} more" if len(problems) > 4 else ""
+        raise DamagedCheckpointError(
+            f"checkpoint {directory} is damaged: {'; '.join(problems[:4])}{more}. Restore it "
+            "from a copy, or use another checkpoint.")
+    return True
+
+
+@contextlib.contextmanager
+def _reading(path: Path, verified: bool):
+    """Turns whatever orbax/TensorStore raise on a damaged checkpoint into a
+    DamagedCheckpointError naming ``path`` (a CheckpointError passes as is)."""
+    try:
+        yield
+    except CheckpointError:
+        raise
+    except Exception as e:  # noqa: BLE001 - orbax/TensorStore raise many types on bad files
+        record = ("although its checksums verify" if verified else
+                  f"it has no {CHECKSUMS_NAME}, so the damaged file cannot be named")
+        raise DamagedCheckpointError(
+            f"cannot read the checkpoint {path} ({type(e).__name__}: {str(e)[:300]}); it is "
+            f"damaged or incomplete ({record}). Restore it from a copy, or use another "
+            "checkpoint.") from e
 
 
 # --------------------------------------------------------------------------
@@ -170,22 +286,27 @@ def check_tree(stored: Any, expected: Any, where: Path, what: str = "parameter")
             f"{MODEL_CONFIG_NAME} describes the model these weights were trained for.")
 
 
-def _stored_tree(checkpointer: ocp.StandardCheckpointer, path: Path) -> Any:
-    try:
-        return checkpointer.metadata(path).item_metadata.tree
-    except (FileNotFoundError, ValueError, OSError) as e:
-        raise CheckpointError(f"cannot read the checkpoint {path} ({type(e).__name__}: {e}); "
-                              "it is missing or incomplete") from e
+def _tree_of(metadata: Any, path: Path) -> Any:
+    """The stored tree of an item's metadata (None when orbax found no ``_METADATA``)."""
+    tree = getattr(metadata, "tree", None)
+    if tree is None:
+        raise DamagedCheckpointError(f"checkpoint {path} has no readable _METADATA; it is "
+                                     "damaged or incomplete")
+    return tree
 
 
-def restore_variables(path: PathLike, model: Glow) -> dict[str, Any]:
-    """Restores a ``variables/`` folder for ``model`` (checked against its shapes)."""
+def restore_variables(path: PathLike, model: Glow, *, verified: bool = False) -> dict[str, Any]:
+    """Restores a ``variables/`` folder for ``model`` (checked against its shapes).
+
+    Checksums are verified by the callers (:func:`load_model`), which know
+    where the record is; ``verified`` only words the error of an unreadable one.
+    """
     path = Path(path).absolute()
     if not path.is_dir():
         raise CheckpointError(f"checkpoint variables folder {path} does not exist")
     expected = abstract_variables(model)
-    with ocp.StandardCheckpointer() as checkpointer:
-        check_tree(_stored_tree(checkpointer, path), expected, path)
+    with ocp.StandardCheckpointer() as checkpointer, _reading(path, verified):
+        check_tree(_tree_of(checkpointer.metadata(path).item_metadata, path), expected, path)
         return dict(checkpointer.restore(path, expected))
 
 
@@ -198,7 +319,8 @@ def save_model(directory: PathLike, model: Glow, variables: Mapping[str, Any], *
                metadata: Mapping[str, Any] | None = None) -> Path:
     """Exports ``model`` and its ``variables`` to a new ``directory`` (see module docstring).
 
-    Refuses an existing directory; atomic (temporary sibling, then rename).
+    Refuses an existing directory; atomic (temporary sibling, then rename);
+    ``checksums.json`` records the variables' files.
     Returns the directory's path.
     """
     directory = Path(directory)
@@ -219,6 +341,7 @@ def save_model(directory: PathLike, model: Glow, variables: Mapping[str, Any], *
         with ocp.StandardCheckpointer() as checkpointer:
             checkpointer.save(tmp / VARIABLES_DIR, stored)
             checkpointer.wait_until_finished()
+        _write_checksums(tmp, (VARIABLES_DIR,))
         if directory.exists():  # appeared while we were writing
             raise FileExistsError(f"{directory} appeared while saving; not replacing it")
         os.rename(tmp, directory)
@@ -241,16 +364,22 @@ def load_metadata(directory: PathLike) -> dict[str, Any]:
 def load_model(directory: PathLike) -> tuple[Glow, dict[str, Any]]:
     """``(model, variables)`` from a :func:`save_model` export or a training workdir.
 
-    A workdir gives its latest checkpoint. The variables are host-local arrays
-    on the default device; ``glow.encode(model, variables, images)`` works on
-    them directly.
+    A workdir gives its latest checkpoint. Checksums are verified first (see
+    the module docstring): a damaged checkpoint is a :class:`DamagedCheckpointError`
+    naming the file. The variables are host-local arrays on the default
+    device; ``glow.encode(model, variables, images)`` works on them directly.
     """
     directory = Path(directory)
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint directory {directory} does not exist; check the path")
     if (directory / VARIABLES_DIR).is_dir():
         model = read_model_config(directory)
-        return model, restore_variables(directory / VARIABLES_DIR, model)
+        verified = verify_checksums(directory)
+        if not verified:
+            logger.warning("%s has no %s: loading it unverified (flowjax.checkpoints."
+                           "add_checksums records one for an export you trust)",
+                           directory, CHECKSUMS_NAME)
+        return model, restore_variables(directory / VARIABLES_DIR, model, verified=verified)
     if (directory / CHECKPOINTS_DIR).is_dir():
         model = read_model_config(directory)
         manager = _read_only_manager(directory)
@@ -260,15 +389,31 @@ def load_model(directory: PathLike) -> tuple[Glow, dict[str, Any]]:
                 raise CheckpointError(
                     f"training workdir {directory} has no finished checkpoint in "
                     f"{directory / CHECKPOINTS_DIR}; train longer or pick another run")
-            path = directory / CHECKPOINTS_DIR / str(step) / VARIABLES_DIR
+            step_dir = directory / CHECKPOINTS_DIR / str(step)
+            verified = _verify_step(step_dir, manager.all_steps())
+            path = step_dir / VARIABLES_DIR
             expected = abstract_variables(model)
-            check_tree(manager.item_metadata(step)[VARIABLES_DIR].tree, expected, path)
-            restored = manager.restore(step, args=ocp.args.Composite(
-                **{VARIABLES_DIR: ocp.args.StandardRestore(expected)}))
+            with _reading(path, verified):
+                stored = manager.item_metadata(step).get(VARIABLES_DIR)
+                check_tree(_tree_of(stored, path), expected, path)
+                restored = manager.restore(step, args=ocp.args.Composite(
+                    **{VARIABLES_DIR: ocp.args.StandardRestore(expected)}))
         return model, dict(restored[VARIABLES_DIR])
     raise CheckpointError(
         f"{directory} is neither a save_model export ({MODEL_CONFIG_NAME} + {VARIABLES_DIR}/) "
         f"nor a training workdir ({MODEL_CONFIG_NAME} + {CHECKPOINTS_DIR}/)")
+
+
+def _verify_step(step_dir: Path, all_steps: Any) -> bool:
+    """Verifies a training step; a step without a record is damaged when another has one."""
+    if verify_checksums(step_dir):
+        return True
+    others = [step_dir.parent / str(s) / CHECKSUMS_NAME for s in all_steps]
+    if any(path.is_file() for path in others):
+        raise DamagedCheckpointError(
+            f"checkpoint {step_dir} has no {CHECKSUMS_NAME} although other steps of "
+            f"{step_dir.parent} have one: its save did not finish (or the file was deleted)")
+    return False
 
 
 # --------------------------------------------------------------------------
@@ -315,6 +460,7 @@ class TrainCheckpointer:
         policy = (policies[0] if len(policies) == 1
                   else ocp.checkpoint_managers.AnyPreservationPolicy(policies))
         self.directory = (Path(workdir) / CHECKPOINTS_DIR).absolute()
+        self._unrecorded: list[int] = []  # saved steps whose checksums.json is still to write
         self._manager = ocp.CheckpointManager(
             self.directory, item_handlers=_item_handlers(),
             options=ocp.CheckpointManagerOptions(
@@ -331,7 +477,12 @@ class TrainCheckpointer:
         return self.directory / str(step)
 
     def save(self, step: int, variables: Mapping[str, Any], train_state: Mapping[str, Any]) -> None:
-        """Saves step ``step``; refuses to replace an existing one."""
+        """Saves step ``step``; refuses to replace an existing one.
+
+        Its ``checksums.json`` is written once the (background) save has
+        finished: at the next save, :meth:`wait` or :meth:`close`.
+        """
+        self._record_finished()
         if step in self._manager.all_steps():
             raise FileExistsError(f"checkpoint {self.step_path(step)} already exists; "
                                   "not overwriting a saved step")
@@ -341,26 +492,67 @@ class TrainCheckpointer:
         }), force=True)
         if not saved:
             raise RuntimeError(f"orbax declined to save step {step} in {self.directory}")
+        self._unrecorded.append(step)
+
+    def _record_finished(self) -> None:
+        """Waits for pending saves, then writes their checksums.json (process 0 only)."""
+        if not self._unrecorded:
+            return
+        self._manager.wait_until_finished()
+        steps, self._unrecorded = self._unrecorded, []
+        if jax.process_index() == 0:
+            for step in steps:
+                if self.step_path(step).is_dir():  # not already removed by the LatestN policy
+                    _write_checksums(self.step_path(step))
+
+    def verify(self, step: int) -> bool:
+        """Verifies step ``step`` (see :func:`verify_checksums`); False: saved without a record."""
+        return _verify_step(self.step_path(step), self._manager.all_steps())
+
+    def set_aside(self, step: int) -> Path:
+        """Moves a damaged step to ``<workdir>/damaged_checkpoints/`` (kept for inspection,
+        out of the way of a new save of that step) and returns its new path."""
+        target = self.directory.parent / DAMAGED_DIR / str(step)
+        if jax.process_index() == 0:
+            target.parent.mkdir(exist_ok=True)
+            n = 1
+            while target.exists():
+                target, n = target.with_name(f"{step}-{n}"), n + 1
+            os.rename(self.step_path(step), target)
+        if jax.process_count() > 1:
+            ocp.multihost.sync_global_processes(f"flowjax_set_aside_{step}")
+        self._manager.reload()
+        return target
 
     def restore(self, step: int, abstract_variables: Mapping[str, Any],
                 abstract_train_state: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Restores step ``step`` onto the shardings of the abstract trees."""
+        """Restores step ``step`` onto the shardings of the abstract trees.
+
+        Verifies its checksums first: :class:`DamagedCheckpointError` for
+        damaged files, :class:`CheckpointError` for trees that do not match.
+        """
         path = self.step_path(step)
-        stored = self._manager.item_metadata(step)
-        check_tree(stored[VARIABLES_DIR].tree, dict(abstract_variables), path / VARIABLES_DIR)
-        check_tree(stored[TRAIN_STATE_DIR].tree, dict(abstract_train_state), path / TRAIN_STATE_DIR,
-                   what="training state entry")
-        restored = self._manager.restore(step, args=ocp.args.Composite(**{
-            VARIABLES_DIR: ocp.args.StandardRestore(dict(abstract_variables)),
-            TRAIN_STATE_DIR: ocp.args.StandardRestore(dict(abstract_train_state)),
-        }))
+        verified = self.verify(step)
+        with _reading(path, verified):
+            stored = self._manager.item_metadata(step)
+            check_tree(_tree_of(stored.get(VARIABLES_DIR), path / VARIABLES_DIR),
+                       dict(abstract_variables), path / VARIABLES_DIR)
+            check_tree(_tree_of(stored.get(TRAIN_STATE_DIR), path / TRAIN_STATE_DIR),
+                       dict(abstract_train_state), path / TRAIN_STATE_DIR,
+                       what="training state entry")
+            restored = self._manager.restore(step, args=ocp.args.Composite(**{
+                VARIABLES_DIR: ocp.args.StandardRestore(dict(abstract_variables)),
+                TRAIN_STATE_DIR: ocp.args.StandardRestore(dict(abstract_train_state)),
+            }))
         return dict(restored[VARIABLES_DIR]), dict(restored[TRAIN_STATE_DIR])
 
     def wait(self) -> None:
-        """Blocks until a background save has finished."""
+        """Blocks until a background save has finished (and its checksums are written)."""
         self._manager.wait_until_finished()
+        self._record_finished()
 
     def close(self) -> None:
+        self._record_finished()
         self._manager.close()
 
     def __enter__(self) -> TrainCheckpointer:

@@ -22,6 +22,14 @@ message's size before emitting it, so big tensors are copied once, not once
 per nesting level; :meth:`Tensor.filled` writes a constant tensor of any size
 as a single ``*_val`` value (the real-size test fixtures rely on it).
 
+Malformed input (cut, flipped, fuzzed) is a :class:`GraphDefError` naming
+the file and the byte offset, never another exception: every field's wire
+type is checked against its message's declaration before it is read, and a
+tensor never allocates more than its file could hold (fills of one value or
+none are broadcast views; only "repeat the last of several values" allocates,
+and only up to the file's size). ``tests/test_graphdef_fuzz.py`` holds it to
+that on seeded mutations of real graphs.
+
 Field numbers and DataType codes were checked against tensorboard's compiled
 protos (``tests/test_graphdef.py`` cross-checks both directions).
 """
@@ -94,6 +102,10 @@ _DTYPE_VALUE_FIELD = {
 
 # Wire types.
 _VARINT, _FIXED64, _LEN, _FIXED32 = 0, 1, 2, 5
+_WIRE_NAMES = {_VARINT: "varint", _FIXED64: "fixed64", _LEN: "length-delimited",
+               _FIXED32: "fixed32"}
+# numpy's limit on an array's bytes (larger shapes cannot even be broadcast).
+_MAX_ARRAY_BYTES = 2**62
 
 
 class GraphDefError(ValueError):
@@ -120,6 +132,10 @@ class Tensor:
     shape: tuple[int, ...] | None  # None: unknown rank
     content: bytes | memoryview = b""
     values: dict[int, np.ndarray] = dataclasses.field(default_factory=dict)
+    # Set by the reader: where the tensor was read ("<file>, tensor at offset N", named by
+    # every error) and the size of that file (the most a partial fill may expand to).
+    origin: str = dataclasses.field(default="", repr=False)
+    file_bytes: int | None = dataclasses.field(default=None, repr=False)
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Tensor):
@@ -132,48 +148,66 @@ class Tensor:
     @property
     def num_elements(self) -> int:
         if self.shape is None or any(d < 0 for d in self.shape):
-            raise GraphDefError(f"tensor of shape {self.shape} has no fixed number of elements")
+            raise self._error(f"tensor of shape {self.shape} has no fixed number of elements")
         return math.prod(self.shape)
 
     @property
     def numpy_dtype(self) -> np.dtype:
         if self.dtype not in NUMPY_DTYPES:
-            raise GraphDefError(f"unsupported tensor dtype {DTYPE_NAMES.get(self.dtype, self.dtype)}; "
-                                f"supported: {sorted(DTYPE_NAMES[d] for d in NUMPY_DTYPES)}")
+            raise self._error(
+                f"unsupported tensor dtype {DTYPE_NAMES.get(self.dtype, self.dtype)}; "
+                f"supported: {sorted(DTYPE_NAMES[d] for d in NUMPY_DTYPES)}")
         return NUMPY_DTYPES[self.dtype]
+
+    def _error(self, message: str) -> GraphDefError:
+        return GraphDefError(f"{self.origin}: {message}" if self.origin else message)
 
     def numpy(self) -> np.ndarray:
         """The tensor's values as an array of its shape (TensorFlow's fill rules).
 
         Read-only and possibly not a copy: from ``tensor_content`` a view of
-        the bytes read, from a single fill value a broadcast view (no memory
-        for the elements); ``np.array(t.numpy())`` for a writable copy.
+        the bytes read, from one fill value (or none: zeros) a broadcast view
+        (no memory for the elements); ``np.array(t.numpy())`` for a writable
+        copy. Only "repeat the last of several values" allocates the whole
+        shape, and for a tensor read from a file never more bytes than the
+        file has (:data:`GraphDefError` otherwise): a few malformed bytes
+        cannot ask for gigabytes.
         """
         dtype, n = self.numpy_dtype, self.num_elements
+        if math.prod(d for d in self.shape if d) * dtype.itemsize > _MAX_ARRAY_BYTES:
+            raise self._error(f"tensor of shape {list(self.shape)} declares {n} elements, more "
+                              "than any array can hold")
         if len(self.content):
             if len(self.content) != n * dtype.itemsize:
-                raise GraphDefError(
+                raise self._error(
                     f"tensor_content has {len(self.content)} bytes; a {DTYPE_NAMES[self.dtype]} "
                     f"tensor of shape {list(self.shape)} needs {n * dtype.itemsize}")
             return np.frombuffer(self.content, dtype=dtype).reshape(self.shape)
         field = _DTYPE_VALUE_FIELD[self.dtype]
-        values = self.values.get(field, np.zeros(0))
+        if field not in self.values:  # no values: zeros
+            return np.broadcast_to(np.zeros((), dtype), self.shape)
+        values = self.values[field]
         if self.dtype == DT_HALF:  # half_val holds the float16 bit patterns
             values = values.astype(np.uint16).view(np.float16)
         else:
             values = values.astype(dtype, copy=False)
         if values.size > n:
-            raise GraphDefError(f"tensor of shape {list(self.shape)} ({n} elements) holds "
-                                f"{values.size} values")
+            raise self._error(f"tensor of shape {list(self.shape)} ({n} elements) holds "
+                              f"{values.size} values")
         if values.size == n:
             values = values.reshape(self.shape)
             values.flags.writeable = False
             return values
         if values.size == 1:
             return np.broadcast_to(values[0], self.shape)
+        if self.file_bytes is not None and n * dtype.itemsize > self.file_bytes:
+            raise self._error(
+                f"tensor of shape {list(self.shape)} gives {values.size} of its {n} values "
+                f"(the last repeats); expanding it needs {n * dtype.itemsize} bytes, more than "
+                f"the {self.file_bytes}-byte file holds. Not a GraphDef this reader accepts.")
         out = np.empty(n, dtype)
         out[:values.size] = values
-        out[values.size:] = values[-1] if values.size else 0
+        out[values.size:] = values[-1]
         out.flags.writeable = False
         return out.reshape(self.shape)
 
@@ -290,6 +324,8 @@ def input_node_name(name: str) -> str:
 
 
 def _varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """The varint at ``pos`` (truncated to 64 bits, as protobuf does) and the next pos."""
+    start = pos
     byte = buf[pos]
     if byte < 0x80:
         return byte, pos + 1
@@ -300,10 +336,13 @@ def _varint(buf: bytes, pos: int) -> tuple[int, int]:
         result |= (byte & 0x7F) << shift
         pos += 1
         if byte < 0x80:
-            return result, pos
+            return result & _UINT64_MASK, pos
         shift += 7
         if shift > 63:
-            raise GraphDefError(f"varint longer than 10 bytes at offset {pos}")
+            raise GraphDefError(f"varint at offset {start} is longer than 10 bytes")
+
+
+_UINT64_MASK = (1 << 64) - 1
 
 
 def _signed64(value: int) -> int:
@@ -315,79 +354,143 @@ def _next_field(buf: bytes, pos: int, end: int) -> tuple[int, int, Any, int]:
     length-delimited value is its ``(start, end)`` range in ``buf``, a
     fixed-width one its offset. One-byte varints are inlined: this is most of
     the time spent reading a large graph."""
-    key = buf[pos]
-    if key < 0x80:
-        pos += 1
-    else:
-        key, pos = _varint(buf, pos)
-    number, wire = key >> 3, key & 7
-    if wire == _LEN:
-        length = buf[pos]
-        if length < 0x80:
+    start = pos
+    try:
+        key = buf[pos]
+        if key < 0x80:
             pos += 1
         else:
-            length, pos = _varint(buf, pos)
-        value = (pos, pos + length)
-        pos += length
-    elif wire == _VARINT:
-        value, pos = _varint(buf, pos)
-    elif wire == _FIXED32:
-        value, pos = pos, pos + 4
-    elif wire == _FIXED64:
-        value, pos = pos, pos + 8
-    else:
-        raise GraphDefError(f"unsupported wire type {wire} (field {number}) at offset {pos}")
+            key, pos = _varint(buf, pos)
+        number, wire = key >> 3, key & 7
+        if wire == _LEN:
+            length = buf[pos]
+            if length < 0x80:
+                pos += 1
+            else:
+                length, pos = _varint(buf, pos)
+            value = (pos, pos + length)
+            pos += length
+        elif wire == _VARINT:
+            value, pos = _varint(buf, pos)
+        elif wire == _FIXED32:
+            value, pos = pos, pos + 4
+        elif wire == _FIXED64:
+            value, pos = pos, pos + 8
+        else:
+            raise GraphDefError(f"unsupported wire type {wire} (field {number}) at offset {start}")
+    except IndexError:  # a key, length or varint cut off by the end of the data
+        raise GraphDefError(f"field at offset {start} is cut off by the end of the data "
+                            f"({len(buf)} bytes)") from None
+    if number == 0:
+        raise GraphDefError(f"field number 0 at offset {start} (protobuf field numbers start at 1)")
     if pos > end:
-        raise GraphDefError(f"field {number} runs past the end of its message (offset {pos} > {end})")
+        raise GraphDefError(f"field {number} at offset {start} runs past the end of its message "
+                            f"(it ends at {pos}, the message at {end})")
     return number, wire, value, pos
 
 
-def _fields(buf: bytes, start: int, end: int) -> list[tuple[int, int, Any]]:
-    """``(number, wire type, value)`` of every field of a message, in order."""
+# The wire types each field of a message must have (protobuf's encoding of its
+# declared type; numeric repeated fields may be packed); fields not listed are
+# skipped whatever their wire type. Reading a field as another type is what
+# turned malformed input into TypeErrors before.
+_V, _L, _F32, _F64 = (_VARINT,), (_LEN,), (_FIXED32,), (_FIXED64,)
+_GRAPH_WIRES = {1: _L, 2: _L, 4: _L}
+_VERSIONS_WIRES = {1: _V, 2: _V}
+_NODE_WIRES = {1: _L, 2: _L, 3: _L, 4: _L, 5: _L}
+_ATTR_ENTRY_WIRES = {1: _L, 2: _L}
+_ATTR_WIRES = {1: _L, 2: _L, 3: _V, 4: _F32, 5: _V, 6: _V, 7: _L, 8: _L, 9: _L, 10: _L}
+_LIST_WIRES = {2: _L, 3: _V + _L, 4: _F32 + _L, 5: _V + _L, 6: _V + _L, 7: _L, 8: _L}
+_SHAPE_WIRES = {2: _L, 3: _V}
+_DIM_WIRES = {1: _V, 2: _L}
+_TENSOR_WIRES = {1: _V, 2: _L, 4: _L, **{
+    field: {"f4": _F32, "f8": _F64, "varint": _V}[kind] + _L
+    for field, kind in _VALUE_FIELDS.items()}}
+
+
+def _fields(buf: bytes, start: int, end: int,
+            wires: dict[int, tuple[int, ...]]) -> list[tuple[int, int, Any]]:
+    """``(number, wire type, value)`` of every field of a message, in order;
+    a field whose wire type is not the one ``wires`` gives for it is an error."""
     out, pos = [], start
     while pos < end:
+        field_start = pos
         number, wire, value, pos = _next_field(buf, pos, end)
+        allowed = wires.get(number)
+        if allowed is not None and wire not in allowed:
+            raise _wrong_wire(number, wire, field_start, allowed)
         out.append((number, wire, value))
     return out
 
 
+def _wrong_wire(number: int, wire: int, offset: int, allowed: tuple[int, ...]) -> GraphDefError:
+    return GraphDefError(f"field {number} at offset {offset} is {_WIRE_NAMES[wire]}; its message "
+                         f"declares it {' or '.join(_WIRE_NAMES[w] for w in allowed)}")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Source:
+    """The bytes being read, a zero-copy view of them and their name (for errors)."""
+
+    buf: bytes
+    view: memoryview
+    name: str
+
+
 def _text(buf: bytes, span: tuple[int, int]) -> str:
-    return buf[span[0]:span[1]].decode("utf-8")
+    try:
+        return buf[span[0]:span[1]].decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise GraphDefError(f"string at offset {span[0]} is not UTF-8 ({err.reason} at its "
+                            f"byte {err.start})") from None
 
 
 def _packed_varints(buf: bytes, start: int, end: int) -> list[int]:
     values, pos = [], start
-    while pos < end:
-        value, pos = _varint(buf, pos)
-        values.append(value)
+    try:
+        while pos < end:
+            value, pos = _varint(buf, pos)
+            values.append(value)
+    except IndexError:
+        raise GraphDefError(f"packed varints at offset {start} are cut off by the end of the "
+                            "data") from None
+    if pos > end:
+        raise GraphDefError(f"packed varints at offset {start} run past their end ({end})")
     return values
 
 
-def _read_values(buf: bytes, view: memoryview, field: int, wire: int, value: Any,
+def _fixed_width(src: _Source, wire: int, value: Any, dtype: np.dtype) -> np.ndarray:
+    """One fixed-width value, or a packed run of them, as a zero-copy array."""
+    if wire != _LEN:
+        return np.frombuffer(src.view[value:value + dtype.itemsize], dtype)
+    start, end = value
+    if (end - start) % dtype.itemsize:
+        raise GraphDefError(f"packed {dtype.itemsize}-byte values at offset {start} have "
+                            f"{end - start} bytes, not a multiple of {dtype.itemsize}")
+    return np.frombuffer(src.view[start:end], dtype)
+
+
+def _read_values(src: _Source, field: int, wire: int, value: Any,
                  into: dict[int, list]) -> None:
     """Append one occurrence of a repeated numeric field (packed or not)."""
     kind = _VALUE_FIELDS[field]
     chunks = into.setdefault(field, [])
     if kind in ("f4", "f8"):
-        dtype = np.dtype("<" + kind)
-        if wire == _LEN:
-            chunks.append(np.frombuffer(view[value[0]:value[1]], dtype))
-        else:
-            chunks.append(np.frombuffer(view[value:value + dtype.itemsize], dtype))
+        chunks.append(_fixed_width(src, wire, value, np.dtype("<" + kind)))
         return
-    raw = _packed_varints(buf, *value) if wire == _LEN else [value]
+    raw = _packed_varints(src.buf, *value) if wire == _LEN else [value]
     if field in (_INT_VAL, _INT64_VAL):  # signed: negatives are 10-byte two's complement
-        raw = [_signed64(v) for v in raw]
-    chunks.append(np.array(raw, np.uint64 if field == _UINT64_VAL else np.int64))
+        chunks.append(np.array([_signed64(v) for v in raw], np.int64))
+    else:  # unsigned, bool and half bit patterns: every 64-bit pattern fits
+        chunks.append(np.array(raw, np.uint64))
 
 
 def _read_shape(buf: bytes, span: tuple[int, int]) -> tuple[int, ...] | None:
     dims: list[int] = []
     unknown_rank = False
-    for number, _, value in _fields(buf, *span):
+    for number, _, value in _fields(buf, *span, _SHAPE_WIRES):
         if number == 2:  # dim
             size = 0
-            for dim_number, _, dim_value in _fields(buf, *value):
+            for dim_number, _, dim_value in _fields(buf, *value, _DIM_WIRES):
                 if dim_number == 1:
                     size = _signed64(dim_value)
             dims.append(size)
@@ -396,25 +499,28 @@ def _read_shape(buf: bytes, span: tuple[int, int]) -> tuple[int, ...] | None:
     return None if unknown_rank else tuple(dims)
 
 
-def _read_tensor(buf: bytes, view: memoryview, span: tuple[int, int]) -> Tensor:
+def _read_tensor(src: _Source, span: tuple[int, int]) -> Tensor:
+    buf = src.buf
     dtype, shape, content = 0, (), b""
     chunks: dict[int, list] = {}
-    for number, wire, value in _fields(buf, *span):
+    for number, wire, value in _fields(buf, *span, _TENSOR_WIRES):
         if number == 1:
             dtype = value
         elif number == 2:
             shape = _read_shape(buf, value)
         elif number == 4:
-            content = view[value[0]:value[1]]
+            content = src.view[value[0]:value[1]]
         elif number in _VALUE_FIELDS:
-            _read_values(buf, view, number, wire, value, chunks)
+            _read_values(src, number, wire, value, chunks)
     values = {f: (c[0] if len(c) == 1 else np.concatenate(c)) for f, c in chunks.items()}
-    return Tensor(dtype, shape, content, values)
+    return Tensor(dtype, shape, content, values, origin=f"{src.name}: tensor at offset {span[0]}",
+                  file_bytes=len(buf))
 
 
-def _read_list(buf: bytes, view: memoryview, span: tuple[int, int]) -> AttrList:
+def _read_list(src: _Source, span: tuple[int, int]) -> AttrList:
+    buf = src.buf
     out = AttrList()
-    for number, wire, value in _fields(buf, *span):
+    for number, wire, value in _fields(buf, *span, _LIST_WIRES):
         if number == 2:
             out.s.append(bytes(buf[value[0]:value[1]]))
         elif number in (3, 5, 6):
@@ -426,20 +532,20 @@ def _read_list(buf: bytes, view: memoryview, span: tuple[int, int]) -> AttrList:
             else:
                 out.type.extend(ints)
         elif number == 4:
-            raw = view[value[0]:value[1]] if wire == _LEN else view[value:value + 4]
-            out.f.extend(float(v) for v in np.frombuffer(raw, "<f4"))
+            out.f.extend(float(v) for v in _fixed_width(src, wire, value, np.dtype("<f4")))
         elif number == 7:
             out.shape.append(_read_shape(buf, value))
         elif number == 8:
-            out.tensor.append(_read_tensor(buf, view, value))
+            out.tensor.append(_read_tensor(src, value))
     return out
 
 
-def _read_attr(buf: bytes, view: memoryview, span: tuple[int, int]) -> AttrValue | None:
+def _read_attr(src: _Source, span: tuple[int, int]) -> AttrValue | None:
+    buf = src.buf
     attr = None
-    for number, _, value in _fields(buf, *span):
+    for number, _, value in _fields(buf, *span, _ATTR_WIRES):
         if number == 1:
-            attr = AttrValue("list", _read_list(buf, view, value))
+            attr = AttrValue("list", _read_list(src, value))
         elif number == 2:
             attr = AttrValue("s", bytes(buf[value[0]:value[1]]))
         elif number == 3:
@@ -453,7 +559,7 @@ def _read_attr(buf: bytes, view: memoryview, span: tuple[int, int]) -> AttrValue
         elif number == 7:
             attr = AttrValue("shape", _read_shape(buf, value))
         elif number == 8:
-            attr = AttrValue("tensor", _read_tensor(buf, view, value))
+            attr = AttrValue("tensor", _read_tensor(src, value))
         elif number == 9:
             attr = AttrValue("placeholder", _text(buf, value))
         elif number == 10:
@@ -461,11 +567,12 @@ def _read_attr(buf: bytes, view: memoryview, span: tuple[int, int]) -> AttrValue
     return attr
 
 
-def _read_node(buf: bytes, view: memoryview, span: tuple[int, int],
+def _read_node(src: _Source, span: tuple[int, int],
                attr_ops: Collection[str] | None) -> NodeDef:
+    buf = src.buf
     node = NodeDef(name="", op="")
     entries = []
-    for number, _, value in _fields(buf, *span):
+    for number, _, value in _fields(buf, *span, _NODE_WIRES):
         if number == 1:
             node.name = _text(buf, value)
         elif number == 2:
@@ -480,11 +587,11 @@ def _read_node(buf: bytes, view: memoryview, span: tuple[int, int],
         return node
     for entry in entries:
         key, attr = "", None
-        for entry_number, _, entry_value in _fields(buf, *entry):
+        for entry_number, _, entry_value in _fields(buf, *entry, _ATTR_ENTRY_WIRES):
             if entry_number == 1:
                 key = _text(buf, entry_value)
             elif entry_number == 2:
-                attr = _read_attr(buf, view, entry_value)
+                attr = _read_attr(src, entry_value)
         if attr is not None:
             node.attr[key] = attr
     return node
@@ -498,29 +605,41 @@ def parse_graphdef(data: bytes | bytearray | memoryview, source: str = "<bytes>"
     (e.g. ``{"Const", "Placeholder"}``) only the attrs of nodes with those ops
     are decoded and every other node gets an empty ``attr``: about twice as
     fast on a large graph when only the constants matter.
+
+    Malformed data of any kind raises :class:`GraphDefError` naming ``source``
+    and the byte offset of the problem; so does :meth:`Tensor.numpy` later on
+    the tensors read here (see there for the memory it may use).
     """
     buf = bytes(data) if not isinstance(data, bytes) else data
-    view = memoryview(buf)
+    src = _Source(buf, memoryview(buf), source)
     graph = GraphDef()
-    pos = 0
+    pos = field_start = 0
     try:
         while pos < len(buf):  # field by field, so that an error can name the last node read
-            number, _, value, pos = _next_field(buf, pos, len(buf))
+            field_start = pos
+            number, wire, value, pos = _next_field(buf, pos, len(buf))
+            allowed = _GRAPH_WIRES.get(number)
+            if allowed is not None and wire not in allowed:
+                raise _wrong_wire(number, wire, field_start, allowed)
             if number == 1:
-                node = _read_node(buf, view, value, attr_ops)
+                node = _read_node(src, value, attr_ops)
                 graph.node.append(node)
             elif number == 2:
                 graph.library = bytes(buf[value[0]:value[1]])
             elif number == 4:
-                for v_number, _, v_value in _fields(buf, *value):
+                for v_number, _, v_value in _fields(buf, *value, _VERSIONS_WIRES):
                     if v_number == 1:
                         graph.producer = _signed64(v_value)
                     elif v_number == 2:
                         graph.min_consumer = _signed64(v_value)
-    except (IndexError, ValueError, struct.error) as err:  # ValueError: GraphDefError, bad UTF-8, ...
+    except GraphDefError as err:
         where = f" after node {graph.node[-1].name!r}" if graph.node else ""
         raise GraphDefError(
             f"{source}: not a readable GraphDef (truncated or not a TensorFlow .pb?){where}: "
+            f"{err}") from err
+    except (ValueError, struct.error) as err:  # a check above missed it: still name the place
+        raise GraphDefError(
+            f"{source}: not a readable GraphDef: in the field at offset {field_start}: "
             f"{type(err).__name__}: {err}") from err
     return graph
 

@@ -28,7 +28,10 @@
   checkpoint. Metrics are checked before every checkpoint, so no checkpoint
   holds state from after a non-finite step, and nothing saved is overwritten.
 * **Loop** (:func:`train`): data-dependent ActNorm init on an init batch
-  before step 0, or an automatic resume from the workdir's latest checkpoint;
+  before step 0, or an automatic resume from the workdir's newest checkpoint
+  that verifies (``flowjax.checkpoints``: newer, damaged steps are moved to
+  ``damaged_checkpoints/`` and the log and ``summary.json`` say so; a resume
+  with another model or another optimizer is refused);
   metrics to ``metrics.jsonl`` (one line per log interval: ``step`` = updates
   done, ``split``, the interval's means; a ``"resumed"`` line where a run
   continued) and to TensorBoard event files when ``tensorboard`` is
@@ -50,6 +53,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import logging
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -77,6 +81,8 @@ METRICS_NAME = "metrics.jsonl"
 SUMMARY_NAME = "summary.json"
 CONFIG_NAME = "config.json"
 SAMPLES_DIR = "samples"
+
+logger = logging.getLogger(__name__)
 
 
 class NonFiniteError(FloatingPointError):
@@ -435,19 +441,46 @@ def _prepare_workdir(workdir: Path, model: Glow, config: Any, is_main: bool) -> 
                       if requested.get(k) != v}
             raise ValueError(f"workdir {workdir} trains a different model: {differ} (saved, "
                              "requested); resume with the same config.model or use a new workdir")
+    config_path = workdir / CONFIG_NAME
+    if model_path.is_file() and config_path.is_file():
+        _check_same_optimizer(config_path, OptimizerSpec.from_config(config.optimizer))
     if not is_main:
         return
     workdir.mkdir(parents=True, exist_ok=True)
     if not model_path.is_file():
         checkpoints.write_model_config(workdir, model)
     config_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config)
-    config_path = workdir / CONFIG_NAME
     if not config_path.is_file():
         fio.atomic_write_json(config_path, config_dict)
     elif json.loads(config_path.read_text()) != json.loads(fio.to_json(config_dict)):
         # Resumed with a changed config (e.g. more steps): keep both.
         fio.atomic_write_json(workdir / f"config.resumed-{time.strftime('%Y%m%d-%H%M%S')}.json",
                               config_dict)
+
+
+def _check_same_optimizer(config_path: Path, requested: OptimizerSpec) -> None:
+    """Refuses to resume optimizer state written by another optimizer.
+
+    adam's and adamax's states have the same tree (count, mu, nu), so no shape
+    check notices the swap; nu means a different thing in each. Gradient
+    clipping on/off changes the tree. Other fields (learning rate, warmup,
+    betas, clip norm) may change between runs.
+    """
+    try:
+        saved_config = json.loads(config_path.read_text(encoding="utf-8"))
+        saved = OptimizerSpec.from_config(saved_config["optimizer"])
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"{config_path} does not give the optimizer this workdir was trained "
+                         f"with ({type(e).__name__}: {e}); it is damaged. Resume only with "
+                         "a readable config.json, or use a new workdir.") from e
+    if (saved.name, bool(saved.grad_clip_norm)) != (requested.name, bool(requested.grad_clip_norm)):
+        raise ValueError(
+            f"workdir {config_path.parent} was trained with optimizer {saved.name!r} "
+            f"(grad_clip_norm={saved.grad_clip_norm}), its checkpoints hold that optimizer's "
+            f"state; resuming with {requested.name!r} (grad_clip_norm="
+            f"{requested.grad_clip_norm}) would misread it. Resume with "
+            f"config.optimizer.name={saved.name!r} and gradient clipping "
+            f"{'on' if saved.grad_clip_norm else 'off'}, or use a new workdir.")
 
 
 def _abstract_state(model: Glow, optimizer: OptimizerSpec, mesh: Mesh,
@@ -475,15 +508,26 @@ def _is_finite(values: Mapping[str, float]) -> bool:
 def _non_finite_error(step: int, values: Mapping[str, float],
                       ckpt: checkpoints.TrainCheckpointer) -> NonFiniteError:
     ckpt.wait()  # a background save of an earlier, good step completes first
-    good = ckpt.latest_step()
+    good = _newest_verified_step(ckpt)
     where = (f"the last good checkpoint is step {good} at {ckpt.step_path(good)}"
-             if good is not None else "no checkpoint had been saved yet")
+             if good is not None else "no checkpoint that verifies had been saved yet")
     shown = ", ".join(f"{k}={float(v):.4g}" for k, v in values.items())
     return NonFiniteError(
         f"non-finite value at step {step} (the update from step {step} to {step + 1}: {shown}); "
         f"training stopped, nothing saved was overwritten, and {where}. Lower "
-        "optimizer.learning_rate, add optimizer.warmup_steps or set optimizer.grad_clip_norm, "
-        "then train again in the same workdir to resume from that checkpoint.")
+        "optimizer.learning_rate or add optimizer.warmup_steps (or change "
+        "optimizer.grad_clip_norm if clipping was on), then train again in the same workdir "
+        "to resume from that checkpoint; switching clipping on needs a new workdir.")
+
+
+def _newest_verified_step(ckpt: checkpoints.TrainCheckpointer) -> int | None:
+    for step in reversed(ckpt.all_steps()):
+        try:
+            ckpt.verify(step)
+        except checkpoints.DamagedCheckpointError:
+            continue
+        return step
+    return None
 
 
 def train(config: Any, workdir: str | Path, *, train_dataset: Any = None,
@@ -538,19 +582,39 @@ def train(config: Any, workdir: str | Path, *, train_dataset: Any = None,
 def _initial_state(config, model, optimizer, mesh, ckpt, dataset,
                    summary) -> tuple[TrainState, int]:
     init_shape = (config.init_batch_size, *model.image_shape)
-    latest = ckpt.latest_step()
+    steps = ckpt.all_steps()
     t0 = time.perf_counter()
-    if latest is None:
+    if not steps:
         images = dataset.init_batch(config.init_batch_size, config.seed)
         state = make_init(model, optimizer, mesh)(jax.random.key(config.seed), images)
         jax.block_until_ready(state)
         summary["init_s"] = time.perf_counter() - t0
         return state, 0
     variables, rest = _split_state(_abstract_state(model, optimizer, mesh, init_shape))
-    state = _join_state(*ckpt.restore(latest, variables, rest))
+    damaged: list[tuple[int, checkpoints.DamagedCheckpointError]] = []
+    for step in reversed(steps):  # newest first; a mismatch (not damage) is raised at once
+        try:
+            state = _join_state(*ckpt.restore(step, variables, rest))
+        except checkpoints.DamagedCheckpointError as e:
+            logger.warning("checkpoint step %d does not verify: %s", step, e)
+            damaged.append((step, e))
+            continue
+        break
+    else:
+        shown = "; ".join(f"step {s}: {e}" for s, e in damaged)
+        raise checkpoints.DamagedCheckpointError(
+            f"no checkpoint in {ckpt.directory} verifies ({shown}). Restore the checkpoints "
+            "from a copy, or move the folder away to train from scratch.")
     summary["restore_s"] = time.perf_counter() - t0
-    summary["restored_from"] = str(ckpt.step_path(latest))
-    return state, latest
+    summary["restored_from"] = str(ckpt.step_path(step))
+    if damaged:
+        # Set aside (not deleted): the run will save these steps again.
+        summary["damaged_checkpoints"] = [
+            {"step": s, "moved_to": str(ckpt.set_aside(s)), "error": str(e)} for s, e in damaged]
+        logger.warning("resuming from step %d, the newest checkpoint that verifies; damaged "
+                       "newer steps moved to %s", step,
+                       ", ".join(d["moved_to"] for d in summary["damaged_checkpoints"]))
+    return state, step
 
 
 def _loop(config, model, optimizer, mesh, ckpt, writer, state, train_ds, eval_ds, workdir,

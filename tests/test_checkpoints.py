@@ -133,3 +133,130 @@ def test_checkpointer_restore_checks_the_training_state_shapes(tmp_path, variabl
         abstract = checkpoints.abstract_variables(MODEL)
         with pytest.raises(CheckpointError, match=r"training state entry rng has shape \(2,\)"):
             ckpt.restore(1, abstract, {"rng": jax.ShapeDtypeStruct((4,), jnp.uint32)})
+
+
+# --- integrity: checksums.json, damaged files --------------------------------------------
+
+
+def _largest_array_file(folder):
+    """The biggest file of orbax's array store under ``folder`` (the parameters' bytes)."""
+    files = [f for f in folder.rglob("*") if f.is_file() and "ocdbt.process_0" in f.parts
+             and f.parent.name == "d"]
+    return max(files, key=lambda f: f.stat().st_size)
+
+
+def _flip_a_byte(path):
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    path.write_bytes(bytes(data))
+    return path
+
+
+def _truncate(path):
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    return path
+
+
+DAMAGES = {
+    "flipped byte in an array file": lambda d: _flip_a_byte(_largest_array_file(d)),
+    "truncated array file": lambda d: _truncate(_largest_array_file(d)),
+    "missing _METADATA": lambda d: (d / "_METADATA").unlink() or d / "_METADATA",
+    "truncated _METADATA": lambda d: _truncate(d / "_METADATA"),
+}
+
+
+def test_save_model_records_the_checksum_of_every_variables_file(tmp_path, variables):
+    out = checkpoints.save_model(tmp_path / "export", MODEL, variables)
+    record = json.loads((out / "checksums.json").read_text())
+    files = sorted(p.relative_to(out).as_posix() for p in (out / "variables").rglob("*")
+                   if p.is_file())
+    assert sorted(record["files"]) == files
+    some = files[0]
+    assert record["files"][some] == {"sha256": fio.sha256_file(out / some),
+                                     "bytes": (out / some).stat().st_size}
+    assert checkpoints.verify_checksums(out) is True
+
+
+@pytest.mark.parametrize("damage", DAMAGES.values(), ids=DAMAGES.keys())
+def test_damaged_export_is_a_checkpoint_error_naming_the_file(tmp_path, variables, damage):
+    out = checkpoints.save_model(tmp_path / "export", MODEL, variables)
+    damaged = damage(out / "variables")
+    with pytest.raises(checkpoints.DamagedCheckpointError, match="is damaged") as e:
+        checkpoints.load_model(out)
+    assert isinstance(e.value, CheckpointError) and str(damaged) in str(e.value)
+
+
+@pytest.mark.parametrize("damage", DAMAGES.values(), ids=DAMAGES.keys())
+def test_damaged_training_step_is_a_checkpoint_error_naming_the_file(tmp_path, variables,
+                                                                     damage):
+    workdir = _training_workdir(tmp_path / "run", variables)
+    damaged = damage(workdir / "checkpoints" / "7" / "variables")
+    with pytest.raises(checkpoints.DamagedCheckpointError, match=str(damaged)):
+        checkpoints.load_model(workdir)
+    with checkpoints.TrainCheckpointer(workdir) as ckpt:
+        with pytest.raises(checkpoints.DamagedCheckpointError, match=str(damaged)):
+            ckpt.restore(7, checkpoints.abstract_variables(MODEL), {})
+
+
+def test_empty_step_folder_is_a_checkpoint_error_naming_it(tmp_path, variables):
+    workdir = _training_workdir(tmp_path / "run", variables)
+    step = workdir / "checkpoints" / "7"
+    for path in sorted(step.rglob("*"), reverse=True):
+        path.unlink() if path.is_file() else path.rmdir()
+    with pytest.raises(checkpoints.DamagedCheckpointError, match=f"{step} has no checksums.json"):
+        checkpoints.load_model(workdir)
+
+
+def test_damaged_checksum_record_is_named(tmp_path, variables):
+    out = checkpoints.save_model(tmp_path / "export", MODEL, variables)
+    _truncate(out / "checksums.json")
+    with pytest.raises(checkpoints.DamagedCheckpointError, match=f"{out}/checksums.json is damaged"):
+        checkpoints.load_model(out)
+
+
+def test_training_steps_get_their_checksums_once_the_background_save_finished(tmp_path,
+                                                                                variables):
+    with checkpoints.TrainCheckpointer(tmp_path, keep=3, async_save=True) as ckpt:
+        ckpt.save(1, variables, {"step": jnp.int32(1)})
+        ckpt.save(2, variables, {"step": jnp.int32(2)})
+        assert (ckpt.step_path(1) / "checksums.json").is_file()  # recorded before saving step 2
+        ckpt.wait()
+        assert ckpt.verify(1) and ckpt.verify(2)
+    record = json.loads((tmp_path / "checkpoints" / "2" / "checksums.json").read_text())
+    assert {"_CHECKPOINT_METADATA", "variables/_METADATA", "train_state/_METADATA"} <= set(
+        record["files"])
+
+
+def test_export_without_checksums_still_loads_unverified(tmp_path, variables, caplog):
+    out = checkpoints.save_model(tmp_path / "export", MODEL, variables)
+    (out / "checksums.json").unlink()  # as exports written before the record existed
+    with caplog.at_level("WARNING", logger="flowjax.checkpoints"):
+        _, loaded = checkpoints.load_model(out)
+    _assert_trees_equal(loaded, variables)
+    assert "has no checksums.json: loading it unverified" in caplog.text
+
+
+def test_damaged_export_without_checksums_is_still_a_checkpoint_error(tmp_path, variables):
+    out = checkpoints.save_model(tmp_path / "export", MODEL, variables)
+    (out / "checksums.json").unlink()
+    _truncate(out / "variables" / "_METADATA")
+    with pytest.raises(checkpoints.DamagedCheckpointError, match=str(out / "variables")):
+        checkpoints.load_model(out)
+
+
+def test_add_checksums_makes_an_old_export_verifiable(tmp_path, variables):
+    out = checkpoints.save_model(tmp_path / "export", MODEL, variables)
+    (out / "checksums.json").unlink()
+    checkpoints.add_checksums(out)
+    flipped = _flip_a_byte(_largest_array_file(out / "variables"))
+    with pytest.raises(checkpoints.DamagedCheckpointError, match=str(flipped)):
+        checkpoints.load_model(out)
+    with pytest.raises(FileExistsError):
+        checkpoints.add_checksums(out)
+
+
+def test_shipped_demo_checkpoint_verifies_and_loads():
+    demo = checkpoints.Path(__file__).resolve().parents[1] / "weights" / "demo" / "glow"
+    assert checkpoints.verify_checksums(demo) is True
+    model, loaded = checkpoints.load_model(demo)
+    assert model.image_size == 64 and "params" in loaded

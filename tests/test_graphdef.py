@@ -183,6 +183,78 @@ def test_truncated_file_names_the_source_and_last_node():
         gd.parse_graphdef(data[:-5], source="broken.pb")
 
 
+# Each was a TypeError, UnicodeDecodeError, IndexError or OverflowError before (issue #18):
+# a field read as another wire type than its message declares, and friends.
+MALFORMED = {
+    "versions as a varint (the 2-byte file)": (b"\x20\x01", "field 4 at offset 0 is varint"),
+    "node as a varint": (b"\x08\x05", "field 1 at offset 0 is varint"),
+    "library as fixed32": (b"\x15\x00\x00\x00\x00", "field 2 at offset 0 is fixed32"),
+    "node name as a varint": (b"\x0a\x02\x08\x01", "field 1 at offset 2 is varint"),
+    "attr entry as a varint": (b"\x0a\x02\x28\x01", "field 5 at offset 2 is varint"),
+    "attr tensor as a varint": (b"\x0a\x06\x2a\x04\x12\x02\x40\x01", "field 8 at offset 6"),
+    "tensor dtype as bytes": (b"\x0a\x08\x2a\x06\x12\x04\x42\x02\x0a\x00",
+                              "field 1 at offset 8 is length-delimited"),
+    "odd-length packed floats": (b"\x0a\x09\x2a\x07\x12\x05\x42\x03\x2a\x01\x00",
+                                 "at offset 10 have 1 bytes, not a multiple of 4"),
+    "name not UTF-8": (b"\x0a\x03\x0a\x01\xff", "string at offset 4 is not UTF-8"),
+    "varint cut off": (b"\x0a\x02\x08\x80", "field at offset 2 is cut off"),
+    "varint of 11 bytes": (b"\x20" + b"\xff" * 11, "varint at offset 1 is longer than 10 bytes"),
+    "field number 0": (b"\x00\x00", "field number 0 at offset 0"),
+    "group wire type": (b"\x0b", "unsupported wire type 3"),
+    "length past the end": (b"\x0a\x05\x0a\x01", "field 1 at offset 0 runs past the end"),
+    "packed int cut off": (b"\x0a\x09\x2a\x07\x12\x05\x42\x03\x3a\x01\x80",
+                           "packed varints at offset 10 are cut off"),
+    "packed int past its field": (b"\x0a\x0b\x2a\x09\x12\x07\x42\x05\x3a\x01\x80\x08\x01",
+                                  "packed varints at offset 10 run past their end"),
+}
+
+
+@pytest.mark.parametrize("data, message", MALFORMED.values(), ids=MALFORMED.keys())
+def test_malformed_input_is_a_graphdef_error_naming_file_and_offset(data, message):
+    with pytest.raises(gd.GraphDefError, match=r"^bad\.pb: .*" + message):
+        gd.parse_graphdef(data, source="bad.pb")
+
+
+def test_uint64_values_above_int64_are_read_not_overflowed():
+    tensor = gd.Tensor(gd.DT_UINT64, (2,), values={17: np.array([2**64 - 1, 5], np.uint64)})
+    np.testing.assert_array_equal(const_value(tensor), np.array([2**64 - 1, 5], np.uint64))
+
+
+def test_tensor_errors_name_the_file_and_the_tensors_offset():
+    data = gd.serialize_graphdef(gd.GraphDef(
+        [gd.const_node("c", gd.Tensor(gd.DT_FLOAT, (2, 2), content=b"\0" * 12))]))
+    tensor = gd.parse_graphdef(data, source="g.pb").node[0].tensor
+    with pytest.raises(gd.GraphDefError, match=r"^g\.pb: tensor at offset \d+: tensor_content "
+                                                r"has 12 bytes"):
+        tensor.numpy()
+
+
+def test_partial_fill_larger_than_the_file_is_refused_without_allocating():
+    # 2 values for 2**26 float32 elements: 256 MiB from a 50-byte graph. TensorFlow's rule
+    # (repeat the last value) would allocate them all; the file cannot hold that much.
+    big = gd.Tensor(gd.DT_FLOAT, (2**26,), values={5: np.array([1.0, 2.0], np.float32)})
+    data = gd.serialize_graphdef(gd.GraphDef([gd.const_node("c", big)]))
+    tensor = gd.parse_graphdef(data, source="g.pb").node[0].tensor
+    with pytest.raises(gd.GraphDefError, match=rf"^g\.pb: tensor at offset \d+: .* needs "
+                                                rf"{2**28} bytes, more than the {len(data)}-byte"):
+        tensor.numpy()
+
+
+def test_shape_beyond_any_array_is_refused():
+    data = gd.serialize_graphdef(gd.GraphDef(
+        [gd.const_node("c", gd.Tensor.filled(gd.DT_FLOAT, (2**40, 2**40), 1.0))]))
+    with pytest.raises(gd.GraphDefError, match="more than any array can hold"):
+        gd.parse_graphdef(data, source="g.pb").node[0].tensor.numpy()
+
+
+def test_one_value_and_no_value_fills_of_any_size_allocate_nothing():
+    for tensor in (gd.Tensor.filled(gd.DT_FLOAT, (2**20, 2**20), 1.0),
+                   gd.Tensor(gd.DT_INT32, (2**20, 2**20))):
+        data = gd.serialize_graphdef(gd.GraphDef([gd.const_node("c", tensor)]))
+        value = gd.parse_graphdef(data).node[0].tensor.numpy()
+        assert value.shape == (2**20, 2**20) and value.strides == (0, 0)
+
+
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.pb"):
         gd.read_graphdef(tmp_path / "nothing.pb")

@@ -236,6 +236,75 @@ def test_resuming_with_another_model_is_refused(tmp_path):
         train.train(config, tmp_path / "run")
 
 
+def test_resuming_with_another_optimizer_is_refused(tmp_path):
+    # adamax's and adam's states have the same tree: only the record tells them apart.
+    config = _tiny_config(num_steps=0)
+    train.train(config, tmp_path / "run")
+    config.optimizer.name = "adam"
+    with pytest.raises(ValueError, match="trained with optimizer 'adamax' .* resuming with "
+                                         "'adam' .* would misread it"):
+        train.train(config, tmp_path / "run")
+
+
+def test_switching_gradient_clipping_on_when_resuming_is_refused(tmp_path):
+    config = _tiny_config(num_steps=0)
+    train.train(config, tmp_path / "run")
+    config.optimizer.grad_clip_norm = 1.0
+    with pytest.raises(ValueError, match=r"grad_clip_norm=0.0\), its checkpoints"):
+        train.train(config, tmp_path / "run")
+
+
+def _flip_a_parameter_byte(step_dir):
+    files = [f for f in (step_dir / "variables").rglob("*") if f.is_file()
+             and "ocdbt.process_0" in f.parts and f.parent.name == "d"]
+    target = max(files, key=lambda f: f.stat().st_size)
+    raw = bytearray(target.read_bytes())
+    raw[len(raw) // 2] ^= 0x10
+    target.write_bytes(bytes(raw))
+    return target
+
+
+def test_resume_falls_back_to_the_newest_checkpoint_that_verifies(tmp_path, caplog):
+    workdir = tmp_path / "run"
+    config = _tiny_config(num_steps=4, eval_every=0, **{"checkpoint.every": 2, "checkpoint.keep": 3})
+    train.train(config, workdir)
+    flipped = _flip_a_parameter_byte(workdir / "checkpoints" / "4")
+    config.num_steps = 6
+    with caplog.at_level("WARNING", logger="flowjax.train"):
+        summary = train.train(config, workdir)
+    assert summary["start_step"] == 2 and summary["final_step"] == 6
+    assert str(flipped) in caplog.text and "resuming from step 2" in caplog.text
+    [damaged] = summary["damaged_checkpoints"]
+    assert damaged["step"] == 4 and str(flipped) in damaged["error"]
+    assert Path(damaged["moved_to"]) == workdir / "damaged_checkpoints" / "4"
+    assert (workdir / "damaged_checkpoints" / "4" / "checksums.json").is_file()  # kept
+    with checkpoints.TrainCheckpointer(workdir) as ckpt:  # step 4 saved anew, all verify
+        assert ckpt.all_steps() == [2, 4, 6]
+        assert all(ckpt.verify(step) for step in ckpt.all_steps())
+
+
+def test_non_finite_error_never_names_a_damaged_checkpoint_as_good(tmp_path):
+    workdir = tmp_path / "run"
+    config = _tiny_config(num_steps=4, eval_every=0, **{"checkpoint.every": 2, "checkpoint.keep": 3})
+    train.train(config, workdir)
+    _flip_a_parameter_byte(workdir / "checkpoints" / "4")
+    config.num_steps, config.optimizer.learning_rate = 10, 1e30
+    with pytest.raises(train.NonFiniteError, match=r"the last good checkpoint is step 2 at "
+                                                   r".*checkpoints/2"):
+        train.train(config, workdir)
+
+
+def test_resume_with_every_checkpoint_damaged_is_refused(tmp_path):
+    workdir = tmp_path / "run"
+    config = _tiny_config(num_steps=2, eval_every=0, **{"checkpoint.every": 2})
+    train.train(config, workdir)
+    (workdir / "checkpoints" / "2" / "variables" / "_METADATA").unlink()
+    config.num_steps = 4
+    with pytest.raises(checkpoints.DamagedCheckpointError, match="no checkpoint in .* verifies"):
+        train.train(config, workdir)
+    assert (workdir / "checkpoints" / "2").is_dir()  # nothing moved or deleted
+
+
 def test_training_refuses_a_non_empty_folder_that_is_no_workdir(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="not a training workdir"):
