@@ -20,11 +20,14 @@ import logging as std_logging
 import os
 import signal
 import sys
+import threading
 import traceback
 
 import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
+
+from flowjax import io as fio
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (ml_collections).")
 _WORKDIR = flags.DEFINE_string(
@@ -35,6 +38,7 @@ EXPECTED_ERRORS = (ValueError, OSError, FloatingPointError, ImportError)
 TRACEBACK_ENV = "FLOWJAX_TRACEBACK"
 TRACEBACK_HINT = f"(traceback: --verbosity=1 or {TRACEBACK_ENV}=1)"
 EXIT_ERROR = 1
+SIGTERM_GRACE_S = 2.0
 
 
 def _env_int(name: str) -> int | None:
@@ -93,18 +97,28 @@ def parse_flags(argv: list[str]) -> list[str]:
             text = f"{text.splitlines()[0]} {_last_line(text)}"
         _fail(f"{text} (see --helpshort)", argv)
     except (AttributeError, KeyError) as err:
+        cause: object = err
+        while isinstance(cause, BaseException) and cause.args:  # AttributeError(KeyError(text))
+            cause = cause.args[0]
         overrides = [a for a in argv if a.startswith("--config.")]
-        _fail(f"a --config.<field> override names a field the config does not have ({err}); "
-              f"overrides given: {overrides}. Check the spelling against the config file", argv)
+        _fail(f"a --config.<field> override names a field the config does not have: {cause} "
+              f"(overrides given: {' '.join(overrides)})", argv)
     except EXPECTED_ERRORS as err:
         _fail(f"cannot load the config: {_last_line(str(err))}", argv)
     raise AssertionError("unreachable")
 
 
 def _exit_on_sigterm(signum, frame):
-    # Raising unwinds every `with` block: the staging folder is removed and the
-    # run directory's manifest says "failed" (the default SIGTERM just dies).
-    raise SystemExit(128 + signum)
+    # Raising unwinds every `with` block: the run directory's manifest says
+    # "failed" (the default SIGTERM just dies). Python ignores an exception raised
+    # while it runs certain callbacks (e.g. a gc callback of jax's), so the staging
+    # folders go first, and a timer ends the process if the unwinding never starts.
+    code = 128 + signum
+    fio.remove_staging_dirs()
+    timer = threading.Timer(SIGTERM_GRACE_S, os._exit, (code,))
+    timer.daemon = True  # a normal exit does not wait for it
+    timer.start()
+    raise SystemExit(code)
 
 
 def main(argv):

@@ -730,9 +730,20 @@ def staging_dir(workdir: PathLike) -> Iterator[Path]:
             shutil.rmtree(stale, ignore_errors=True)
     folder = parent / f"{prefix}{os.getpid()}-{secrets.token_hex(3)}"
     folder.mkdir()
+    _ACTIVE_STAGING.add(folder)
     try:
         yield folder
     finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        _ACTIVE_STAGING.discard(folder)
+
+
+_ACTIVE_STAGING: set[Path] = set()
+
+
+def remove_staging_dirs() -> None:
+    """Removes this process's staging folders now (for a signal handler about to exit)."""
+    for folder in list(_ACTIVE_STAGING):
         shutil.rmtree(folder, ignore_errors=True)
 
 
