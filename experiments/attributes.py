@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import io
 import json
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -100,9 +99,9 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
         raise ValueError("give either config.vectors (a .npy file) or config.data.positive and "
                          "config.data.negative (labelled images), not both or neither")
     common.check_alignment(config)
-    common.check_workdir(workdir, config.overwrite)
+    common.check_workdir(workdir, config.overwrite, config)
     timings: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="flowjax-generated-") as tmp:
+    with fio.staging_dir(workdir) as tmp:
         t0 = time.perf_counter()
         geometry = common.model_geometry(config)
         generated_root = common.write_configured_faces(config, tmp, geometry.image_size)
@@ -139,7 +138,8 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
         t0 = time.perf_counter()
         grid = sweep.attribute_sweep(model, variables, parts["images"], vector[None],
                                      config.alphas, space=config.space,
-                                     chunk_size=config.chunk_size, progress=config.progress)
+                                     chunk_size=config.chunk_size, progress=config.progress,
+                                     image_names=names, vector_names=[attribute])
         timings["sweep"] = time.perf_counter() - t0
         return _write_run(workdir, config, attribute, labels, names, sets, grid[:, 0], vector,
                           vector_record, model_record, timings, generated_root)

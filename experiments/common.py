@@ -3,7 +3,8 @@
 * :func:`load_model` -- the model from ``config.checkpoint`` or, only when
   ``config.random_init.enabled``, a randomly initialised one (logged loudly and
   recorded as such in the manifest);
-* :func:`check_workdir` -- fails before any work when the run directory exists;
+* :func:`check_workdir` -- fails before any work when the run directory exists,
+  is not writable, or would take an input with it (:func:`config_paths`);
 * :func:`resolve_paths` -- config paths and globs, relative to a base folder;
 * :func:`write_generated_faces` -- SYNTHETIC TEST DATA: clean renders of
   identities x expressions (``flowjax.synthetic``) for smoke runs and tests;
@@ -115,6 +116,7 @@ def load_model(config: Any, images: np.ndarray) -> tuple[Glow, Any, dict[str, An
         from flowjax import checkpoints
 
         model, variables = checkpoints.load_model(config.checkpoint)
+        sweep.check_finite_variables(variables, f"checkpoint {config.checkpoint}")
         record = {"checkpoint": os.fspath(config.checkpoint),
                   "sha256": fio.sha256_path(config.checkpoint),
                   "model_config": models.model_config(model), "random_init": False}
@@ -140,8 +142,9 @@ def encode_sets(model: Glow, variables: Any, image_sets: dict[str, Any],
                 config: Any) -> dict[str, np.ndarray]:
     """Flat latents ``[N_k, D]`` in ``config.space`` per image set, from one batched encode."""
     images = np.concatenate([s.images for s in image_sets.values()])
+    names = [str(path) for s in image_sets.values() for path in s.paths]
     encoding = sweep.encode_images(model, variables, images, chunk_size=config.chunk_size,
-                                   progress=config.progress)
+                                   progress=config.progress, names=names)
     flat = np.asarray(latents.flatten(list(latents.in_space(encoding, config.space))))
     ends = np.cumsum([len(s) for s in image_sets.values()])
     return dict(zip(image_sets, np.split(flat, ends[:-1])))
@@ -224,15 +227,50 @@ def record_alignment(manifest: fio.Manifest, image_sets: dict[str, Any]) -> None
 # ---- run directory and inputs ------------------------------------------------------
 
 
-def check_workdir(workdir: PathLike, overwrite: bool = False) -> None:
-    """Fails early, before any loading, if ``create_run_dir`` would refuse ``workdir``."""
-    path = Path(workdir)
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"workdir {path} exists and is a file; choose another workdir")
-    if path.is_dir() and any(path.iterdir()) and not overwrite:
-        raise FileExistsError(
-            f"run directory {path} already exists and is not empty; pass "
-            "--config.overwrite=True to replace it, or choose another workdir")
+def check_workdir(workdir: PathLike, overwrite: bool = False, config: Any = None) -> None:
+    """Fails early, before any loading, if the run directory could not be written
+    (``flowjax.io.check_workdir``): it exists (without ``overwrite``), is not flowjax's,
+    is not writable, or, with ``overwrite``, holds one of ``config``'s input paths."""
+    fio.check_workdir(workdir, overwrite, config_paths(config) if config is not None else None)
+
+
+def config_paths(config: Any) -> dict[str, str]:
+    """``{"config.<field>": path}`` for every string in ``config`` naming an existing path.
+
+    Read from every field (relative strings also against ``config.data.base_dir``), so
+    that inputs, checkpoints and references of any experiment are covered without a
+    per-experiment list.
+    """
+    flat: dict[str, str] = {}
+
+    def walk(prefix: str, value: Any) -> None:
+        if hasattr(value, "items"):
+            for key, item in value.items():
+                walk(f"{prefix}.{key}", item)
+        elif isinstance(value, (list, tuple)):
+            for i, item in enumerate(value):
+                walk(f"{prefix}[{i}]", item)
+        elif isinstance(value, (str, os.PathLike)) and os.fspath(value):
+            flat[prefix] = os.fspath(value)
+
+    walk("config", config.to_dict() if hasattr(config, "to_dict") else config)
+    data_section = config.get("data") if hasattr(config, "get") else None
+    base_dir = data_section.get("base_dir") if hasattr(data_section, "get") else None
+    found = {}
+    for name, text in flat.items():
+        candidates = [Path(text)]
+        if base_dir and not Path(text).is_absolute():
+            candidates.append(Path(base_dir) / text)
+        for candidate in candidates:
+            if glob.has_magic(str(candidate)):
+                matches = sorted(glob.glob(str(candidate)))
+                found.update({f"{name}[match {j}]": m for j, m in enumerate(matches)})
+                if matches:
+                    break
+            elif candidate.exists():
+                found[name] = str(candidate)
+                break
+    return found
 
 
 def resolve_paths(items: str | Sequence[str], base_dir: PathLike | None, what: str) -> list[Path]:
@@ -306,9 +344,9 @@ def alpha_label(alpha: float) -> str:
 
 
 def alpha_labels(alphas: Sequence[float]) -> list[str]:
-    """Labels of every alpha; two alphas with one label are an error."""
-    if len(alphas) == 0:
-        raise ValueError("config.alphas is empty; give at least one alpha")
+    """Labels of every alpha; out-of-range alphas (``latents.check_alphas``) and two
+    alphas with one label are errors."""
+    latents.check_alphas(alphas, "config.alphas")
     labels = [alpha_label(a) for a in alphas]
     if len(set(labels)) != len(labels):
         raise ValueError(f"config.alphas {list(alphas)} has repeated values (as file names: "

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 import time
 from typing import Any
 
@@ -60,9 +59,9 @@ def _json_number(x: float) -> float | None:
 def main(config: Any, workdir: str) -> dict[str, Any]:
     latents.check_space(config.space)
     common.check_alignment(config)
-    common.check_workdir(workdir, config.overwrite)
+    common.check_workdir(workdir, config.overwrite, config)
     timings: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="flowjax-generated-") as tmp:
+    with fio.staging_dir(workdir) as tmp:
         t0 = time.perf_counter()
         geometry = common.model_geometry(config)
         generated_root = common.write_configured_faces(config, tmp, geometry.image_size)

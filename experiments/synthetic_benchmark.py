@@ -322,7 +322,7 @@ oracle: the target rendered with the source expression (the exact answer; the sc
 
 def main(config: Any, workdir: str) -> dict[str, Any]:
     _check(config.methods, config.spaces, config.alphas)
-    common.check_workdir(workdir, config.overwrite)
+    common.check_workdir(workdir, config.overwrite, config)
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
     study_config = config.study

@@ -28,7 +28,6 @@ whose ``compile_s``, ``first_step_s``, ``steady_step_s`` and
 from __future__ import annotations
 
 import json
-import logging as std_logging
 from typing import Any
 
 import jax
@@ -37,13 +36,8 @@ from absl import logging
 from flowjax import train as train_lib
 
 
-def _quiet_orbax(record: std_logging.LogRecord) -> bool:
-    """Drops orbax's per-save INFO lines (dozens per checkpoint); keeps its warnings."""
-    return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname
-
-
 def main(config: Any, workdir: str) -> dict[str, Any]:
-    std_logging.getLogger("absl").addFilter(_quiet_orbax)
+    # orbax's INFO lines are filtered for every experiment by run.py.
     logging.info("process %d of %d, %d devices in all", jax.process_index(), jax.process_count(),
                  jax.device_count())
     summary = train_lib.train(config, workdir)

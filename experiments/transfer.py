@@ -26,7 +26,6 @@ and carries the method, alpha, source, target, space and model.
 from __future__ import annotations
 
 import json
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -38,7 +37,7 @@ from experiments import common
 from flowjax import data, latents, sweep
 from flowjax import io as fio
 
-VARIANCE_METHODS = ("variance", "std_rescale")
+VARIANCE_METHODS = latents.VARIANCE_METHODS
 
 
 def _check_config(config: Any) -> list[str]:
@@ -48,8 +47,7 @@ def _check_config(config: Any) -> list[str]:
     latents.check_space(config.space)
     if config.chunk_size < 1:
         raise ValueError(f"config.chunk_size must be >= 1, got {config.chunk_size}")
-    if config.var_eps < 0:
-        raise ValueError(f"config.var_eps must be >= 0, got {config.var_eps}")
+    latents.check_var_eps(config.var_eps, config.method, "config.var_eps")
     _check_evaluation(config)
     common.check_alignment(config, synthetic_study=_uses_synthetic_study(config))
     return common.alpha_labels(config.alphas)
@@ -124,9 +122,9 @@ def _select(config: Any,
 
 def main(config: Any, workdir: str) -> dict[str, Any]:
     labels = _check_config(config)
-    common.check_workdir(workdir, config.overwrite)
+    common.check_workdir(workdir, config.overwrite, config)
     timings: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="flowjax-generated-") as tmp:
+    with fio.staging_dir(workdir) as tmp:
         t0 = time.perf_counter()
         geometry = common.model_geometry(config)
         generated_root = common.write_configured_faces(config, tmp, geometry.image_size)
@@ -168,14 +166,17 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
         grid = sweep.transfer_sweep(
             model, variables, sources, source_stats, target_stats, config.alphas,
             method=config.method, space=config.space, var_eps=config.var_eps,
-            chunk_size=config.chunk_size, progress=config.progress)
+            chunk_size=config.chunk_size, progress=config.progress,
+            expression_names=list(expressions), target_names=targets)
         timings["sweep"] = time.perf_counter() - t0
 
         t0 = time.perf_counter()
         mean_names = [source, *targets]
         extra = np.concatenate([np.stack([np.asarray(stats[n].mean) for n in mean_names]), sources])
         decoded = sweep.decode_latents(model, variables, extra, space=config.space,
-                                       chunk_size=config.chunk_size, progress=config.progress)
+                                       chunk_size=config.chunk_size, progress=config.progress,
+                                       names=[f"mean of {n}" for n in mean_names]
+                                       + [f"source {source}/{e}" for e in expressions])
         means = dict(zip(mean_names, decoded[:len(mean_names)]))
         decoded_sources = decoded[len(mean_names):]
         timings["decode_means"] = time.perf_counter() - t0

@@ -197,11 +197,21 @@ def _is_image_name(path: Path) -> bool:
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
+def _refuse_broken_links(paths: Iterable[Path]) -> None:
+    """A symlink whose target is gone would be silently skipped as "not a file": name it."""
+    for path in paths:
+        if path.is_symlink() and not path.exists() and not path.name.startswith("."):
+            raise ImageDataError(
+                f"{path} is a broken symbolic link (it points to {os.readlink(path)}, which "
+                "does not exist); restore its target or remove the link"
+            )
+
+
 def list_image_files(folder: PathLike) -> list[Path]:
     """The PNG/JPEG files directly inside ``folder``, sorted by name.
 
     Raises FileNotFoundError / NotADirectoryError for a bad folder and
-    ImageDataError when it holds no image.
+    ImageDataError when it holds no image or a broken symbolic link.
     """
     folder = Path(folder)
     if not folder.exists():
@@ -209,6 +219,7 @@ def list_image_files(folder: PathLike) -> list[Path]:
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is not a folder; expected a folder of images")
     entries = sorted(folder.iterdir(), key=lambda p: p.name)
+    _refuse_broken_links(entries)
     files = [p for p in entries if p.is_file() and _is_image_name(p)]
     if not files:
         others = [p.name for p in entries][:5]
@@ -502,6 +513,7 @@ def _identity_folders(root: Path) -> dict[str, list[Path]]:
     if not root.is_dir():
         raise NotADirectoryError(f"{root} is not a folder; expected root/<identity>/*.png")
     entries = sorted(root.iterdir(), key=lambda p: p.name)
+    _refuse_broken_links(entries)
     loose = [p for p in entries if p.is_file() and _is_image_name(p)]
     if loose:
         raise ImageDataError(
@@ -567,6 +579,7 @@ def list_image_files_recursive(folder: PathLike) -> list[Path]:
     files = []
     for root, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        _refuse_broken_links(Path(root, name) for name in filenames)
         files.extend(Path(root, name) for name in filenames if _is_image_name(Path(name)))
     if not files:
         raise ImageDataError(

@@ -20,6 +20,12 @@
   the marker file ``.flowjax-run``). With ``overwrite=True`` the old run is
   renamed to ``<workdir>.replaced-<time>`` and deleted only when the new run
   commits; if the new run fails, the old one is still there under that name.
+  :func:`check_workdir` runs the same checks before any work, and more: the
+  folder (or the one it will be created in) must be writable, and with
+  ``overwrite=True`` no input may lie inside the directory to be replaced.
+  :func:`staging_dir` is the run's scratch folder, beside the workdir
+  (``.<workdir>.staging-<pid>-<random>``) rather than in ``/tmp``: removed on
+  exit, and a killed run's leftover is removed by the next run to that workdir.
   A ``RunDir`` records each file it writes (path, sha256, size) in its
   ``Manifest``; ``commit()`` (or leaving its ``with`` block) writes
   ``manifest.json`` atomically. A run directory without ``manifest.json``
@@ -623,6 +629,124 @@ class RunDir:
             raise RuntimeError(f"run directory {self.path} is already committed; start a new run")
 
 
+OVERWRITE_HINT = "--config.overwrite=True (overwrite=True from Python)"
+
+
+def _nearest_existing(path: Path) -> Path:
+    for candidate in (path, *path.parents):
+        if candidate.exists():
+            return candidate
+    return Path(".")
+
+
+def _check_writable(folder: Path, workdir: Path) -> None:
+    """Creates and removes a probe file in ``folder``: the only test that also holds for
+    root, read-only mounts and ACLs (``os.access`` answers for the permission bits)."""
+    if not folder.is_dir():
+        raise NotADirectoryError(f"cannot create the run directory {workdir}: {folder} is a "
+                                 "file, not a folder; choose another workdir")
+    probe = folder / f".flowjax-write-probe-{secrets.token_hex(4)}"
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as err:
+        raise PermissionError(
+            f"cannot write in {folder} ({err.strerror}), so the run directory {workdir} could "
+            "not be written; choose a writable workdir or fix the folder's permissions"
+        ) from None
+
+
+def _inside(path: Path, folder: Path) -> bool:
+    try:
+        Path(os.path.realpath(path)).relative_to(os.path.realpath(folder))
+        return True
+    except ValueError:
+        return False
+
+
+def check_workdir(
+    workdir: PathLike, overwrite: bool = False, inputs: Mapping[str, PathLike] | None = None
+) -> None:
+    """Raises now, before any work, if ``create_run_dir(workdir, overwrite)`` would refuse
+    the folder or could not write it, or if replacing it would delete an input.
+
+    ``inputs`` maps a name (e.g. the config field) to every input, model and reference
+    path the run will read; with ``overwrite=True`` none may lie inside the directory
+    that would be replaced (after resolving symlinks).
+    """
+    path = Path(workdir)
+    if path.exists() and not path.is_dir():
+        raise FileExistsError(f"workdir {path} exists and is a file; choose another workdir")
+    if path.is_dir() and any(path.iterdir()):
+        if not overwrite:
+            raise FileExistsError(
+                f"run directory {path} already exists and is not empty; pass "
+                f"{OVERWRITE_HINT} to replace it, or choose another workdir"
+            )
+        if not (path / RUN_MARKER).is_file():
+            raise FileExistsError(
+                f"{path} is not empty and was not created by flowjax (no {RUN_MARKER} "
+                "file); refusing to replace it even with overwrite=True. Remove it "
+                "yourself or choose another workdir."
+            )
+        for name, input_path in (inputs or {}).items():
+            if _inside(Path(input_path), path):
+                raise ValueError(
+                    f"{name} = {os.fspath(input_path)} lies inside the run directory {path}, "
+                    "which overwrite=True would replace (deleting it); move the input out "
+                    "of it, or choose another workdir"
+                )
+        # The old run is renamed aside and the new one created in its parent folder.
+        _check_writable(path.absolute().parent, path)
+        return
+    _check_writable(_nearest_existing(path.absolute()), path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def staging_dir(workdir: PathLike) -> Iterator[Path]:
+    """A scratch folder beside ``workdir`` (``.<name>.staging-<pid>-<random>``), removed on exit.
+
+    Beside the run, not in ``/tmp``: a run killed outright (SIGKILL) leaves it
+    where the user looks, and the next run to the same workdir removes every
+    such folder whose process is gone.
+    """
+    absolute = Path(workdir).absolute()
+    parent = absolute.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    prefix = f".{absolute.name}.staging-"
+    for stale in parent.glob(f"{prefix}*"):
+        pid = stale.name[len(prefix):].split("-", 1)[0]
+        if stale.is_dir() and pid.isdigit() and not _pid_alive(int(pid)):
+            shutil.rmtree(stale, ignore_errors=True)
+    folder = parent / f"{prefix}{os.getpid()}-{secrets.token_hex(3)}"
+    folder.mkdir()
+    _ACTIVE_STAGING.add(folder)
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        _ACTIVE_STAGING.discard(folder)
+
+
+_ACTIVE_STAGING: set[Path] = set()
+
+
+def remove_staging_dirs() -> None:
+    """Removes this process's staging folders now (for a signal handler about to exit)."""
+    for folder in list(_ACTIVE_STAGING):
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def create_run_dir(workdir: PathLike, overwrite: bool = False) -> RunDir:
     """Creates (or, with ``overwrite=True``, replaces) a run directory.
 
@@ -632,20 +756,8 @@ def create_run_dir(workdir: PathLike, overwrite: bool = False) -> RunDir:
     """
     path = Path(workdir)
     replaced: Path | None = None
-    if path.exists() and not path.is_dir():
-        raise FileExistsError(f"workdir {path} exists and is a file; choose another workdir")
+    check_workdir(path, overwrite)
     if path.is_dir() and any(path.iterdir()):
-        if not overwrite:
-            raise FileExistsError(
-                f"run directory {path} already exists and is not empty; pass "
-                "overwrite=True (--overwrite) to replace it, or choose another workdir"
-            )
-        if not (path / RUN_MARKER).is_file():
-            raise FileExistsError(
-                f"{path} is not empty and was not created by flowjax (no {RUN_MARKER} "
-                "file); refusing to replace it even with overwrite=True. Remove it "
-                "yourself or choose another workdir."
-            )
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
         absolute = path.absolute()  # with_name needs a real last component, not "."
         replaced = absolute.with_name(f"{absolute.name}.replaced-{stamp}-{secrets.token_hex(2)}")

@@ -273,6 +273,53 @@ def transfer(method: str, source: Latent, source_stats: IdentityStats,
     raise ValueError(f"unknown transfer method {method!r}; choose one of {TRANSFER_METHODS}")
 
 
+# Beyond this the latent leaves the prior so far that the decoded image saturates to
+# flat colour (the published grids lie in [-1, 3]); larger values are refused, not clipped.
+MAX_ABS_ALPHA = 100.0
+VARIANCE_METHODS = ("variance", "std_rescale")
+
+
+def check_alphas(alphas: Sequence[float] | np.ndarray, what: str = "alphas") -> np.ndarray:
+    """Validates a sweep's alphas and returns them as float32 ``[A]``.
+
+    Refused (ValueError naming the value): none given, non-finite values (also
+    finite Python floats that overflow float32, e.g. ``1e39``), and
+    ``|alpha| > MAX_ABS_ALPHA``.
+    """
+    try:
+        values = np.asarray(alphas, np.float64).reshape(-1)
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{what} must be numbers, got {alphas!r} ({err})") from None
+    if values.size == 0:
+        raise ValueError(f"{what} is empty; give at least one alpha")
+    with np.errstate(over="ignore"):
+        as_float32 = values.astype(np.float32)
+    bad = [float(v) for v, f in zip(values, as_float32)
+           if not np.isfinite(f) or abs(v) > MAX_ABS_ALPHA]
+    if bad:
+        raise ValueError(
+            f"{what} {bad} out of range: every alpha must be finite and within "
+            f"+-{MAX_ABS_ALPHA:g} (beyond that the latent leaves the prior and the decoded "
+            "image is one flat colour); the usual grids lie in [-1, 3]")
+    return as_float32
+
+
+def check_var_eps(var_eps: float, method: str, what: str = "var_eps") -> float:
+    """Validates the variance methods' ``var_eps``: finite and ``>= 0``; ``> 0`` for
+    :data:`VARIANCE_METHODS`, which divide by ``v + var_eps`` (``v`` is 0 for an identity
+    with one image, so ``var_eps = 0`` gives inf/NaN latents)."""
+    value = float(var_eps)
+    if not np.isfinite(value) or value < 0:
+        raise ValueError(f"{what} must be a finite number >= 0, got {var_eps!r}")
+    if method in VARIANCE_METHODS and value == 0:
+        raise ValueError(
+            f"{what}=0 with method {method!r}: the method divides by the identities' "
+            "variance + var_eps, which is 0 for an identity with one image (and for any "
+            f"dimension that never varies), giving inf/NaN images; use {what} > 0 "
+            f"(default {DEFAULT_VARIANCE_EPS:g})")
+    return value
+
+
 def check_space(space: str) -> str:
     """Validates a latent space name (``"eps"`` or ``"z"``) and returns it."""
     if space not in SPACES:

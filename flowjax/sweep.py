@@ -23,6 +23,15 @@ and decodes them as one batch. Hence:
 * **Progress.** A tqdm bar over chunks (by default when there are more than
   :data:`PROGRESS_MIN_CHUNKS` chunks).
 
+* **Non-finite guard.** Each compiled call also returns one flag per grid
+  point or image: whether its latent and its (unquantized) image are all
+  finite, reduced on the device (no extra host round trip, no retrace).
+  Quantizing clips and casts NaN to 0, so a NaN latent would otherwise become
+  a black image. Any non-finite point raises :class:`NonFiniteError` naming
+  the points (image, expression, target, alpha), the method and the likely
+  cause. Alphas and ``var_eps`` are validated before any compute
+  (``latents.check_alphas``, ``latents.check_var_eps``).
+
 Encoding is batched the same way (:func:`encode_images`). Grids are given by
 their operands (flat ``[.., D]`` latents in the chosen space), so the sweep
 never sees files.
@@ -46,6 +55,18 @@ from flowjax.glow import Encoding, Glow
 
 Array = jax.Array
 PROGRESS_MIN_CHUNKS = 4
+MAX_NAMED_POINTS = 5  # non-finite points named in an error; the rest are counted
+
+
+class NonFiniteError(FloatingPointError):
+    """Encoding or decoding gave NaN/inf; the message names the points and the likely cause.
+
+    ``points`` holds the indices of the affected images or grid points.
+    """
+
+    def __init__(self, message: str, points: Sequence[Any] = ()) -> None:
+        super().__init__(message)
+        self.points = list(points)
 DEFAULT_CHUNK_SIZE = 16
 BATCH_AXIS = "batch"
 
@@ -135,10 +156,22 @@ def _constrain(x: Any, sharding: NamedSharding | None) -> Any:
     return x if sharding is None else jax.lax.with_sharding_constraint(x, sharding)
 
 
-def _decode_flat(model: Glow, variables: Any, flat: Array, space: str, quantize: bool) -> Array:
+def _all_finite(x: Array) -> Array:
+    """One bool per leading index: are all its entries finite?"""
+    return jnp.all(jnp.isfinite(x).reshape(x.shape[0], -1), axis=1)
+
+
+def _decode_flat(model: Glow, variables: Any, flat: Array, space: str,
+                 quantize: bool) -> tuple[Array, Array]:
+    """Images of flat latents and, per image, whether latent and image are finite.
+
+    The check is on the float image, before quantizing clips NaN away.
+    """
     levels = latents_lib.unflatten(flat, model.latent_shapes)
     # By name: any registered model family (flowjax.models) decodes here.
-    return model.apply(variables, levels, None, space, quantize, method="decode")
+    x = model.apply(variables, levels, None, space, False, method="decode")
+    finite = _all_finite(flat) & _all_finite(x)
+    return (model.apply({}, x, method="postprocess") if quantize else x), finite
 
 
 # ---- jitted chunk functions (module level, so their caches persist) -----------------
@@ -146,13 +179,18 @@ def _decode_flat(model: Glow, variables: Any, flat: Array, space: str, quantize:
 
 @functools.partial(jax.jit, static_argnames=("model", "sharding"))
 def _encode_chunk(model: Glow, variables: Any, images: Array,
-                  sharding: NamedSharding | None = None) -> Encoding:
-    return model.apply(variables, _constrain(images, sharding), method="encode")
+                  sharding: NamedSharding | None = None) -> tuple[Encoding, Array]:
+    # By name: any registered model family (flowjax.models) encodes here.
+    encoding = model.apply(variables, _constrain(images, sharding), method="encode")
+    finite = jnp.ones(images.shape[0], bool)
+    for leaf in jax.tree.leaves(encoding):  # eps, z, log_prob, bits_per_dim
+        finite = finite & _all_finite(leaf)
+    return encoding, finite
 
 
 @functools.partial(jax.jit, static_argnames=("model", "space", "quantize", "sharding"))
 def _decode_chunk(model: Glow, variables: Any, flat: Array, *, space: str, quantize: bool,
-                  sharding: NamedSharding | None = None) -> Array:
+                  sharding: NamedSharding | None = None) -> tuple[Array, Array]:
     return _decode_flat(model, variables, _constrain(flat, sharding), space, quantize)
 
 
@@ -172,7 +210,7 @@ def _transfer_latents(method: str, operands: dict[str, Array], index: Array,
 @functools.partial(jax.jit, static_argnames=("model", "space", "quantize", "sharding"))
 def _transfer_chunk(model: Glow, variables: Any, operands: dict[str, Array], method_index: Array,
                     var_eps: Array, index: Array, *, space: str, quantize: bool,
-                    sharding: NamedSharding | None = None) -> Array:
+                    sharding: NamedSharding | None = None) -> tuple[Array, Array]:
     # The method is a runtime switch, not a static argument: one compile serves
     # all of them (comparing methods in one process costs no recompilation).
     index = _constrain(index, sharding)
@@ -184,7 +222,7 @@ def _transfer_chunk(model: Glow, variables: Any, operands: dict[str, Array], met
 @functools.partial(jax.jit, static_argnames=("model", "space", "quantize", "sharding"))
 def _attribute_chunk(model: Glow, variables: Any, operands: dict[str, Array], index: Array,
                      *, space: str, quantize: bool,
-                     sharding: NamedSharding | None = None) -> Array:
+                     sharding: NamedSharding | None = None) -> tuple[Array, Array]:
     index = _constrain(index, sharding)
 
     def one(i, v, a):
@@ -209,6 +247,41 @@ def _check_flat(name: str, array: Any, model: Glow, ndim: int) -> np.ndarray:
     return array
 
 
+WEIGHTS_HINT = ("if every point is affected, the model's weights are probably non-finite "
+                "(a damaged checkpoint): check them with sweep.check_finite_variables")
+
+
+def _raise_if_nonfinite(finite: np.ndarray, what: str, describe: Callable[[int], str],
+                        hint: str) -> None:
+    """NonFiniteError naming the first few points whose flag is False, if any."""
+    bad = np.flatnonzero(~np.asarray(finite, bool))
+    if bad.size == 0:
+        return
+    named = "; ".join(describe(int(i)) for i in bad[:MAX_NAMED_POINTS])
+    more = f"; and {bad.size - MAX_NAMED_POINTS} more" if bad.size > MAX_NAMED_POINTS else ""
+    raise NonFiniteError(f"{what}: {bad.size} of {finite.size} are non-finite (NaN or inf): "
+                         f"{named}{more}. {hint}", points=bad.tolist())
+
+
+def _name(names: Sequence[str] | None, i: int) -> str:
+    return f"{i} ({names[i]!r})" if names is not None else str(i)
+
+
+def check_finite_variables(variables: Any, what: str = "model variables") -> None:
+    """Raises NonFiniteError naming every parameter array holding NaN or inf.
+
+    One device reduction per array, fetched together: cheap next to an encode.
+    """
+    leaves = jax.tree_util.tree_leaves_with_path(variables)
+    flags = jax.device_get([jnp.all(jnp.isfinite(leaf)) for _, leaf in leaves])
+    bad = [jax.tree_util.keystr(path) for (path, _), ok in zip(leaves, flags) if not ok]
+    if bad:
+        raise NonFiniteError(
+            f"{what}: {len(bad)} parameter array(s) hold NaN or inf: {', '.join(bad[:10])}"
+            f"{' ...' if len(bad) > 10 else ''}. The checkpoint is damaged or came from a "
+            "diverged training run: use an earlier checkpoint or re-export it", points=bad)
+
+
 def _grid_index(shape: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarray]:
     def make(idx: np.ndarray) -> np.ndarray:
         return np.stack(np.unravel_index(idx, shape), axis=-1).astype(np.int32)
@@ -218,10 +291,13 @@ def _grid_index(shape: tuple[int, ...]) -> Callable[[np.ndarray], np.ndarray]:
 def encode_images(model: Glow, variables: Any, images: np.ndarray, *,
                   chunk_size: int = DEFAULT_CHUNK_SIZE,
                   devices: Sequence[jax.Device] | None = None,
-                  progress: bool | None = None) -> Encoding:
+                  progress: bool | None = None,
+                  names: Sequence[str] | None = None) -> Encoding:
     """Encodes uint8 images ``[N, S, S, C]`` in padded chunks (deterministic mid-bin).
 
     Returns an :class:`~flowjax.glow.Encoding` of host numpy arrays, in input order.
+    Raises :class:`NonFiniteError` naming the images (``names``, e.g. their files)
+    whose latents or log-probability are not finite.
     """
     images = np.asarray(images)
     if images.ndim != 4 or len(images) == 0:
@@ -231,16 +307,22 @@ def encode_images(model: Glow, variables: Any, images: np.ndarray, *,
                              sharding=placement.batch_sharding)
     outputs = _run_chunks(step, len(images), chunk_size, lambda idx: images[idx], placement,
                           progress, "encode")
-    return _concat(outputs)
+    encoding, finite = _concat(outputs)
+    _raise_if_nonfinite(finite, "encode: images", lambda i: f"image {_name(names, i)}",
+                        WEIGHTS_HINT)
+    return encoding
 
 
 def decode_latents(model: Glow, variables: Any, flat: Any, *, space: str = "eps",
                    quantize: bool = True, chunk_size: int = DEFAULT_CHUNK_SIZE,
                    devices: Sequence[jax.Device] | None = None,
-                   progress: bool | None = None) -> np.ndarray:
+                   progress: bool | None = None,
+                   names: Sequence[str] | None = None) -> np.ndarray:
     """Decodes flat latents ``[N, D]`` in padded chunks -> images ``[N, S, S, C]``.
 
-    uint8 with ``quantize=True``, else the float image in [-0.5, 0.5).
+    uint8 with ``quantize=True``, else the float image in [-0.5, 0.5). Raises
+    :class:`NonFiniteError` naming the latents (``names``) that are, or decode to,
+    non-finite values.
     """
     flat = _check_flat("latents", flat, model, 2)
     latents_lib.check_space(space)
@@ -249,7 +331,10 @@ def decode_latents(model: Glow, variables: Any, flat: Any, *, space: str = "eps"
                              space=space, quantize=quantize, sharding=placement.batch_sharding)
     outputs = _run_chunks(step, len(flat), chunk_size, lambda idx: flat[idx], placement,
                           progress, "decode")
-    return _concat(outputs)
+    images, finite = _concat(outputs)
+    _raise_if_nonfinite(finite, f"decode ({space}): latents", lambda i: f"latent {_name(names, i)}",
+                        WEIGHTS_HINT)
+    return images
 
 
 def transfer_sweep(model: Glow, variables: Any, sources: Any,
@@ -259,26 +344,33 @@ def transfer_sweep(model: Glow, variables: Any, sources: Any,
                    var_eps: float = latents_lib.DEFAULT_VARIANCE_EPS, quantize: bool = True,
                    chunk_size: int = DEFAULT_CHUNK_SIZE,
                    devices: Sequence[jax.Device] | None = None,
-                   progress: bool | None = None) -> np.ndarray:
+                   progress: bool | None = None,
+                   expression_names: Sequence[str] | None = None,
+                   target_names: Sequence[str] | None = None) -> np.ndarray:
     """Decodes every ``latents.transfer(method, sources[e], source_e, target_t, alpha)``.
 
     ``sources`` is ``[E, D]`` flat latents (in ``space``) of the source
     expression images; ``source_stats`` holds per-source ``mean``/``var`` of
     shape ``[E, D]`` (each source's own identity statistics), ``target_stats``
     per-target ``[T, D]``. Returns ``[E, T, A, S, S, C]`` images (uint8, or
-    float with ``quantize=False``), equal to decoding alpha by alpha.
+    float with ``quantize=False``), equal to decoding alpha by alpha. Alphas and
+    ``var_eps`` are validated first; a non-finite grid point raises
+    :class:`NonFiniteError` naming (expression, target, alpha) by ``expression_names``
+    and ``target_names`` when given.
     """
     if method not in latents_lib.TRANSFER_METHODS:
         raise ValueError(f"unknown transfer method {method!r}; "
                          f"choose one of {latents_lib.TRANSFER_METHODS}")
     latents_lib.check_space(space)
+    alphas = latents_lib.check_alphas(alphas)
+    var_eps = latents_lib.check_var_eps(var_eps, method)
     operands = {
         "sources": _check_flat("sources", sources, model, 2),
         "source_mean": _check_flat("source_stats.mean", source_stats.mean, model, 2),
         "source_var": _check_flat("source_stats.var", source_stats.var, model, 2),
         "target_mean": _check_flat("target_stats.mean", target_stats.mean, model, 2),
         "target_var": _check_flat("target_stats.var", target_stats.var, model, 2),
-        "alphas": np.asarray(alphas, np.float32).reshape(-1),
+        "alphas": alphas,
     }
     n_e, n_t, n_a = len(operands["sources"]), len(operands["target_mean"]), len(operands["alphas"])
     if len(operands["source_mean"]) != n_e or len(operands["source_var"]) != n_e:
@@ -297,7 +389,20 @@ def transfer_sweep(model: Glow, variables: Any, sources: Any,
         sharding=placement.batch_sharding)
     outputs = _run_chunks(step, math.prod(grid), chunk_size, _grid_index(grid), placement,
                           progress, f"transfer ({method}, {space})")
-    images = _concat(outputs)
+    images, finite = _concat(outputs)
+
+    def describe(i: int) -> str:
+        e, t, a = np.unravel_index(i, grid)
+        return (f"expression {_name(expression_names, e)}, target {_name(target_names, t)}, "
+                f"alpha {float(alphas[a]):g}")
+
+    hint = WEIGHTS_HINT
+    if method in latents_lib.VARIANCE_METHODS:
+        hint = (f"method {method!r} divides by the identities' variance + var_eps "
+                f"(var_eps={var_eps:g}): raise var_eps or give every identity several "
+                f"images; {WEIGHTS_HINT}")
+    _raise_if_nonfinite(finite, f"transfer sweep ({method}, {space}): grid points", describe,
+                        hint)
     return images.reshape(*grid, *images.shape[1:])
 
 
@@ -305,13 +410,20 @@ def attribute_sweep(model: Glow, variables: Any, latents: Any, vectors: Any,
                     alphas: Sequence[float], *, space: str = "eps", quantize: bool = True,
                     chunk_size: int = DEFAULT_CHUNK_SIZE,
                     devices: Sequence[jax.Device] | None = None,
-                    progress: bool | None = None) -> np.ndarray:
-    """Decodes every ``latents[i] + alphas[a] * vectors[v]`` -> ``[I, V, A, S, S, C]``."""
+                    progress: bool | None = None,
+                    image_names: Sequence[str] | None = None,
+                    vector_names: Sequence[str] | None = None) -> np.ndarray:
+    """Decodes every ``latents[i] + alphas[a] * vectors[v]`` -> ``[I, V, A, S, S, C]``.
+
+    Alphas are validated first; a non-finite grid point raises :class:`NonFiniteError`
+    naming (image, vector, alpha).
+    """
     latents_lib.check_space(space)
+    alphas = latents_lib.check_alphas(alphas)
     operands = {
         "latents": _check_flat("latents", latents, model, 2),
         "vectors": _check_flat("vectors", vectors, model, 2),
-        "alphas": np.asarray(alphas, np.float32).reshape(-1),
+        "alphas": alphas,
     }
     grid = (len(operands["latents"]), len(operands["vectors"]), len(operands["alphas"]))
     if 0 in grid:
@@ -322,5 +434,13 @@ def attribute_sweep(model: Glow, variables: Any, latents: Any, vectors: Any,
         space=space, quantize=quantize, sharding=placement.batch_sharding)
     outputs = _run_chunks(step, math.prod(grid), chunk_size, _grid_index(grid), placement,
                           progress, f"attribute ({space})")
-    images = _concat(outputs)
+    images, finite = _concat(outputs)
+
+    def describe(i: int) -> str:
+        n, v, a = np.unravel_index(i, grid)
+        return (f"image {_name(image_names, n)}, vector {_name(vector_names, v)}, "
+                f"alpha {float(alphas[a]):g}")
+
+    _raise_if_nonfinite(finite, f"attribute sweep ({space}): grid points", describe,
+                        WEIGHTS_HINT)
     return images.reshape(*grid, *images.shape[1:])

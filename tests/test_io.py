@@ -5,6 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
+import subprocess
+import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +18,7 @@ from PIL import Image
 from flowjax import data
 from flowjax import io as fio
 
+ROOT = Path(__file__).resolve().parents[1]
 IMAGE = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
 
 
@@ -138,6 +143,102 @@ def test_existing_non_empty_workdir_is_refused_naming_dir_and_flag(tmp_path):
     with pytest.raises(FileExistsError, match=rf"{workdir} already exists.*overwrite=True"):
         fio.create_run_dir(workdir)
     assert _listing(workdir) == ["results.csv"]
+
+
+def test_workdir_error_names_the_real_config_option(tmp_path):
+    workdir = tmp_path / "run"
+    workdir.mkdir()
+    (workdir / "results.csv").write_text("precious")
+    with pytest.raises(FileExistsError, match=r"pass --config\.overwrite=True \(overwrite=True"):
+        fio.check_workdir(workdir)
+
+
+def test_overwrite_is_refused_when_an_input_lies_inside_the_run_to_replace(tmp_path):
+    workdir = tmp_path / "run"
+    with fio.create_run_dir(workdir) as run:
+        run.write_text("faces/a/1.png", "an input someone kept in the old run")
+    with pytest.raises(ValueError, match=r"config.data.identities = .*run/faces lies inside the "
+                                         r"run directory .*which overwrite=True would replace"):
+        fio.check_workdir(workdir, True, {"config.data.identities": workdir / "faces"})
+    fio.check_workdir(workdir, True, {"config.checkpoint": tmp_path})  # outside: fine
+    assert (workdir / "faces/a/1.png").is_file()
+
+
+def test_an_input_reached_through_a_symlink_into_the_run_is_refused(tmp_path):
+    workdir = tmp_path / "run"
+    with fio.create_run_dir(workdir) as run:
+        run.write_text("model/weights.bin", "w")
+    (tmp_path / "link").symlink_to(workdir / "model")
+    with pytest.raises(ValueError, match="lies inside the run directory"):
+        fio.check_workdir(workdir, True, {"config.checkpoint": tmp_path / "link"})
+
+
+_READ_ONLY_SCRIPT = """
+import sys, time
+from flowjax import io as fio
+start = time.perf_counter()
+try:
+    fio.check_workdir(sys.argv[1])
+except PermissionError as err:
+    print("REFUSED", f"{time.perf_counter() - start:.3f}", err)
+"""
+
+
+def _as_unprivileged(script: str, *args: str) -> subprocess.CompletedProcess:
+    """Runs ``script`` as an unprivileged user when we are root (root ignores permission
+    bits, so a chmod-ed folder is read-only only for others)."""
+    command = [sys.executable, "-c", script, *args]
+    if os.geteuid() == 0:
+        command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+    env = dict(os.environ, PYTHONPATH=str(ROOT), JAX_PLATFORMS="cpu")
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
+
+
+@pytest.fixture
+def read_only_folder():
+    # Not under tmp_path: pytest's root folder is private (0700) to its owner.
+    parent = Path(tempfile.mkdtemp(prefix="flowjax-ro-test-"))
+    parent.chmod(0o755)
+    (parent / "ro").mkdir(mode=0o555)
+    (parent / "ro").chmod(0o555)
+    yield parent / "ro"
+    (parent / "ro").chmod(0o755)
+    shutil.rmtree(parent)
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None,
+                    reason="as root, needs setpriv to run as an unprivileged user")
+def test_read_only_workdir_is_refused_before_any_work(read_only_folder):
+    for workdir in (read_only_folder / "run", read_only_folder):  # to create / existing empty
+        result = _as_unprivileged(_READ_ONLY_SCRIPT, str(workdir))
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert "REFUSED" in result.stdout, result.stdout
+        assert f"cannot write in {read_only_folder} (Permission denied)" in result.stdout
+
+
+def test_workdir_under_a_file_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(NotADirectoryError, match=r"notes.txt is a file, not a folder"):
+        fio.check_workdir(tmp_path / "notes.txt" / "run")
+
+
+def test_staging_dir_lies_beside_the_workdir_and_is_removed_on_exit(tmp_path):
+    with pytest.raises(RuntimeError):
+        with fio.staging_dir(tmp_path / "run") as staging:
+            assert staging.parent == tmp_path and staging.name.startswith(".run.staging-")
+            (staging / "faces").mkdir()
+            raise RuntimeError("the run failed")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_staging_dir_removes_what_a_killed_run_left_behind(tmp_path):
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True).stdout.strip()
+    (tmp_path / f".run.staging-{dead}-abc123" / "faces").mkdir(parents=True)
+    (tmp_path / f".run.staging-{os.getpid()}-live00").mkdir()  # a live process: kept
+    with fio.staging_dir(tmp_path / "run"):
+        pass
+    assert [p.name for p in tmp_path.iterdir()] == [f".run.staging-{os.getpid()}-live00"]
 
 
 def test_existing_empty_workdir_is_used(tmp_path):

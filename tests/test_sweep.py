@@ -12,6 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -21,6 +22,10 @@ from flowjax import glow, latents, sweep
 MODEL = glow.Glow(image_size=8, n_levels=2, depth=2, width=8)
 SHAPES = MODEL.latent_shapes
 ALPHAS = (0.0, 0.5, 1.0)
+# The variance methods divide by variance + var_eps; with the default 1e-3 and a
+# one-image identity this random model's latents grow ~1000x and decode to inf/NaN
+# (which the sweep now refuses), so the equality tests use a var_eps that keeps them finite.
+VAR_EPS = 0.5
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -60,7 +65,8 @@ def _naive(variables, sources, source_stats, target_stats, method, space):
             s = latents.IdentityStats(source_stats.mean[e], source_stats.var[e], 0)
             for t in range(len(target_stats.mean)):
                 tt = latents.IdentityStats(target_stats.mean[t], target_stats.var[t], 0)
-                batch.append(np.asarray(latents.transfer(method, sources[e], s, tt, alpha)))
+                batch.append(np.asarray(latents.transfer(method, sources[e], s, tt, alpha,
+                                                          VAR_EPS)))
         levels = latents.unflatten(np.stack(batch), SHAPES)
         out.append(np.asarray(glow.decode(MODEL, variables, levels, space=space, quantize=False)))
     e, t = len(sources), len(target_stats.mean)
@@ -72,7 +78,8 @@ def _naive(variables, sources, source_stats, target_stats, method, space):
 def test_sweep_equals_decoding_alpha_by_alpha(variables, encoding, method, space):
     sources, source_stats, target_stats = _problem(encoding, space)
     grid = sweep.transfer_sweep(MODEL, variables, sources, source_stats, target_stats, ALPHAS,
-                                method=method, space=space, quantize=False, chunk_size=5)
+                                method=method, space=space, quantize=False, chunk_size=5,
+                                var_eps=VAR_EPS)
     expected = _naive(variables, sources, source_stats, target_stats, method, space)
     assert grid.shape == (2, 2, 3, 8, 8, 3)
     np.testing.assert_allclose(grid, expected, rtol=0, atol=1e-5)
@@ -86,7 +93,7 @@ def test_chunks_compile_once_and_other_methods_reuse_the_compilation(variables, 
                          method="linear", chunk_size=7)
     assert sweep._transfer_chunk._cache_size() == before + 1
     sweep.transfer_sweep(MODEL, variables, sources, source_stats, target_stats, ALPHAS,
-                         method="variance", chunk_size=7)
+                         method="variance", chunk_size=7, var_eps=VAR_EPS)
     assert sweep._transfer_chunk._cache_size() == before + 1
 
 
@@ -140,6 +147,67 @@ def test_latents_of_the_wrong_size_are_a_clear_error(variables):
     stats = latents.IdentityStats(np.zeros((1, 10)), np.zeros((1, 10)), 1)
     with pytest.raises(ValueError, match=r"D = 192 for this model .*got shape \(1, 10\)"):
         sweep.transfer_sweep(MODEL, variables, np.zeros((1, 10)), stats, stats, [0.5])
+
+
+# ---- non-finite values: an error naming the points, never a black image ------------
+
+
+def test_variance_transfer_that_overflows_raises_naming_expression_target_and_alpha(
+        variables, encoding):
+    # Target "solo" has one image: variance 0, so the latent is divided by var_eps alone.
+    sources, source_stats, target_stats = _problem(encoding, "eps")
+    with pytest.raises(sweep.NonFiniteError,
+                       match=r"grid points: \d+ of 12 are non-finite .*"
+                             r"target 1 \('solo'\).*var_eps=0.001\): raise var_eps") as err:
+        sweep.transfer_sweep(MODEL, variables, sources, source_stats, target_stats, ALPHAS,
+                             method="variance", chunk_size=5, var_eps=1e-3,
+                             expression_names=["smile", "frown"], target_names=["pair", "solo"])
+    assert "expression 0 ('smile')" in str(err.value) and err.value.points
+
+
+def test_nan_weight_makes_encode_raise_naming_the_images_and_the_parameter(variables, images):
+    broken = jax.tree.map(np.array, variables)
+    broken["params"]["level_0"]["invconv"]["W"][0, 0, 0] = np.nan
+    with pytest.raises(sweep.NonFiniteError, match=r"encode: images: 6 of 6 .*image 0 \('a.png'\)"):
+        sweep.encode_images(MODEL, broken, images, names=[f"{c}.png" for c in "abcdef"])
+    with pytest.raises(sweep.NonFiniteError, match=r"1 parameter array\(s\).*level_0.*invconv.*W"):
+        sweep.check_finite_variables(broken)
+    sweep.check_finite_variables(variables)  # the intact weights pass
+
+
+def test_decoding_a_nan_latent_raises_instead_of_writing_a_black_image(variables, encoding):
+    flat = np.asarray(latents.flatten(list(encoding.eps)))[:3].copy()
+    flat[1, 7] = np.nan
+    with pytest.raises(sweep.NonFiniteError, match=r"1 of 3 are non-finite.*latent 1 \('mean b'\)"):
+        sweep.decode_latents(MODEL, variables, flat, names=["mean a", "mean b", "mean c"])
+
+
+def test_attribute_sweep_with_an_infinite_vector_raises_naming_the_vector(variables, encoding):
+    flat = np.asarray(latents.flatten(list(encoding.eps)))
+    vector = np.full_like(flat[0], np.inf)
+    with pytest.raises(sweep.NonFiniteError, match=r"vector 0 \('Smiling'\), alpha 0.5"):
+        sweep.attribute_sweep(MODEL, variables, flat[:2], vector[None], ALPHAS,
+                              vector_names=["Smiling"])
+
+
+@pytest.mark.parametrize("bad", [1e6, 1e39, float("inf"), float("nan"), -101.0])
+def test_alphas_out_of_range_are_refused_before_any_compute(variables, encoding, bad,
+                                                             monkeypatch):
+    monkeypatch.setattr(sweep, "_run_chunks", lambda *a, **k: pytest.fail("computed"))
+    sources, source_stats, target_stats = _problem(encoding, "eps")
+    with pytest.raises(ValueError, match=r"alphas \[.*\] out of range: every alpha must be "
+                                         r"finite and within \+-100"):
+        sweep.transfer_sweep(MODEL, variables, sources, source_stats, target_stats, (0.5, bad))
+    with pytest.raises(ValueError, match="out of range"):
+        sweep.attribute_sweep(MODEL, variables, sources, sources[:1], (bad,))
+
+
+@pytest.mark.parametrize("method", latents.VARIANCE_METHODS)
+def test_zero_var_eps_is_refused_for_the_variance_methods(variables, encoding, method):
+    sources, source_stats, target_stats = _problem(encoding, "eps")
+    with pytest.raises(ValueError, match=rf"var_eps=0 with method '{method}'.*use var_eps > 0"):
+        sweep.transfer_sweep(MODEL, variables, sources, source_stats, target_stats, ALPHAS,
+                             method=method, var_eps=0.0)
 
 
 _SHARDED_SCRIPT = textwrap.dedent("""

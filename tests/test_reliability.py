@@ -1,0 +1,314 @@
+"""Specification of how runs fail: bad input and faults stop the run with one clear
+error, before any work where possible, and leave nothing behind (issue #18, items
+1, 3, 6, 7; docs/reliability.md lists every case).
+
+The library-level guards have their own tests (tests/test_sweep.py: non-finite
+points and alphas; tests/test_io.py: workdir checks, staging folder); these run
+the transfer experiment and ``run.py`` as a user would.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from configs import transfer as transfer_config
+from experiments import common, transfer
+from flowjax import data, glow, sweep
+from flowjax import io as fio
+
+ROOT = Path(__file__).resolve().parents[1]
+MODEL = glow.Glow(image_size=16, n_levels=2, depth=2, width=8)
+ENV = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
+ENV.pop("FLOWJAX_TRACEBACK", None)
+
+
+def _faces(root: Path) -> Path:
+    common.write_generated_faces(root, n_identities=3, expressions=("neutral", "smile"), size=16)
+    return root
+
+
+def _config(faces: Path, **overrides):
+    config = transfer_config.get_config()
+    config.data.identities = str(faces)
+    config.source = "id00"
+    config.alphas = (0.0, 0.5, 1.0)
+    config.progress = False
+    config.evaluation.enabled = False
+    config.checkpoint = None
+    config.random_init.enabled = True
+    config.random_init.ddi = False
+    config.model = transfer_config.model_config(image_size=16, n_levels=2, depth=2, width=8)
+    config.update(overrides)
+    return config
+
+
+@pytest.fixture
+def no_work(monkeypatch):
+    """Makes any model work fail the test: a refusal must come before it."""
+    def work(*args, **kwargs):
+        pytest.fail("the run started work (read the model) before refusing")
+    monkeypatch.setattr(common, "model_geometry", work)
+    monkeypatch.setattr(common, "load_model", work)
+
+
+@pytest.fixture(scope="module")
+def nan_checkpoint(tmp_path_factory) -> Path:
+    """A model export with one NaN among its weights (as a damaged file or diverged run)."""
+    from flowjax import checkpoints
+
+    variables = jax.tree.map(np.array, common.random_variables(MODEL, seed=3))
+    variables["params"]["level_1"]["invconv"]["W"][0, 0, 1] = np.nan
+    return checkpoints.save_model(tmp_path_factory.mktemp("nan") / "ckpt", MODEL, variables)
+
+
+def _run_py(*args: str, env: dict | None = None, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "run.py", *args], cwd=ROOT, env=env or ENV,
+                          capture_output=True, text=True, timeout=300, **kwargs)
+
+
+# ---- item 1: non-finite values ----------------------------------------------------
+
+
+def test_nan_weight_in_the_checkpoint_stops_the_run_naming_the_parameter(tmp_path,
+                                                                         nan_checkpoint):
+    faces = _faces(tmp_path / "faces")
+    config = _config(faces, checkpoint=str(nan_checkpoint))
+    config.random_init.enabled = False
+    with pytest.raises(sweep.NonFiniteError,
+                       match=r"checkpoint .*ckpt: 1 parameter array\(s\) hold NaN or inf: "
+                             r"\['params'\]\['level_1'\]\['invconv'\]\['W'\]"):
+        transfer.main(config, str(tmp_path / "run"))
+    assert [p.name for p in tmp_path.iterdir()] == ["faces"]  # no run, no staging folder
+
+
+def test_run_py_reports_a_nan_checkpoint_in_one_line_and_writes_no_run(tmp_path,
+                                                                      nan_checkpoint):
+    faces = _faces(tmp_path / "faces")
+    checkpoint = nan_checkpoint
+    result = _run_py("--config=configs/transfer.py", f"--config.checkpoint={checkpoint}",
+                     f"--config.data.identities={faces}", "--config.source=id00",
+                     "--config.evaluation.enabled=False", f"--workdir={tmp_path / 'run'}")
+    assert result.returncode == 1, result.stderr[-3000:]
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: NonFiniteError: checkpoint ") and "['level_1']" in last
+    assert "Traceback" not in result.stderr
+    # orbax's INFO lines (a dozen per checkpoint load) are filtered from the log.
+    assert "orbax-checkpoint version" not in result.stderr
+    assert "load checkpoint" not in result.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_variance_transfer_that_overflows_names_expression_and_target_and_writes_nothing(
+        tmp_path):
+    faces = _faces(tmp_path / "faces")
+    config = _config(faces, method="variance", var_eps=1e-30)
+    config.data.identities = None
+    # "solo" has one image: variance 0, so its latent is divided by var_eps alone.
+    config.data.identity_map = {"id00": str(faces / "id00"), "id01": str(faces / "id01"),
+                                "solo": str(faces / "id02" / "smile.png")}
+    with pytest.raises(sweep.NonFiniteError,
+                       match=r"transfer sweep \(variance, eps\): grid points: .*"
+                             r"expression \d \('(neutral|smile)'\), target \d \('(id01|solo)'\)"
+                             r".*var_eps=1e-30\): raise var_eps"):
+        transfer.main(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("method", ["variance", "std_rescale"])
+def test_zero_var_eps_with_a_variance_method_is_refused_before_any_work(tmp_path, no_work,
+                                                                        method):
+    config = _config(_faces(tmp_path / "faces"), method=method, var_eps=0.0)
+    with pytest.raises(ValueError, match=rf"config.var_eps=0 with method '{method}'"):
+        transfer.main(config, str(tmp_path / "run"))
+
+
+@pytest.mark.parametrize("alphas", [(1e6,), (float("1e309"),), (0.5, float("nan"))])
+def test_alphas_out_of_range_are_refused_before_any_work(tmp_path, no_work, alphas):
+    config = _config(_faces(tmp_path / "faces"), alphas=alphas)
+    with pytest.raises(ValueError, match=r"config.alphas \[.*\] out of range"):
+        transfer.main(config, str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+# ---- item 3: overwrite must not delete the run's own inputs ------------------------
+
+
+def test_overwrite_with_the_inputs_inside_the_old_run_is_refused_before_any_work(
+        tmp_path, no_work):
+    workdir = tmp_path / "run"
+    with fio.create_run_dir(workdir):
+        pass
+    faces = _faces(workdir / "faces")  # the user kept the photos in the old run's folder
+    config = _config(faces, overwrite=True)
+    with pytest.raises(ValueError, match=r"config.data.identities = .*run/faces lies inside the "
+                                         r"run directory"):
+        transfer.main(config, str(workdir))
+    assert len(list(faces.rglob("*.png"))) == 6
+
+
+def test_overwrite_with_a_checkpoint_inside_the_old_run_is_refused(tmp_path, no_work):
+    workdir = tmp_path / "run"
+    with fio.create_run_dir(workdir) as run:
+        run.write_text("model/weights.txt", "stand-in for an exported model")
+    config = _config(_faces(tmp_path / "faces"), overwrite=True,
+                     checkpoint=str(workdir / "model"))
+    config.random_init.enabled = False
+    with pytest.raises(ValueError, match=r"config.checkpoint = .*run/model lies inside"):
+        transfer.main(config, str(workdir))
+
+
+# ---- item 6: refuse before computing ---------------------------------------------
+
+
+def test_overwrite_of_a_folder_flowjax_did_not_create_is_refused_before_any_work(
+        tmp_path, no_work):
+    workdir = tmp_path / "home"
+    workdir.mkdir()
+    (workdir / "thesis.tex").write_text("years of work")
+    with pytest.raises(FileExistsError, match="was not created by flowjax"):
+        transfer.main(_config(_faces(tmp_path / "faces"), overwrite=True), str(workdir))
+    assert [p.name for p in workdir.iterdir()] == ["thesis.tex"]
+
+
+_READ_ONLY_RUN = """
+import sys, time
+from configs import transfer as transfer_config
+from experiments import transfer
+start = time.perf_counter()
+try:
+    transfer.main(transfer_config.get_config(), sys.argv[1])  # the default demo run
+except PermissionError as err:
+    print(f"REFUSED {time.perf_counter() - start:.2f} s: {err}")
+"""
+
+
+@pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None,
+                    reason="as root, needs setpriv to run as an unprivileged user")
+def test_read_only_workdir_is_refused_within_a_second_with_the_default_config():
+    parent = Path(tempfile.mkdtemp(prefix="flowjax-ro-test-"))  # pytest's tmp is 0700
+    try:
+        parent.chmod(0o755)
+        (parent / "ro").mkdir()
+        (parent / "ro").chmod(0o555)
+        command = [sys.executable, "-c", _READ_ONLY_RUN, str(parent / "ro" / "run")]
+        if os.geteuid() == 0:  # root ignores permission bits
+            command = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", *command]
+        result = subprocess.run(command, cwd=ROOT, env=ENV, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0, result.stderr[-3000:]
+        assert "REFUSED" in result.stdout and "Permission denied" in result.stdout, result.stdout
+        assert float(result.stdout.split()[1]) < 1.0  # it was ~100 s of work before
+    finally:
+        (parent / "ro").chmod(0o755)
+        shutil.rmtree(parent)
+
+
+def test_broken_symlink_among_the_images_is_an_error_naming_it(tmp_path):
+    faces = _faces(tmp_path / "faces")
+    (faces / "id01" / "frown.png").symlink_to(tmp_path / "moved" / "frown.png")
+    with pytest.raises(data.ImageDataError,
+                       match=r"id01/frown.png is a broken symbolic link \(it points to "
+                             r".*moved/frown.png"):
+        data.load_identities(faces, size=16)
+    with pytest.raises(data.ImageDataError, match="frown.png is a broken symbolic link"):
+        transfer.main(_config(faces), str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
+def test_broken_symlink_in_place_of_an_identity_folder_is_an_error_naming_it(tmp_path):
+    faces = _faces(tmp_path / "faces")
+    (faces / "id03").symlink_to(tmp_path / "unmounted" / "id03")
+    with pytest.raises(data.ImageDataError, match=r"faces/id03 is a broken symbolic link"):
+        data.load_identities(faces, size=16)
+
+
+def test_broken_symlink_in_a_training_folder_is_an_error_naming_it(tmp_path):
+    folder = tmp_path / "train" / "sub"
+    folder.mkdir(parents=True)
+    (folder / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
+    with pytest.raises(data.ImageDataError, match=r"sub/gone.jpg is a broken symbolic link"):
+        data.list_image_files_recursive(tmp_path / "train")
+
+
+# ---- item 7: errors a person can read --------------------------------------------
+
+
+def test_run_py_bad_config_is_one_line_with_non_zero_exit_and_no_traceback():
+    result = _run_py("--config=configs/transfer.py:bogus")
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines == [
+        "error: flag --config=configs/transfer.py:bogus: Error whilst parsing config file: "
+        "ValueError: unknown variant(s) ['bogus']; choose from ['repo', 'smoke', "
+        "'std_rescale', 'thesis_half', 'variance', 'z'] (see --helpshort) "
+        "(traceback: --verbosity=1 or FLOWJAX_TRACEBACK=1)"]
+
+
+def test_run_py_shows_the_traceback_only_when_asked(tmp_path):
+    args = ("--config=configs/transfer.py:smoke", "--config.alphas=(0.5,0.5)",
+            f"--workdir={tmp_path / 'run'}")
+    quiet = _run_py(*args)
+    assert quiet.returncode == 1 and "Traceback" not in quiet.stderr
+    assert quiet.stderr.strip().splitlines()[-1].startswith(
+        "error: ValueError: config.alphas [0.5, 0.5] has repeated values")
+    loud = _run_py(*args, "--verbosity=1")
+    assert loud.returncode == 1 and "Traceback (most recent call last)" in loud.stderr
+    assert "error: ValueError: config.alphas" in loud.stderr
+    assert not (tmp_path / "run").exists()
+
+
+def test_run_py_shows_the_traceback_with_the_environment_variable():
+    result = _run_py("--config=configs/transfer.py:bogus", env={**ENV, "FLOWJAX_TRACEBACK": "1"})
+    assert result.returncode == 1 and "Traceback (most recent call last)" in result.stderr
+    assert result.stderr.strip().splitlines()[-1].startswith("error: flag --config=")
+
+
+@pytest.mark.slow  # two more run.py starts (~5 s); the bad-variant test covers the path
+def test_run_py_misspelt_config_field_and_missing_config_file_are_one_line():
+    misspelt = _run_py("--config=configs/transfer.py", "--config.alpha=(0.5,)")
+    assert misspelt.returncode == 1 and "Traceback" not in misspelt.stderr
+    assert misspelt.stderr.strip().splitlines() == [
+        "error: a --config.<field> override names a field the config does not have: 'alpha' "
+        'Did you mean "alphas" instead of "alpha"? (overrides given: --config.alpha=(0.5,)) '
+        "(traceback: --verbosity=1 or FLOWJAX_TRACEBACK=1)"]
+    missing = _run_py("--config=configs/nothere.py")
+    assert missing.returncode == 1 and "Traceback" not in missing.stderr
+    assert missing.stderr.strip().splitlines()[-1].startswith(
+        "error: cannot load the config: [Errno 2] No such file or directory: "
+        "'configs/nothere.py'")
+
+
+def test_a_terminated_run_leaves_no_temporary_folder_behind(tmp_path):
+    own_tmp = tmp_path / "tmp"  # TMPDIR of the run: other processes' files are not counted
+    own_tmp.mkdir()
+    workdir = tmp_path / "out" / "run"
+    process = subprocess.Popen(
+        [sys.executable, "run.py", "--config=configs/transfer.py:smoke", f"--workdir={workdir}"],
+        cwd=ROOT, env={**ENV, "TMPDIR": str(own_tmp)}, stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        staged = list(own_tmp.glob("flowjax-generated-*")) + list(
+            workdir.parent.glob(".run.staging-*") if workdir.parent.exists() else [])
+        if staged and any(p.rglob("*.png") for p in staged):
+            break
+        time.sleep(0.05)
+    assert process.poll() is None, "the run ended before it could be terminated"
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=120)
+    assert process.returncode == 128 + signal.SIGTERM, stderr[-2000:]
+    assert list(own_tmp.iterdir()) == [], stderr[-2000:]
+    assert not list(workdir.parent.glob(".run.staging-*")), stderr[-2000:]
+    if (workdir / "manifest.json").exists():  # the run may have started writing
+        assert '"status": "failed"' in (workdir / "manifest.json").read_text()
