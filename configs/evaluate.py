@@ -14,21 +14,40 @@ Where the output goes (one rule):
 
     python run.py --config=configs/evaluate.py --config.run_dir=RUN --workdir=OUT
 
+* ``config.study`` set (a study spec, ``docs/study_format.md``): any study,
+  e.g. images made by another tool with OpenFace and facenet already run on
+  them; the workdir is the output directory::
+
+    python run.py --config=configs/evaluate.py:study --config.study=SPEC --workdir=OUT
+
+  The ``study`` variant reads precomputed OpenFace CSVs and identity
+  distances (``precomputed`` backends) and also writes the published
+  layout's tables (``tables/published/``); override either backend as usual
+  (``--config.identity.backend=none`` for an AU-only evaluation).
+
 The transfer outputs are never overwritten: an output that contains the run,
 or lies in one of its output folders, is refused; an existing evaluation is
 replaced only with ``--config.overwrite=True``.
 
 Backends (``flowjax/evaluation/scorers.py``):
   identity.backend      ``facenet`` (default; weights from facenet-pytorch's
-                        cache, see identity.facenet.*), ``synthetic``, ``fake``
+                        cache, see identity.facenet.*), ``synthetic``, ``fake``,
+                        ``precomputed`` (the study's distance files), ``none``
   action_units.backend  ``openface`` (default; FaceLandmarkImg from
                         action_units.openface.binary or
-                        $FLOWJAX_OPENFACE_BIN),
+                        $FLOWJAX_OPENFACE_BIN), ``precomputed`` (the study's
+                        FaceLandmarkImg CSVs; never runs OpenFace),
                         ``synthetic``, ``fake``, ``none``
+  ``synthetic`` backends are refused on anything but a flowjax run on the
+  synthetic study (they only understand flowjax.synthetic faces).
+  A ``package.module:callable`` backend receives ``<section>.options`` as
+  keyword arguments; options may be given on the command line, new keys
+  included: ``--config.action_units.options.weights=/path``.
   detector.backend      ``none`` (default), ``fake``
   ``fake`` backends are deterministic pixel statistics FOR TESTS ONLY.
 
-Variants (``:a,b``): ``synthetic`` (the synthetic CNN scorers), ``fake``
+Variants (``:a,b``): ``study`` (precomputed scorers, published tables; needs
+``--config.study``), ``synthetic`` (the synthetic CNN scorers), ``fake``
 (the test-only fake scorers and fake detector), ``active`` (AU set = the AUs
 each source activates), ``fixed_crop`` (facenet with the fixed crop).
 
@@ -42,10 +61,16 @@ id02_source, id02_target; columns 0.00, 0.50, 1.00, source, target) and
 ``manifest.json``. With a random-init model the numbers test the pipeline only.
 """
 
+import ast
+import re
+import sys
+
 import ml_collections
 from ml_collections import config_dict
 
 VARIANTS = {
+    "study": {"identity.backend": "precomputed", "action_units.backend": "precomputed",
+              "published_tables": True},
     "synthetic": {"identity.backend": "synthetic", "action_units.backend": "synthetic"},
     "fake": {"identity.backend": "fake", "action_units.backend": "fake",
              "detector.backend": "fake"},
@@ -58,9 +83,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.experiment = "evaluate"
     config.run_dir = config_dict.placeholder(str)  # None: evaluate the workdir in place
+    config.study = config_dict.placeholder(str)  # a study spec (docs/study_format.md)
     config.out_subdir = "evaluation"
     config.overwrite = False
     config.figures = True
+    config.published_tables = False  # also write tables/published/ (the published layout)
 
     config.identity = ml_collections.ConfigDict()
     config.identity.backend = "facenet"
@@ -90,9 +117,43 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             raise ValueError(f"unknown variant {name!r} of configs/evaluate.py; choose from "
                              f"{sorted(VARIANTS)}")
         for key, value in VARIANTS[name].items():
-            section, *rest = key.split(".")
-            node = config[section]
-            for part in rest[:-1]:
+            *path, last = key.split(".")
+            node = config
+            for part in path:
                 node = node[part]
-            node[rest[-1]] = value
+            node[last] = value
+    add_command_line_options(config, sys.argv)
     return config
+
+
+_OPTION_FLAG = re.compile(r"--config\.((?:[A-Za-z_]\w*\.)*)options\.([A-Za-z_]\w*)(?:=(.*))?")
+
+
+def _literal(text: str):
+    try:
+        return ast.literal_eval(text)
+    except (ValueError, SyntaxError):
+        return text  # a plain string, e.g. a path
+
+
+def add_command_line_options(config: ml_collections.ConfigDict, argv: list[str]) -> None:
+    """Declares the ``<section>.options.KEY`` that ``argv`` sets, so a custom
+    backend's options can be given on the command line (ml_collections refuses
+    keys the config does not have); the flag itself then sets the value."""
+    for i, arg in enumerate(argv):
+        match = _OPTION_FLAG.fullmatch(arg)
+        if match is None:
+            continue
+        prefix, key, value = match.groups()
+        if value is None:  # "--config.x.options.KEY VALUE"
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+        node = config
+        for part in prefix.rstrip(".").split(".") if prefix else []:
+            if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
+                node = None
+                break
+            node = node[part]
+        if node is None or "options" not in node:
+            continue  # ml_collections names the unknown section itself
+        if key not in node.options:
+            node.options[key] = _literal(value)

@@ -185,7 +185,7 @@ def test_a_source_without_active_aus_gets_nan_errors_and_a_note(hand_run, tmp_pa
     summary = _evaluate(hand_run, tmp_path / "e", au_set="active", au_threshold=10.0)
     assert summary["best_alpha"]["smile"]["tgt"]["alpha"] is None
     assert summary["general_trend"]["all"] is None
-    assert "activates no AU above 10.0" in summary["notes"][0]
+    assert "activates no AU above action_units.threshold=10.0" in summary["notes"][0]
     _, rows = read_table(tmp_path / "e/tables/general_trend.csv")
     assert rows[-1] == ["all", "0", "1", "nan", "nan", "nan"]
 
@@ -263,7 +263,7 @@ def test_a_folder_that_is_not_a_transfer_run_is_named(tmp_path):
 def test_a_changed_source_input_is_refused(tmp_path):
     run = make_hand_run(tmp_path / "run")
     fio.write_png(run / "inputs/src/smile.png", _grey(SOURCE + 1), overwrite=True)
-    with pytest.raises(ValueError, match=r"src/smile.png changed since the transfer run"):
+    with pytest.raises(ValueError, match=r"src/smile.png changed since it was recorded"):
         _evaluate(run, tmp_path / "e")
     assert not (tmp_path / "e").exists()
 
