@@ -219,8 +219,7 @@ def evaluate_study(
                          detection_threshold=detection_threshold)
     t_score = time.perf_counter() - t0
     backends = dict(backends or {})
-    scorers = {"identity": describe(identity if scores.has_identity else None,
-                                    backends.get("identity")),
+    scorers = {"identity": describe(identity, backends.get("identity")),
                "action_units": describe(au_scorer, backends.get("action_units")),
                "detector": describe(detector, backends.get("detector"))}
     t0 = time.perf_counter()
