@@ -8,7 +8,7 @@ sha256 of every file), and :func:`read_transfer_run` reads that spec through
 :func:`flowjax.evaluation.study.study_from_spec`, the same code path as a
 user's spec. What is verified (and refused):
 
-* the manifest says ``complete``;
+* the manifest says ``complete`` and ``transfer.json`` has the sha256 it records;
 * every path in ``transfer.json`` stays inside the run directory (no absolute
   path, no ``..``) and is one of the run's recorded outputs, or else is an
   input the run recorded with its sha256 (an external photo);
@@ -155,6 +155,11 @@ def transfer_spec(run_dir: fio.PathLike) -> dict[str, Any]:
     if len(alphas) != len(labels) or not alphas:
         raise ValueError(f"{summary_path}: {len(alphas)} alphas but {len(labels)} alpha_labels")
     files = _RunFiles(run_dir, manifest_path, manifest)
+    recorded = files.outputs.get("transfer.json")
+    if recorded is not None and fio.sha256_file(summary_path) != recorded:
+        raise ValueError(f"{summary_path} changed since the run wrote it: sha256 "
+                         f"{fio.sha256_file(summary_path)}, {manifest_path} records {recorded}. "
+                         "Refusing to evaluate an edited run; re-run the transfer.")
     sha256: dict[str, str] = {}
 
     def checked(rel: Any, where: str) -> str:
