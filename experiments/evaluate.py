@@ -1,4 +1,4 @@
-"""Evaluate a transfer run directory or any study: ``main(config, workdir)``; see configs/evaluate.py.
+"""Evaluate a transfer run or any study: ``main(config, workdir)``; see configs/evaluate.py.
 
     python experiments/evaluate.py --config=configs/evaluate.py --workdir=RUN
         evaluates the transfer run RUN in place, into RUN/evaluation/;

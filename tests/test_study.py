@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -257,7 +258,11 @@ def test_study_command_writes_report_figures_and_a_manifest(command_output):
     manifest = json.loads((command_output / "manifest.json").read_text())
     assert manifest["extra"]["evaluated_study"]["spec"].endswith("spec0.json")
     assert manifest["extra"]["scorers"]["action_units"]["backend"] == "precomputed"
-    assert "Evaluation of the study" in (command_output / "report.md").read_text()
+    text = (command_output / "report.md").read_text()
+    assert "Evaluation of the study" in text
+    links = re.findall(r"\]\(([^)]+)\)", text)
+    assert "tables/published/likeliness/expression1.csv" in links
+    assert all((command_output / link).is_file() for link in links)
 
 
 # ---- other inputs: tidy distances, identity none, pixel scorers --------------------

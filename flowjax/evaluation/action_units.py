@@ -288,8 +288,8 @@ def _check_intensity_scale(path: Path, columns: Sequence[str], values: np.ndarra
         if bad.size:
             r = int(bad[0])
             raise ValueError(
-                f"{path}, line {lines[r]}: column {name!r} is {float(column[r])!r}, outside OpenFace's "
-                f"intensity scale 0-{INTENSITY_MAX:g}. The file is corrupt or was edited; "
+                f"{path}, line {lines[r]}: column {name!r} is {float(column[r])!r}, outside "
+                f"OpenFace's intensity scale 0-{INTENSITY_MAX:g}. The file is corrupt or was edited; "
                 "re-run OpenFace on the image.")
 
 

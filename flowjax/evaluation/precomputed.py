@@ -205,7 +205,8 @@ def read_tidy_distances(study: Study, path: Path) -> tuple[np.ndarray, np.ndarra
 
 
 class PrecomputedDistances:
-    """Identity distances read from the study's distance files (``identity.backend=precomputed``)."""
+    """Identity distances read from the study's distance files
+    (``identity.backend=precomputed``)."""
 
     def distances(self, study: Study) -> IdentityScores:
         if study.distances is None:

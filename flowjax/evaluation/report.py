@@ -137,11 +137,17 @@ def render(scores: Scores, scorers: dict[str, Any], files: dict[str, Any],
                 f"Detection rate (p(generated) >= {scores.detection_threshold}) over the "
                 f"{scores.p_generated.size} generated images: **{scores.detection_rate:.3f}**. "
                 f"Per-image probabilities: column `p_generated` of {_link(files['scores'])}.", ""]
+    if files.get("published"):
+        out += ["## Published layout", "",
+                "The same numbers in the published study's layout (likeliness matrices with "
+                "the mean faces' columns; AU tables per expression), to compare cell by cell:",
+                "", *[f"- {kind}: " + ", ".join(_link(p) for p in per.values())
+                      for kind, per in files["published"].items()], ""]
     out += ["## Per expression", "",
             f"Every number, one row per generated image: {_link(files['scores'])}.", ""]
     for e, expression in enumerate(run.expressions):
-        out += [f"### {expression}", "", f"Source image "
-                f"`{run.summary.get('expressions', {}).get(expression, run.source_inputs[e].name)}`."]
+        name = run.summary.get("expressions", {}).get(expression, run.source_inputs[e].name)
+        out += [f"### {expression}", "", f"Source image `{name}`."]
         if scores.has_identity:
             out += [f"Identity distances ({_link(files['identity_distances'][expression])}):",
                     "", tables.identity_table(scores, e).markdown()]

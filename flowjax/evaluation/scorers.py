@@ -58,7 +58,8 @@ from flowjax.evaluation.action_units import OPENFACE_INTENSITY_AUS, ActionUnitSc
 from flowjax.evaluation.metrics import FakeDetector
 
 __all__ = [
-    "ActionUnitScorer", "DistanceSource", "FakeDetector", "IdentityEmbedder", "FakeEmbedder", "FakeAUScorer",
+    "ActionUnitScorer", "DistanceSource", "FakeDetector", "IdentityEmbedder", "FakeEmbedder",
+    "FakeAUScorer",
     "fake_detector", "build_identity_embedder", "build_au_scorer", "build_detector",
     "describe", "IDENTITY_BACKENDS", "AU_BACKENDS", "DETECTOR_BACKENDS",
 ]  # fmt: skip
