@@ -147,13 +147,22 @@ def add_command_line_options(config: ml_collections.ConfigDict, argv: list[str])
         prefix, key, value = match.groups()
         if value is None:  # "--config.x.options.KEY VALUE"
             value = argv[i + 1] if i + 1 < len(argv) else ""
-        node = config
-        for part in prefix.rstrip(".").split(".") if prefix else []:
-            if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
-                node = None
-                break
-            node = node[part]
-        if node is None or "options" not in node:
-            continue  # ml_collections names the unknown section itself
-        if key not in node.options:
-            node.options[key] = _literal(value)
+        parts = prefix.rstrip(".").split(".") if prefix else []
+        # The longest tail that is a section here: "evaluation.action_units" (this config
+        # nested in configs/transfer.py) resolves to "action_units".
+        for start in range(len(parts) + 1):
+            node = _section(config, parts[start:])
+            if node is not None and isinstance(node.get("options"),
+                                               ml_collections.ConfigDict):
+                if key not in node.options:
+                    node.options[key] = _literal(value)
+                break  # ml_collections itself names a section that does not exist
+
+
+def _section(config: ml_collections.ConfigDict, parts: list[str]):
+    node = config
+    for part in parts:
+        if part not in node or not isinstance(node[part], ml_collections.ConfigDict):
+            return None
+        node = node[part]
+    return node

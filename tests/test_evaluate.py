@@ -538,8 +538,17 @@ def test_a_custom_backends_options_can_be_given_on_the_command_line(monkeypatch)
     values(argv)
     options = holder.value.action_units.options
     assert options.weights == "/models/au.npz" and options.batch_size == 8
+    # The same through configs/transfer.py, which nests this config as config.evaluation.
+    argv = ["run.py", f"--config={ROOT / 'configs/transfer.py'}",
+            "--config.evaluation.action_units.options.weights=/models/au.npz"]
+    monkeypatch.setattr(sys, "argv", argv)
+    values = flags.FlagValues()
+    holder = config_flags.DEFINE_config_file("config", flag_values=values)
+    values(argv)
+    assert holder.value.evaluation.action_units.options.weights == "/models/au.npz"
     # Only options are free-form: a misspelt key elsewhere is still refused.
-    argv = [argv[0], argv[1], "--config.action_units.bakend=x"]
+    argv = ["run.py", f"--config={ROOT / 'configs/evaluate.py'}",
+            "--config.action_units.bakend=x"]
     monkeypatch.setattr(sys, "argv", argv)
     values = flags.FlagValues()
     config_flags.DEFINE_config_file("config", flag_values=values)
