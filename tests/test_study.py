@@ -242,6 +242,9 @@ def test_a_strip_csv_uses_its_most_confident_face_and_says_so(command_output, pu
 
 
 def test_an_image_openface_found_no_face_in_is_a_missing_face(command_output):
+    notes = json.loads((command_output / "evaluation.json").read_text())["notes"]
+    assert any("1 image(s) have no face" in n and "02_0.32.png (OpenFace found no face" in n
+               for n in notes)
     _, rows = read_table(command_output / "tables/scores.csv")
     row_ = next(r for r in rows if r[:3] == ["expression2", "02", "0.32"])
     assert row_[6] == "nan"  # au_error
@@ -382,3 +385,18 @@ def test_synthetic_scorers_are_refused_on_a_study(published, tmp_path):
 
     with pytest.raises(ValueError, match=r"scores only flowjax.synthetic faces"):
         pipeline.check_scorers_fit(loaded, Stand())
+
+
+def test_an_image_without_any_openface_output_is_a_missing_face_never_a_run(tmp_path):
+    from flowjax.evaluation.datatypes import ImageRef
+    from flowjax.evaluation.precomputed import PrecomputedOpenFace
+
+    folder = tmp_path / "processed"
+    folder.mkdir()
+    _write_openface(folder, "01_0.3", [(0.9, np.full(N_AU, 1.5))])
+    scorer = PrecomputedOpenFace()
+    out = scorer.score_files([ImageRef(tmp_path / "01_0.3.png", "01_0.3", (folder,)),
+                              ImageRef(tmp_path / "01_0.5.png", "01_0.5", (folder,))])
+    np.testing.assert_array_equal(out[0], np.full(N_AU, 1.5))
+    assert np.isnan(out[1]).all()
+    assert "01_0.5.png (no 01_0.5.csv in" in scorer.notes()[0]

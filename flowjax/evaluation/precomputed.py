@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from flowjax.evaluation.action_units import (OPENFACE_INTENSITY_AUS, ImageAUResult,
+from flowjax.evaluation.action_units import (OPENFACE_INTENSITY_AUS, FaceStatus, ImageAUResult,
                                              collect_facelandmarkimg_outputs, no_face_result)
 from flowjax.evaluation.datatypes import IdentityScores, ImageRef, Study
 
@@ -65,6 +65,9 @@ class PrecomputedOpenFace:
                 continue
             # A file name, not the bare stem: stems such as "01_0.32" hold a dot.
             result, = collect_facelandmarkimg_outputs(folder, [f"{ref.au_stem}.png"])
+            if result.status == FaceStatus.NO_FACE:
+                self.missing.append(f"{ref.path} (OpenFace found no face: no "
+                                    f"{ref.au_stem}.csv in {folder})")
             if len(result.faces) > 1:
                 self.multiple.append(f"{folder / ref.au_stem}.csv ({len(result.faces)} faces)")
             out.append(result)
@@ -79,8 +82,8 @@ class PrecomputedOpenFace:
         """What the last call found that a reader should know."""
         notes = []
         if self.missing:
-            notes.append(f"{len(self.missing)} image(s) have no OpenFace output and count as "
-                         f"missing faces: {'; '.join(self.missing[:5])}"
+            notes.append(f"{len(self.missing)} image(s) have no face in OpenFace's output and "
+                         f"count as missing faces (NaN): {'; '.join(self.missing[:5])}"
                          + (" ..." if len(self.missing) > 5 else ""))
         if self.multiple:
             notes.append(f"{len(self.multiple)} OpenFace CSV(s) hold several faces; the most "
