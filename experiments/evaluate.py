@@ -1,12 +1,15 @@
-"""Evaluate a transfer run directory: ``main(config, workdir)``; see configs/evaluate.py.
+"""Evaluate a transfer run or any study: ``main(config, workdir)``; see configs/evaluate.py.
 
     python experiments/evaluate.py --config=configs/evaluate.py --workdir=RUN
         evaluates the transfer run RUN in place, into RUN/evaluation/;
     python run.py --config=configs/evaluate.py --config.run_dir=RUN --workdir=OUT
-        evaluates RUN into OUT.
+        evaluates RUN into OUT;
+    python run.py --config=configs/evaluate.py:study --config.study=SPEC --workdir=OUT
+        evaluates the study a spec file describes (docs/study_format.md) into OUT.
 
 The scorers are built from the config (``flowjax.evaluation.scorers``), then
-``flowjax.evaluation.pipeline.evaluate_run`` does the work.
+``flowjax.evaluation.pipeline.evaluate_study`` does the work (a transfer run is
+read as a study by ``flowjax.evaluation.transfer_run``).
 """
 
 from __future__ import annotations
@@ -17,40 +20,66 @@ from typing import Any
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from flowjax.evaluation import pipeline, scorers
+from flowjax.evaluation import metrics, pipeline, scorers
+
+
+def _study(config: Any, workdir: str) -> tuple[pipeline.Study, str]:
+    """The study to evaluate and the output directory, checked before any scorer loads."""
+    if config.study:
+        if config.run_dir:
+            raise ValueError("give one of --config.study (a study spec) and --config.run_dir "
+                             f"(a transfer run), not both; got {config.study!r} and "
+                             f"{config.run_dir!r}")
+        study = pipeline.load_study(config.study)
+        out = pipeline.check_study_output(study, workdir)
+    else:
+        in_place = not config.run_dir
+        run_dir = workdir if in_place else config.run_dir
+        out = pipeline.resolve_output_dir(run_dir, None if in_place else workdir,
+                                          config.out_subdir)
+        study = pipeline.read_transfer_run(run_dir)
+    pipeline.check_output_dir(out, config.overwrite)
+    return study, os.fspath(out)
 
 
 def main(config: Any, workdir: str) -> dict[str, Any]:
-    """Evaluates ``config.run_dir`` into ``workdir``, or ``workdir`` in place."""
-    in_place = not config.run_dir
-    run_dir = workdir if in_place else config.run_dir
-    out_dir = None if in_place else workdir
-    # Fail on a bad run directory or output before loading any scorer (facenet takes seconds).
-    out = pipeline.resolve_output_dir(run_dir, out_dir, config.out_subdir)
-    pipeline.check_output_dir(out, config.overwrite)
-    pipeline.read_transfer_run(run_dir)
+    """Evaluates ``config.study``, ``config.run_dir`` into ``workdir``, or ``workdir`` in place."""
+    # Fail on a bad study, output or option before loading any scorer (facenet takes seconds).
+    study, out = _study(config, workdir)
+    synthetic = [f"{name}.backend" for name in ("identity", "action_units")
+                 if config[name].backend == "synthetic"]
+    if synthetic and not study.synthetic_faces:
+        raise ValueError(
+            f"{', '.join(synthetic)} = 'synthetic' scores only flowjax.synthetic faces, but "
+            f"{study.spec_path or study.path} holds other images (only a flowjax transfer run "
+            "on the synthetic study qualifies). Pass --config.identity.backend=facenet and "
+            "--config.action_units.backend=openface (or precomputed, with a study spec).")
     au_set = pipeline.parse_au_set(config.action_units.aus)
-    embedder = scorers.build_identity_embedder(config.identity)
+    threshold = config.action_units.threshold
+    if au_set == metrics.ACTIVE:
+        threshold = pipeline.check_threshold(threshold)
+    identity = scorers.build_identity_embedder(config.identity)
     au_scorer = scorers.build_au_scorer(config.action_units)
     detector = scorers.build_detector(config.detector)
-    summary = pipeline.evaluate_run(
-        run_dir, embedder, au_scorer, au_set=au_set, out_subdir=config.out_subdir,
-        detector=detector, out_dir=out_dir, overwrite=config.overwrite,
-        au_threshold=config.action_units.threshold,
+    summary = pipeline.evaluate_study(
+        study, identity, au_scorer, out_dir=out, au_set=au_set, detector=detector,
+        overwrite=config.overwrite, au_threshold=threshold,
         detection_threshold=config.detector.threshold, make_figures=config.figures,
+        published_tables=config.get("published_tables", False),
         backends={"identity": config.identity.backend,
                   "action_units": config.action_units.backend,
                   "detector": config.detector.backend},
         config=config)
-    logging.info("wrote the evaluation of %s to %s", run_dir, summary["output_dir"])
+    logging.info("wrote the evaluation of %s to %s", study.spec_path or study.path,
+                 summary["output_dir"])
     return summary
 
 
 if __name__ == "__main__":
     _CONFIG = config_flags.DEFINE_config_file("config", None, "configs/evaluate.py[:variant]")
     _WORKDIR = flags.DEFINE_string(
-        "workdir", None, "The transfer run to evaluate in place (or, with --config.run_dir, "
-        "the output directory).")
+        "workdir", None, "The transfer run to evaluate in place (or, with --config.run_dir "
+        "or --config.study, the output directory).")
     flags.mark_flags_as_required(["config", "workdir"])
 
     def _main(argv: list[str]) -> None:

@@ -14,60 +14,7 @@ import pytest
 
 from flowjax.evaluation import action_units as au
 
-N_EYE, N_LMK, N_MODES = 56, 68, 34  # OpenFace 2.x's eye landmarks, landmarks, PDM modes
-
-
-def header(layout="image", gaze=True, pose=True, lmk2d=True, lmk3d=True, pdm=True, aus=True):
-    cols = ["face", "confidence"] if layout == "image" else [
-        "frame", "face_id", "timestamp", "confidence", "success"]  # fmt: skip
-    if gaze:
-        cols += ["gaze_0_x", "gaze_0_y", "gaze_0_z", "gaze_1_x", "gaze_1_y", "gaze_1_z",
-                 "gaze_angle_x", "gaze_angle_y"]  # fmt: skip
-        cols += [f"eye_lmk_{a}_{i}" for a in "xyXYZ" for i in range(N_EYE)]
-    if pose:
-        cols += ["pose_Tx", "pose_Ty", "pose_Tz", "pose_Rx", "pose_Ry", "pose_Rz"]
-    if lmk2d:
-        cols += [f"{a}_{i}" for a in "xy" for i in range(N_LMK)]
-    if lmk3d:
-        cols += [f"{a}_{i}" for a in "XYZ" for i in range(N_LMK)]
-    if pdm:
-        cols += ["p_scale", "p_rx", "p_ry", "p_rz", "p_tx", "p_ty"]
-        cols += [f"p_{i}" for i in range(N_MODES)]
-    if aus:
-        cols += [f"{n}_r" for n in au.OPENFACE_INTENSITY_AUS]
-        cols += [f"{n}_c" for n in au.OPENFACE_PRESENCE_AUS]
-    return cols
-
-
-def row(cols, ids, confidence, intensities=None, success=1):
-    """One data row with OpenFace's number formats; ``ids`` = face or (frame, face_id)."""
-    intensities = intensities or {}
-    out = []
-    for c in cols:
-        if c in ("face", "face_id"):
-            out.append(str(ids if c == "face" else ids[1]))
-        elif c == "frame":
-            out.append(str(ids[0]))
-        elif c == "timestamp":
-            out.append(f"{(ids[0] - 1) / 30:.3f}")
-        elif c == "confidence":
-            out.append(f"{confidence:.3f}")
-        elif c == "success":
-            out.append(str(success))
-        elif c.endswith("_r"):
-            out.append(f"{intensities.get(c[:-2], 0.0):.2f}")
-        elif c.endswith("_c"):
-            out.append("1.0" if intensities.get(c[:-2], 0.0) > 1 else "0.0")
-        else:
-            out.append("12.5")
-    return out
-
-
-def write_csv(path, cols, rows, sep=", ", newline="\n"):
-    lines = [sep.join(cols)] + [sep.join(r) for r in rows]
-    path.write_bytes((newline.join(lines) + newline).encode())
-    return path
-
+from openface_format import header, row, write_csv  # noqa: E402  (tests/ is on sys.path)
 
 SMILE = {"AU06": 1.52, "AU12": 2.31, "AU25": 1.8}
 
@@ -286,6 +233,32 @@ def test_missing_binary_says_how_to_configure(tmp_path, monkeypatch):
         au.find_openface_binary()
     with pytest.raises(FileNotFoundError, match=f"does not exist.*{au.BINARY_ENV_VAR}="):
         au.find_openface_binary(tmp_path / "FaceLandmarkImg")
+
+
+def test_an_intensity_outside_the_0_to_5_scale_names_file_line_and_column(tmp_path):
+    cols = header()
+    path = write_csv(tmp_path / "img.csv", cols, [row(cols, 0, 0.9, SMILE)])
+    text = path.read_text().replace("2.31", "1e308")
+    path.write_text(text)
+    with pytest.raises(ValueError, match=r"img.csv, line 2: column 'AU12_r' is 1e\+308, "
+                                         r"outside OpenFace's intensity scale 0-5"):
+        au.read_openface_csv(path)
+
+
+def test_a_negative_intensity_is_an_error(tmp_path):
+    cols = header(gaze=False, pose=False, lmk2d=False, lmk3d=False, pdm=False)
+    path = write_csv(tmp_path / "img.csv", cols, [row(cols, 0, 0.9, {"AU06": -0.5})])
+    with pytest.raises(ValueError, match=r"column 'AU06_r' is -0.5, outside"):
+        au.read_openface_csv(path)
+
+
+def test_binary_pointed_at_a_folder_says_it_is_a_folder(tmp_path):
+    (tmp_path / "FaceLandmarkImg").write_text("#!/bin/sh\n")
+    message = r"is a directory, not the FaceLandmarkImg executable \(.*FaceLandmarkImg exists"
+    with pytest.raises(IsADirectoryError, match=message):
+        au.find_openface_binary(tmp_path)
+    with pytest.raises(IsADirectoryError, match=r"build/bin/FaceLandmarkImg"):
+        au.find_openface_binary(tmp_path.parent)
 
 
 def test_binary_comes_from_the_environment_variable(tmp_path, monkeypatch):

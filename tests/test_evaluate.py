@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -185,7 +186,7 @@ def test_a_source_without_active_aus_gets_nan_errors_and_a_note(hand_run, tmp_pa
     summary = _evaluate(hand_run, tmp_path / "e", au_set="active", au_threshold=10.0)
     assert summary["best_alpha"]["smile"]["tgt"]["alpha"] is None
     assert summary["general_trend"]["all"] is None
-    assert "activates no AU above 10.0" in summary["notes"][0]
+    assert "activates no AU above action_units.threshold=10.0" in summary["notes"][0]
     _, rows = read_table(tmp_path / "e/tables/general_trend.csv")
     assert rows[-1] == ["all", "0", "1", "nan", "nan", "nan"]
 
@@ -263,7 +264,7 @@ def test_a_folder_that_is_not_a_transfer_run_is_named(tmp_path):
 def test_a_changed_source_input_is_refused(tmp_path):
     run = make_hand_run(tmp_path / "run")
     fio.write_png(run / "inputs/src/smile.png", _grey(SOURCE + 1), overwrite=True)
-    with pytest.raises(ValueError, match=r"src/smile.png changed since the transfer run"):
+    with pytest.raises(ValueError, match=r"src/smile.png changed since it was recorded"):
         _evaluate(run, tmp_path / "e")
     assert not (tmp_path / "e").exists()
 
@@ -398,3 +399,158 @@ def test_au_set_names_parse_to_au_tuples():
     assert pipeline.parse_au_set("thesis") == metrics.THESIS_AUS
     assert pipeline.parse_au_set("AU06, AU12") == ("AU06", "AU12")
     assert pipeline.parse_au_set("all") is None
+
+
+# ---- a run directory is verified before scoring (issue 18, item 4) -----------------
+
+
+def _edit_transfer_json(run: Path, edit) -> None:
+    """Edits transfer.json and records its new sha256, as a consistent but altered run."""
+    summary = json.loads((run / "transfer.json").read_text())
+    edit(summary)
+    (run / "transfer.json").write_text(json.dumps(summary))
+    manifest = json.loads((run / "manifest.json").read_text())
+    for entry in manifest["outputs"]:
+        if entry["path"] == "transfer.json":
+            entry["sha256"] = fio.sha256_file(run / "transfer.json")
+    (run / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_a_swapped_transfer_png_is_refused_naming_it(tmp_path):
+    run = make_hand_run(tmp_path / "run")
+    fio.write_png(run / "transfer/smile/tgt/1.00/tgt_1.00.png", _grey(GEN_0), overwrite=True)
+    with pytest.raises(ValueError, match=r"transfer/smile/tgt/1.00/tgt_1.00.png changed since it "
+                                         r"was recorded: sha256 [0-9a-f]{64}, the transfer "
+                                         r"run's manifest.json records [0-9a-f]{64}"):
+        _evaluate(run, tmp_path / "e")
+    assert not (tmp_path / "e").exists()
+
+
+def test_an_edited_transfer_json_is_refused(tmp_path):
+    run = make_hand_run(tmp_path / "run")
+    summary = json.loads((run / "transfer.json").read_text())
+    summary["alphas"] = [0.0, 2.0]
+    (run / "transfer.json").write_text(json.dumps(summary))
+    with pytest.raises(ValueError, match=r"transfer.json changed since the run wrote it"):
+        _evaluate(run, tmp_path / "e")
+
+
+@pytest.mark.parametrize("path", ["../outside.png", "/tmp/outside.png",
+                                  "means/../../outside.png"])
+def test_a_transfer_json_path_that_leaves_the_run_is_refused(tmp_path, path):
+    run = make_hand_run(tmp_path / "run")
+    _edit_transfer_json(run, lambda s: s["means"].update(tgt=path))
+    with pytest.raises(ValueError, match=rf"{re.escape(repr(path))} leaves the run directory .* "
+                                         r"not an input the run recorded with a checksum"):
+        _evaluate(run, tmp_path / "e")
+
+
+def test_a_path_outside_the_run_recorded_as_an_input_with_its_checksum_is_read(tmp_path):
+    outside = tmp_path / "shared/tgt_mean.png"
+    outside.parent.mkdir()
+    fio.write_png(outside, _grey(TARGET_MEAN))
+    run = make_hand_run(tmp_path / "run")
+    _edit_transfer_json(run, lambda s: s["means"].update(tgt=str(outside)))
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["inputs"].append({"path": str(outside), "sha256": fio.sha256_file(outside)})
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    summary = _evaluate(run, tmp_path / "e")
+    assert summary["best_alpha"]["smile"]["tgt"]["distance_to_target_mean"] == 5.0
+    fio.write_png(outside, _grey(GEN_1), overwrite=True)  # the external file changes
+    with pytest.raises(ValueError, match=r"shared/tgt_mean.png changed since it was recorded"):
+        _evaluate(run, tmp_path / "e2")
+
+
+def test_a_copied_run_reads_its_own_inputs_not_the_original_runs(tmp_path):
+    import shutil
+
+    original = make_hand_run(tmp_path / "run")
+    copy = Path(shutil.copytree(original, tmp_path / "copy"))
+    # The original's input changes: the copy must neither read nor notice it.
+    fio.write_png(original / "inputs/src/smile.png", _grey(SOURCE + 1), overwrite=True)
+    summary = _evaluate(copy, tmp_path / "e")
+    assert summary["best_alpha"]["smile"]["tgt"]["alpha"] == 1.0
+    manifest = json.loads((tmp_path / "e/manifest.json").read_text())
+    assert manifest["extra"]["references"]["source_inputs"]["smile"] == str(
+        copy / "inputs/src/smile.png")
+
+
+# ---- one code path: a transfer run through its generated spec -----------------------
+
+
+def test_a_transfer_run_through_its_generated_spec_gives_identical_tables(smoke_run, tmp_path):
+    from experiments import evaluate
+    from flowjax.evaluation import transfer_run
+
+    config = evaluate_config.get_config("fake")
+    config.run_dir, config.figures = str(smoke_run), False
+    evaluate.main(config, str(tmp_path / "direct"))
+    spec = transfer_run.write_transfer_spec(smoke_run, tmp_path / "spec.json")
+    config = evaluate_config.get_config("fake")
+    config.study, config.figures = str(spec), False
+    evaluate.main(config, str(tmp_path / "via_spec"))
+    direct = _files(tmp_path / "direct/tables")
+    assert len(direct) == 7  # scores, best_alpha, general_trend, 2 x (identity, AUs)
+    assert _files(tmp_path / "via_spec/tables") == direct
+    written = json.loads(spec.read_text())
+    assert len(written["sha256"]) == 2 * 1 * 2 + 2 + 2  # generated, means, sources
+
+
+def test_synthetic_scorers_are_refused_on_a_run_of_other_images(smoke_run, tmp_path):
+    from experiments import evaluate
+
+    config = evaluate_config.get_config("synthetic")
+    config.run_dir = str(smoke_run)
+    with pytest.raises(ValueError, match=r"identity.backend, action_units.backend = "
+                                         r"'synthetic' scores only flowjax.synthetic faces"):
+        evaluate.main(config, str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()
+
+
+# ---- options -------------------------------------------------------------------------
+
+
+def test_active_au_threshold_comes_from_the_config_and_its_error_names_it(smoke_run, tmp_path):
+    from experiments import evaluate
+
+    config = evaluate_config.get_config("fake,active")
+    config.run_dir, config.figures = str(smoke_run), False
+    config.action_units.threshold = 4.9
+    summary = evaluate.main(config, str(tmp_path / "ok"))
+    assert all("action_units.threshold=4.9" in n for n in summary["notes"])
+    config.action_units.threshold = -1.0
+    with pytest.raises(ValueError, match=r"action_units.threshold .* got -1.0. Pass e.g. "
+                                         r"--config.action_units.threshold=1.0"):
+        evaluate.main(config, str(tmp_path / "bad"))
+
+
+def test_a_custom_backends_options_can_be_given_on_the_command_line(monkeypatch):
+    from absl import flags
+    from ml_collections import config_flags
+
+    argv = ["run.py", f"--config={ROOT / 'configs/evaluate.py'}",
+            "--config.action_units.backend=my.module:build",
+            "--config.action_units.options.weights=/models/au.npz",
+            "--config.action_units.options.batch_size=8"]
+    monkeypatch.setattr(sys, "argv", argv)
+    values = flags.FlagValues()
+    holder = config_flags.DEFINE_config_file("config", flag_values=values)
+    values(argv)
+    options = holder.value.action_units.options
+    assert options.weights == "/models/au.npz" and options.batch_size == 8
+    # The same through configs/transfer.py, which nests this config as config.evaluation.
+    argv = ["run.py", f"--config={ROOT / 'configs/transfer.py'}",
+            "--config.evaluation.action_units.options.weights=/models/au.npz"]
+    monkeypatch.setattr(sys, "argv", argv)
+    values = flags.FlagValues()
+    holder = config_flags.DEFINE_config_file("config", flag_values=values)
+    values(argv)
+    assert holder.value.evaluation.action_units.options.weights == "/models/au.npz"
+    # Only options are free-form: a misspelt key elsewhere is still refused.
+    argv = ["run.py", f"--config={ROOT / 'configs/evaluate.py'}",
+            "--config.action_units.bakend=x"]
+    monkeypatch.setattr(sys, "argv", argv)
+    values = flags.FlagValues()
+    config_flags.DEFINE_config_file("config", flag_values=values)
+    with pytest.raises(Exception, match="bakend"):
+        values(argv)

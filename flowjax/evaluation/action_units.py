@@ -32,7 +32,8 @@ Facts about OpenFace's output that this module relies on (from
   ``nan``, ``-nan`` or MSVC's ``-nan(ind)`` and is read as NaN.
 
 Anything else (another header, a row with the wrong number of fields, a value
-that is not a number) raises ``ValueError`` naming the file and line.
+that is not a number, an AU intensity outside OpenFace's 0-5 scale) raises
+``ValueError`` naming the file and line.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ OPENFACE_PRESENCE_AUS: tuple[str, ...] = tuple(
 BINARY_ENV_VAR = "FLOWJAX_OPENFACE_BIN"
 FACE_POLICY = "highest_confidence"
 DEFAULT_TIMEOUT_S = 600.0
+INTENSITY_MAX = 5.0  # OpenFace's AU intensity scale is 0-5
 
 _IMAGE_PREFIX = ("face", "confidence")
 _SEQUENCE_PREFIX = ("frame", "face_id", "timestamp", "confidence", "success")
@@ -270,7 +272,25 @@ def read_openface_csv(path: str | os.PathLike) -> OpenFaceCSV:
         rows.append(row)
         row_lines.append(number)
     values = np.asarray(rows, dtype=np.float64).reshape(len(rows), len(columns))
+    _check_intensity_scale(path, columns, values, row_lines)
     return OpenFaceCSV(path, layout, tuple(columns), values, tuple(row_lines))
+
+
+def _check_intensity_scale(path: Path, columns: Sequence[str], values: np.ndarray,
+                           lines: Sequence[int]) -> None:
+    """AU intensities lie on OpenFace's 0-5 scale (it clips its predictions to it);
+    anything else (e.g. 1e308) is a corrupt file, not a strong expression."""
+    for c, name in enumerate(columns):
+        if not _AU_R.fullmatch(name):
+            continue
+        column = values[:, c]
+        bad = np.flatnonzero(~np.isnan(column) & ((column < 0) | (column > INTENSITY_MAX)))
+        if bad.size:
+            r = int(bad[0])
+            raise ValueError(
+                f"{path}, line {lines[r]}: column {name!r} is {float(column[r])!r}, outside "
+                f"OpenFace's intensity scale 0-{INTENSITY_MAX:g}. The file is corrupt or was edited; "
+                "re-run OpenFace on the image.")
 
 
 # --------------------------------------------------------------------------
@@ -450,6 +470,14 @@ def find_openface_binary(binary: str | os.PathLike | None = None) -> Path:
             raise FileNotFoundError(f"OpenFace is not configured. {how}")
         return Path(found)
     path = Path(given)
+    if path.is_dir():
+        inside = path / "FaceLandmarkImg"
+        hint = f" ({inside} exists: give that)" if inside.is_file() else (
+            " (after building OpenFace it is build/bin/FaceLandmarkImg)")
+        raise IsADirectoryError(
+            f"OpenFace binary {str(given)!r} is a directory, not the FaceLandmarkImg "
+            f"executable{hint}. Set action_units.openface.binary or {BINARY_ENV_VAR} to "
+            "the binary itself.")
     if not path.is_file():
         found = shutil.which(str(given))
         if found is None:

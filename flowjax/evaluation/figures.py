@@ -17,14 +17,13 @@ is also footed "flowjax evaluation".
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-if TYPE_CHECKING:
-    from flowjax.evaluation.pipeline import Scores, TransferRun
+from flowjax.evaluation.datatypes import Scores, Study
 
 FOOTER = "flowjax evaluation"
 DPI = 100
@@ -43,7 +42,7 @@ def to_array(fig: Figure) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(fig.canvas.buffer_rgba())[..., :3])
 
 
-def _alpha_axis(ax: Any, run: TransferRun) -> None:
+def _alpha_axis(ax: Any, run: Study) -> None:
     ax.set_xlabel("alpha")
     ax.set_xticks(run.alphas, run.labels)
     ax.tick_params(axis="x", labelsize=7)
@@ -58,9 +57,9 @@ def identity_figure(scores: Scores, expression: int) -> tuple[np.ndarray, str]:
     ax = fig.add_subplot()
     for t, target in enumerate(run.targets):
         color = f"C{t % 10}"
-        ax.plot(run.alphas, scores.to_target[expression, t], "-o", color=color, ms=3,
+        ax.plot(run.alphas, scores.identity.to_target[expression, t], "-o", color=color, ms=3,
                 label=f"{target}: to target mean")
-        ax.plot(run.alphas, scores.to_source[expression, t], "--s", color=color, ms=3,
+        ax.plot(run.alphas, scores.identity.to_source[expression, t], "--s", color=color, ms=3,
                 label=f"{target}: to source mean")
     _alpha_axis(ax, run)
     ax.set_ylabel("embedding distance")
@@ -122,7 +121,8 @@ def render_all(scores: Scores) -> dict[str, tuple[np.ndarray, str]]:
     out: dict[str, tuple[np.ndarray, str]] = {}
     run = scores.run
     for e, expression in enumerate(run.expressions):
-        out[f"figures/{expression}/identity_distance.png"] = identity_figure(scores, e)
+        if scores.has_identity:
+            out[f"figures/{expression}/identity_distance.png"] = identity_figure(scores, e)
         if not scores.has_aus:
             continue
         out[f"figures/{expression}/au_error.png"] = au_error_figure(scores, e)
@@ -133,7 +133,7 @@ def render_all(scores: Scores) -> dict[str, tuple[np.ndarray, str]]:
     return out
 
 
-def provenance(title: str, run: TransferRun) -> dict[str, str]:
+def provenance(title: str, run: Study) -> dict[str, str]:
     """PNG text chunks of a figure (flowjax.io adds its own labels)."""
     return {"kind": "flowjax evaluation figure: a chart of metrics, it shows no face",
             "Title": title, "evaluated_run": str(run.path), "model": run.model_label}

@@ -18,11 +18,21 @@ Backends are chosen by name in a config section (``configs/evaluate.py``):
 identity          ``"facenet"`` (facenet-pytorch InceptionResnetV1; with
                   ``facenet.random_weights`` randomly initialised, tests only),
                   ``"synthetic"`` (the CNN stand-in of
-                  ``flowjax.evaluation.synthetic_scorers``), ``"fake"``
-action_units      ``"openface"`` (FaceLandmarkImg), ``"synthetic"``,
-                  ``"fake"``, ``"none"`` (no AU scores)
+                  ``flowjax.evaluation.synthetic_scorers``), ``"fake"``,
+                  ``"precomputed"`` (the study's distance files),
+                  ``"none"`` (no identity scores: an AU-only evaluation)
+action_units      ``"openface"`` (FaceLandmarkImg), ``"precomputed"`` (the
+                  study's existing FaceLandmarkImg CSVs; never runs OpenFace),
+                  ``"synthetic"``, ``"fake"``, ``"none"`` (no AU scores)
 detector          ``"none"``, ``"fake"``
 ================  ==========================================================
+
+An identity backend builds an :class:`IdentityEmbedder` (pixels in,
+embeddings out) or a :class:`DistanceSource` (``distances(study)``: every
+distance at once, e.g. read from files). An AU backend builds a pixel scorer
+(``__call__(images)``) or a file scorer (``score_files(refs)``, which gets
+each image's :class:`~flowjax.evaluation.datatypes.ImageRef`: its path and
+where its precomputed outputs are).
 
 Any backend may also be given as ``"package.module:callable"``; the callable
 receives the section's ``options`` as keyword arguments (so does the
@@ -48,12 +58,23 @@ from flowjax.evaluation.action_units import OPENFACE_INTENSITY_AUS, ActionUnitSc
 from flowjax.evaluation.metrics import FakeDetector
 
 __all__ = [
-    "ActionUnitScorer", "FakeDetector", "IdentityEmbedder", "FakeEmbedder", "FakeAUScorer",
+    "ActionUnitScorer", "DistanceSource", "FakeDetector", "IdentityEmbedder", "FakeEmbedder",
+    "FakeAUScorer",
     "fake_detector", "build_identity_embedder", "build_au_scorer", "build_detector",
     "describe", "IDENTITY_BACKENDS", "AU_BACKENDS", "DETECTOR_BACKENDS",
 ]  # fmt: skip
 
 TEST_ONLY = "FAKE scorer for tests only: a fixed function of the pixels, not a face model"
+
+
+@runtime_checkable
+class DistanceSource(Protocol):
+    """Identity distances of a whole study at once (e.g. read from files):
+    ``distances(study) -> IdentityScores`` and ``provenance()``."""
+
+    def distances(self, study: Any) -> Any: ...
+
+    def provenance(self) -> dict[str, Any]: ...
 
 
 @runtime_checkable
@@ -188,17 +209,25 @@ def _openface(section: Any) -> ActionUnitScorer:
                           timeout_s=float(_option(o, "timeout_s", DEFAULT_TIMEOUT_S)))
 
 
+def _precomputed() -> types.ModuleType:
+    # Imported on use: precomputed imports the shared types, which import metrics only.
+    return importlib.import_module("flowjax.evaluation.precomputed")
+
+
 _SYNTHETIC = "flowjax.evaluation.synthetic_scorers"
 Factory = Callable[[Any], Any]
 IDENTITY_BACKENDS: dict[str, Factory | str] = {
     "facenet": _facenet,
     "synthetic": f"{_SYNTHETIC}:build_identity_embedder",
     "fake": lambda section: FakeEmbedder(),
+    "precomputed": lambda section: _precomputed().PrecomputedDistances(),
+    "none": lambda section: _precomputed().NO_IDENTITY,
 }
 AU_BACKENDS: dict[str, Factory | str] = {
     "openface": _openface,
     "synthetic": f"{_SYNTHETIC}:build_au_scorer",
     "fake": lambda section: FakeAUScorer(),
+    "precomputed": lambda section: _precomputed().PrecomputedOpenFace(),
     "none": lambda section: None,
 }
 DETECTOR_BACKENDS: dict[str, Factory | str] = {
@@ -235,21 +264,27 @@ def _build(registry: Mapping[str, Factory | str], section: Any, what: str) -> An
     return entry(section)
 
 
-def build_identity_embedder(section: Any) -> IdentityEmbedder:
-    """The identity embedder named by ``section.backend`` (see the module docstring)."""
+def build_identity_embedder(section: Any) -> IdentityEmbedder | DistanceSource | Any:
+    """The identity backend named by ``section.backend`` (see the module docstring):
+    an embedder, a distance source, or the ``none`` marker."""
     embedder = _build(IDENTITY_BACKENDS, section, "identity")
-    if not isinstance(embedder, IdentityEmbedder):
+    if _option(section, "backend") == "none":
+        return embedder
+    if not isinstance(embedder, (IdentityEmbedder, DistanceSource)):
         raise TypeError(f"identity backend {section.backend!r} built a "
-                        f"{type(embedder).__name__}, which lacks embed() and provenance()")
+                        f"{type(embedder).__name__}, which lacks embed() (or distances()) "
+                        "and provenance()")
     return embedder
 
 
 def build_au_scorer(section: Any) -> ActionUnitScorer | None:
     """The AU scorer named by ``section.backend``; None for ``"none"``."""
     scorer = _build(AU_BACKENDS, section, "action_units")
-    if scorer is not None and not isinstance(scorer, ActionUnitScorer):
+    file_scorer = hasattr(scorer, "au_names") and callable(getattr(scorer, "score_files", None))
+    if scorer is not None and not (file_scorer or isinstance(scorer, ActionUnitScorer)):
         raise TypeError(f"action_units backend {section.backend!r} built a "
-                        f"{type(scorer).__name__}, which lacks au_names and __call__")
+                        f"{type(scorer).__name__}, which lacks au_names and __call__ "
+                        "(or score_files)")
     return scorer
 
 

@@ -1,4 +1,4 @@
-"""The evaluation's tables, built from :class:`~flowjax.evaluation.pipeline.Scores`.
+"""The evaluation's tables, built from :class:`~flowjax.evaluation.datatypes.Scores`.
 
 Per expression, the seed study's two layouts:
 
@@ -16,6 +16,19 @@ And over the whole run: ``scores.csv``, the tidy long format (one row per
 generated image with every number), ``best_alpha.csv`` (per expression and
 target) and ``general_trend.csv`` (per expression, then ``all``).
 
+On request (``published_tables``), the published study's own layout as well,
+under ``tables/published/`` (:func:`write_published`), so results can be
+compared cell by cell with published numbers:
+
+* ``likeliness/<expression>.csv``: header ``output_images,<alphas...>,source,target``;
+  rows ``<target>_source`` and ``<target>_target``; the last two columns are
+  the *mean faces* of the source and of the target (0.0 on the diagonal),
+  not the source expression image;
+* ``quality/<expression>.csv``: header ``output_images,<AUs of the set S>,au_error``;
+  a row per generated image ``<target>_<alpha>``, then ``source``;
+* ``quality/<expression>_au_error.csv``: the AU error matrix, a row per
+  target, a column per alpha.
+
 CSV numbers are written in full precision (Python's shortest round-trip
 form); a missing value (no face, undefined error) is ``nan``.
 """
@@ -27,9 +40,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from flowjax.evaluation.datatypes import Scores
+
 if TYPE_CHECKING:
     from flowjax import io as fio
-    from flowjax.evaluation.pipeline import Scores
 
 INDEX = ""  # header of the row-name column
 
@@ -89,16 +103,53 @@ def _cells(values: np.ndarray) -> tuple[float, ...]:
 
 def identity_table(scores: Scores, expression: int) -> Table:
     """Rows ``<target>_source`` / ``<target>_target``; columns alphas, ``source``, ``target``."""
-    run, e = scores.run, expression
+    run, e, d = scores.run, expression, scores.identity
     rows = []
     for t, target in enumerate(run.targets):
-        rows.append((f"{target}_source", *_cells(scores.to_source[e, t]),
-                     float(scores.source_to_source_mean[e]),
-                     float(scores.target_mean_to_source_mean[t])))
-        rows.append((f"{target}_target", *_cells(scores.to_target[e, t]),
-                     float(scores.source_to_target_mean[e, t]),
-                     float(scores.target_mean_to_target_mean[t])))
+        rows.append((f"{target}_source", *_cells(d.to_source[e, t]),
+                     float(d.source_to_source_mean[e]),
+                     float(d.target_mean_to_source_mean[e, t])))
+        rows.append((f"{target}_target", *_cells(d.to_target[e, t]),
+                     float(d.source_to_target_mean[e, t]),
+                     float(d.target_mean_to_target_mean[e, t])))
     return Table((INDEX, *run.labels, "source", "target"), tuple(rows))
+
+
+def published_likeliness_table(scores: Scores, expression: int) -> Table:
+    """The published likeliness matrix: like :func:`identity_table`, but the
+    ``source`` column is the source's *mean face* and the first header cell
+    reads ``output_images``."""
+    run, e, d = scores.run, expression, scores.identity
+    rows = []
+    for t, target in enumerate(run.targets):
+        rows.append((f"{target}_source", *_cells(d.to_source[e, t]),
+                     float(d.source_mean_to_source_mean[e, t]),
+                     float(d.target_mean_to_source_mean[e, t])))
+        rows.append((f"{target}_target", *_cells(d.to_target[e, t]),
+                     float(d.source_mean_to_target_mean[e, t]),
+                     float(d.target_mean_to_target_mean[e, t])))
+    return Table(("output_images", *run.labels, "source", "target"), tuple(rows))
+
+
+def published_au_table(scores: Scores, expression: int) -> Table:
+    """Per expression: the AUs of the set S and the AU error of every generated
+    image (``<target>_<alpha>``), then the source image's AUs."""
+    run, e = scores.run, expression
+    columns = [scores.au_names.index(a) for a in scores.au_sets[e]]
+    rows = []
+    for t, target in enumerate(run.targets):
+        for a, label in enumerate(run.labels):
+            rows.append((f"{target}_{label}", *_cells(scores.au_generated[e, t, a, columns]),
+                         float(scores.au_error[e, t, a])))
+    rows.append(("source", *_cells(scores.au_source[e, columns]), np.nan))
+    return Table(("output_images", *scores.au_sets[e], "au_error"), tuple(rows))
+
+
+def published_error_table(scores: Scores, expression: int) -> Table:
+    """The AU error matrix of one expression: a row per target, a column per alpha."""
+    run, e = scores.run, expression
+    rows = tuple((target, *_cells(scores.au_error[e, t])) for t, target in enumerate(run.targets))
+    return Table(("target", *run.labels), rows)
 
 
 def au_table(scores: Scores, expression: int) -> Table:
@@ -120,6 +171,7 @@ def scores_table(scores: Scores) -> Table:
     run = scores.run
     header = ["expression", "target", "alpha", "image", "distance_to_target_mean",
               "distance_to_source_mean"]
+    d = scores.identity
     if scores.has_aus:
         header += ["au_error", *scores.au_names]
     if scores.p_generated is not None:
@@ -129,8 +181,7 @@ def scores_table(scores: Scores) -> Table:
         for t, target in enumerate(run.targets):
             for a, alpha in enumerate(run.alphas):
                 row: list[Any] = [expression, target, float(alpha), run.image_paths[e][t][a],
-                                  float(scores.to_target[e, t, a]),
-                                  float(scores.to_source[e, t, a])]
+                                  float(d.to_target[e, t, a]), float(d.to_source[e, t, a])]
                 if scores.has_aus:
                     row += [float(scores.au_error[e, t, a]), *_cells(scores.au_generated[e, t, a])]
                 if scores.p_generated is not None:
@@ -177,8 +228,9 @@ def write_all(run_dir: fio.RunDir, scores: Scores) -> dict[str, Any]:
     files: dict[str, Any] = {"scores": _write(run_dir, "tables/scores.csv", scores_table(scores)),
                              "identity_distances": {}}
     for e, expression in enumerate(scores.run.expressions):
-        files["identity_distances"][expression] = _write(
-            run_dir, f"tables/{expression}/identity_distances.csv", identity_table(scores, e))
+        if scores.has_identity:
+            files["identity_distances"][expression] = _write(
+                run_dir, f"tables/{expression}/identity_distances.csv", identity_table(scores, e))
     if scores.has_aus:
         files["action_units"] = {
             expression: _write(run_dir, f"tables/{expression}/action_units.csv",
@@ -186,4 +238,23 @@ def write_all(run_dir: fio.RunDir, scores: Scores) -> dict[str, Any]:
             for e, expression in enumerate(scores.run.expressions)}
         files["best_alpha"] = _write(run_dir, "tables/best_alpha.csv", best_alpha_table(scores))
         files["general_trend"] = _write(run_dir, "tables/general_trend.csv", trend_table(scores))
+    return files
+
+
+def write_published(run_dir: fio.RunDir, scores: Scores) -> dict[str, dict[str, str]]:
+    """Writes the published study's layout under ``tables/published/`` (see the
+    module docstring); returns ``{table: {expression: relpath}}``."""
+    files: dict[str, dict[str, str]] = {}
+    for e, expression in enumerate(scores.run.expressions):
+        if scores.has_identity:
+            files.setdefault("likeliness", {})[expression] = _write(
+                run_dir, f"tables/published/likeliness/{expression}.csv",
+                published_likeliness_table(scores, e))
+        if scores.has_aus:
+            files.setdefault("quality", {})[expression] = _write(
+                run_dir, f"tables/published/quality/{expression}.csv",
+                published_au_table(scores, e))
+            files.setdefault("au_error", {})[expression] = _write(
+                run_dir, f"tables/published/quality/{expression}_au_error.csv",
+                published_error_table(scores, e))
     return files

@@ -1,0 +1,206 @@
+"""The evaluation's shared types: a study to score, the images it names, its scores.
+
+One :class:`Study` describes whatever is evaluated: a flowjax transfer run
+(:mod:`flowjax.evaluation.transfer_run` reads it and checks it against its
+manifest) or any other study described by a spec file
+(:mod:`flowjax.evaluation.study`, ``docs/study_format.md``). Scoring
+(:mod:`flowjax.evaluation.pipeline`), tables, figures and the report read only
+these types, so they import this module and never each other in a cycle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from flowjax.evaluation import metrics
+
+TRANSFER_RUN = "flowjax transfer run"
+USER_STUDY = "study spec"
+
+
+@dataclasses.dataclass(frozen=True)
+class DistanceFiles:
+    """Precomputed identity distances: ``layout`` ``"published"`` (one likeliness
+    matrix per expression, ``files[e]``) or ``"tidy"`` (one long CSV, ``files[0]``)."""
+
+    layout: str
+    files: tuple[Path, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageRef:
+    """Where an image is, for scorers that read files instead of pixels.
+
+    ``au_dirs`` are the folders that may hold its precomputed OpenFace outputs
+    (``<au_stem>.csv``), searched in order; empty when the study names none.
+    """
+
+    path: Path
+    au_stem: str
+    au_dirs: tuple[Path, ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Study:
+    """Everything the evaluation needs to know about a study.
+
+    E expressions, T targets, A alphas. ``image_paths[e][t][a]`` and the
+    values of ``mean_paths`` (the source's and each target's mean face) are
+    relative to ``path`` (or absolute); ``source_inputs[e]`` is the image the
+    AU error of expression ``e`` is measured against, ``source_sha256[e]`` its
+    checksum (None: not verified). ``checksums`` maps every other file that is
+    verified before scoring (relative to ``path``) to its sha256.
+    ``synthetic_faces`` is True only for a flowjax run on flowjax.synthetic
+    faces (the only images the synthetic scorers understand).
+    """
+
+    path: Path
+    kind: str
+    source: str
+    expressions: tuple[str, ...]
+    targets: tuple[str, ...]
+    alphas: np.ndarray
+    labels: tuple[str, ...]
+    image_paths: tuple[tuple[tuple[str, ...], ...], ...]
+    mean_paths: dict[str, str]
+    source_inputs: tuple[Path, ...]
+    source_sha256: tuple[str | None, ...]
+    summary: dict[str, Any]
+    manifest: dict[str, Any] = dataclasses.field(default_factory=dict)
+    source_options: dict[str, Any] = dataclasses.field(default_factory=dict)
+    checksums: dict[str, str] = dataclasses.field(default_factory=dict)
+    openface_dirs: tuple[Path, ...] = ()
+    openface_source_stems: tuple[str, ...] = ()
+    distances: DistanceFiles | None = None
+    synthetic_faces: bool = False
+    spec_path: Path | None = None
+
+    @property
+    def model_label(self) -> str:
+        model = self.summary.get("model")
+        if isinstance(model, str):
+            return model
+        if not model:
+            return "not recorded"
+        if model.get("random_init"):
+            return f"RANDOM INIT seed {model.get('seed')} (no checkpoint)"
+        return f"{model.get('checkpoint')} sha256:{model.get('sha256')}"
+
+    @property
+    def is_transfer_run(self) -> bool:
+        return self.kind == TRANSFER_RUN
+
+    def file(self, rel: str) -> Path:
+        """A path of the study (relative to ``path`` unless absolute)."""
+        return self.path / rel
+
+    def generated_files(self) -> list[Path]:
+        """Every generated image, expression-major then target then alpha."""
+        return [self.file(p) for row in self.image_paths for cell in row for p in cell]
+
+    def mean_files(self) -> list[Path]:
+        """The mean faces: the source's first, then each target's."""
+        return [self.file(self.mean_paths[n]) for n in [self.source, *self.targets]]
+
+    def refs(self) -> tuple[list[ImageRef], list[ImageRef], list[ImageRef]]:
+        """File references of the generated images ``[E*T*A]``, the source
+        images ``[E]`` and the target mean faces ``[T]``."""
+        dirs = self.openface_dirs
+        generated = [ImageRef(p, p.stem, (dirs[e],) if dirs else ())
+                     for e, row in enumerate(self.image_paths)
+                     for cell in row for p in map(self.file, cell)]
+        stems = self.openface_source_stems or tuple(p.stem for p in self.source_inputs)
+        sources = [ImageRef(p, stem, (dirs[e],) if dirs else ())
+                   for e, (p, stem) in enumerate(zip(self.source_inputs, stems))]
+        means = [ImageRef(p, p.stem, dirs) for p in self.mean_files()[1:]]
+        return generated, sources, means
+
+
+# The name the figures and earlier code use for a flowjax run; one type serves both.
+TransferRun = Study
+
+
+@dataclasses.dataclass(frozen=True)
+class IdentityScores:
+    """Identity distances of a study (NaN where unknown).
+
+    ``to_target``/``to_source [E, T, A]``: generated image to the target's /
+    the source's mean face. ``source_to_source_mean [E]`` and
+    ``source_to_target_mean [E, T]``: the source expression image.
+    ``target_mean_to_source_mean``, ``target_mean_to_target_mean``,
+    ``source_mean_to_target_mean`` and ``source_mean_to_source_mean [E, T]``:
+    the mean faces themselves (the published likeliness matrix's last
+    two columns; per expression because a published matrix is).
+    """
+
+    to_target: np.ndarray
+    to_source: np.ndarray
+    source_to_source_mean: np.ndarray
+    source_to_target_mean: np.ndarray
+    target_mean_to_source_mean: np.ndarray
+    target_mean_to_target_mean: np.ndarray
+    source_mean_to_target_mean: np.ndarray
+    source_mean_to_source_mean: np.ndarray
+    measured: bool = True
+
+    @classmethod
+    def unmeasured(cls, n_e: int, n_t: int, n_a: int) -> IdentityScores:
+        """All NaN: the evaluation runs without identity scores (backend ``none``)."""
+        nan = np.full
+        return cls(nan((n_e, n_t, n_a), np.nan), nan((n_e, n_t, n_a), np.nan),
+                   nan(n_e, np.nan), nan((n_e, n_t), np.nan), nan((n_e, n_t), np.nan),
+                   nan((n_e, n_t), np.nan), nan((n_e, n_t), np.nan), nan((n_e, n_t), np.nan),
+                   measured=False)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scores:
+    """Every number of an evaluation; E expressions, T targets, A alphas, K AUs.
+
+    Identity: ``identity`` (:class:`IdentityScores`). AUs (None without an AU
+    scorer): ``au_generated [E, T, A, K]``, ``au_source [E, K]``,
+    ``au_target_means [T, K]``, ``au_sets`` (the set S per expression),
+    ``au_error [E, T, A]``, ``best`` (``[E, T]``) and ``trends`` (``"all"`` and
+    per expression; None where no pair had a valid error). Detector:
+    ``p_generated [E, T, A]`` and ``detection_rate``.
+    """
+
+    run: Study
+    identity: IdentityScores
+    au_names: tuple[str, ...] | None = None
+    au_generated: np.ndarray | None = None
+    au_source: np.ndarray | None = None
+    au_target_means: np.ndarray | None = None
+    au_set: tuple[str, ...] | str | None = None
+    au_sets: tuple[tuple[str, ...], ...] | None = None
+    au_error: np.ndarray | None = None
+    best: metrics.BestAlpha | None = None
+    trends: dict[str, metrics.Trend | None] | None = None
+    notes: tuple[str, ...] = ()
+    p_generated: np.ndarray | None = None
+    detection_rate: float | None = None
+    detection_threshold: float = metrics.DEFAULT_DETECTION_THRESHOLD
+
+    @property
+    def has_aus(self) -> bool:
+        return self.au_error is not None
+
+    @property
+    def has_identity(self) -> bool:
+        return self.identity.measured
+
+    def best_distances(self) -> tuple[np.ndarray, np.ndarray]:
+        """Distances to the target and source means at each pair's best alpha ``[E, T]``
+        (NaN where the pair has none)."""
+        assert self.best is not None
+        index = np.maximum(self.best.index, 0)[..., None]
+        valid = self.best.index >= 0
+
+        def pick(x: np.ndarray) -> np.ndarray:
+            return np.where(valid, np.take_along_axis(x, index, -1)[..., 0], np.nan)
+
+        return pick(self.identity.to_target), pick(self.identity.to_source)
