@@ -457,7 +457,8 @@ def test_detector_spec_names_a_factory_by_import_path():
 
 @pytest.mark.parametrize("spec", ["flowjax.align.default_detector", "flowjax.align:", "a:b:c", ""])
 def test_malformed_detector_spec_is_rejected_with_the_expected_form(spec):
-    with pytest.raises(ValueError, match=r"is not an import path 'module:factory'"):
+    with pytest.raises(ValueError, match=r"is neither a detector name \['dlib', 'mtcnn'\] nor an "
+                                         r"import path 'module:factory'"):
         align.detector_from_spec(spec, "config.align_detector")
 
 
@@ -467,5 +468,5 @@ def test_detector_spec_of_a_missing_module_names_it():
 
 
 def test_detector_spec_of_a_non_function_is_rejected():
-    with pytest.raises(ValueError, match=r"flowjax.align.DEFAULT_SIZE is int, expected a zero"):
+    with pytest.raises(ValueError, match=r"flowjax.align.DEFAULT_SIZE is int, expected a function"):
         align.detector_from_spec("flowjax.align:DEFAULT_SIZE")
