@@ -31,7 +31,9 @@ replaced only with ``--config.overwrite=True``.
 
 Backends (``flowjax/evaluation/scorers.py``):
   identity.backend      ``facenet`` (default; weights from facenet-pytorch's
-                        cache, see identity.facenet.*), ``synthetic``, ``fake``,
+                        cache, see identity.facenet.*), ``dlib`` (dlib's ResNet,
+                        offline with the .[faces] extra; same person below 0.6;
+                        see identity.dlib.*), ``synthetic``, ``fake``,
                         ``precomputed`` (the study's distance files), ``none``
   action_units.backend  ``openface`` (default; FaceLandmarkImg from
                         action_units.openface.binary or
@@ -109,6 +111,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         expected_sha256=config_dict.placeholder(str), download=True,
         crop="auto", margin=14, device=config_dict.placeholder(str), batch_size=32,
         random_weights=False, seed=0))  # random_weights: tests only
+    config.identity.dlib = ml_collections.ConfigDict(dict(crop="auto", upsample=1, num_jitters=0))
     config.identity.options = ml_collections.ConfigDict()  # kwargs of other backends
 
     config.action_units = ml_collections.ConfigDict()

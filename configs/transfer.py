@@ -79,14 +79,19 @@ manifest's ``extra.alignment`` holds the full transforms. Fields:
                         choice among several is recorded and logged as a
                         warning naming the file and the count. A photo with no
                         face is a ValueError naming it.
-  align_detector        "module:factory", a zero-argument function returning a
-                        detector (uint8 [H, W, 3] -> boxes [N, 4], probabilities
-                        [N], landmarks [N, 5, 2]). Default: facenet-pytorch's
-                        MTCNN, which needs a torchvision built for the installed
-                        torch: with the CPU torch whose torchvision ops do not
-                        register, MTCNN does not import and ``align=True`` fails
-                        with ``flowjax.align.mtcnn_import_error()``'s message
-                        unless another detector is given.
+  align_detector        "dlib": OpenAI's demo alignment (HOG + 68 landmarks;
+                        needs ``pip install -e '.[faces]'``). "mtcnn" (default):
+                        facenet-pytorch's MTCNN, which needs a torchvision built
+                        for the installed torch: with the CPU torch whose
+                        torchvision ops do not register, MTCNN does not import
+                        and ``align=True`` fails with
+                        ``flowjax.align.mtcnn_import_error()``'s message. Or
+                        "module:factory", a function returning a detector
+                        (uint8 [H, W, 3] -> boxes [N, 4], scores [N], landmarks
+                        [N, 5 or 68, 2]).
+  align_detector_options  min_face_size (photo px; MTCNN default 40, dlib 0) and
+                        min_score (MTCNN probability, default 0.95; dlib HOG
+                        margin, default 0); recorded per photo in the manifest.
 
 Example: ``python run.py --config=configs/transfer.py:repo --config.checkpoint=CKPT
 --config.data.identities=photos/ --config.source=actor --config.align=True
@@ -146,7 +151,10 @@ def base_config() -> ml_collections.ConfigDict:
     # Align unaligned photos on the way in (flowjax.align; see the docstring).
     config.align = False
     config.align_multiple_faces = "largest"  # or "most_confident", "error"
-    config.align_detector = "flowjax.align:default_detector"  # "module:factory" -> Detector
+    config.align_detector = "mtcnn"  # "mtcnn", "dlib" (OpenAI's demo; .[faces]) or "module:factory"
+    # Passed to the detector factory where set (None: the detector's default).
+    config.align_detector_options = ml_collections.ConfigDict(dict(
+        min_face_size=config_dict.placeholder(float), min_score=config_dict.placeholder(float)))
     config.data = ml_collections.ConfigDict(dict(
         base_dir=config_dict.placeholder(str),
         resize=config_dict.placeholder(str),  # e.g. "lanczos"; None: sizes must match

@@ -190,7 +190,9 @@ def check_alignment(config: Any, synthetic_study: bool = False) -> None:
 
 
 def _align_options(config: Any) -> dict[str, Any]:
-    return {"detector": align.detector_from_spec(config.align_detector, "config.align_detector"),
+    options = {k: v for k, v in config.get("align_detector_options", {}).items() if v is not None}
+    return {"detector": align.detector_from_spec(config.align_detector, "config.align_detector",
+                                                 options),
             "multiple_faces": config.align_multiple_faces, "alpha": config.data.alpha}
 
 

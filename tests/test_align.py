@@ -313,6 +313,85 @@ def test_mtcnn_adapter_returns_the_detector_contract_and_none_as_no_face(monkeyp
         align.align_photo(np.zeros((100, 100, 3), np.uint8), detector=detect)
 
 
+class _RecordingMTCNN:
+    """Stands in for facenet_pytorch.MTCNN: records the image size it saw and reports,
+    in that image's pixels, a face, a tiny box and an unlikely box."""
+
+    seen: list = []
+
+    def __init__(self, keep_all=False, select_largest=True, device=None, thresholds=None):
+        pass  # like MTCNN, an unknown keyword argument is a TypeError
+
+    def detect(self, pil_image, landmarks=False):
+        _RecordingMTCNN.seen.append(pil_image.size)
+        points = np.array([[[300.0, 200.0], [400.0, 200.0], [350, 260], [310, 300], [390, 300]]])
+        points = np.concatenate([points, points / 10, points + 1])
+        boxes = np.array([[250.0, 120.0, 450.0, 360.0], [25.0, 12.0, 45.0, 36.0],
+                          [250.0, 120.0, 450.0, 360.0]])
+        return boxes, np.array([0.999, 0.99, 0.85]), points
+
+
+@pytest.fixture
+def recording_mtcnn(monkeypatch):
+    import sys
+    import types
+
+    _RecordingMTCNN.seen = []
+    monkeypatch.setitem(sys.modules, "facenet_pytorch",
+                        types.SimpleNamespace(MTCNN=_RecordingMTCNN))
+    monkeypatch.setattr(align, "mtcnn_import_error", lambda: None)
+    return _RecordingMTCNN
+
+
+def test_mtcnn_detects_on_a_copy_at_most_800_wide_and_maps_back(recording_mtcnn):
+    detect = align.mtcnn_detector(min_face_size=0, min_score=0)
+    boxes, _, points = detect(np.zeros((1000, 2000, 3), np.uint8))
+    assert recording_mtcnn.seen == [(800, 400)]
+    np.testing.assert_allclose(boxes[0], [625.0, 300.0, 1125.0, 900.0])
+    # Pixel centres: photo = (copy + 0.5) * 2.5 - 0.5.
+    np.testing.assert_allclose(points[0, :2], [[750.75, 500.75], [1000.75, 500.75]])
+    detect(np.zeros((300, 400, 3), np.uint8))
+    assert recording_mtcnn.seen[-1] == (400, 300), "a photo narrower than 800 is not resized"
+
+
+def test_mtcnn_drops_faces_too_small_or_too_unlikely(recording_mtcnn):
+    boxes, probs, _ = align.mtcnn_detector()(np.zeros((600, 800, 3), np.uint8))
+    np.testing.assert_array_equal(probs, [0.999])  # defaults: 40 px, probability 0.95
+    boxes, probs, _ = align.mtcnn_detector(min_face_size=10, min_score=0.8)(
+        np.zeros((600, 800, 3), np.uint8))
+    assert len(probs) == 3
+
+
+def test_mtcnn_settings_are_recorded_in_the_alignment_info(recording_mtcnn):
+    detect = align.detector_from_spec("mtcnn", options={"min_face_size": 60.0})
+    _, info = align.align_photo(np.zeros((600, 800, 3), np.uint8), detector=detect,
+                                multiple_faces="error")
+    assert info.detector["min_face_size"] == 60.0 and info.detector["min_score"] == 0.95
+    assert info.detector["max_width"] == 800
+    assert json.loads(json.dumps(info.to_dict()))["detector"] == info.detector
+
+
+def test_unknown_detector_options_are_named(recording_mtcnn):
+    with pytest.raises(ValueError, match=r"does not take the detector options \['min_size'\]"):
+        align.detector_from_spec("mtcnn", options={"min_size": 3})
+
+
+@pytest.mark.parametrize("options", [{"min_score": 1.5}, {"min_face_size": -1},
+                                     {"max_width": 0}])
+def test_invalid_mtcnn_thresholds_are_rejected(recording_mtcnn, options):
+    with pytest.raises(ValueError, match=next(iter(options))):
+        align.mtcnn_detector(**options)
+
+
+def _one_face_detector(image):
+    return np.array([[80.0, 90, 160, 180]]), np.array([0.99]), np.array([FACE_A])
+
+
+def test_a_detector_without_settings_is_recorded_by_name(tmp_path):
+    _, info = align.align_photo(photo_file(tmp_path, "one.png"), detector=_one_face_detector)
+    assert info.detector == {"detector": f"{__name__}._one_face_detector"}
+
+
 # ---------------------------------------------------------------- folders of photos
 
 # The faces that ``write_photo`` drew, keyed by photo shape (unique per photo), for
@@ -457,7 +536,8 @@ def test_detector_spec_names_a_factory_by_import_path():
 
 @pytest.mark.parametrize("spec", ["flowjax.align.default_detector", "flowjax.align:", "a:b:c", ""])
 def test_malformed_detector_spec_is_rejected_with_the_expected_form(spec):
-    with pytest.raises(ValueError, match=r"is not an import path 'module:factory'"):
+    with pytest.raises(ValueError, match=r"is neither a detector name \['dlib', 'mtcnn'\] nor an "
+                                         r"import path 'module:factory'"):
         align.detector_from_spec(spec, "config.align_detector")
 
 
@@ -467,5 +547,5 @@ def test_detector_spec_of_a_missing_module_names_it():
 
 
 def test_detector_spec_of_a_non_function_is_rejected():
-    with pytest.raises(ValueError, match=r"flowjax.align.DEFAULT_SIZE is int, expected a zero"):
+    with pytest.raises(ValueError, match=r"flowjax.align.DEFAULT_SIZE is int, expected a function"):
         align.detector_from_spec("flowjax.align:DEFAULT_SIZE")

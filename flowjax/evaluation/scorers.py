@@ -17,6 +17,7 @@ Backends are chosen by name in a config section (``configs/evaluate.py``):
 ================  ==========================================================
 identity          ``"facenet"`` (facenet-pytorch InceptionResnetV1; with
                   ``facenet.random_weights`` randomly initialised, tests only),
+                  ``"dlib"`` (dlib's ResNet, 128-d, the ``.[faces]`` extra),
                   ``"synthetic"`` (the CNN stand-in of
                   ``flowjax.evaluation.synthetic_scorers``), ``"fake"``,
                   ``"precomputed"`` (the study's distance files),
@@ -201,6 +202,14 @@ def _facenet(section: Any) -> IdentityEmbedder:
                         download=bool(_option(f, "download", True)), **common)
 
 
+def _dlib(section: Any) -> IdentityEmbedder:
+    from flowjax.evaluation.dlib_identity import DlibEmbedder  # needs the .[faces] extra
+
+    d = _option(section, "dlib", {})
+    return DlibEmbedder(crop=_option(d, "crop", "auto"), upsample=int(_option(d, "upsample", 1)),
+                        num_jitters=int(_option(d, "num_jitters", 0)))
+
+
 def _openface(section: Any) -> ActionUnitScorer:
     from flowjax.evaluation.action_units import DEFAULT_TIMEOUT_S, OpenFaceScorer
 
@@ -218,6 +227,7 @@ _SYNTHETIC = "flowjax.evaluation.synthetic_scorers"
 Factory = Callable[[Any], Any]
 IDENTITY_BACKENDS: dict[str, Factory | str] = {
     "facenet": _facenet,
+    "dlib": _dlib,
     "synthetic": f"{_SYNTHETIC}:build_identity_embedder",
     "fake": lambda section: FakeEmbedder(),
     "precomputed": lambda section: _precomputed().PrecomputedDistances(),
