@@ -48,6 +48,7 @@ import numpy as np
 
 from flowjax import data
 from flowjax import io as fio
+from flowjax import viewer
 from flowjax.evaluation import figures, metrics, report, tables
 from flowjax.evaluation.action_units import ActionUnitScorer
 from flowjax.evaluation.scorers import IdentityEmbedder, describe
@@ -542,6 +543,7 @@ def evaluate_run(
         for rel, (image, title) in rendered.items():
             target.write_png(rel, image, figures.provenance(title, run))
         files["figures"] = list(rendered)
+        files["viewer"] = viewer.write_viewer(target, run)  # index.html: reads the tables
         summary = _summary(scores, out, scorers, files)
         target.write_json("evaluation.json", summary)
         target.write_text("report.md", report.render(scores, scorers, files,
