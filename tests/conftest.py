@@ -13,3 +13,36 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: longer than a few seconds; deselect with -m 'not slow'")
+
+
+# ---- a headless Chromium for the browser tests (tests/test_viewer.py, test_explore.py) ----
+# Debian's chromium driven by Playwright for Python; Playwright's own browser
+# download is never used. FLOWJAX_CHROMIUM names another binary.
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-quic", "--disable-dev-shm-usage"]
+
+
+def _chromium_path():
+    import shutil
+
+    return os.environ.get("FLOWJAX_CHROMIUM") or shutil.which("chromium")
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium for the whole session; skipped with the reason when absent."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        pytest.skip("playwright is not installed (pip install -e '.[test]')")
+    path = _chromium_path()
+    if not path:
+        pytest.skip("no chromium binary (apt-get install chromium, or set FLOWJAX_CHROMIUM)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

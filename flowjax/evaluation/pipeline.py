@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from flowjax import io as fio
+from flowjax import viewer
 from flowjax.evaluation import figures, metrics, report, tables
 from flowjax.evaluation.action_units import ActionUnitScorer
 from flowjax.evaluation.datatypes import Scores, Study, TransferRun
@@ -233,6 +234,7 @@ def evaluate_study(
         for rel, (image, title) in rendered.items():
             target.write_png(rel, image, figures.provenance(title, study))
         files["figures"] = list(rendered)
+        files["viewer"] = viewer.write_viewer(target, run)  # index.html: reads the tables
         summary = _summary(scores, out, scorers, files)
         target.write_json("evaluation.json", summary)
         target.write_text("report.md", report.render(scores, scorers, files,

@@ -1,0 +1,76 @@
+"""The live editor: ``python run.py --config=configs/explore.py [--workdir=DIR]``.
+
+Serves http://127.0.0.1:8050/ (loopback only unless ``--config.allow_remote``)
+with a checkpoint loaded (default: the shipped demo Glow, ``weights/demo/glow``,
+64x64 faces): upload a photo (``align`` detects and aligns it with
+``flowjax.align``; otherwise it must be an aligned face of the model's size),
+move it along attribute directions, transfer an expression of the source
+identity onto a target with an alpha slider, mix two faces. Each edit is one
+jitted decode; every PNG served or saved carries flowjax's provenance labels.
+"save" writes the served PNG to ``<workdir>/saved/``; the workdir's
+``manifest.json`` is written when the server stops (Ctrl-C).
+
+Commands::
+
+    # the demo Glow on the synthetic study (faces id00..id04 and the actor
+    # "source" with smile, surprise, anger, sadness, blink):
+    python run.py --config=configs/explore.py --workdir=/tmp/explore
+
+    # a random-init 32x32 model on generated faces: seconds, for trying the page:
+    python run.py --config=configs/explore.py:smoke --workdir=/tmp/explore-smoke
+
+    # your checkpoint and photos (root/<identity>/*.png, aligned faces), OpenAI's
+    # attribute vectors for a CelebA-HQ model:
+    python run.py --config=configs/explore.py --config.checkpoint=CKPT \\
+        --config.data.identities=faces/ --config.source=actor \\
+        --config.expressions='("smile","frown")' --config.vectors=z_manipulate.npy
+
+Expected (default, 2 CPU cores): the page is up after ~30-60 s (encoding the
+study and compiling one encode and one decode); each edit then takes a fraction
+of a second.
+
+Fields (besides configs/transfer.py's ``base_config``: checkpoint, model,
+random_init, space, chunk_size, align, align_detector, data):
+  host, port, allow_remote   where to listen; a non-loopback host needs allow_remote
+  source, expressions        the identity whose images are the expressions
+                             (default: the study's actor and its expressions; with
+                             your data, every image of the source unless listed)
+  attributes                 {name: {"positive": glob, "negative": glob}} relative
+                             to the faces' root: v = mean(positive) - mean(negative).
+                             Default on the study: each expression of the actor
+                             against the actor's mild photos.
+  vectors, vector_names      OpenAI's z_manipulate.npy (with the demo's edits) and
+                             the rows to offer (default: the demo's five sliders)
+  limits                     max_upload_mb, max_pixels, requests_per_minute, max_uploads
+"""
+
+import ml_collections
+from ml_collections import config_dict
+
+from configs.transfer import DEMO_CHECKPOINT, base_config, model_config, parse_variants, smoke
+
+
+def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
+    config = base_config()
+    config.experiment = "explore"
+    config.checkpoint = DEMO_CHECKPOINT
+    config.host, config.port, config.allow_remote = "127.0.0.1", 8050, False
+    config.data.synthetic = ml_collections.ConfigDict(dict(
+        enabled=True, seed=0, n_identities=5, photos_per_identity=8, n_expressions=5,
+        nuisance_strength=1.0))
+    config.data.identities = config_dict.placeholder(str)
+    config.source = config_dict.placeholder(str)
+    config.expressions = ()
+    config.attributes = ml_collections.ConfigDict()
+    config.vectors = config_dict.placeholder(str)
+    config.vector_names = ("Smiling", "Age", "Narrow_Eyes", "Blond_Hair", "Beard")
+    config.limits = ml_collections.ConfigDict(dict(
+        max_upload_mb=8.0, max_pixels=4096 * 4096, requests_per_minute=600, max_uploads=32))
+    for name in parse_variants(arg, ["smoke"]):
+        if name == "smoke":
+            smoke(config)
+            config.checkpoint = None
+            config.data.synthetic.enabled = False
+            config.source = "id00"
+            config.model = model_config(image_size=32, n_levels=2, depth=2, width=16)
+    return config

@@ -1,0 +1,134 @@
+"""The live editor: ``main(config, workdir)`` loads the model and faces, then serves
+``flowjax.explore``'s Flask app until interrupted; see configs/explore.py.
+
+:func:`build_editor` does everything but serving (tests use it with their own
+server thread).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from absl import logging
+
+from experiments import common
+from flowjax import align, data, explore, openai_attributes
+from flowjax import io as fio
+
+
+def _faces_root(config: Any, tmp: str, size: int) -> tuple[Any, dict[str, Any] | None]:
+    """The identities' source (a root folder) and the study's ground truth, if rendered."""
+    generated = common.write_configured_faces(config, tmp, size)
+    if generated is not None:
+        return generated, None
+    study = config.data.synthetic
+    if study.enabled and not config.data.identities:
+        root = Path(tmp) / "faces"
+        truth = common.write_synthetic_study(root, study.seed, study.n_identities,
+                                             study.photos_per_identity, study.n_expressions,
+                                             size, study.nuisance_strength)
+        return root, truth
+    if not config.data.identities:
+        raise ValueError("no faces: give --config.data.identities=ROOT (root/<identity>/*.png) "
+                         "or leave config.data.synthetic.enabled=True for the synthetic study")
+    return config.data.identities, None
+
+
+def _expressions(config: Any, source_set: data.ImageSet, truth: dict | None) -> dict[str, int]:
+    stems = {Path(p).stem: i for i, p in enumerate(source_set.paths)}
+    wanted = list(config.expressions) or (truth["expressions"] if truth else list(stems))
+    missing = [e for e in wanted if e not in stems]
+    if missing:
+        raise ValueError(f"config.expressions {missing} are not images of the source; its "
+                         f"images are {sorted(stems)}")
+    return {e: stems[e] for e in wanted}
+
+
+def _default_attributes(config: Any, source: str, truth: dict | None) -> dict[str, dict]:
+    if config.attributes:
+        return config.attributes.to_dict()
+    if truth is not None:  # the study: each expression of the actor against its mild photos
+        return {e: {"positive": f"{source}/{e}.png", "negative": f"{source}/photo_*.png"}
+                for e in truth["expressions"]}
+    expressions = config.data.generated.expressions
+    if config.data.generated.enabled and "neutral" in expressions:
+        return {e: {"positive": f"*/{e}.png", "negative": "*/neutral.png"}
+                for e in expressions if e != "neutral"}
+    return {}
+
+
+def _aligner(config: Any, size: int):
+    if align.parse_detector_spec(config.align_detector) == ("flowjax.align", "default_detector") \
+            and align.mtcnn_import_error():
+        logging.warning("uploads cannot be aligned: %s", align.mtcnn_import_error())
+        return None
+    detector = align.detector_from_spec(config.align_detector, "config.align_detector")
+    return lambda image: align.align_photo(image, detector, size,
+                                           config.align_multiple_faces)[0]
+
+
+def build_editor(config: Any) -> tuple[explore.Editor, dict[str, Any]]:
+    """The editor with the config's model, faces, expressions and attributes; and a record."""
+    if config.align:
+        raise ValueError("config.align applies to the faces loaded at start, which the editor "
+                         "takes aligned; uploads are aligned on request (the page's checkbox)")
+    geometry = common.model_geometry(config)
+    size = geometry.image_size
+    with tempfile.TemporaryDirectory(prefix="flowjax-explore-") as tmp:
+        root, truth = _faces_root(config, tmp, size)
+        identities = common.load_identities(config, root, size)
+        source = config.source or (truth["source"] if truth else None)
+        if source not in identities:
+            raise ValueError(f"config.source {source!r} is not one of the identities "
+                             f"{sorted(identities)}; set --config.source")
+        attributes = {}
+        for name, spec in _default_attributes(config, source, truth).items():
+            parts = [common.load_images(config, common.resolve_paths(
+                spec[k], root, f"config.attributes.{name}.{k}"), size) for k in ("positive",
+                                                                                "negative")]
+            attributes[name] = (parts[0].images, parts[1].images, f"{spec['positive']} - "
+                                f"{spec['negative']}")
+    model, variables, record = common.load_model(
+        config, np.concatenate([s.images for s in identities.values()]))
+    editor = explore.Editor(model, variables, common.model_label(record), space=config.space,
+                            chunk_size=config.chunk_size, aligner=_aligner(config, size))
+    editor.add_source(source, identities[source].images,
+                      _expressions(config, identities[source], truth))
+    for name, image_set in identities.items():
+        if name != source:
+            editor.add_identity(name, image_set.images)
+    for name, (positive, negative, origin) in attributes.items():
+        editor.add_attribute_from_images(name, positive, negative, f"labelled images: {origin}")
+    if config.vectors:
+        vectors = openai_attributes.load_attribute_vectors(config.vectors, demo_edits=True,
+                                                           expected_dim=editor.dimension)
+        for name in config.vector_names:
+            editor.add_attribute(name, np.asarray(vectors.get(name)),
+                                 f"{config.vectors} (OpenAI z_manipulate, demo edits)")
+    return editor, record
+
+
+def limits(config: Any) -> explore.Limits:
+    return explore.Limits(max_upload_bytes=int(config.limits.max_upload_mb * 2 ** 20),
+                          max_pixels=int(config.limits.max_pixels),
+                          requests_per_minute=int(config.limits.requests_per_minute),
+                          max_uploads=int(config.limits.max_uploads))
+
+
+def main(config: Any, workdir: str) -> None:
+    explore.ensure_loopback(config.host, config.allow_remote)
+    common.check_workdir(workdir, config.overwrite)
+    editor, record = build_editor(config)
+    with fio.create_run_dir(workdir, overwrite=config.overwrite) as run:
+        run.manifest.set_config(config.to_dict())
+        run.manifest.set_extra("model", record)
+        app = explore.create_app(editor, limits(config), save_to=run)
+        logging.info("flowjax live editor on http://%s:%d/ (Ctrl-C stops it; saved edits go "
+                     "to %s/saved/)", config.host, config.port, workdir)
+        try:
+            explore.serve(app, config.host, config.port)
+        except KeyboardInterrupt:
+            pass

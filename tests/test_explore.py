@@ -1,0 +1,258 @@
+"""The live editor (flowjax/explore.py, experiments/explore.py, configs/explore.py).
+
+One editor for the module: configs/explore.py's smoke variant shrunk to a
+16x16 random-init Glow on generated faces (seconds), built by
+``experiments.explore.build_editor`` as ``run.py`` builds it. The API is checked
+through Flask's test client; the page in a headless Chromium (conftest's
+``browser``) against a real server on 127.0.0.1. Set
+FLOWJAX_UPDATE_SCREENSHOTS=1 to write the screenshot into docs/.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from configs import explore as explore_config
+from flowjax import explore, sweep
+from flowjax import io as fio
+
+pytest.importorskip("flask", reason="the live editor needs flask (pip install -e '.[explore]')")
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = 16
+
+
+def tiny_config():
+    config = explore_config.get_config("smoke")
+    config.model = explore_config.model_config(image_size=SIZE, n_levels=2, depth=1, width=4)
+    config.random_init.ddi = False
+    config.progress = False
+    return config
+
+
+@pytest.fixture(scope="module")
+def editor() -> explore.Editor:
+    from experiments import explore as experiment
+
+    return experiment.build_editor(tiny_config())[0]
+
+
+@pytest.fixture
+def client(editor):
+    return explore.create_app(editor).test_client()
+
+
+@pytest.fixture(scope="module")
+def synthetic_faces(tmp_path_factory) -> list[Path]:
+    """Faces flowjax.synthetic renders at the model's size, of identities the editor has not
+    seen (another seed; the same batch shape as the editor's faces, so no new compile)."""
+    from experiments import common
+
+    generated = tiny_config().data.generated
+    faces = common.write_generated_faces(tmp_path_factory.mktemp("uploads"),
+                                         generated.n_identities, generated.expressions, SIZE,
+                                         seed=generated.seed + 7)
+    return [path for paths in faces.values() for path in paths]
+
+
+def png_pixels(payload: bytes) -> np.ndarray:
+    return np.asarray(Image.open(io.BytesIO(payload)).convert("RGB"))
+
+
+# ---- the API -------------------------------------------------------------------------
+
+
+def test_an_edit_is_a_png_labelled_synthetic_with_the_edit_that_made_it(client):
+    response = client.post("/api/edit", json={"kind": "transfer", "expression": "smile",
+                                              "target": "id01", "alpha": 0.5})
+    assert response.status_code == 200 and response.mimetype == "image/png"
+    labels = fio.read_png_provenance(io.BytesIO(response.data))
+    assert labels["Synthetic"] == "true" and "SYNTHETIC" in labels["Description"]
+    record = json.loads(labels["flowjax_explore"])
+    assert (record["expression"], record["target"], record["alpha"]) == ("smile", "id01", 0.5)
+    assert "RANDOM INIT" in record["model"]
+    assert png_pixels(response.data).shape == (SIZE, SIZE, 3)
+
+
+def test_transfer_at_alpha_zero_is_the_target_mean_face(client, editor):
+    edited = client.post("/api/edit", json={"kind": "transfer", "expression": "surprise",
+                                            "target": "id02", "alpha": 0.0})
+    np.testing.assert_array_equal(png_pixels(edited.data), editor.decode(editor.faces["id02"]))
+
+
+def test_transfer_adds_the_expression_vector_to_the_target(editor):
+    z, _ = editor.edit_latent({"kind": "transfer", "expression": "smile", "target": "id01",
+                               "alpha": 0.7})
+    source_mean = editor.faces["id00"]
+    expected = editor.faces["id01"] + 0.7 * (editor.faces["id00:smile"] - source_mean)
+    np.testing.assert_allclose(z, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_mix_interpolates_two_faces_and_attributes_add_directions(editor):
+    z, _ = editor.edit_latent({"kind": "mix", "face": "id01", "other": "id02", "weight": 0.25})
+    np.testing.assert_allclose(z, 0.75 * editor.faces["id01"] + 0.25 * editor.faces["id02"],
+                               rtol=1e-6, atol=1e-6)
+    z, _ = editor.edit_latent({"kind": "attributes", "face": "id02", "alphas": {"smile": -1.5}})
+    np.testing.assert_allclose(z, editor.faces["id02"] - 1.5 * editor.attributes["smile"],
+                               rtol=1e-6, atol=1e-6)
+
+
+def test_each_edit_is_one_decode_compiled_once(client):
+    client.post("/api/edit", json={"kind": "mix", "face": "id01", "other": "id02", "weight": 0.1})
+    compiled = sweep._decode_chunk._cache_size()
+    for weight in (0.2, 0.9):
+        client.post("/api/edit", json={"kind": "mix", "face": "id01", "other": "id00",
+                                       "weight": weight})
+    client.post("/api/edit", json={"kind": "attributes", "face": "id01", "alphas": {"smile": 1}})
+    assert sweep._decode_chunk._cache_size() == compiled
+
+
+def test_an_unknown_face_or_a_wild_alpha_is_refused_with_the_choices(client):
+    answer = client.post("/api/edit", json={"kind": "transfer", "expression": "smile",
+                                            "target": "nobody", "alpha": 1})
+    assert answer.status_code == 400 and "'nobody' is not a face here" in answer.json["error"]
+    answer = client.post("/api/edit", json={"kind": "mix", "face": "id01", "other": "id02",
+                                            "weight": "nan"})
+    assert answer.status_code == 400 and "finite number" in answer.json["error"]
+
+
+def test_an_uploaded_synthetic_face_is_encoded_and_editable(client, synthetic_faces):
+    answer = client.post("/api/upload", data={"photo": (io.BytesIO(
+        synthetic_faces[0].read_bytes()), "me.png")})
+    assert answer.status_code == 200, answer.json
+    name = answer.json["name"]
+    assert name in [f["name"] for f in answer.json["faces"]]
+    edited = client.post("/api/edit", json={"kind": "transfer", "expression": "surprise",
+                                            "target": name, "alpha": 1.0})
+    assert edited.status_code == 200 and png_pixels(edited.data).shape == (SIZE, SIZE, 3)
+
+
+def test_a_file_that_is_not_an_image_gets_a_message_naming_it(client):
+    answer = client.post("/api/upload", data={"photo": (io.BytesIO(b"plain text"), "notes.txt")})
+    assert answer.status_code == 400
+    assert answer.json["error"].startswith("notes.txt: not a PNG or JPEG image")
+
+
+def test_a_photo_of_the_wrong_size_says_what_the_model_takes(client):
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(buffer, format="PNG")
+    answer = client.post("/api/upload", data={"photo": (io.BytesIO(buffer.getvalue()), "big.png")})
+    assert answer.status_code == 400
+    assert f"big.png: the photo is 40x30, this model takes aligned faces of {SIZE}x{SIZE}" in \
+        answer.json["error"]
+
+
+def test_an_upload_over_the_size_limit_gets_413_with_a_message(editor):
+    client = explore.create_app(editor, explore.Limits(max_upload_bytes=1000)).test_client()
+    answer = client.post("/api/upload", data={"photo": (io.BytesIO(b"x" * 5000), "huge.png")})
+    assert answer.status_code == 413 and "larger than the limit" in answer.json["error"]
+
+
+def test_a_photo_with_too_many_pixels_is_refused_before_decoding(editor, synthetic_faces):
+    client = explore.create_app(editor, explore.Limits(max_pixels=100)).test_client()
+    answer = client.post("/api/upload", data={"photo": (io.BytesIO(
+        synthetic_faces[0].read_bytes()), "face.png")})
+    assert answer.status_code == 400 and "16x16 pixels is larger than the limit of 100" in \
+        answer.json["error"]
+
+
+def test_too_many_requests_from_one_client_get_429(editor):
+    client = explore.create_app(editor, explore.Limits(requests_per_minute=2)).test_client()
+    codes = [client.get("/api/state").status_code for _ in range(3)]
+    assert codes == [200, 200, 429]
+
+
+def test_a_saved_edit_is_the_served_png_in_the_run_directory(editor, tmp_path):
+    with fio.create_run_dir(tmp_path / "run") as run:
+        client = explore.create_app(editor, save_to=run).test_client()
+        body = {"kind": "mix", "face": "id01", "other": "id02", "weight": 0.5}
+        saved = Path(client.post("/api/save", json=body).json["saved"])
+        assert saved.read_bytes() == client.post("/api/edit", json=body).data
+    assert fio.read_png_provenance(saved)["Synthetic"] == "true"
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert "saved/edit_0001.png" in {o["path"] for o in manifest["outputs"]}
+
+
+def test_a_non_loopback_host_is_refused_unless_allowed():
+    with pytest.raises(ValueError, match="no authentication"):
+        explore.ensure_loopback("0.0.0.0", allow_remote=False)
+    explore.ensure_loopback("0.0.0.0", allow_remote=True)
+
+
+# ---- the page in a headless Chromium --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live_url(editor):
+    """The editor served on a free loopback port by werkzeug, in a thread."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, explore.create_app(editor), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}/"
+    server.shutdown()
+
+
+@pytest.fixture
+def page(browser, live_url):
+    context = browser.new_context(viewport={"width": 1100, "height": 620})
+    tab = context.new_page()
+    tab.errors = []
+    tab.on("pageerror", lambda e: tab.errors.append(str(e)))
+    tab.goto(live_url)
+    tab.wait_for_selector('#transfer-result[data-loads="1"]')
+    yield tab
+    assert tab.errors == []
+    context.close()
+
+
+def loaded_edit(page, selector: str) -> dict:
+    return json.loads(page.get_attribute(selector, "data-edit"))
+
+
+def test_live_page_returns_an_edited_image_for_an_uploaded_synthetic_face(page,
+                                                                         synthetic_faces):
+    page.set_input_files("#photo", str(synthetic_faces[4]))
+    page.click("#upload-button")
+    from playwright.sync_api import expect
+
+    # (the page's CSP forbids eval, so waits use selectors, not wait_for_function)
+    expect(page.locator("#message")).to_have_text(re.compile("^uploaded as "))
+    name = page.text_content("#message").removeprefix("uploaded as ")
+    expect(page.locator("#transfer-result")).to_have_attribute(
+        "data-edit", re.compile(re.escape(f'"target":"{name}"')))
+    loads = int(page.get_attribute("#transfer-result", "data-loads"))
+    page.focus("#transfer-alpha")
+    page.keyboard.press("Home")  # alpha 0: the uploaded face itself
+    page.wait_for_selector(f'#transfer-result[data-loads="{loads + 1}"]')
+    assert loaded_edit(page, "#transfer-result") == {
+        "kind": "transfer", "expression": "neutral", "target": name, "alpha": 0}
+    assert page.evaluate("document.getElementById('transfer-result').naturalWidth") == SIZE
+
+
+def test_a_bad_upload_gets_a_clear_message_on_the_page(page, tmp_path):
+    bad = tmp_path / "holiday.jpg"
+    bad.write_bytes(b"this is not a jpeg")
+    page.set_input_files("#photo", str(bad))
+    page.click("#upload-button")
+    page.wait_for_selector("#message.error")
+    assert page.text_content("#message").startswith("holiday.jpg: not a PNG or JPEG image")
+
+
+def test_live_page_screenshot(page, tmp_path):
+    out = ROOT / "docs" if os.environ.get("FLOWJAX_UPDATE_SCREENSHOTS") else tmp_path
+    page.wait_for_selector('#mix-result[data-loads="1"]')
+    page.wait_for_selector('#attributes-result[data-loads="1"]')
+    shot = np.asarray(Image.open(io.BytesIO(page.screenshot(path=out / "explore_test.png"))))
+    assert shot.shape[:2] == (620, 1100) and len(np.unique(shot.reshape(-1, shot.shape[-1]),
+                                                           axis=0)) > 20
