@@ -13,3 +13,14 @@ if "--xla_backend_optimization_level" not in os.environ.get("XLA_FLAGS", ""):
 
 def pytest_configure(config):
     config.addinivalue_line("markers", "slow: longer than a few seconds; deselect with -m 'not slow'")
+
+
+def pytest_sessionstart(session):
+    # run.py turns on JAX's persistent compilation cache (default: the user's
+    # ~/.cache). Subprocess runs of the tests share one cache folder of the
+    # session instead, so the suite leaves nothing in the home folder and the
+    # later runs of a program reuse the first one's compiles.
+    from flowjax import runtime
+    if runtime.CACHE_ENV not in os.environ:
+        folder = session.config._tmp_path_factory.mktemp("xla-compilation-cache")  # noqa: SLF001
+        os.environ[runtime.CACHE_ENV] = str(folder)
