@@ -33,11 +33,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
@@ -48,6 +49,20 @@ Array = jax.Array
 PROGRESS_MIN_CHUNKS = 4
 DEFAULT_CHUNK_SIZE = 16
 BATCH_AXIS = "batch"
+
+
+class GridShare(NamedTuple):
+    """The part of a grid sweep one process decoded (``process_share=True``).
+
+    points: ``[n, 3]`` grid coordinates, e.g. (expression, target, alpha) indices.
+    images: ``[n, S, S, C]`` the decoded images at those points, in the same order.
+    With one process it is the whole grid; with several (``jax.distributed``),
+    the processes' shares are disjoint and together cover the grid, so each
+    process can write its own files.
+    """
+
+    points: np.ndarray
+    images: np.ndarray
 
 
 # ---- placement ------------------------------------------------------------------
@@ -95,18 +110,20 @@ class Placement:
 
 def _run_chunks(step: Callable[[Array], Any], total: int, chunk_size: int,
                 make_chunk: Callable[[np.ndarray], np.ndarray], placement: Placement,
-                progress: bool | None, desc: str) -> list[Any]:
+                progress: bool | None, desc: str, share: bool = False) -> list[Any]:
     """Runs ``step`` on ``make_chunk(idx)`` for padded index chunks covering 0..total-1.
 
     Returns the per-chunk host outputs (a pytree of numpy arrays each), padding
-    removed. The next chunk is dispatched before the previous one is fetched,
-    so host copies overlap device work.
+    removed; with ``share``, ``(indices, output)`` pairs holding only the rows
+    this process's devices computed. The next chunk is dispatched before the
+    previous one is fetched, so host copies overlap device work.
     """
     size = placement.chunk_size(chunk_size, total)
     n_chunks = math.ceil(total / size)
     show = n_chunks > PROGRESS_MIN_CHUNKS if progress is None else progress
+    fetch = _fetch_share if share else _fetch
     outputs: list[Any] = []
-    pending: tuple[Any, int] | None = None
+    pending: tuple[Any, int, int] | None = None
     with tqdm(total=n_chunks, desc=desc, unit="chunk", disable=not show, leave=False) as bar:
         for start in range(0, total, size):
             valid = min(size, total - start)
@@ -114,21 +131,53 @@ def _run_chunks(step: Callable[[Array], Any], total: int, chunk_size: int,
             idx[valid:] = 0  # padding repeats grid point 0: same shape, dropped below
             result = step(placement.shard_batch(make_chunk(idx)))
             if pending is not None:
-                outputs.append(_fetch(*pending))
+                outputs.append(fetch(*pending))
                 bar.update(1)
-            pending = (result, valid)
+            pending = (result, start, valid)
         if pending is not None:
-            outputs.append(_fetch(*pending))
+            outputs.append(fetch(*pending))
             bar.update(1)
     return outputs
 
 
-def _fetch(result: Any, valid: int) -> Any:
-    return jax.tree.map(lambda x: np.asarray(x)[:valid], result)
+def _to_host(x: Array) -> np.ndarray:
+    if x.is_fully_addressable:
+        return np.asarray(x)
+    # Several processes (jax.distributed): each computed the rows on its own
+    # devices; every process gets the whole chunk, so results do not depend on
+    # the number of processes.
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def _fetch(result: Any, start: int, valid: int) -> Any:
+    return jax.tree.map(lambda x: _to_host(x)[:valid], result)
+
+
+def _fetch_share(result: Array, start: int, valid: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of ``result`` that live on this process's devices, with their global indices."""
+    rows: dict[int, np.ndarray] = {}
+    for shard in result.addressable_shards:
+        block = np.asarray(shard.data)
+        first = shard.index[0].start or 0
+        for offset in range(len(block)):
+            if first + offset < valid:  # padding rows are dropped
+                rows[start + first + offset] = block[offset]
+    indices = np.array(sorted(rows), np.int64)
+    empty = np.zeros((0, *result.shape[1:]), result.dtype)
+    return indices, (np.stack([rows[i] for i in indices]) if rows else empty)
 
 
 def _concat(outputs: list[Any]) -> Any:
     return jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *outputs)
+
+
+def _grid_result(outputs: list[Any], grid: tuple[int, ...], share: bool) -> np.ndarray | GridShare:
+    if not share:
+        images = _concat(outputs)
+        return images.reshape(*grid, *images.shape[1:])
+    indices = np.concatenate([i for i, _ in outputs])
+    return GridShare(points=np.stack(np.unravel_index(indices, grid), axis=-1),
+                     images=np.concatenate([x for _, x in outputs]))
 
 
 def _constrain(x: Any, sharding: NamedSharding | None) -> Any:
@@ -258,14 +307,16 @@ def transfer_sweep(model: Glow, variables: Any, sources: Any,
                    var_eps: float = latents_lib.DEFAULT_VARIANCE_EPS, quantize: bool = True,
                    chunk_size: int = DEFAULT_CHUNK_SIZE,
                    devices: Sequence[jax.Device] | None = None,
-                   progress: bool | None = None) -> np.ndarray:
+                   progress: bool | None = None,
+                   process_share: bool = False) -> np.ndarray | GridShare:
     """Decodes every ``latents.transfer(method, sources[e], source_e, target_t, alpha)``.
 
     ``sources`` is ``[E, D]`` flat latents (in ``space``) of the source
     expression images; ``source_stats`` holds per-source ``mean``/``var`` of
     shape ``[E, D]`` (each source's own identity statistics), ``target_stats``
     per-target ``[T, D]``. Returns ``[E, T, A, S, S, C]`` images (uint8, or
-    float with ``quantize=False``), equal to decoding alpha by alpha.
+    float with ``quantize=False``), equal to decoding alpha by alpha; with
+    ``process_share``, only the grid points this process decoded (:class:`GridShare`).
     """
     if method not in latents_lib.TRANSFER_METHODS:
         raise ValueError(f"unknown transfer method {method!r}; "
@@ -295,17 +346,20 @@ def transfer_sweep(model: Glow, variables: Any, sources: Any,
         space=space, quantize=quantize,
         sharding=placement.batch_sharding)
     outputs = _run_chunks(step, math.prod(grid), chunk_size, _grid_index(grid), placement,
-                          progress, f"transfer ({method}, {space})")
-    images = _concat(outputs)
-    return images.reshape(*grid, *images.shape[1:])
+                          progress, f"transfer ({method}, {space})", share=process_share)
+    return _grid_result(outputs, grid, process_share)
 
 
 def attribute_sweep(model: Glow, variables: Any, latents: Any, vectors: Any,
                     alphas: Sequence[float], *, space: str = "eps", quantize: bool = True,
                     chunk_size: int = DEFAULT_CHUNK_SIZE,
                     devices: Sequence[jax.Device] | None = None,
-                    progress: bool | None = None) -> np.ndarray:
-    """Decodes every ``latents[i] + alphas[a] * vectors[v]`` -> ``[I, V, A, S, S, C]``."""
+                    progress: bool | None = None,
+                    process_share: bool = False) -> np.ndarray | GridShare:
+    """Decodes every ``latents[i] + alphas[a] * vectors[v]`` -> ``[I, V, A, S, S, C]``.
+
+    With ``process_share``, only the grid points this process decoded (:class:`GridShare`).
+    """
     latents_lib.check_space(space)
     operands = {
         "latents": _check_flat("latents", latents, model, 2),
@@ -320,6 +374,5 @@ def attribute_sweep(model: Glow, variables: Any, latents: Any, vectors: Any,
         _attribute_chunk, model, placement.replicate(variables), placement.replicate(operands),
         space=space, quantize=quantize, sharding=placement.batch_sharding)
     outputs = _run_chunks(step, math.prod(grid), chunk_size, _grid_index(grid), placement,
-                          progress, f"attribute ({space})")
-    images = _concat(outputs)
-    return images.reshape(*grid, *images.shape[1:])
+                          progress, f"attribute ({space})", share=process_share)
+    return _grid_result(outputs, grid, process_share)
