@@ -1,7 +1,8 @@
 """flowjax's entry point: ``python run.py --config=configs/<name>.py[:variant] [--workdir=DIR]``.
 
 Kept short on purpose: parse flags, start multi-host JAX when
-``config.distributed`` is set, log the devices, dispatch to
+``config.distributed`` is set, turn on the persistent compilation cache
+(``flowjax.runtime``), log the devices, dispatch to
 ``experiments/<config.experiment>.py``'s ``main(config, workdir)``.
 
 Errors a person can act on -- bad input, bad config, a refused workdir, missing
@@ -28,10 +29,15 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from flowjax import io as fio
+from flowjax import runtime
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (ml_collections).")
 _WORKDIR = flags.DEFINE_string(
     "workdir", None, "Run directory (must not exist yet); default runs/<experiment>-<time>.")
+_COMPILATION_CACHE = flags.DEFINE_string(
+    "compilation_cache", runtime.default_cache_dir(),
+    f"Persistent XLA compilation cache folder (default ${runtime.CACHE_ENV} or "
+    f"{runtime.DEFAULT_CACHE_DIR}); empty turns it off.")
 flags.mark_flags_as_required(["config"])
 
 EXPECTED_ERRORS = (ValueError, OSError, FloatingPointError, ImportError)
@@ -39,21 +45,6 @@ TRACEBACK_ENV = "FLOWJAX_TRACEBACK"
 TRACEBACK_HINT = f"(traceback: --verbosity=1 or {TRACEBACK_ENV}=1)"
 EXIT_ERROR = 1
 SIGTERM_GRACE_S = 2.0
-
-
-def _env_int(name: str) -> int | None:
-    return int(os.environ[name]) if name in os.environ else None
-
-
-def initialize_distributed() -> None:
-    """Multi-host JAX; must run before any other JAX call creates a backend.
-
-    The coordinator comes from the cluster (SLURM, Cloud TPU, ...) or from
-    JAX_COORDINATOR_ADDRESS, JAX_NUM_PROCESSES and JAX_PROCESS_ID.
-    """
-    jax.distributed.initialize(coordinator_address=os.environ.get("JAX_COORDINATOR_ADDRESS"),
-                               num_processes=_env_int("JAX_NUM_PROCESSES"),
-                               process_id=_env_int("JAX_PROCESS_ID"))
 
 
 def _quiet_orbax(record: std_logging.LogRecord) -> bool:
@@ -136,7 +127,9 @@ def main(argv):
     workdir = _WORKDIR.value or os.path.join(
         "runs", f"{config.experiment}-{datetime.datetime.now():%Y%m%d-%H%M%S}")
     if config.get("distributed", False):
-        initialize_distributed()
+        runtime.initialize_distributed()
+    cache = runtime.enable_compilation_cache(_COMPILATION_CACHE.value)
+    logging.info("compilation cache: %s", cache or "off")
     logging.info("JAX process %d of %d; devices: %s", jax.process_index(), jax.process_count(),
                  jax.devices())
     experiment = importlib.import_module(f"experiments.{config.experiment}")

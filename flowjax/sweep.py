@@ -42,11 +42,12 @@ from __future__ import annotations
 import functools
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
@@ -69,6 +70,20 @@ class NonFiniteError(FloatingPointError):
         self.points = list(points)
 DEFAULT_CHUNK_SIZE = 16
 BATCH_AXIS = "batch"
+
+
+class GridShare(NamedTuple):
+    """The part of a grid sweep one process decoded (``process_share=True``).
+
+    points: ``[n, 3]`` grid coordinates, e.g. (expression, target, alpha) indices.
+    images: ``[n, S, S, C]`` the decoded images at those points, in the same order.
+    With one process it is the whole grid; with several (``jax.distributed``),
+    the processes' shares are disjoint and together cover the grid, so each
+    process can write its own files.
+    """
+
+    points: np.ndarray
+    images: np.ndarray
 
 
 # ---- placement ------------------------------------------------------------------
@@ -116,18 +131,20 @@ class Placement:
 
 def _run_chunks(step: Callable[[Array], Any], total: int, chunk_size: int,
                 make_chunk: Callable[[np.ndarray], np.ndarray], placement: Placement,
-                progress: bool | None, desc: str) -> list[Any]:
+                progress: bool | None, desc: str, share: bool = False) -> list[Any]:
     """Runs ``step`` on ``make_chunk(idx)`` for padded index chunks covering 0..total-1.
 
     Returns the per-chunk host outputs (a pytree of numpy arrays each), padding
-    removed. The next chunk is dispatched before the previous one is fetched,
-    so host copies overlap device work.
+    removed; with ``share``, ``(indices, output)`` pairs holding only the rows
+    this process's devices computed. The next chunk is dispatched before the
+    previous one is fetched, so host copies overlap device work.
     """
     size = placement.chunk_size(chunk_size, total)
     n_chunks = math.ceil(total / size)
     show = n_chunks > PROGRESS_MIN_CHUNKS if progress is None else progress
+    fetch = _fetch_share if share else _fetch
     outputs: list[Any] = []
-    pending: tuple[Any, int] | None = None
+    pending: tuple[Any, int, int] | None = None
     with tqdm(total=n_chunks, desc=desc, unit="chunk", disable=not show, leave=False) as bar:
         for start in range(0, total, size):
             valid = min(size, total - start)
@@ -135,21 +152,65 @@ def _run_chunks(step: Callable[[Array], Any], total: int, chunk_size: int,
             idx[valid:] = 0  # padding repeats grid point 0: same shape, dropped below
             result = step(placement.shard_batch(make_chunk(idx)))
             if pending is not None:
-                outputs.append(_fetch(*pending))
+                outputs.append(fetch(*pending))
                 bar.update(1)
-            pending = (result, valid)
+            pending = (result, start, valid)
         if pending is not None:
-            outputs.append(_fetch(*pending))
+            outputs.append(fetch(*pending))
             bar.update(1)
     return outputs
 
 
-def _fetch(result: Any, valid: int) -> Any:
-    return jax.tree.map(lambda x: np.asarray(x)[:valid], result)
+def _to_host(x: Array) -> np.ndarray:
+    if x.is_fully_addressable:
+        return np.asarray(x)
+    # Several processes (jax.distributed): each computed the rows on its own
+    # devices; every process gets the whole chunk, so results do not depend on
+    # the number of processes.
+    return np.asarray(multihost_utils.process_allgather(x, tiled=True))
+
+
+def _fetch(result: Any, start: int, valid: int) -> Any:
+    return jax.tree.map(lambda x: _to_host(x)[:valid], result)
+
+
+def _fetch_share(result: Any, start: int, valid: int) -> tuple[np.ndarray, Any]:
+    """The rows of ``result`` (a pytree of batch-sharded arrays) on this process's devices.
+
+    Returns their global indices and the pytree of those rows, padding dropped.
+    """
+    def rows(x: Array) -> dict[int, np.ndarray]:
+        found = {}
+        for shard in x.addressable_shards:
+            block, first = np.asarray(shard.data), shard.index[0].start or 0
+            for offset in range(len(block)):
+                if first + offset < valid:  # padding rows are dropped
+                    found[start + first + offset] = block[offset]
+        return found
+
+    per_leaf = jax.tree.map(rows, result)
+    indices = np.array(sorted(jax.tree.leaves(per_leaf, is_leaf=lambda x: isinstance(x, dict))[0]),
+                       np.int64)
+    take = lambda found, x: (np.stack([found[i] for i in indices]) if len(indices)  # noqa: E731
+                             else np.zeros((0, *x.shape[1:]), x.dtype))
+    return indices, jax.tree.map(take, per_leaf, result, is_leaf=lambda x: isinstance(x, dict))
 
 
 def _concat(outputs: list[Any]) -> Any:
     return jax.tree.map(lambda *xs: np.concatenate(xs, axis=0), *outputs)
+
+
+def _grid_result(outputs: list[Any], grid: tuple[int, ...], share: bool,
+                 describe: Callable[[int], str], what: str, hint: str) -> np.ndarray | GridShare:
+    """The decoded grid (or this process's share of it), after the non-finite check."""
+    if share:
+        indices = np.concatenate([i for i, _ in outputs])
+        images, finite = _concat([rows for _, rows in outputs])
+        _raise_if_nonfinite(finite, what, lambda k: describe(int(indices[k])), hint)
+        return GridShare(points=np.stack(np.unravel_index(indices, grid), axis=-1), images=images)
+    images, finite = _concat(outputs)
+    _raise_if_nonfinite(finite, what, describe, hint)
+    return images.reshape(*grid, *images.shape[1:])
 
 
 def _constrain(x: Any, sharding: NamedSharding | None) -> Any:
@@ -346,15 +407,17 @@ def transfer_sweep(model: Glow, variables: Any, sources: Any,
                    devices: Sequence[jax.Device] | None = None,
                    progress: bool | None = None,
                    expression_names: Sequence[str] | None = None,
-                   target_names: Sequence[str] | None = None) -> np.ndarray:
+                   target_names: Sequence[str] | None = None,
+                   process_share: bool = False) -> np.ndarray | GridShare:
     """Decodes every ``latents.transfer(method, sources[e], source_e, target_t, alpha)``.
 
     ``sources`` is ``[E, D]`` flat latents (in ``space``) of the source
     expression images; ``source_stats`` holds per-source ``mean``/``var`` of
     shape ``[E, D]`` (each source's own identity statistics), ``target_stats``
     per-target ``[T, D]``. Returns ``[E, T, A, S, S, C]`` images (uint8, or
-    float with ``quantize=False``), equal to decoding alpha by alpha. Alphas and
-    ``var_eps`` are validated first; a non-finite grid point raises
+    float with ``quantize=False``), equal to decoding alpha by alpha; with
+    ``process_share``, only the grid points this process decoded (:class:`GridShare`).
+    Alphas and ``var_eps`` are validated first; a non-finite grid point raises
     :class:`NonFiniteError` naming (expression, target, alpha) by ``expression_names``
     and ``target_names`` when given.
     """
@@ -388,8 +451,7 @@ def transfer_sweep(model: Glow, variables: Any, sources: Any,
         space=space, quantize=quantize,
         sharding=placement.batch_sharding)
     outputs = _run_chunks(step, math.prod(grid), chunk_size, _grid_index(grid), placement,
-                          progress, f"transfer ({method}, {space})")
-    images, finite = _concat(outputs)
+                          progress, f"transfer ({method}, {space})", share=process_share)
 
     def describe(i: int) -> str:
         e, t, a = np.unravel_index(i, grid)
@@ -401,9 +463,8 @@ def transfer_sweep(model: Glow, variables: Any, sources: Any,
         hint = (f"method {method!r} divides by the identities' variance + var_eps "
                 f"(var_eps={var_eps:g}): raise var_eps or give every identity several "
                 f"images; {WEIGHTS_HINT}")
-    _raise_if_nonfinite(finite, f"transfer sweep ({method}, {space}): grid points", describe,
-                        hint)
-    return images.reshape(*grid, *images.shape[1:])
+    return _grid_result(outputs, grid, process_share, describe,
+                        f"transfer sweep ({method}, {space}): grid points", hint)
 
 
 def attribute_sweep(model: Glow, variables: Any, latents: Any, vectors: Any,
@@ -412,9 +473,11 @@ def attribute_sweep(model: Glow, variables: Any, latents: Any, vectors: Any,
                     devices: Sequence[jax.Device] | None = None,
                     progress: bool | None = None,
                     image_names: Sequence[str] | None = None,
-                    vector_names: Sequence[str] | None = None) -> np.ndarray:
+                    vector_names: Sequence[str] | None = None,
+                    process_share: bool = False) -> np.ndarray | GridShare:
     """Decodes every ``latents[i] + alphas[a] * vectors[v]`` -> ``[I, V, A, S, S, C]``.
 
+    With ``process_share``, only the grid points this process decoded (:class:`GridShare`).
     Alphas are validated first; a non-finite grid point raises :class:`NonFiniteError`
     naming (image, vector, alpha).
     """
@@ -433,14 +496,12 @@ def attribute_sweep(model: Glow, variables: Any, latents: Any, vectors: Any,
         _attribute_chunk, model, placement.replicate(variables), placement.replicate(operands),
         space=space, quantize=quantize, sharding=placement.batch_sharding)
     outputs = _run_chunks(step, math.prod(grid), chunk_size, _grid_index(grid), placement,
-                          progress, f"attribute ({space})")
-    images, finite = _concat(outputs)
+                          progress, f"attribute ({space})", share=process_share)
 
     def describe(i: int) -> str:
         n, v, a = np.unravel_index(i, grid)
         return (f"image {_name(image_names, n)}, vector {_name(vector_names, v)}, "
                 f"alpha {float(alphas[a]):g}")
 
-    _raise_if_nonfinite(finite, f"attribute sweep ({space}): grid points", describe,
-                        WEIGHTS_HINT)
-    return images.reshape(*grid, *images.shape[1:])
+    return _grid_result(outputs, grid, process_share, describe,
+                        f"attribute sweep ({space}): grid points", WEIGHTS_HINT)

@@ -15,6 +15,17 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "slow: longer than a few seconds; deselect with -m 'not slow'")
 
 
+def pytest_sessionstart(session):
+    # run.py turns on JAX's persistent compilation cache (default: the user's
+    # ~/.cache). Subprocess runs of the tests share one cache folder of the
+    # session instead, so the suite leaves nothing in the home folder and the
+    # later runs of a program reuse the first one's compiles.
+    from flowjax import runtime
+    if runtime.CACHE_ENV not in os.environ:
+        folder = session.config._tmp_path_factory.mktemp("xla-compilation-cache")  # noqa: SLF001
+        os.environ[runtime.CACHE_ENV] = str(folder)
+
+
 # ---- a headless Chromium for the browser tests (tests/test_viewer.py, test_explore.py) ----
 # Debian's chromium driven by Playwright for Python; Playwright's own browser
 # download is never used. FLOWJAX_CHROMIUM names another binary.
