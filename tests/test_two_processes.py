@@ -2,7 +2,7 @@
 
 Two processes join a ``jax.distributed`` job (coordinator on 127.0.0.1, JAX's
 CPU collectives), train the :tiny config for a few data-parallel steps and
-decode a sharded transfer sweep; a third, single process does the same alone
+decode a sharded transfer sweep; then a single process does the same alone
 (tests/two_process_worker.py). Bounded by a timeout; ~20 s on an idle 2-core
 machine (the three processes mostly compile).
 """
@@ -52,8 +52,11 @@ def _finish(procs: list[subprocess.Popen]) -> None:
 def runs(tmp_path_factory):
     one, two = tmp_path_factory.mktemp("one_process"), tmp_path_factory.mktemp("two_processes")
     port = _free_port()
-    procs = [_start(0, 2, port, two), _start(1, 2, port, two), _start(0, 1, 0, one)]
-    _finish(procs)
+    # The pair first, alone: its processes must reach their first collective
+    # within 30 s of each other (gloo's fixed timeout), so nothing else competes
+    # for the CPU while they compile.
+    _finish([_start(0, 2, port, two), _start(1, 2, port, two)])
+    _finish([_start(0, 1, 0, one)])
     load = lambda path: dict(np.load(path, allow_pickle=False))  # noqa: E731
     return load(one / "process_0.npz"), [load(two / f"process_{i}.npz") for i in (0, 1)]
 
