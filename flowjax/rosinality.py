@@ -368,8 +368,10 @@ class RosinalityGlow(nn.Module):
 
     def __post_init__(self):
         checks = [
-            (self.coupling in COUPLINGS, f"coupling must be one of {sorted(COUPLINGS)}, got {self.coupling!r}"),
-            (self.precision in PRECISIONS, f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}"),
+            (self.coupling in COUPLINGS,
+             f"coupling must be one of {sorted(COUPLINGS)}, got {self.coupling!r}"),
+            (self.precision in PRECISIONS,
+             f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}"),
             (1 <= self.n_bits <= 8, f"n_bits must be in 1..8, got {self.n_bits}"),
             (self.depth >= 1 and self.width >= 1,
              f"depth and width must be >= 1, got depth={self.depth}, width={self.width}"),
@@ -552,7 +554,8 @@ class RosinalityGlow(nn.Module):
             else:
                 kept = unsqueeze2d(z)
                 mean, log_sd = split_channels(splits[level](kept))
-                factored = latents[level] if space == "z" else unstandardize(latents[level], mean, log_sd)
+                factored = (latents[level] if space == "z"
+                            else unstandardize(latents[level], mean, log_sd))
                 z = jnp.concatenate([kept, factored], axis=-1)
             (z, _), _ = self._steps(level, reverse=True)((z, no_logdet), None)
         return unsqueeze2d(z)

@@ -231,7 +231,8 @@ def random_state_dict(in_channel: int, n_flow: int, n_block: int, affine: bool, 
         for k in range(n_flow):
             p = f"blocks.{b}.flows.{k}."
             state[p + "actnorm.loc"] = normal(1, sq, 1, 1)
-            state[p + "actnorm.scale"] = (1 + normal(1, sq, 1, 1)) * rng.choice([-1, 1], (1, sq, 1, 1)).astype(np.float32)
+            sign = rng.choice([-1, 1], (1, sq, 1, 1)).astype(np.float32)  # |scale| in logdet
+            state[p + "actnorm.scale"] = (1 + normal(1, sq, 1, 1)) * sign
             state[p + "actnorm.initialized"] = np.array(1, np.uint8)
             if conv_lu or b == n_block - 1:
                 perm = np.eye(sq, dtype=np.float32)[rng.permutation(sq)]
@@ -265,17 +266,20 @@ def torch_reference_forward(state, x, n_flow, n_block, affine):
     t = {k: torch.from_numpy(v) for k, v in state.items()}
 
     def zero_conv(h, prefix):
-        h = F.conv2d(F.pad(h, [1, 1, 1, 1], value=1.0), t[prefix + "conv.weight"], t[prefix + "conv.bias"])
+        h = F.pad(h, [1, 1, 1, 1], value=1.0)
+        h = F.conv2d(h, t[prefix + "conv.weight"], t[prefix + "conv.bias"])
         return h * torch.exp(3 * t[prefix + "scale"])
 
     def log_gauss(z, mean, log_sd):
-        return (-0.5 * math.log(2 * math.pi) - log_sd - 0.5 * (z - mean) ** 2 / torch.exp(2 * log_sd)).sum((1, 2, 3))
+        terms = -0.5 * math.log(2 * math.pi) - log_sd - 0.5 * (z - mean) ** 2 / torch.exp(2 * log_sd)
+        return terms.sum((1, 2, 3))
 
     z_outs, log_p, logdet = [], 0.0, 0.0
     h = x
     for b in range(n_block):
         bsz, c, hh, ww = h.shape
-        h = h.view(bsz, c, hh // 2, 2, ww // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(bsz, 4 * c, hh // 2, ww // 2)
+        h = h.view(bsz, c, hh // 2, 2, ww // 2, 2).permute(0, 1, 3, 5, 2, 4)
+        h = h.reshape(bsz, 4 * c, hh // 2, ww // 2)
         area = (hh // 2) * (ww // 2)
         for k in range(n_flow):
             p = f"blocks.{b}.flows.{k}."
@@ -292,7 +296,8 @@ def torch_reference_forward(state, x, n_flow, n_block, affine):
                 logdet = logdet + area * t[p + "invconv.w_s"].sum()
             h = F.conv2d(h, w)
             in_a, in_b = h.chunk(2, 1)
-            net = F.relu(F.conv2d(in_a, t[p + "coupling.net.0.weight"], t[p + "coupling.net.0.bias"], padding=1))
+            net = F.relu(F.conv2d(in_a, t[p + "coupling.net.0.weight"], t[p + "coupling.net.0.bias"],
+                                  padding=1))
             net = F.relu(F.conv2d(net, t[p + "coupling.net.2.weight"], t[p + "coupling.net.2.bias"]))
             net = zero_conv(net, p + "coupling.net.4.")
             if affine:
