@@ -114,6 +114,11 @@ def test_fixture_decode_of_z_matches_reverse_reconstruct(converted, reference):
     x = rosinality.decode(model, variables, [nhwc(reference[f"z_{i}"]) for i in range(3)],
                           "z", False)
     np.testing.assert_allclose(np.asarray(x), nhwc(reference["x_recon"]), rtol=0, atol=DECODE_ATOL)
+    # the sampling draws used directly as z (reverse(..., reconstruct=True))
+    x = rosinality.decode(model, variables, [nhwc(reference[f"sample_eps_{i}"]) for i in range(3)],
+                          "z", False)
+    np.testing.assert_allclose(np.asarray(x), nhwc(reference["sample_x_reconstruct"]), rtol=0,
+                               atol=DECODE_ATOL)
 
 
 def test_fixture_decode_of_eps_matches_sampling(converted, reference):
@@ -370,6 +375,8 @@ def test_converted_checkpoint_reloads_as_the_rosinality_family(tmp_path, convert
     same = jax.tree.map(np.array_equal, dict(loaded_variables), variables)
     assert all(jax.tree.leaves(same))
     assert manifest["source"]["sha256"] == FIXTURE_SHA256
+    # the fixture README's counts: 117 state_dict entries, 2,410,896 parameters
+    assert (manifest["state_dict_entries"], manifest["total_parameters"]) == (117, 2_410_896)
     assert checkpoints.load_metadata(tmp_path / "ckpt")["rosinality_conversion"] == json.loads(
         json.dumps(manifest))
 
