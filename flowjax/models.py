@@ -61,10 +61,11 @@ class FlowModel(Protocol):
     ``sample(key, n, temperature, y=None, quantize=True)`` and
     ``bits_per_dim(images, noise=None, y=None)`` (the training loss).
 
-    Attributes: ``image_shape`` (H, W, C), ``latent_shapes`` (per level, level
+    Attributes: ``image_size``, ``image_shape`` (H, W, C), ``latent_shapes`` (per level, level
     0 first, OpenAI's flat order), ``num_dims``, ``n_classes`` (0: unconditional).
     """
 
+    image_size: int
     image_shape: tuple[int, int, int]
     latent_shapes: Sequence[tuple[int, int, int]]
     num_dims: int

@@ -23,6 +23,10 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable
 
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
 from flowjax.bijectors import PERMUTATIONS, ActNorm, Chain, Coupling
 
 
@@ -42,6 +46,7 @@ class StepConfig:
     precision: str
 
 
+Array = jax.Array
 StepDefinition = Callable[[StepConfig], Chain]
 
 _FLOW_STEPS: dict[str, StepDefinition] = {}
@@ -104,3 +109,38 @@ def openai_step(config: StepConfig) -> Chain:
         permutation(name="invconv", **kwargs),
         Coupling(config.width, config.coupling, config.precision, name="coupling"),
     ))
+
+
+class StepBijector(nn.Module):
+    """A registered flow step as a standalone bijector (e.g. for ``assert_bijector``).
+
+    ``StepBijector("openai", StepConfig(8, "affine", "invconv", "highest"))``
+    builds the step's Chain in its compact method, so its parameters are
+    ``params[<the step's names>]``, as one ``level_<i>`` slice of a Glow.
+    """
+
+    step: str
+    config: StepConfig
+
+    @nn.compact
+    def _run(self, x: Array, reverse: bool) -> tuple[Array, Array]:
+        chain = flow_step(self.step)(self.config)
+        return chain.inverse(x) if reverse else chain.forward(x)
+
+    def __call__(self, x: Array) -> tuple[Array, Array]:
+        return self._run(x, False)
+
+    def forward(self, x: Array) -> tuple[Array, Array]:
+        return self._run(x, False)
+
+    def inverse(self, y: Array) -> tuple[Array, Array]:
+        return self._run(y, True)
+
+    def output_shape(self, shape: tuple[int, ...]) -> tuple[int, ...]:
+        # The chain only exists inside _run, so trace an init of an unbound copy
+        # (shapes only: jax.eval_shape computes nothing).
+        unbound = self.clone(parent=None)
+        out = jax.eval_shape(
+            lambda x: unbound.init_with_output(jax.random.key(0), x, method="forward")[0][0],
+            jax.ShapeDtypeStruct(tuple(shape), jnp.float32))
+        return tuple(out.shape)

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 
 from flowjax import bijectors as bj
+from flowjax import steps
+from flowjax.testing import assert_bijector
 
-# (id, factory, input shape [B, H, W, C]); every factory takes no argument.
+# Every bijector of the project: (id, factory, input shape [B, H, W, C]).
 BIJECTORS = [
     ("actnorm", lambda: bj.ActNorm(), (2, 4, 4, 4)),
     ("invconv", lambda: bj.InvConv(), (2, 4, 4, 4)),
@@ -19,6 +21,13 @@ BIJECTORS = [
     ("coupling_affine", lambda: bj.Coupling(width=8, kind="affine"), (2, 4, 4, 4)),
     ("squeeze", lambda: bj.Squeeze(), (2, 4, 4, 3)),
     ("chain", lambda: bj.Chain((bj.ActNorm(), bj.InvConv(), bj.Coupling(width=8))), (2, 4, 4, 4)),
+    ("inverse_of_affine_coupling", lambda: bj.Inverse(bj.Coupling(width=8, kind="affine")),
+     (2, 4, 4, 4)),
+    ("chain_through_inverse_squeeze",
+     lambda: bj.Chain((bj.Squeeze(), bj.ActNorm(), bj.Inverse(bj.Squeeze()))), (2, 4, 4, 3)),
+    ("openai_flow_step", lambda: steps.StepBijector(
+        "openai", steps.StepConfig(width=8, coupling="affine", permutation="invconv_lu",
+                                   precision="highest")), (2, 4, 4, 4)),
 ]
 IDS = [b[0] for b in BIJECTORS]
 
@@ -38,46 +47,15 @@ def _perturb(variables, seed=7, scale=0.1):
 
 
 @pytest.mark.parametrize("name,factory,shape", BIJECTORS, ids=IDS)
-def test_inverse_undoes_forward(name, factory, shape):
-    b = factory()
-    x, variables = _init(b, shape)
-    variables = _perturb(variables)
-    y, _ = b.apply(variables, x, method=b.forward)
-    x_back, _ = b.apply(variables, y, method=b.inverse)
-    assert float(jnp.max(jnp.abs(x_back - x))) < 1e-4
+def test_satisfies_the_bijector_contract(name, factory, shape):
+    """Round trip, log-det sum, float64 Jacobian and jit parity (flowjax.testing)."""
+    errors = assert_bijector(factory(), shape, perturb=0.1)
+    assert set(errors) == {"round_trip", "logdet_sum", "jacobian", "jit"}
 
 
 @pytest.mark.parametrize("name,factory,shape", BIJECTORS, ids=IDS)
-def test_inverse_logdet_is_minus_forward_logdet(name, factory, shape):
-    b = factory()
-    x, variables = _init(b, shape)
-    variables = _perturb(variables)
-    y, logdet_fwd = b.apply(variables, x, method=b.forward)
-    _, logdet_inv = b.apply(variables, y, method=b.inverse)
-    assert logdet_fwd.shape == (shape[0],) and logdet_fwd.dtype == jnp.float32
-    np.testing.assert_allclose(logdet_fwd + logdet_inv, 0.0, atol=1e-4)
-
-
-@pytest.mark.parametrize("name,factory,shape", BIJECTORS, ids=IDS)
-def test_logdet_equals_bruteforce_jacobian_in_float64(name, factory, shape):
-    b = factory()
-    tiny = (1, 2, 2, shape[-1])
-    x, variables = _init(b, tiny)
-    variables = _perturb(variables, scale=0.05)
-    with jax.enable_x64(True):
-        variables64 = jax.tree.map(
-            lambda a: a.astype(jnp.float64) if jnp.issubdtype(a.dtype, jnp.floating) else a,
-            variables)
-        x64 = x.astype(jnp.float64)
-
-        def flat_forward(v):
-            y, _ = b.apply(variables64, v.reshape(tiny), method=b.forward)
-            return y.reshape(-1)
-
-        jac = jax.jacfwd(flat_forward)(x64.reshape(-1))
-        _, expected = jnp.linalg.slogdet(jac)
-        _, logdet = b.apply(variables64, x64, method=b.forward)
-    np.testing.assert_allclose(float(logdet[0]), float(expected), rtol=1e-4, atol=1e-4)
+def test_is_a_bijector_by_the_protocol(name, factory, shape):
+    assert isinstance(factory(), bj.Bijector)
 
 
 def test_actnorm_init_normalises_the_init_batch_per_channel():
@@ -96,15 +74,23 @@ def test_actnorm_stores_log_scale_divided_by_three():
     np.testing.assert_allclose(logdet, [1.5], rtol=1e-6)
 
 
-@pytest.mark.parametrize("kind", ["additive", "affine"])
-def test_coupling_is_the_identity_at_init(kind):
-    b = bj.Coupling(width=8, kind=kind)
+def test_additive_coupling_is_the_identity_at_init():
+    b = bj.Coupling(width=8, kind="additive")
     x, variables = _init(b, (2, 4, 4, 6))
     y, logdet = b.apply(variables, x, method=b.forward)
+    np.testing.assert_array_equal(y, x)
+    np.testing.assert_array_equal(logdet, 0.0)
+
+
+def test_affine_coupling_starts_as_a_sigmoid_two_scale_of_the_second_half():
+    """The zero-conv outputs 0 at init: shift 0, scale sigmoid(0 + 2) (not the identity)."""
+    b = bj.Coupling(width=8, kind="affine")
+    x, variables = _init(b, (2, 4, 4, 6))
+    y, logdet = b.apply(variables, x, method=b.forward)
+    scale = 1.0 / (1.0 + np.exp(-2.0))
     np.testing.assert_array_equal(y[..., :3], x[..., :3])
-    if kind == "additive":
-        np.testing.assert_array_equal(y, x)
-        np.testing.assert_array_equal(logdet, 0.0)
+    np.testing.assert_allclose(y[..., 3:], x[..., 3:] * scale, rtol=1e-6)
+    np.testing.assert_allclose(logdet, 4 * 4 * 3 * np.log(scale), rtol=1e-6)
 
 
 def test_coupling_transforms_only_the_second_half():
@@ -173,26 +159,80 @@ def test_lu_constants_live_outside_params():
     assert set(variables[bj.CONSTANTS]) == {"P", "sign_S"}
 
 
+class _AddOne(nn.Module):
+    def forward(self, x):
+        return x + 1.0, bj.per_image_logdet(0.0, x)
+
+    def inverse(self, y):
+        return y - 1.0, bj.per_image_logdet(0.0, y)
+
+    def output_shape(self, shape):
+        return shape
+
+
+class _Double(nn.Module):
+    def forward(self, x):
+        return 2.0 * x, bj.per_image_logdet(np.prod(x.shape[-3:]) * np.log(2.0), x)
+
+    def inverse(self, y):
+        return 0.5 * y, bj.per_image_logdet(-np.prod(y.shape[-3:]) * np.log(2.0), y)
+
+    def output_shape(self, shape):
+        return shape
+
+
 def test_chain_applies_steps_in_list_order():
-    class AddOne(nn.Module):
-        def forward(self, x):
-            return x + 1.0, jnp.zeros(x.shape[:-3])
-
-        def inverse(self, y):
-            return y - 1.0, jnp.zeros(y.shape[:-3])
-
-        def output_shape(self, shape):
-            return shape
-
-    chain = bj.Chain((AddOne(), bj.Squeeze()))
-    x = jnp.zeros((1, 2, 2, 1))
+    """forward = double(add_one(x)) = 2x + 2; the reversed order would give 2x + 1."""
+    chain = bj.Chain((_AddOne(), _Double()))
+    x = jnp.arange(8.0).reshape(2, 2, 2, 1)
     y, _ = chain.apply({}, x, method=chain.forward)
-    # Add first, then squeeze: every output is 1 (squeeze first would agree
-    # too, so also check the shape proves squeeze ran last).
-    assert y.shape == (1, 1, 1, 4)
-    np.testing.assert_array_equal(y, 1.0)
-    x_back, _ = chain.apply({}, y, method=chain.inverse)
-    np.testing.assert_array_equal(x_back, x)
+    np.testing.assert_array_equal(y, 2.0 * x + 2.0)
+
+
+def test_chain_inverse_undoes_the_steps_from_last_to_first():
+    """inverse = add_one^-1(double^-1(y)) = y/2 - 1; the reversed order would give (y - 1)/2."""
+    chain = bj.Chain((_AddOne(), _Double()))
+    y = jnp.arange(8.0).reshape(2, 2, 2, 1)
+    x, _ = chain.apply({}, y, method=chain.inverse)
+    np.testing.assert_array_equal(x, y / 2.0 - 1.0)
+
+
+def test_chain_is_callable_so_init_runs_forward():
+    chain = bj.Chain((bj.ActNorm(), bj.Squeeze()))
+    x = jax.random.normal(jax.random.key(0), (3, 4, 4, 2)) * 3.0 + 1.0
+    variables = chain.init(jax.random.key(1), x)
+    y, logdet = chain.apply(variables, x)
+    assert y.shape == (3, 2, 2, 8) and logdet.shape == (3,)
+
+
+def test_chain_keeps_an_explicit_step_name():
+    chain = bj.Chain((bj.ActNorm(name="normalise"), bj.InvConv(name="mix")))
+    variables = chain.init(jax.random.key(0), jnp.ones((1, 2, 2, 4)))
+    assert set(variables["params"]) == {"normalise", "mix"}
+
+
+def test_chain_default_names_count_per_class_and_survive_inserting_another_class():
+    before = bj.Chain((bj.ActNorm(), bj.InvConv(), bj.ActNorm()))
+    after = bj.Chain((bj.ActNorm(), bj.Reverse(), bj.InvConv(), bj.Squeeze(), bj.ActNorm()))
+    x = jax.random.normal(jax.random.key(0), (2, 4, 4, 4))
+    names_before = set(before.init(jax.random.key(1), x)["params"])
+    names_after = set(after.init(jax.random.key(1), x)["params"])
+    assert names_before == {"ActNorm_0", "InvConv_0", "ActNorm_1"}
+    assert names_after == names_before
+
+
+def test_inverse_swaps_the_directions_and_shapes():
+    squeeze, unsqueeze = bj.Squeeze(), bj.Inverse(bj.Squeeze())
+    x = jax.random.normal(jax.random.key(0), (1, 2, 2, 8))
+    y, _ = unsqueeze.apply({}, x)
+    np.testing.assert_array_equal(y, bj.unsqueeze2d(x))
+    assert unsqueeze.output_shape((1, 2, 2, 8)) == (1, 4, 4, 2)
+    assert squeeze.input_shape((1, 2, 2, 8)) == (1, 4, 4, 2)
+
+
+def test_inverse_refuses_a_non_bijector():
+    with pytest.raises(TypeError, match=r"Inverse needs a bijector.*got Dense"):
+        bj.Inverse(nn.Dense(3))
 
 
 def test_chain_names_the_incompatible_neighbours():

@@ -148,21 +148,30 @@ def test_after_init_every_actnorm_normalises_the_init_batch():
     assert max(float(s[1]) for s in stats) < 1e-3
 
 
-def test_at_init_every_coupling_is_the_identity():
+def test_at_init_every_affine_coupling_scales_its_second_half_by_sigmoid_two():
     model = Glow(**TINY, coupling="affine")
     x = _images(4, 16, seed=6)
     variables = glow.init(model, jax.random.key(0), x)
-    stats = _record_method_outputs(
-        model, variables, x, bj.Coupling, "forward",
-        lambda z_in, z_out: jnp.max(jnp.abs(z_out[..., : z_in.shape[-1] // 2] - z_in[..., : z_in.shape[-1] // 2])))
+    scale = 1.0 / (1.0 + math.exp(-2.0))
+
+    def deviation(z_in, z_out):
+        half = z_in.shape[-1] // 2
+        return jnp.maximum(jnp.max(jnp.abs(z_out[..., :half] - z_in[..., :half])),
+                           jnp.max(jnp.abs(z_out[..., half:] - scale * z_in[..., half:])))
+
+    stats = _record_method_outputs(model, variables, x, bj.Coupling, "forward", deviation)
     assert len(stats) == TINY["n_levels"] * TINY["depth"]
-    # Affine coupling starts as a constant scale sigmoid(2) on the second half;
-    # the first half passes through untouched.
-    assert max(float(s) for s in stats) == 0.0
-    additive = Glow(**TINY)
-    v = glow.init(additive, jax.random.key(0), x)
-    diffs = _record_method_outputs(additive, v, x, bj.Coupling, "forward",
+    # The zero-conv outputs exactly 0 at init: shift 0, scale sigmoid(0 + 2).
+    assert max(float(s) for s in stats) < 1e-6
+
+
+def test_at_init_every_additive_coupling_is_the_identity():
+    model = Glow(**TINY)
+    x = _images(4, 16, seed=6)
+    variables = glow.init(model, jax.random.key(0), x)
+    diffs = _record_method_outputs(model, variables, x, bj.Coupling, "forward",
                                    lambda z_in, z_out: jnp.max(jnp.abs(z_out - z_in)))
+    assert len(diffs) == TINY["n_levels"] * TINY["depth"]
     assert max(float(s) for s in diffs) == 0.0
 
 
