@@ -161,6 +161,9 @@ class ScaleActNorm(nn.Module):
     def output_shape(self, shape: Shape) -> Shape:
         return shape
 
+    def input_shape(self, shape: Shape) -> Shape:
+        return shape
+
 
 class InvConvLUColumns(nn.Module):
     """rosinality's LU 1x1 conv, column convention ``y = W x`` (``x @ W^T``).
@@ -213,6 +216,9 @@ class InvConvLUColumns(nn.Module):
         return x, per_image_logdet(-_num_positions(y) * jnp.sum(log_s), y)
 
     def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+    def input_shape(self, shape: Shape) -> Shape:
         return shape
 
 
@@ -305,6 +311,8 @@ class ColumnCoupling(nn.Module):
         if shape[-1] % 2:
             raise ValueError(f"coupling needs an even channel count, got shape {shape}")
         return shape
+
+    input_shape = output_shape
 
 
 class FlowStep(nn.Module):
