@@ -161,6 +161,9 @@ class ScaleActNorm(nn.Module):
     def output_shape(self, shape: Shape) -> Shape:
         return shape
 
+    def input_shape(self, shape: Shape) -> Shape:
+        return shape
+
 
 class InvConvLUColumns(nn.Module):
     """rosinality's LU 1x1 conv, column convention ``y = W x`` (``x @ W^T``).
@@ -213,6 +216,9 @@ class InvConvLUColumns(nn.Module):
         return x, per_image_logdet(-_num_positions(y) * jnp.sum(log_s), y)
 
     def output_shape(self, shape: Shape) -> Shape:
+        return shape
+
+    def input_shape(self, shape: Shape) -> Shape:
         return shape
 
 
@@ -306,6 +312,8 @@ class ColumnCoupling(nn.Module):
             raise ValueError(f"coupling needs an even channel count, got shape {shape}")
         return shape
 
+    input_shape = output_shape
+
 
 class FlowStep(nn.Module):
     """ActNorm -> 1x1 conv (LU or plain) -> coupling, as an ``nn.scan`` body."""
@@ -368,8 +376,10 @@ class RosinalityGlow(nn.Module):
 
     def __post_init__(self):
         checks = [
-            (self.coupling in COUPLINGS, f"coupling must be one of {sorted(COUPLINGS)}, got {self.coupling!r}"),
-            (self.precision in PRECISIONS, f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}"),
+            (self.coupling in COUPLINGS,
+             f"coupling must be one of {sorted(COUPLINGS)}, got {self.coupling!r}"),
+            (self.precision in PRECISIONS,
+             f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}"),
             (1 <= self.n_bits <= 8, f"n_bits must be in 1..8, got {self.n_bits}"),
             (self.depth >= 1 and self.width >= 1,
              f"depth and width must be >= 1, got depth={self.depth}, width={self.width}"),
@@ -552,7 +562,8 @@ class RosinalityGlow(nn.Module):
             else:
                 kept = unsqueeze2d(z)
                 mean, log_sd = split_channels(splits[level](kept))
-                factored = latents[level] if space == "z" else unstandardize(latents[level], mean, log_sd)
+                factored = (latents[level] if space == "z"
+                            else unstandardize(latents[level], mean, log_sd))
                 z = jnp.concatenate([kept, factored], axis=-1)
             (z, _), _ = self._steps(level, reverse=True)((z, no_logdet), None)
         return unsqueeze2d(z)

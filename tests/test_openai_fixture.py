@@ -88,7 +88,8 @@ def encoding(variables, reference):
 @pytest.mark.parametrize("form", FORMS)
 def test_each_form_is_refused_for_its_noise_sampler_without_the_allow_option(graphs, form):
     with pytest.raises(convert_openai.ConversionError,
-                       match=rf"1 problem\(s\):\n.*random_uniform.*\n\s+{SAMPLERS[form]} \(RandomUniform\)$"):
+                       match=rf"1 problem\(s\):\n.*random_uniform.*\n"
+                             rf"\s+{SAMPLERS[form]} \(RandomUniform\)$"):
         convert_openai.convert_graph(graphs[form], MODEL, source=form)
 
 

@@ -16,12 +16,14 @@ import sys
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
 
 from flowjax import latents, rosinality
+from flowjax.testing import assert_bijector
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "rosinality_glow_32"
@@ -114,6 +116,11 @@ def test_fixture_decode_of_z_matches_reverse_reconstruct(converted, reference):
     x = rosinality.decode(model, variables, [nhwc(reference[f"z_{i}"]) for i in range(3)],
                           "z", False)
     np.testing.assert_allclose(np.asarray(x), nhwc(reference["x_recon"]), rtol=0, atol=DECODE_ATOL)
+    # the sampling draws used directly as z (reverse(..., reconstruct=True))
+    x = rosinality.decode(model, variables, [nhwc(reference[f"sample_eps_{i}"]) for i in range(3)],
+                          "z", False)
+    np.testing.assert_allclose(np.asarray(x), nhwc(reference["sample_x_reconstruct"]), rtol=0,
+                               atol=DECODE_ATOL)
 
 
 def test_fixture_decode_of_eps_matches_sampling(converted, reference):
@@ -231,7 +238,8 @@ def random_state_dict(in_channel: int, n_flow: int, n_block: int, affine: bool, 
         for k in range(n_flow):
             p = f"blocks.{b}.flows.{k}."
             state[p + "actnorm.loc"] = normal(1, sq, 1, 1)
-            state[p + "actnorm.scale"] = (1 + normal(1, sq, 1, 1)) * rng.choice([-1, 1], (1, sq, 1, 1)).astype(np.float32)
+            sign = rng.choice([-1, 1], (1, sq, 1, 1)).astype(np.float32)  # |scale| in logdet
+            state[p + "actnorm.scale"] = (1 + normal(1, sq, 1, 1)) * sign
             state[p + "actnorm.initialized"] = np.array(1, np.uint8)
             if conv_lu or b == n_block - 1:
                 perm = np.eye(sq, dtype=np.float32)[rng.permutation(sq)]
@@ -265,17 +273,20 @@ def torch_reference_forward(state, x, n_flow, n_block, affine):
     t = {k: torch.from_numpy(v) for k, v in state.items()}
 
     def zero_conv(h, prefix):
-        h = F.conv2d(F.pad(h, [1, 1, 1, 1], value=1.0), t[prefix + "conv.weight"], t[prefix + "conv.bias"])
+        h = F.pad(h, [1, 1, 1, 1], value=1.0)
+        h = F.conv2d(h, t[prefix + "conv.weight"], t[prefix + "conv.bias"])
         return h * torch.exp(3 * t[prefix + "scale"])
 
     def log_gauss(z, mean, log_sd):
-        return (-0.5 * math.log(2 * math.pi) - log_sd - 0.5 * (z - mean) ** 2 / torch.exp(2 * log_sd)).sum((1, 2, 3))
+        terms = -0.5 * math.log(2 * math.pi) - log_sd - 0.5 * (z - mean) ** 2 / torch.exp(2 * log_sd)
+        return terms.sum((1, 2, 3))
 
     z_outs, log_p, logdet = [], 0.0, 0.0
     h = x
     for b in range(n_block):
         bsz, c, hh, ww = h.shape
-        h = h.view(bsz, c, hh // 2, 2, ww // 2, 2).permute(0, 1, 3, 5, 2, 4).reshape(bsz, 4 * c, hh // 2, ww // 2)
+        h = h.view(bsz, c, hh // 2, 2, ww // 2, 2).permute(0, 1, 3, 5, 2, 4)
+        h = h.reshape(bsz, 4 * c, hh // 2, ww // 2)
         area = (hh // 2) * (ww // 2)
         for k in range(n_flow):
             p = f"blocks.{b}.flows.{k}."
@@ -292,7 +303,8 @@ def torch_reference_forward(state, x, n_flow, n_block, affine):
                 logdet = logdet + area * t[p + "invconv.w_s"].sum()
             h = F.conv2d(h, w)
             in_a, in_b = h.chunk(2, 1)
-            net = F.relu(F.conv2d(in_a, t[p + "coupling.net.0.weight"], t[p + "coupling.net.0.bias"], padding=1))
+            net = F.relu(F.conv2d(in_a, t[p + "coupling.net.0.weight"], t[p + "coupling.net.0.bias"],
+                                  padding=1))
             net = F.relu(F.conv2d(net, t[p + "coupling.net.2.weight"], t[p + "coupling.net.2.bias"]))
             net = zero_conv(net, p + "coupling.net.4.")
             if affine:
@@ -349,6 +361,25 @@ def test_affine_plain_model_matches_the_pytorch_forward(affine_plain):
     np.testing.assert_allclose(np.asarray(decoded), nhwc(x), rtol=0, atol=DECODE_ATOL)
 
 
+# ---- the bijector contract (flowjax.testing: round trip, log-dets, brute-force Jacobian) ----
+
+
+@pytest.mark.slow  # ~10 s each (jacfwd); the fixture and PyTorch comparisons cover the maths
+@pytest.mark.parametrize("bijector", [
+    rosinality.ScaleActNorm(), rosinality.InvConvLUColumns(),
+    rosinality.ColumnCoupling(8, "additive"), rosinality.ColumnCoupling(8, "affine"),
+], ids=["actnorm", "invconv_lu", "coupling_additive", "coupling_affine"])
+def test_rosinality_bijectors_keep_the_contract(bijector):
+    assert_bijector(bijector, (2, 4, 4, 6))
+
+
+def test_actnorm_with_negative_scales_keeps_the_contract():
+    # rosinality's logdet uses log|scale|; a trained scale may change sign.
+    variables = {"params": {"loc": jnp.array([0.3, -0.2, 0.1, 0.0]),
+                            "scale": jnp.array([-1.5, 0.7, -0.4, 2.0])}}
+    assert_bijector(rosinality.ScaleActNorm(), (2, 3, 3, 4), variables=variables, perturb=0.0)
+
+
 # ---- a model family of its own: saved, reloaded, used by the experiments' sweeps --------
 
 
@@ -365,6 +396,8 @@ def test_converted_checkpoint_reloads_as_the_rosinality_family(tmp_path, convert
     same = jax.tree.map(np.array_equal, dict(loaded_variables), variables)
     assert all(jax.tree.leaves(same))
     assert manifest["source"]["sha256"] == FIXTURE_SHA256
+    # the fixture README's counts: 117 state_dict entries, 2,410,896 parameters
+    assert (manifest["state_dict_entries"], manifest["total_parameters"]) == (117, 2_410_896)
     assert checkpoints.load_metadata(tmp_path / "ckpt")["rosinality_conversion"] == json.loads(
         json.dumps(manifest))
 

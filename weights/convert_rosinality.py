@@ -198,7 +198,10 @@ def _to_flowjax(layout: str, value: np.ndarray) -> np.ndarray:
     return value
 
 
-def expected_keys(model: RosinalityGlow) -> dict[str, tuple[str, tuple[str, ...], int | None, str, tuple]]:
+KeySpec = tuple[str, tuple[str, ...], int | None, str, tuple[int, ...]]
+
+
+def expected_keys(model: RosinalityGlow) -> dict[str, KeySpec]:
     """``{rosinality key: (collection, flowjax path, flow index or None, layout, stored shape)}``
     for every tensor the model needs (buffers checked separately: ``initialized``,
     LU masks), derived from ``jax.eval_shape`` of the model's init."""
@@ -213,11 +216,13 @@ def expected_keys(model: RosinalityGlow) -> dict[str, tuple[str, tuple[str, ...]
             col = "constants" if path in ("invconv/P", "invconv/sign_S") else "params"
             shape = leaves[(col, full)][1:]
             for k in range(model.depth):
-                table[f"blocks.{b}.flows.{k}.{key}"] = (col, full, k, layout, _stored_shape(layout, shape))
+                table[f"blocks.{b}.flows.{k}.{key}"] = (col, full, k, layout,
+                                                        _stored_shape(layout, shape))
         scope = f"split_{b}" if b < model.n_levels - 1 else "prior"
         for path, key, layout in _PRIOR_TABLE:
             shape = leaves[("params", (scope, path))]
-            table[f"blocks.{b}.{key}"] = ("params", (scope, path), None, layout, _stored_shape(layout, shape))
+            table[f"blocks.{b}.{key}"] = ("params", (scope, path), None, layout,
+                                          _stored_shape(layout, shape))
     return table
 
 
@@ -235,14 +240,14 @@ def _check_lu_buffers(state: Mapping[str, np.ndarray], prefix: str, problems: di
     c = state[prefix + "w_s"].shape[0] if prefix + "w_s" in state else None
     if c is None:
         return
-    constants = {"u_mask": np.triu(np.ones((c, c), np.float32), 1),
-                 "l_mask": np.tril(np.ones((c, c), np.float32), -1),
-                 "l_eye": np.eye(c, dtype=np.float32)}
-    for name, want in constants.items():
+    ones = np.ones((c, c), np.float32)
+    constants = {"u_mask": (np.triu(ones, 1), "ones above the diagonal"),
+                 "l_mask": (np.tril(ones, -1), "ones below the diagonal"),
+                 "l_eye": (np.eye(c, dtype=np.float32), "the identity")}
+    for name, (want, what) in constants.items():
         got = state.get(prefix + name)
         if got is not None and not np.array_equal(got, want):
-            problems["lu_buffers"].append(f"{prefix}{name} is not rosinality's constant "
-                                          f"({'strict upper ones' if name == 'u_mask' else 'strict lower ones' if name == 'l_mask' else 'the identity'})")
+            problems["lu_buffers"].append(f"{prefix}{name} is not rosinality's constant ({what})")
     p = state.get(prefix + "w_p")
     if p is not None and p.shape == (c, c) and not (
             np.isin(p, (0.0, 1.0)).all() and (p.sum(0) == 1).all() and (p.sum(1) == 1).all()):

@@ -241,7 +241,8 @@ def run_tensorflow(graph_path: Path, images: np.ndarray, noise: np.ndarray, n_bi
         out["eps"] = encode(downsampled_values[0])
         out["eps_other_downsampled"] = encode(downsampled_values[1])
         feed = {_tensor(p): e for p, e in zip(decoder_inputs, out["eps"])}
-        out["decoded"] = sess.run(_tensor(decoder_output), {**feed, **side_inputs(downsampled_values[0])})
+        feed.update(side_inputs(downsampled_values[0]))
+        out["decoded"] = sess.run(_tensor(decoder_output), feed)
     return out
 
 
