@@ -32,9 +32,9 @@ flipped byte, a truncated or missing file or an empty step is a
 model or a raw orbax/TensorStore error. A checkpoint without the record
 (written before it existed) still loads, unverified, and a damaged one then
 still gets a :class:`DamagedCheckpointError` (naming the folder) where orbax
-notices; ``add_checksums(export)`` records one for an old export. A training
-workdir whose steps have records treats a step without one as damaged (its
-save was interrupted before the record was written). Training's resume falls
+notices; ``add_checksums(export)`` records one for an old export. In a
+training workdir a step without a record is damaged when an older step has
+one (its save was interrupted before the record was written). Training's resume falls
 back to the newest step that verifies (``flowjax.train``).
 
 Restores go against ``jax.eval_shape`` of the model's initialisation, after
@@ -395,13 +395,16 @@ def load_model(directory: PathLike) -> tuple[Glow, dict[str, Any]]:
 
 
 def _verify_step(step_dir: Path, all_steps: Any) -> bool:
-    """Verifies a training step; a step without a record is damaged when another has one."""
+    """Verifies a training step. A step without a record is damaged when an older
+    step has one (it was saved by this code, and its save did not finish); when
+    none has, it was written before records existed and loads unverified."""
     if verify_checksums(step_dir):
         return True
-    others = [step_dir.parent / str(s) / CHECKSUMS_NAME for s in all_steps]
-    if any(path.is_file() for path in others):
+    older = [step_dir.parent / str(s) / CHECKSUMS_NAME for s in all_steps
+             if s < int(step_dir.name)]
+    if any(path.is_file() for path in older):
         raise DamagedCheckpointError(
-            f"checkpoint {step_dir} has no {CHECKSUMS_NAME} although other steps of "
+            f"checkpoint {step_dir} has no {CHECKSUMS_NAME} although older steps of "
             f"{step_dir.parent} have one: its save did not finish (or the file was deleted)")
     return False
 
