@@ -32,9 +32,9 @@ flipped byte, a truncated or missing file or an empty step is a
 model or a raw orbax/TensorStore error. A checkpoint without the record
 (written before it existed) still loads, unverified, and a damaged one then
 still gets a :class:`DamagedCheckpointError` (naming the folder) where orbax
-notices; ``add_checksums(export)`` records one for an old export. A training
-workdir whose steps have records treats a step without one as damaged (its
-save was interrupted before the record was written). Training's resume falls
+notices; ``add_checksums(export)`` records one for an old export. In a
+training workdir a step without a record is damaged when an older step has
+one (its save was interrupted before the record was written). Training's resume falls
 back to the newest step that verifies (``flowjax.train``).
 
 Restores go against ``jax.eval_shape`` of the model's initialisation, after
@@ -62,7 +62,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from flowjax import glow
+from flowjax import checksum_record, glow
 from flowjax import io as fio
 from flowjax import models
 from flowjax.bijectors import CONSTANTS
@@ -75,8 +75,7 @@ METADATA_NAME = "metadata.json"
 VARIABLES_DIR = "variables"
 TRAIN_STATE_DIR = "train_state"
 CHECKPOINTS_DIR = "checkpoints"
-CHECKSUMS_NAME = "checksums.json"
-CHECKSUMS_FORMAT = "flowjax-checkpoint-checksums/1"
+CHECKSUMS_NAME = checksum_record.RECORD_NAME
 DAMAGED_DIR = "damaged_checkpoints"  # <workdir>/damaged_checkpoints/<step>: set aside on resume
 COLLECTIONS = ("params", CONSTANTS)
 
@@ -92,26 +91,8 @@ class DamagedCheckpointError(CheckpointError):
 
 
 # --------------------------------------------------------------------------
-# Integrity record (checksums.json)
+# Integrity record (checksums.json, see flowjax.checksum_record)
 # --------------------------------------------------------------------------
-
-
-def _write_checksums(directory: Path, covered: tuple[str, ...] = ()) -> Path:
-    """Records sha256 and size of every file under ``directory`` (only under its
-    ``covered`` subfolders when given) in ``<directory>/checksums.json``."""
-    roots = [directory / name for name in covered] or [directory]
-    files = {}
-    for root in roots:
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
-            rel = path.relative_to(directory).as_posix()
-            if rel != CHECKSUMS_NAME:
-                files[rel] = {"sha256": fio.sha256_file(path), "bytes": path.stat().st_size}
-    if not files:
-        raise CheckpointError(f"{directory} holds no checkpoint files to record")
-    record_path = directory / CHECKSUMS_NAME
-    fio.atomic_write_json(record_path, {"format": CHECKSUMS_FORMAT, "algorithm": "sha256",
-                                        "files": files})
-    return record_path
 
 
 def add_checksums(directory: PathLike) -> Path:
@@ -125,7 +106,7 @@ def add_checksums(directory: PathLike) -> Path:
         raise FileExistsError(f"{directory / CHECKSUMS_NAME} already exists")
     if not (directory / VARIABLES_DIR).is_dir():
         raise CheckpointError(f"{directory} is not a save_model export (no {VARIABLES_DIR}/)")
-    return _write_checksums(directory, (VARIABLES_DIR,))
+    return checksum_record.write(directory, (VARIABLES_DIR,))
 
 
 def verify_checksums(directory: PathLike) -> bool:
@@ -134,37 +115,11 @@ def verify_checksums(directory: PathLike) -> bool:
     Raises :class:`DamagedCheckpointError` naming each missing, resized or
     changed file (or an unreadable record).
     """
-    directory = Path(directory)
-    record_path = directory / CHECKSUMS_NAME
-    if not record_path.is_file():
-        return False
     try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        files = record["files"]
-        if record.get("format") != CHECKSUMS_FORMAT or not isinstance(files, dict) or not files:
-            raise ValueError(f"format {record.get('format')!r} with {type(files).__name__} files")
-        expected = {rel: (entry["sha256"], int(entry["bytes"])) for rel, entry in files.items()}
-    except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSON or layout
+        return checksum_record.verify(directory)
+    except checksum_record.ChecksumError as e:
         raise DamagedCheckpointError(
-            f"{record_path} is damaged ({type(e).__name__}: {e}); the checkpoint cannot be "
-            "verified. Restore it from a copy, or use another checkpoint.") from e
-    problems = []
-    for rel, (sha256, size) in sorted(expected.items()):
-        path = directory / rel
-        if not path.is_file():
-            problems.append(f"{path} is missing")
-        elif path.stat().st_size != size:
-            problems.append(f"{path} has {path.stat().st_size} bytes, {CHECKSUMS_NAME} "
-                            f"records {size} (truncated or overwritten)")
-        elif fio.sha256_file(path) != sha256:
-            problems.append(f"{path} has sha256 {fio.sha256_file(path)}, {CHECKSUMS_NAME} "
-                            f"records {sha256} (its bytes changed)")
-    if problems:
-        more = f"; and {len(problems) - 4} more" if len(problems) > 4 else ""
-        raise DamagedCheckpointError(
-            f"checkpoint {directory} is damaged: {'; '.join(problems[:4])}{more}. Restore it "
-            "from a copy, or use another checkpoint.")
-    return True
+            f"checkpoint {e}. Restore it from a copy, or use another checkpoint.") from e
 
 
 @contextlib.contextmanager
@@ -341,7 +296,7 @@ def save_model(directory: PathLike, model: Glow, variables: Mapping[str, Any], *
         with ocp.StandardCheckpointer() as checkpointer:
             checkpointer.save(tmp / VARIABLES_DIR, stored)
             checkpointer.wait_until_finished()
-        _write_checksums(tmp, (VARIABLES_DIR,))
+        checksum_record.write(tmp, (VARIABLES_DIR,))
         if directory.exists():  # appeared while we were writing
             raise FileExistsError(f"{directory} appeared while saving; not replacing it")
         os.rename(tmp, directory)
@@ -405,13 +360,16 @@ def load_model(directory: PathLike) -> tuple[Glow, dict[str, Any]]:
 
 
 def _verify_step(step_dir: Path, all_steps: Any) -> bool:
-    """Verifies a training step; a step without a record is damaged when another has one."""
+    """Verifies a training step. A step without a record is damaged when an older
+    step has one (it was saved by this code, and its save did not finish); when
+    none has, it was written before records existed and loads unverified."""
     if verify_checksums(step_dir):
         return True
-    others = [step_dir.parent / str(s) / CHECKSUMS_NAME for s in all_steps]
-    if any(path.is_file() for path in others):
+    older = [step_dir.parent / str(s) / CHECKSUMS_NAME for s in all_steps
+             if s < int(step_dir.name)]
+    if any(path.is_file() for path in older):
         raise DamagedCheckpointError(
-            f"checkpoint {step_dir} has no {CHECKSUMS_NAME} although other steps of "
+            f"checkpoint {step_dir} has no {CHECKSUMS_NAME} although older steps of "
             f"{step_dir.parent} have one: its save did not finish (or the file was deleted)")
     return False
 
@@ -503,7 +461,7 @@ class TrainCheckpointer:
         if jax.process_index() == 0:
             for step in steps:
                 if self.step_path(step).is_dir():  # not already removed by the LatestN policy
-                    _write_checksums(self.step_path(step))
+                    checksum_record.write(self.step_path(step))
 
     def verify(self, step: int) -> bool:
         """Verifies step ``step`` (see :func:`verify_checksums`); False: saved without a record."""

@@ -24,8 +24,8 @@
   is added after the max (optax uses ``max(b2 u, |g| + eps)``). OpenAI's
   Polyak average is not kept (it never used it for evaluation or saving).
 * **Non-finite guard.** A NaN/Inf loss, gradient norm or parameter norm stops
-  training with :class:`NonFiniteError` naming the step and the last good
-  checkpoint. Metrics are checked before every checkpoint, so no checkpoint
+  training with :class:`NonFiniteError` naming the step and the newest
+  checkpoint that verifies. Metrics are checked before every checkpoint, so no checkpoint
   holds state from after a non-finite step, and nothing saved is overwritten.
 * **Loop** (:func:`train`): data-dependent ActNorm init on an init batch
   before step 0, or an automatic resume from the workdir's newest checkpoint

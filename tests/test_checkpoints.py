@@ -162,6 +162,7 @@ DAMAGES = {
     "truncated array file": lambda d: _truncate(_largest_array_file(d)),
     "missing _METADATA": lambda d: (d / "_METADATA").unlink() or d / "_METADATA",
     "truncated _METADATA": lambda d: _truncate(d / "_METADATA"),
+    "flipped byte in _sharding": lambda d: _flip_a_byte(d / "_sharding"),
 }
 
 
@@ -205,6 +206,25 @@ def test_empty_step_folder_is_a_checkpoint_error_naming_it(tmp_path, variables):
         path.unlink() if path.is_file() else path.rmdir()
     with pytest.raises(checkpoints.DamagedCheckpointError, match=f"{step} has no checksums.json"):
         checkpoints.load_model(workdir)
+
+
+def test_step_without_checksums_is_damaged_only_when_an_older_step_has_them(tmp_path, variables):
+    workdir = _training_workdir(tmp_path / "run", variables, steps=(3, 7))
+    with checkpoints.TrainCheckpointer(workdir) as ckpt:
+        record_7 = (ckpt.step_path(7) / "checksums.json").read_bytes()
+        (ckpt.step_path(7) / "checksums.json").unlink()  # a save cut short before its record
+        with pytest.raises(checkpoints.DamagedCheckpointError, match="older steps .* have one"):
+            ckpt.verify(7)
+        (ckpt.step_path(7) / "checksums.json").write_bytes(record_7)
+        (ckpt.step_path(3) / "checksums.json").unlink()  # as written before records existed
+        assert ckpt.verify(3) is False and ckpt.verify(7) is True  # 3 loads unverified
+        (ckpt.step_path(7) / "checksums.json").unlink()
+        assert ckpt.verify(7) is False  # no step has a record: an old workdir
+        state = {"step": jax.ShapeDtypeStruct((), jnp.int32),
+                 "rng": jax.ShapeDtypeStruct((2,), jnp.uint32)}
+        restored, rest = ckpt.restore(7, checkpoints.abstract_variables(MODEL), state)
+    assert int(rest["step"]) == 7
+    _assert_trees_equal(restored["constants"], variables["constants"])
 
 
 def test_damaged_checksum_record_is_named(tmp_path, variables):
