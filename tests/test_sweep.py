@@ -160,7 +160,7 @@ def test_variance_transfer_that_overflows_raises_naming_expression_target_and_al
                        match=r"grid points: \d+ of 12 are non-finite .*"
                              r"target 1 \('solo'\).*var_eps=0.001\): raise var_eps") as err:
         sweep.transfer_sweep(MODEL, variables, sources, source_stats, target_stats, ALPHAS,
-                             method="variance", chunk_size=5, var_eps=1e-3,
+                             method="variance", chunk_size=5, var_eps=1e-3, quantize=False,
                              expression_names=["smile", "frown"], target_names=["pair", "solo"])
     assert "expression 0 ('smile')" in str(err.value) and err.value.points
 
@@ -169,7 +169,8 @@ def test_nan_weight_makes_encode_raise_naming_the_images_and_the_parameter(varia
     broken = jax.tree.map(np.array, variables)
     broken["params"]["level_0"]["invconv"]["W"][0, 0, 0] = np.nan
     with pytest.raises(sweep.NonFiniteError, match=r"encode: images: 6 of 6 .*image 0 \('a.png'\)"):
-        sweep.encode_images(MODEL, broken, images, names=[f"{c}.png" for c in "abcdef"])
+        sweep.encode_images(MODEL, broken, images, chunk_size=4,  # the compile of the test above
+                            names=[f"{c}.png" for c in "abcdef"])
     with pytest.raises(sweep.NonFiniteError, match=r"1 parameter array\(s\).*level_0.*invconv.*W"):
         sweep.check_finite_variables(broken)
     sweep.check_finite_variables(variables)  # the intact weights pass
@@ -186,8 +187,8 @@ def test_attribute_sweep_with_an_infinite_vector_raises_naming_the_vector(variab
     flat = np.asarray(latents.flatten(list(encoding.eps)))
     vector = np.full_like(flat[0], np.inf)
     with pytest.raises(sweep.NonFiniteError, match=r"vector 0 \('Smiling'\), alpha 0.5"):
-        sweep.attribute_sweep(MODEL, variables, flat[:2], vector[None], ALPHAS,
-                              vector_names=["Smiling"])
+        sweep.attribute_sweep(MODEL, variables, flat[:4], vector[None], ALPHAS, chunk_size=5,
+                              quantize=False, vector_names=["Smiling"])
 
 
 @pytest.mark.parametrize("bad", [1e6, 1e39, float("inf"), float("nan"), -101.0])
