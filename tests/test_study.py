@@ -400,3 +400,37 @@ def test_an_image_without_any_openface_output_is_a_missing_face_never_a_run(tmp_
     np.testing.assert_array_equal(out[0], np.full(N_AU, 1.5))
     assert np.isnan(out[1]).all()
     assert "01_0.5.png (no 01_0.5.csv in" in scorer.notes()[0]
+
+
+class FileEmbedder:
+    """Reads file names, never pixels: a generated image ``<t>_<alpha>`` embeds to
+    ``[alpha]``, the source's mean face to ``[10]``, every other image to ``[0]``."""
+
+    def embed(self, images):
+        raise AssertionError("a file scorer must not be given pixels")
+
+    def embed_files(self, refs):
+        def vector(stem):
+            if stem == "actor_mean":
+                return [10.0]
+            target, _, alpha = stem.partition("_")
+            return [float(alpha)] if target in TARGETS and alpha != "mean" else [0.0]
+        return np.array([vector(r.path.stem) for r in refs])
+
+    def provenance(self):
+        return {"model": "file names (test)"}
+
+
+def test_an_identity_scorer_that_reads_files_gets_each_images_path(published, tmp_path):
+    from flowjax.evaluation.precomputed import PrecomputedOpenFace
+
+    folder, _ = published
+    loaded = pipeline.load_study(write_spec(tmp_path, root=str(folder / "study")))
+    pipeline.evaluate_study(loaded, FileEmbedder(), PrecomputedOpenFace(),
+                            out_dir=tmp_path / "out", make_figures=False)
+    _, rows = read_table(tmp_path / "out/tables/expression2/identity_distances.csv")
+    alphas = [float(a) for a in ALPHAS]
+    assert rows[0][0] == "01_source"
+    np.testing.assert_allclose([float(x) for x in rows[0][1:]],
+                               [10 - a for a in alphas] + [10, 10])
+    np.testing.assert_allclose([float(x) for x in rows[1][1:]], alphas + [0, 0])

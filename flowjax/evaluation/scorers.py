@@ -29,8 +29,10 @@ detector          ``"none"``, ``"fake"``
 ================  ==========================================================
 
 An identity backend builds an :class:`IdentityEmbedder` (pixels in,
-embeddings out) or a :class:`DistanceSource` (``distances(study)``: every
-distance at once, e.g. read from files). An AU backend builds a pixel scorer
+embeddings out; one that defines ``embed_files(refs)`` is given each image's
+:class:`~flowjax.evaluation.datatypes.ImageRef` instead) or a
+:class:`DistanceSource` (``distances(study)``: every distance at once, e.g.
+read from files). An AU backend builds a pixel scorer
 (``__call__(images)``) or a file scorer (``score_files(refs)``, which gets
 each image's :class:`~flowjax.evaluation.datatypes.ImageRef`: its path and
 where its precomputed outputs are).

@@ -1,7 +1,7 @@
 """Scoring a study: verify its files, decode its images on demand, call the scorers.
 
 Scorers receive pixels (``embed(images)``, ``scorer(images)``) or, when they
-define ``score_files(refs)``, the images' files
+define ``embed_files(refs)`` / ``score_files(refs)``, the images' files
 (:class:`~flowjax.evaluation.datatypes.ImageRef`); an identity backend may
 instead give every distance (``distances(study)``). Images are decoded only
 when a pixel scorer needs them. :func:`score_study` returns the
@@ -23,7 +23,7 @@ from flowjax import data
 from flowjax import io as fio
 from flowjax.evaluation import metrics
 from flowjax.evaluation.action_units import ActionUnitScorer
-from flowjax.evaluation.datatypes import IdentityScores, Scores, Study
+from flowjax.evaluation.datatypes import IdentityScores, ImageRef, Scores, Study
 from flowjax.evaluation.scorers import IdentityEmbedder
 
 AU_SET_NAMES = {"thesis": metrics.THESIS_AUS, "all": None, "active": metrics.ACTIVE}
@@ -179,13 +179,23 @@ def _identity(identity: Any, images: StudyImages) -> IdentityScores:
     n_e, n_t, n_a = len(study.expressions), len(study.targets), len(study.alphas)
     if callable(getattr(identity, "distances", None)):
         return identity.distances(study)
-    if not callable(getattr(identity, "embed", None)):  # backend "none"
+    n_gen, n_means = n_e * n_t * n_a, 1 + n_t
+    if callable(getattr(identity, "embed_files", None)):  # a scorer that reads files
+        generated, sources, _ = study.refs()
+        means_refs = [ImageRef(p, p.stem) for p in study.mean_files()]
+        refs = [*generated, *means_refs, *sources]
+        emb = np.asarray(identity.embed_files(refs), np.float64)
+        if emb.ndim != 2 or emb.shape[0] != len(refs):
+            raise ValueError(f"the identity embedder returned shape {emb.shape} for "
+                             f"{len(refs)} files; it must return [N, D]")
+    elif callable(getattr(identity, "embed", None)):
+        flat = images.generated.reshape(-1, *images.generated.shape[3:])
+        emb = _embed(identity, np.concatenate([flat, images.means, images.sources]))
+    else:  # backend "none"
         return IdentityScores.unmeasured(n_e, n_t, n_a)
-    flat = images.generated.reshape(-1, *images.generated.shape[3:])
-    emb = _embed(identity, np.concatenate([flat, images.means, images.sources]))
-    gen = emb[: len(flat)].reshape(n_e, n_t, n_a, -1)
-    means = emb[len(flat): len(flat) + len(images.means)]
-    src = emb[len(flat) + len(images.means):]
+    gen = emb[:n_gen].reshape(n_e, n_t, n_a, -1)
+    means = emb[n_gen: n_gen + n_means]
+    src = emb[n_gen + n_means:]
     source_mean, target_means = means[0], means[1:]
     d = metrics.identity_distances(gen, target_means[None, :, None], source_mean)
 
