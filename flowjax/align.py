@@ -283,7 +283,7 @@ class MtcnnDetector:
     eye centres (``python experiments/measure_mtcnn_eyes.py``): on scikit-image's
     astronaut (512 px, the one sharp bundled portrait) MTCNN's inter-eye
     distance is 0.964x dlib's and its eye midpoint is 0.021 d across and 0.001 d
-    down from dlib's (d = dlib's inter-eye distance); on 93 faces of
+    down from dlib's (d = dlib's inter-eye distance); on 92 faces of
     scikit-image's LFW subset (25 px crops enlarged 8x, blurry) 1.10x +- 0.08
     and -0.08 d +- 0.08, -0.05 d +- 0.09 (median +- sd); issue #13 reports
     1.028x and ~1.5 px at 256 on other photos. The offsets disagree in sign

@@ -16,7 +16,7 @@ def test_readme_api_example_runs():
 def test_readme_set_up_commands_are_the_ones_ci_runs():
     readme = (ROOT / "README.md").read_text()
     ci = (ROOT / ".ci" / "run").read_text()
-    test_command = "pip install torch==2.13.0 -e '.[test]' && python -m pytest"
+    test_command = "pip install torch==2.13.0 -e '.[test,faces]' && python -m pytest"
     assert test_command in readme
     assert test_command in ci
     assert "python run.py --config=configs/transfer.py" in readme
