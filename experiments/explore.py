@@ -7,6 +7,7 @@ server thread).
 
 from __future__ import annotations
 
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -122,13 +123,19 @@ def main(config: Any, workdir: str) -> None:
     explore.ensure_loopback(config.host, config.allow_remote)
     common.check_workdir(workdir, config.overwrite)
     editor, record = build_editor(config)
+    editor.warm_up()
     with fio.create_run_dir(workdir, overwrite=config.overwrite) as run:
         run.manifest.set_config(config.to_dict())
         run.manifest.set_extra("model", record)
         app = explore.create_app(editor, limits(config), save_to=run)
         logging.info("flowjax live editor on http://%s:%d/ (Ctrl-C stops it; saved edits go "
                      "to %s/saved/)", config.host, config.port, workdir)
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it like Ctrl-C: manifest written
         try:
             explore.serve(app, config.host, config.port)
         except KeyboardInterrupt:
             pass
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt

@@ -143,6 +143,11 @@ class Editor:
                                          space=self.space, chunk_size=1, progress=False)
         return np.asarray(image[0])
 
+    def warm_up(self) -> None:
+        """Compiles the decode once before serving, so the first edit is as fast as the rest."""
+        if self.faces:
+            self.decode(next(iter(self.faces.values())))
+
     def add_identity(self, name: str, images: np.ndarray) -> None:
         """A face: the mean latent of one identity's images."""
         self.faces[name] = self.encode(images).mean(axis=0)

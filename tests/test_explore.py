@@ -249,10 +249,53 @@ def test_a_bad_upload_gets_a_clear_message_on_the_page(page, tmp_path):
     assert page.text_content("#message").startswith("holiday.jpg: not a PNG or JPEG image")
 
 
-def test_live_page_screenshot(page, tmp_path):
-    out = ROOT / "docs" if os.environ.get("FLOWJAX_UPDATE_SCREENSHOTS") else tmp_path
+def test_live_page_screenshot(page, save_screenshot):
     page.wait_for_selector('#mix-result[data-loads="1"]')
     page.wait_for_selector('#attributes-result[data-loads="1"]')
-    shot = np.asarray(Image.open(io.BytesIO(page.screenshot(path=out / "explore_test.png"))))
-    assert shot.shape[:2] == (620, 1100) and len(np.unique(shot.reshape(-1, shot.shape[-1]),
-                                                           axis=0)) > 20
+    shot = save_screenshot(page, "explore_test.png", "flowjax live editor (test model)")
+    assert shot.shape == (620, 1100, 3) and len(np.unique(shot.reshape(-1, 3), axis=0)) > 20
+
+
+# ---- the shipped demo Glow (slow: encoding the study and compiling take ~1 minute) ---------
+
+
+@pytest.mark.slow
+def test_demo_editor_edits_an_uploaded_face(browser, tmp_path, save_screenshot):
+    """The default config (demo Glow, synthetic study) in the page; its screenshot goes to
+    docs/explore.png with FLOWJAX_UPDATE_SCREENSHOTS=1 (the one in the README)."""
+    from playwright.sync_api import expect
+    from werkzeug.serving import make_server
+
+    from experiments import common
+    from experiments import explore as experiment
+
+    config = explore_config.get_config()
+    config.progress = False
+    editor = experiment.build_editor(config)[0]
+    editor.warm_up()
+    faces = common.write_generated_faces(tmp_path / "faces", 1, ("neutral",), 64, seed=11)
+    server = make_server("127.0.0.1", 0, explore.create_app(editor), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        context = browser.new_context(viewport={"width": 1440, "height": 520})
+        tab = context.new_page()
+        tab.goto(f"http://127.0.0.1:{server.server_port}/")
+        tab.set_input_files("#photo", str(faces["id00"][0]))
+        tab.click("#upload-button")
+        expect(tab.locator("#message")).to_have_text("uploaded as upload-1", timeout=60_000)
+        tab.select_option("#expression", "smile")
+        expect(tab.locator("#transfer-result")).to_have_attribute(
+            "data-edit", re.compile('"expression":"smile","target":"upload-1"'))
+        slider = tab.locator("#attr-0")
+        slider.focus()
+        for _ in range(10):
+            tab.keyboard.press("ArrowRight")
+        expect(tab.locator("#attributes-result")).to_have_attribute(
+            "data-edit", re.compile('"smile":0.5'))
+        tab.select_option("#mix-b", "id03")
+        expect(tab.locator("#mix-result")).to_have_attribute("data-edit",
+                                                             re.compile('"other":"id03"'))
+        save_screenshot(tab, "explore.png", "flowjax live editor with the demo Glow")
+        context.close()
+    finally:
+        server.shutdown()
