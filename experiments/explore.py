@@ -16,7 +16,7 @@ import numpy as np
 from absl import logging
 
 from experiments import common
-from flowjax import align, data, explore, openai_attributes
+from flowjax import align, data, explore
 from flowjax import io as fio
 
 
@@ -104,11 +104,7 @@ def build_editor(config: Any) -> tuple[explore.Editor, dict[str, Any]]:
     for name, (positive, negative, origin) in attributes.items():
         editor.add_attribute_from_images(name, positive, negative, f"labelled images: {origin}")
     if config.vectors:
-        vectors = openai_attributes.load_attribute_vectors(config.vectors, demo_edits=True,
-                                                           expected_dim=editor.dimension)
-        for name in config.vector_names:
-            editor.add_attribute(name, np.asarray(vectors.get(name)),
-                                 f"{config.vectors} (OpenAI z_manipulate, demo edits)")
+        editor.add_openai_attributes(config.vectors, config.vector_names)
     return editor, record
 
 

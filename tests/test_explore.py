@@ -182,6 +182,47 @@ def test_a_saved_edit_is_the_served_png_in_the_run_directory(editor, tmp_path):
     assert "saved/edit_0001.png" in {o["path"] for o in manifest["outputs"]}
 
 
+def test_openai_attribute_rows_become_sliders_with_the_demo_edits(editor, tmp_path):
+    from flowjax import openai_attributes
+
+    rows = np.random.default_rng(0).standard_normal(
+        (len(openai_attributes.CELEBA_ATTRIBUTES), editor.dimension)).astype(np.float32)
+    np.save(tmp_path / "z_manipulate.npy", rows)
+    editor.add_openai_attributes(tmp_path / "z_manipulate.npy", ("Smiling", "Age"))
+    added = {n: editor.attributes.pop(n) for n in ("Smiling", "Age")}  # keep the module's editor
+    young = openai_attributes.CELEBA_ATTRIBUTES.index("Young")
+    smiling = openai_attributes.CELEBA_ATTRIBUTES.index("Smiling")
+    np.testing.assert_array_equal(added["Smiling"], rows[smiling])
+    np.testing.assert_array_equal(added["Age"], -rows[young])  # the demo's edit
+
+
+def test_vectors_for_another_model_size_are_refused_naming_the_file(editor, tmp_path):
+    np.save(tmp_path / "z_manipulate.npy", np.zeros((40, 12), np.float32))
+    with pytest.raises(ValueError, match=r"z_manipulate\.npy: expected shape \(40, 768\)"):
+        editor.add_openai_attributes(tmp_path / "z_manipulate.npy", ("Smiling",))
+
+
+def test_align_without_a_detector_says_so(client, synthetic_faces):
+    answer = client.post("/api/upload", data={"photo": (io.BytesIO(
+        synthetic_faces[0].read_bytes()), "me.png"), "align": "true"})
+    assert answer.status_code == 400 and "alignment is not available" in answer.json["error"]
+
+
+def test_an_upload_sent_with_align_goes_through_the_aligner(editor, client, monkeypatch):
+    seen = []
+
+    def aligner(image):  # a stand-in for flowjax.align with a detector
+        seen.append(image.shape)
+        return np.full((SIZE, SIZE, 3), 128, np.uint8)
+
+    monkeypatch.setattr(editor, "aligner", aligner)
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(buffer, format="PNG")
+    answer = client.post("/api/upload", data={"photo": (io.BytesIO(buffer.getvalue()),
+                                                        "photo.png"), "align": "true"})
+    assert answer.status_code == 200 and seen == [(30, 40, 3)]
+
+
 def test_a_non_loopback_host_is_refused_unless_allowed():
     with pytest.raises(ValueError, match="no authentication"):
         explore.ensure_loopback("0.0.0.0", allow_remote=False)
