@@ -147,6 +147,16 @@ def test_embedded_numbers_are_the_evaluation_tables(evaluated):
             assert data["alphas"][data["best"][e][t]["index"]] == float(best["best_alpha"])
 
 
+def test_an_evaluation_written_elsewhere_links_back_to_the_run(evaluated, tmp_path):
+    out = tmp_path / "elsewhere" / "eval"
+    pipeline.evaluate_run(evaluated.parent, LookupEmbedder(), LookupAUs(), au_set=AUS,
+                          make_figures=False, out_dir=out)
+    data = embedded_data((out / "index.html").read_text())
+    first = data["images"][0][0][0]
+    assert first.startswith("../") and (out / unquote(first)).resolve() == \
+        (evaluated.parent / "transfer/smile/tgt1/0.00/tgt1_0.00.png").resolve()
+
+
 def test_page_has_no_external_script_style_or_link(evaluated):
     page = (evaluated / "index.html").read_text()
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", page)
@@ -248,6 +258,20 @@ def test_flagged_cells_export_as_json(page):
     assert exported["flags"] == [{"expression": "frown", "target": "tgt1", "alpha": 0.0,
                                   "label": "0.00",
                                   "image": "transfer/frown/tgt1/0.00/tgt1_0.00.png"}]
+
+
+def test_without_an_au_scorer_the_page_shows_distances_only(browser, evaluated, tmp_path):
+    out = tmp_path / "identity_only"
+    pipeline.evaluate_run(evaluated.parent, LookupEmbedder(), None, make_figures=False,
+                          out_dir=out)
+    tab = browser.new_page()
+    errors = []
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.goto((out / "index.html").as_uri())
+    assert tab.text_content("#au-error") == "no AU scorer"
+    assert tab.text_content("#best-alpha") == "n/a" and tab.is_disabled("#goto-best")
+    assert tab.text_content("#to-target") != "n/a" and errors == []
+    tab.close()
 
 
 def test_page_fetches_nothing_but_files_beside_it(page):
