@@ -16,7 +16,7 @@ Commands::
     # "source" with smile, surprise, anger, sadness, blink):
     python run.py --config=configs/explore.py --workdir=/tmp/explore
 
-    # a random-init 32x32 model on generated faces: seconds, for trying the page:
+    # a random-init 32x32 model on generated faces, for trying the page:
     python run.py --config=configs/explore.py:smoke --workdir=/tmp/explore-smoke
 
     # your checkpoint and photos (root/<identity>/*.png, aligned faces), OpenAI's
@@ -25,9 +25,10 @@ Commands::
         --config.data.identities=faces/ --config.source=actor \\
         --config.expressions='("smile","frown")' --config.vectors=z_manipulate.npy
 
-Expected (default, 2 CPU cores): the page is up after ~30-60 s (encoding the
-study and compiling one encode and one decode); each edit then takes a fraction
-of a second.
+Expected (measured on the project's 2 CPU cores while other jobs ran, load
+average ~13): the page answers after 120 s (default; rendering and encoding the
+study, compiling one encode and one decode) or 49 s (``:smoke``); each edit then
+takes 0.01-0.7 s. Stop it with Ctrl-C (or SIGTERM): ``manifest.json`` is written.
 
 Fields (besides configs/transfer.py's ``base_config``: checkpoint, model,
 random_init, space, chunk_size, align, align_detector, data):
@@ -72,5 +73,6 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
             config.checkpoint = None
             config.data.synthetic.enabled = False
             config.source = "id00"
+            config.random_init.ddi = False  # random weights: no init to compile
             config.model = model_config(image_size=32, n_levels=2, depth=2, width=16)
     return config

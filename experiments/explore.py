@@ -7,6 +7,7 @@ server thread).
 
 from __future__ import annotations
 
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,7 @@ import numpy as np
 from absl import logging
 
 from experiments import common
-from flowjax import align, data, explore, openai_attributes
+from flowjax import align, data, explore
 from flowjax import io as fio
 
 
@@ -103,11 +104,7 @@ def build_editor(config: Any) -> tuple[explore.Editor, dict[str, Any]]:
     for name, (positive, negative, origin) in attributes.items():
         editor.add_attribute_from_images(name, positive, negative, f"labelled images: {origin}")
     if config.vectors:
-        vectors = openai_attributes.load_attribute_vectors(config.vectors, demo_edits=True,
-                                                           expected_dim=editor.dimension)
-        for name in config.vector_names:
-            editor.add_attribute(name, np.asarray(vectors.get(name)),
-                                 f"{config.vectors} (OpenAI z_manipulate, demo edits)")
+        editor.add_openai_attributes(config.vectors, config.vector_names)
     return editor, record
 
 
@@ -122,13 +119,19 @@ def main(config: Any, workdir: str) -> None:
     explore.ensure_loopback(config.host, config.allow_remote)
     common.check_workdir(workdir, config.overwrite)
     editor, record = build_editor(config)
+    editor.warm_up()
     with fio.create_run_dir(workdir, overwrite=config.overwrite) as run:
         run.manifest.set_config(config.to_dict())
         run.manifest.set_extra("model", record)
         app = explore.create_app(editor, limits(config), save_to=run)
         logging.info("flowjax live editor on http://%s:%d/ (Ctrl-C stops it; saved edits go "
                      "to %s/saved/)", config.host, config.port, workdir)
+        signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it like Ctrl-C: manifest written
         try:
             explore.serve(app, config.host, config.port)
         except KeyboardInterrupt:
             pass
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt

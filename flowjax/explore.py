@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from flowjax import data, latents, sweep
+from flowjax import data, latents, openai_attributes, sweep
 from flowjax import io as fio
 
 PNG = "image/png"
@@ -143,6 +143,11 @@ class Editor:
                                          space=self.space, chunk_size=1, progress=False)
         return np.asarray(image[0])
 
+    def warm_up(self) -> None:
+        """Compiles the decode once before serving, so the first edit is as fast as the rest."""
+        if self.faces:
+            self.decode(next(iter(self.faces.values())))
+
     def add_identity(self, name: str, images: np.ndarray) -> None:
         """A face: the mean latent of one identity's images."""
         self.faces[name] = self.encode(images).mean(axis=0)
@@ -174,6 +179,18 @@ class Editor:
         both = self.encode(np.concatenate([positive, negative]))
         vector = latents.attribute_vector(both[: len(positive)], both[len(positive):], scale)
         self.add_attribute(name, np.asarray(vector), origin)
+
+    def add_openai_attributes(self, path: fio.PathLike, names: Sequence[str]) -> None:
+        """Rows ``names`` of OpenAI's ``z_manipulate.npy`` (with the demo's edits: Beard, Age,
+        Narrow_Eyes x1.2), checked against this model's latent size; eps space only."""
+        if self.space != "eps":
+            raise ValueError(f"{path} holds eps-space directions; this editor works in "
+                             f"{self.space!r} (set config.space='eps')")
+        vectors = openai_attributes.load_attribute_vectors(path, demo_edits=True,
+                                                           expected_dim=self.dimension)
+        for name in names:
+            self.add_attribute(name, np.asarray(vectors.get(name)),
+                               f"{path} (OpenAI z_manipulate, demo edits)")
 
     @property
     def dimension(self) -> int:

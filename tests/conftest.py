@@ -57,3 +57,27 @@ def browser():
         chromium = playwright.chromium.launch(executable_path=path, args=CHROMIUM_ARGS)
         yield chromium
         chromium.close()
+
+
+@pytest.fixture
+def save_screenshot(tmp_path):
+    """``save_screenshot(tab, name, what)``: a screenshot of a Playwright page, written with
+    flowjax.io's PNG writer (labelled synthetic: it shows generated faces) into docs/ when
+    FLOWJAX_UPDATE_SCREENSHOTS=1, else into the test's tmp_path; returns the pixels."""
+    import io
+    import pathlib
+
+    import numpy as np
+    from PIL import Image
+
+    from flowjax import io as fio
+
+    folder = (pathlib.Path(__file__).resolve().parents[1] / "docs"
+              if os.environ.get("FLOWJAX_UPDATE_SCREENSHOTS") else tmp_path)
+
+    def save(tab, name: str, what: str, clip: dict | None = None) -> np.ndarray:
+        pixels = np.asarray(Image.open(io.BytesIO(tab.screenshot(clip=clip))).convert("RGB"))
+        fio.write_png(folder / name, pixels, {"screenshot": what}, overwrite=True)
+        return pixels
+
+    return save

@@ -182,6 +182,47 @@ def test_a_saved_edit_is_the_served_png_in_the_run_directory(editor, tmp_path):
     assert "saved/edit_0001.png" in {o["path"] for o in manifest["outputs"]}
 
 
+def test_openai_attribute_rows_become_sliders_with_the_demo_edits(editor, tmp_path):
+    from flowjax import openai_attributes
+
+    rows = np.random.default_rng(0).standard_normal(
+        (len(openai_attributes.CELEBA_ATTRIBUTES), editor.dimension)).astype(np.float32)
+    np.save(tmp_path / "z_manipulate.npy", rows)
+    editor.add_openai_attributes(tmp_path / "z_manipulate.npy", ("Smiling", "Age"))
+    added = {n: editor.attributes.pop(n) for n in ("Smiling", "Age")}  # keep the module's editor
+    young = openai_attributes.CELEBA_ATTRIBUTES.index("Young")
+    smiling = openai_attributes.CELEBA_ATTRIBUTES.index("Smiling")
+    np.testing.assert_array_equal(added["Smiling"], rows[smiling])
+    np.testing.assert_array_equal(added["Age"], -rows[young])  # the demo's edit
+
+
+def test_vectors_for_another_model_size_are_refused_naming_the_file(editor, tmp_path):
+    np.save(tmp_path / "z_manipulate.npy", np.zeros((40, 12), np.float32))
+    with pytest.raises(ValueError, match=r"z_manipulate\.npy: expected shape \(40, 768\)"):
+        editor.add_openai_attributes(tmp_path / "z_manipulate.npy", ("Smiling",))
+
+
+def test_align_without_a_detector_says_so(client, synthetic_faces):
+    answer = client.post("/api/upload", data={"photo": (io.BytesIO(
+        synthetic_faces[0].read_bytes()), "me.png"), "align": "true"})
+    assert answer.status_code == 400 and "alignment is not available" in answer.json["error"]
+
+
+def test_an_upload_sent_with_align_goes_through_the_aligner(editor, client, monkeypatch):
+    seen = []
+
+    def aligner(image):  # a stand-in for flowjax.align with a detector
+        seen.append(image.shape)
+        return np.full((SIZE, SIZE, 3), 128, np.uint8)
+
+    monkeypatch.setattr(editor, "aligner", aligner)
+    buffer = io.BytesIO()
+    Image.new("RGB", (40, 30)).save(buffer, format="PNG")
+    answer = client.post("/api/upload", data={"photo": (io.BytesIO(buffer.getvalue()),
+                                                        "photo.png"), "align": "true"})
+    assert answer.status_code == 200 and seen == [(30, 40, 3)]
+
+
 def test_a_non_loopback_host_is_refused_unless_allowed():
     with pytest.raises(ValueError, match="no authentication"):
         explore.ensure_loopback("0.0.0.0", allow_remote=False)
@@ -249,10 +290,53 @@ def test_a_bad_upload_gets_a_clear_message_on_the_page(page, tmp_path):
     assert page.text_content("#message").startswith("holiday.jpg: not a PNG or JPEG image")
 
 
-def test_live_page_screenshot(page, tmp_path):
-    out = ROOT / "docs" if os.environ.get("FLOWJAX_UPDATE_SCREENSHOTS") else tmp_path
+def test_live_page_screenshot(page, save_screenshot):
     page.wait_for_selector('#mix-result[data-loads="1"]')
     page.wait_for_selector('#attributes-result[data-loads="1"]')
-    shot = np.asarray(Image.open(io.BytesIO(page.screenshot(path=out / "explore_test.png"))))
-    assert shot.shape[:2] == (620, 1100) and len(np.unique(shot.reshape(-1, shot.shape[-1]),
-                                                           axis=0)) > 20
+    shot = save_screenshot(page, "explore_test.png", "flowjax live editor (test model)")
+    assert shot.shape == (620, 1100, 3) and len(np.unique(shot.reshape(-1, 3), axis=0)) > 20
+
+
+# ---- the shipped demo Glow (slow: encoding the study and compiling take ~1 minute) ---------
+
+
+@pytest.mark.slow
+def test_demo_editor_edits_an_uploaded_face(browser, tmp_path, save_screenshot):
+    """The default config (demo Glow, synthetic study) in the page; its screenshot goes to
+    docs/explore.png with FLOWJAX_UPDATE_SCREENSHOTS=1 (the one in the README)."""
+    from playwright.sync_api import expect
+    from werkzeug.serving import make_server
+
+    from experiments import common
+    from experiments import explore as experiment
+
+    config = explore_config.get_config()
+    config.progress = False
+    editor = experiment.build_editor(config)[0]
+    editor.warm_up()
+    faces = common.write_generated_faces(tmp_path / "faces", 1, ("neutral",), 64, seed=11)
+    server = make_server("127.0.0.1", 0, explore.create_app(editor), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        context = browser.new_context(viewport={"width": 1440, "height": 520})
+        tab = context.new_page()
+        tab.goto(f"http://127.0.0.1:{server.server_port}/")
+        tab.set_input_files("#photo", str(faces["id00"][0]))
+        tab.click("#upload-button")
+        expect(tab.locator("#message")).to_have_text("uploaded as upload-1", timeout=60_000)
+        tab.select_option("#expression", "smile")
+        expect(tab.locator("#transfer-result")).to_have_attribute(
+            "data-edit", re.compile('"expression":"smile","target":"upload-1"'))
+        slider = tab.locator("#attr-0")
+        slider.focus()
+        for _ in range(10):
+            tab.keyboard.press("ArrowRight")
+        expect(tab.locator("#attributes-result")).to_have_attribute(
+            "data-edit", re.compile('"smile":0.5'))
+        tab.select_option("#mix-b", "id03")
+        expect(tab.locator("#mix-result")).to_have_attribute("data-edit",
+                                                             re.compile('"other":"id03"'))
+        save_screenshot(tab, "explore.png", "flowjax live editor with the demo Glow")
+        context.close()
+    finally:
+        server.shutdown()

@@ -147,6 +147,16 @@ def test_embedded_numbers_are_the_evaluation_tables(evaluated):
             assert data["alphas"][data["best"][e][t]["index"]] == float(best["best_alpha"])
 
 
+def test_an_evaluation_written_elsewhere_links_back_to_the_run(evaluated, tmp_path):
+    out = tmp_path / "elsewhere" / "eval"
+    pipeline.evaluate_run(evaluated.parent, LookupEmbedder(), LookupAUs(), au_set=AUS,
+                          make_figures=False, out_dir=out)
+    data = embedded_data((out / "index.html").read_text())
+    first = data["images"][0][0][0]
+    assert first.startswith("../") and (out / unquote(first)).resolve() == \
+        (evaluated.parent / "transfer/smile/tgt1/0.00/tgt1_0.00.png").resolve()
+
+
 def test_page_has_no_external_script_style_or_link(evaluated):
     page = (evaluated / "index.html").read_text()
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", page)
@@ -250,6 +260,20 @@ def test_flagged_cells_export_as_json(page):
                                   "image": "transfer/frown/tgt1/0.00/tgt1_0.00.png"}]
 
 
+def test_without_an_au_scorer_the_page_shows_distances_only(browser, evaluated, tmp_path):
+    out = tmp_path / "identity_only"
+    pipeline.evaluate_run(evaluated.parent, LookupEmbedder(), None, make_figures=False,
+                          out_dir=out)
+    tab = browser.new_page()
+    errors = []
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.goto((out / "index.html").as_uri())
+    assert tab.text_content("#au-error") == "no AU scorer"
+    assert tab.text_content("#best-alpha") == "n/a" and tab.is_disabled("#goto-best")
+    assert tab.text_content("#to-target") != "n/a" and errors == []
+    tab.close()
+
+
 def test_page_fetches_nothing_but_files_beside_it(page):
     page.click("#view-grid")
     assert page.requests, "the page loaded no images"
@@ -257,15 +281,50 @@ def test_page_fetches_nothing_but_files_beside_it(page):
         page.requests
 
 
-def test_screenshots_of_both_views(page, tmp_path):
-    """Screenshots of the pair and grid views (into docs/ with FLOWJAX_UPDATE_SCREENSHOTS=1)."""
-    out = ROOT / "docs" if os.environ.get("FLOWJAX_UPDATE_SCREENSHOTS") else tmp_path
+def test_screenshots_of_both_views(page, save_screenshot):
     page.focus("#alpha")
     page.keyboard.press("ArrowRight")
-    pair = page.screenshot(path=out / "viewer_pair_test.png")
+    pair = save_screenshot(page, "viewer_pair_test.png", "flowjax viewer, pair view (test run)")
     page.click("#view-grid")
-    grid = page.screenshot(path=out / "viewer_grid_test.png")
-    for png in (pair, grid):
-        shot = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"))
+    grid = save_screenshot(page, "viewer_grid_test.png", "flowjax viewer, grid view (test run)")
+    for shot in (pair, grid):
         assert shot.shape == (700, 1000, 3)
         assert len(np.unique(shot.reshape(-1, 3), axis=0)) > 20  # a drawn page, not blank
+
+
+# ---- the main job's run (slow: ~1 minute of transfer and evaluation) ------------------
+
+
+@pytest.mark.slow
+def test_main_job_writes_the_viewer_and_it_shows_every_pair(browser, tmp_path, save_screenshot):
+    """``run.py --config=configs/transfer.py`` (the demo) ends with evaluation/index.html;
+    screenshots of it go to docs/viewer_pair.png and docs/viewer_grid.png with
+    FLOWJAX_UPDATE_SCREENSHOTS=1 (those in the README)."""
+    import subprocess
+    import sys
+
+    workdir = tmp_path / "transfer-demo"
+    result = subprocess.run([sys.executable, "run.py", "--config=configs/transfer.py",
+                             f"--workdir={workdir}"], cwd=ROOT, capture_output=True, text=True,
+                            timeout=900, env=dict(os.environ, JAX_PLATFORMS="cpu"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    index = workdir / "evaluation" / "index.html"
+    data = embedded_data(index.read_text())
+    assert (len(data["expressions"]), len(data["targets"]), len(data["alphas"])) == (5, 5, 11)
+    context = browser.new_context(viewport={"width": 1000, "height": 660})
+    tab = context.new_page()
+    tab.goto(index.as_uri())
+    tab.select_option("#expression", label="smile")
+    tab.select_option("#target", label="id02")
+    tab.click("#goto-best")
+    best = data["best"][0][2]
+    assert tab.text_content("#alpha-value") == data["labels"][best["index"]]
+    save_screenshot(tab, "viewer_pair.png", "flowjax viewer of the main job, pair view")
+    tab.click("#view-grid")
+    tab.focus("#grid-alpha")
+    for _ in range(7):
+        tab.keyboard.press("ArrowRight")
+    assert tab.locator("#grid-table img").count() == 25
+    save_screenshot(tab, "viewer_grid.png", "flowjax viewer of the main job, grid view",
+                    clip={"x": 0, "y": 100, "width": 760, "height": 560})
+    context.close()
