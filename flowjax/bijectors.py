@@ -29,28 +29,15 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+# The conv layers and numeric settings live in flowjax.layers (shared with the
+# priors); re-exported because callers know them as bijectors.<name>.
+from flowjax.layers import (  # noqa: F401
+    CONV_INIT_STD, LOGSCALE_FACTOR, PRECISIONS, EdgeConv, ZeroConv, conv1x1, edge_bias,
+    edge_padded_conv, get_precision, zero_conv,
+)
+
 Array = jax.Array
 Shape = tuple[int, ...]
-
-# OpenAI stores log-scales divided by 3 (ActNorm and zero-convs): effective = 3x.
-LOGSCALE_FACTOR = 3.0
-# Standard deviation of the Gaussian initialiser of OpenAI's conv weights.
-CONV_INIT_STD = 0.05
-# Matmuls and convs whose inverse must hold run at full float32 by default
-# (XLA on Ampere/Hopper GPUs otherwise uses TF32, which visibly breaks the
-# round trip across a few hundred sequential steps).
-PRECISIONS = {
-    "highest": jax.lax.Precision.HIGHEST,
-    "high": jax.lax.Precision.HIGH,
-    "default": jax.lax.Precision.DEFAULT,
-}
-
-
-def get_precision(name: str) -> jax.lax.Precision:
-    if name not in PRECISIONS:
-        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {name!r}")
-    return PRECISIONS[name]
-
 
 @runtime_checkable
 class Bijector(Protocol):
@@ -132,66 +119,6 @@ def unsqueeze2d(x: Array) -> Array:
     # [..., H, W, C/4, dy, dx] -> [..., H, dy, W, dx, C/4]
     x = jnp.moveaxis(x, (n + 3, n + 4), (n + 1, n + 3))
     return x.reshape(*lead, 2 * h, 2 * w, c // 4)
-
-
-# --------------------------------------------------------------------------
-# Convolutions (the conditioner's and the priors' building blocks)
-# --------------------------------------------------------------------------
-
-
-def _conv_same(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
-    return jax.lax.conv_general_dilated(
-        x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
-        precision=precision,
-    )
-
-
-def edge_bias(height: int, width: int, w_indicator: Array,
-              precision: jax.lax.Precision) -> Array:
-    """The contribution of the edge-indicator channel: a constant [H, W, Cout] map.
-
-    ``w_indicator`` is the kernel's last input channel ``[kh, kw, 1, Cout]``;
-    at each output position it sums the taps that fall on the padding ring.
-    """
-    kh, kw = w_indicator.shape[:2]
-    ph, pw = kh // 2, kw // 2
-    indicator = jnp.pad(jnp.zeros((1, height, width, 1), w_indicator.dtype),
-                        ((0, 0), (ph, ph), (pw, pw), (0, 0)), constant_values=1.0)
-    out = jax.lax.conv_general_dilated(
-        indicator, w_indicator, (1, 1), "VALID",
-        dimension_numbers=("NHWC", "HWIO", "NHWC"), precision=precision)
-    return out[0]
-
-
-def edge_padded_conv(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
-    """OpenAI's 3x3 "SAME" conv with an edge indicator as the last input channel.
-
-    Mathematically ``conv_valid(concat([zero_pad(x), ring]), w)`` where ``ring``
-    is 1 on the padded border; computed as a zero-padded conv with the first
-    ``Cin`` input channels plus the indicator's constant :func:`edge_bias`
-    map, which avoids materialising the extra channel.
-    """
-    cin = x.shape[-1]
-    if w.shape[2] != cin + 1:
-        raise ValueError(
-            f"edge-padded conv kernel needs {cin + 1} input channels "
-            f"(x has {cin} plus the edge indicator), got kernel shape {w.shape}")
-    *lead, h, wd, _ = x.shape
-    flat = x.reshape(-1, h, wd, cin)
-    y = _conv_same(flat, w[:, :, :cin, :], precision)
-    y = y + edge_bias(h, wd, w[:, :, cin:, :], precision)
-    return y.reshape(*lead, h, wd, w.shape[-1])
-
-
-def conv1x1(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
-    """1x1 convolution with an HWIO ``[1, 1, Cin, Cout]`` kernel (no padding)."""
-    return jnp.einsum("...c,cd->...d", x, w[0, 0], precision=precision)
-
-
-def zero_conv(x: Array, w: Array, b: Array, logs: Array,
-              precision: jax.lax.Precision) -> Array:
-    """OpenAI's ``conv2d_zeros``: ``(edge_padded_conv(x, w) + b) * exp(3 logs)``."""
-    return (edge_padded_conv(x, w, precision) + b) * jnp.exp(LOGSCALE_FACTOR * logs)
 
 
 # --------------------------------------------------------------------------
@@ -506,46 +433,6 @@ COUPLINGS: dict[str, Callable[[Array, Array, bool], tuple[Array, Array]]] = {
 }
 
 
-class EdgeConv(nn.Module):
-    """A bias-free conv (3x3 edge-padded, or 1x1) with N(0, 0.05^2) weights.
-
-    Parameter ``W`` in HWIO; a 3x3 kernel has one extra input channel for the
-    edge indicator (OpenAI's layout). Its bias is the ActNorm that follows it.
-    """
-
-    features: int
-    kernel_size: int = 3
-    precision: str = "highest"
-
-    @nn.compact
-    def __call__(self, x: Array) -> Array:
-        k = self.kernel_size
-        cin = x.shape[-1] + (1 if k > 1 else 0)
-        w = self.param("W", nn.initializers.normal(CONV_INIT_STD), (k, k, cin, self.features))
-        if k == 1:
-            return conv1x1(x, w, get_precision(self.precision))
-        return edge_padded_conv(x, w, get_precision(self.precision))
-
-
-class ZeroConv(nn.Module):
-    """OpenAI's ``conv2d_zeros``: edge-padded 3x3 conv, bias, scale exp(3 logs).
-
-    All of ``W`` [3,3,Cin+1,Cout], ``b`` [Cout] and ``logs`` [Cout] start at
-    zero, so the output is exactly 0 at init (couplings start as identities,
-    priors as N(0, 1)).
-    """
-
-    features: int
-    precision: str = "highest"
-
-    @nn.compact
-    def __call__(self, x: Array) -> Array:
-        w = self.param("W", nn.initializers.zeros, (3, 3, x.shape[-1] + 1, self.features))
-        b = self.param("b", nn.initializers.zeros, (self.features,))
-        logs = self.param("logs", nn.initializers.zeros, (self.features,))
-        return zero_conv(x, w, b, logs, get_precision(self.precision))
-
-
 class Coupling(nn.Module):
     """Coupling layer with OpenAI's conditioner; the second half is transformed.
 
@@ -618,6 +505,11 @@ class Squeeze(nn.Module):
         if c % 4:
             raise ValueError(f"unsqueeze needs channels divisible by 4, got shape {shape}")
         return (*lead, 2 * h, 2 * w, c // 4)
+
+
+# --------------------------------------------------------------------------
+# Composition: Chain and Inverse
+# --------------------------------------------------------------------------
 
 
 def _default_step_names(steps: Sequence[Any]) -> tuple[Any, ...]:

@@ -20,7 +20,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from flowjax.bijectors import LOGSCALE_FACTOR, ZeroConv, edge_bias, get_precision
+from flowjax.layers import LOGSCALE_FACTOR, ZeroConv, edge_bias, get_precision
 
 Array = jax.Array
 
