@@ -40,6 +40,10 @@ index ``offset_i + (y * W + x) * C + c``. ``latent_shapes`` equal
 :func:`flowjax.latents.latent_shapes` (``n_block`` levels), so the transfer and
 attribute experiments use these latents unchanged.
 
+The family is registered as ``"rosinality"`` in :mod:`flowjax.models`, so a
+saved checkpoint's ``model_config.json`` names it and
+``flowjax.checkpoints.load_model`` rebuilds a :class:`RosinalityGlow`.
+
 Parameter tree: ``level_<i>`` (scanned steps, leading ``depth`` axis):
 ``actnorm`` {loc, scale}, ``invconv`` {W} or {L, U, log_S} (+ constants P,
 sign_S), ``coupling`` {conv1, conv2: kernel, bias; conv_out: kernel, bias,
