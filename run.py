@@ -8,7 +8,8 @@ Kept short on purpose: parse flags, start multi-host JAX when
 Errors a person can act on -- bad input, bad config, a refused workdir, missing
 weights or binaries, non-finite results (:data:`EXPECTED_ERRORS`; flowjax's own
 ``ImageDataError``, ``CheckpointError``, ``GraphDefError`` are ``ValueError``\\ s,
-``NonFiniteError`` a ``FloatingPointError``) -- are printed as one line,
+``NonFiniteError`` a ``FloatingPointError``; OpenFace/FaceNet failures
+``RuntimeError``\\ s) -- are printed as one line,
 ``error: <message>``, and exit with status 1. The traceback is printed too with
 ``--verbosity=1`` (absl's flag) or ``FLOWJAX_TRACEBACK=1``. Any other exception
 is a bug and prints its full traceback. SIGTERM ends the run like Ctrl-C, so a
@@ -40,7 +41,11 @@ _COMPILATION_CACHE = flags.DEFINE_string(
     f"{runtime.DEFAULT_CACHE_DIR}); empty turns it off.")
 flags.mark_flags_as_required(["config"])
 
-EXPECTED_ERRORS = (ValueError, OSError, FloatingPointError, ImportError)
+# Bad input or config (flowjax's own errors are ValueErrors), missing or unwritable
+# files, non-finite results, missing packages, external tools and weights that are
+# missing or fail (RuntimeError: OpenFace, FaceNet, MTCNN; also XLA out of memory),
+# unknown names (KeyError, e.g. an attribute not in OpenAI's list).
+EXPECTED_ERRORS = (ValueError, OSError, FloatingPointError, ImportError, RuntimeError, KeyError)
 TRACEBACK_ENV = "FLOWJAX_TRACEBACK"
 TRACEBACK_HINT = f"(traceback: --verbosity=1 or {TRACEBACK_ENV}=1)"
 EXIT_ERROR = 1
@@ -136,7 +141,9 @@ def main(argv):
     try:
         experiment.main(config, workdir)
     except EXPECTED_ERRORS as err:
-        _fail(f"{type(err).__name__}: {err}", sys.argv)
+        # str(KeyError) is the repr of its message; show the message itself.
+        text = err.args[0] if isinstance(err, KeyError) and len(err.args) == 1 else err
+        _fail(f"{type(err).__name__}: {text}", sys.argv)
 
 
 if __name__ == "__main__":

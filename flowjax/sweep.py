@@ -22,7 +22,6 @@ and decodes them as one batch. Hence:
   up to a multiple of the device count. Results equal the single-device ones.
 * **Progress.** A tqdm bar over chunks (by default when there are more than
   :data:`PROGRESS_MIN_CHUNKS` chunks).
-
 * **Non-finite guard.** Each compiled call also returns one flag per grid
   point or image: whether its latent and its (unquantized) image are all
   finite, reduced on the device (no extra host round trip, no retrace).
@@ -56,6 +55,8 @@ from flowjax.glow import Encoding, Glow
 
 Array = jax.Array
 PROGRESS_MIN_CHUNKS = 4
+DEFAULT_CHUNK_SIZE = 16
+BATCH_AXIS = "batch"
 MAX_NAMED_POINTS = 5  # non-finite points named in an error; the rest are counted
 
 
@@ -68,8 +69,6 @@ class NonFiniteError(FloatingPointError):
     def __init__(self, message: str, points: Sequence[Any] = ()) -> None:
         super().__init__(message)
         self.points = list(points)
-DEFAULT_CHUNK_SIZE = 16
-BATCH_AXIS = "batch"
 
 
 class GridShare(NamedTuple):
@@ -340,6 +339,8 @@ def check_finite_variables(variables: Any, what: str = "model variables") -> Non
     One compiled reduction over all arrays, one host transfer: cheap next to an encode.
     """
     leaves = jax.tree_util.tree_leaves_with_path(variables)
+    if not leaves:
+        return
     flags = np.asarray(_finite_arrays([leaf for _, leaf in leaves]))
     bad = [jax.tree_util.keystr(path) for (path, _), ok in zip(leaves, flags) if not ok]
     if bad:
