@@ -3,7 +3,7 @@
 * :class:`PrecomputedOpenFace`: an AU scorer that reads files instead of
   pixels. Each image is mapped by its stem to ``<folder>/<stem>.csv`` in the
   study's OpenFace output folders (``FaceLandmarkImg``'s naming) and parsed
-  with :func:`~flowjax.evaluation.action_units.collect_facelandmarkimg_outputs`.
+  with :func:`~flowjax.evaluation.openface_csv.collect_facelandmarkimg_outputs`.
   An image without a CSV is a missing face (NaN), as OpenFace itself writes no
   CSV when it finds no face; the binary is never run.
 * :class:`PrecomputedDistances`: identity distances read from the study's
@@ -24,9 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from flowjax.evaluation.action_units import (OPENFACE_INTENSITY_AUS, FaceStatus, ImageAUResult,
-                                             collect_facelandmarkimg_outputs, no_face_result)
 from flowjax.evaluation.datatypes import IdentityScores, ImageRef, Study
+from flowjax.evaluation.openface_csv import (OPENFACE_INTENSITY_AUS, FaceStatus, ImageAUResult,
+                                            collect_facelandmarkimg_outputs, no_face_result)
 
 TIDY_COLUMNS = ("expression", "target", "alpha", "distance_to_target_mean",
                 "distance_to_source_mean")
