@@ -372,9 +372,9 @@ def parse_detector_spec(spec: str, what: str = "detector spec") -> tuple[str, st
         spec = DETECTORS[spec]
     if not isinstance(spec, str) or not _SPEC.match(spec):
         raise ValueError(
-            f"{what} {spec!r} is neither a detector name {sorted(DETECTORS)} nor an import "
-            "path 'module:factory' (a module, a colon, the name of a function returning a "
-            f"detector); e.g. 'dlib' or {DEFAULT_DETECTOR_SPEC!r}"
+            f"{what} {spec!r} is not an import path 'module:factory' (a module, a colon, "
+            f"the name of a function returning a detector) nor a detector name "
+            f"{sorted(DETECTORS)}; e.g. 'dlib' or {DEFAULT_DETECTOR_SPEC!r}"
         )
     module, factory = spec.split(":")
     return module, factory
