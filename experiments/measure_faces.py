@@ -21,14 +21,18 @@ flag, MTCNN is measured only where it imports.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 import time
 import types
 
 import numpy as np
+from absl import app, flags
 from PIL import Image
+
+_NUMPY_NMS = flags.DEFINE_bool("mtcnn_numpy_nms", False, "Run MTCNN with facenet-pytorch's "
+                                "numpy NMS where torchvision's ops do not load.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per measurement (median).")
 
 
 def _install_numpy_nms() -> None:
@@ -61,12 +65,9 @@ def _median_time(fn, repeats: int) -> float:
     return round(float(np.median(times)), 3)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--mtcnn_numpy_nms", action="store_true")
-    parser.add_argument("--repeats", type=int, default=3)
-    args = parser.parse_args()
-    if args.mtcnn_numpy_nms:
+def main(argv: list[str]) -> None:
+    del argv
+    if _NUMPY_NMS.value:
         _install_numpy_nms()
     import skimage.data
 
@@ -82,18 +83,18 @@ def main() -> None:
     sizes = {w: np.asarray(Image.fromarray(astronaut).resize((w, w), Image.Resampling.LANCZOS))
              for w in (512, 1024, 2048)}
     result["dlib_align_s"] = {w: _median_time(lambda im=im: align.align_photo(
-        im, detector=dlib_detector, size=256), args.repeats) for w, im in sizes.items()}
+        im, detector=dlib_detector, size=256), _REPEATS.value) for w, im in sizes.items()}
     aligned64, _ = align.align_photo(astronaut, detector=dlib_detector, size=64)
     result["dlib_embed_s"] = {
-        "512": _median_time(lambda: embedder.embed(astronaut[None]), args.repeats),
-        "64 aligned": _median_time(lambda: embedder.embed(aligned64[None]), args.repeats)}
+        "512": _median_time(lambda: embedder.embed(astronaut[None]), _REPEATS.value),
+        "64 aligned": _median_time(lambda: embedder.embed(aligned64[None]), _REPEATS.value)}
 
-    error = None if args.mtcnn_numpy_nms else align.mtcnn_import_error()
+    error = None if _NUMPY_NMS.value else align.mtcnn_import_error()
     if error is not None:
         result["mtcnn"] = f"not measured: {error}"
     else:
         mtcnn = align.mtcnn_detector(min_face_size=0, min_score=0)
-        result["mtcnn_detect_s"] = {w: _median_time(lambda im=im: mtcnn(im), args.repeats)
+        result["mtcnn_detect_s"] = {w: _median_time(lambda im=im: mtcnn(im), _REPEATS.value)
                                     for w, im in sizes.items()}
         full = align.mtcnn_detector(min_face_size=0, min_score=0, max_width=None)
         result["mtcnn_detect_full_resolution_s"] = {
@@ -137,4 +138,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    app.run(main)

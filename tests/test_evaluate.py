@@ -288,8 +288,8 @@ def test_output_equal_to_the_run_means_its_evaluation_subfolder(hand_run):
 
 def test_unknown_backend_lists_the_choices():
     config = evaluate_config.get_config()
-    config.identity.backend = "dlib"
-    with pytest.raises(ValueError, match=r"unknown identity backend 'dlib'.*'facenet'"):
+    config.identity.backend = "arcface"
+    with pytest.raises(ValueError, match=r"unknown identity backend 'arcface'.*'facenet'"):
         scorers.build_identity_embedder(config.identity)
 
 
