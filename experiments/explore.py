@@ -87,11 +87,11 @@ def build_editor(config: Any) -> tuple[explore.Editor, dict[str, Any]]:
                              f"{sorted(identities)}; set --config.source")
         attributes = {}
         for name, spec in _default_attributes(config, source, truth).items():
-            parts = [common.load_images(config, common.resolve_paths(
+            positive, negative = (common.load_images(config, common.resolve_paths(
                 spec[k], root, f"config.attributes.{name}.{k}"), size) for k in ("positive",
-                                                                                "negative")]
-            attributes[name] = (parts[0].images, parts[1].images, f"{spec['positive']} - "
-                                f"{spec['negative']}")
+                                                                                "negative"))
+            origin = f"{spec['positive']} - {spec['negative']}"
+            attributes[name] = (positive.images, negative.images, origin)
     model, variables, record = common.load_model(
         config, np.concatenate([s.images for s in identities.values()]))
     editor = explore.Editor(model, variables, common.model_label(record), space=config.space,

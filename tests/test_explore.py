@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import threading
 from pathlib import Path
@@ -27,7 +26,6 @@ from flowjax import io as fio
 
 pytest.importorskip("flask", reason="the live editor needs flask (pip install -e '.[explore]')")
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZE = 16
 
 
