@@ -25,10 +25,10 @@ Commands::
         --config.data.identities=faces/ --config.source=actor \\
         --config.expressions='("smile","frown")' --config.vectors=z_manipulate.npy
 
-Expected (measured on the project's 2 CPU cores while other jobs ran, load
-average ~13): the page answers after 120 s (default; rendering and encoding the
-study, compiling one encode and one decode) or 49 s (``:smoke``); each edit then
-takes 0.01-0.7 s. Stop it with Ctrl-C (or SIGTERM): ``manifest.json`` is written.
+Expected (measured on the project's 2 CPU cores while other jobs ran): the page
+answers after 40 s at load average ~6, 120 s at ~13 (default; rendering and
+encoding the study, compiling one encode and one decode), or 49 s at ~13
+(``:smoke``); each edit then takes 0.01-0.7 s. Stop it with Ctrl-C (or SIGTERM): ``manifest.json`` is written.
 
 Fields (besides configs/transfer.py's ``base_config``: checkpoint, model,
 random_init, space, chunk_size, align, align_detector, data):

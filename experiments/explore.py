@@ -61,14 +61,26 @@ def _default_attributes(config: Any, source: str, truth: dict | None) -> dict[st
     return {}
 
 
-def _aligner(config: Any, size: int):
-    if align.parse_detector_spec(config.align_detector) == ("flowjax.align", "default_detector") \
-            and align.mtcnn_import_error():
-        logging.warning("uploads cannot be aligned: %s", align.mtcnn_import_error())
-        return None
-    detector = align.detector_from_spec(config.align_detector, "config.align_detector")
-    return lambda image: align.align_photo(image, detector, size,
-                                           config.align_multiple_faces)[0]
+class _LazyAligner:
+    """Aligns uploads with ``config.align_detector``, built at the first request: the
+    default (MTCNN) imports torch, seconds that a session without alignment never pays."""
+
+    def __init__(self, config: Any, size: int) -> None:
+        align.parse_detector_spec(config.align_detector, "config.align_detector")
+        self.spec, self.size, self.multiple_faces = (config.align_detector, size,
+                                                     config.align_multiple_faces)
+        self.detector = None
+
+    def __call__(self, image: np.ndarray) -> np.ndarray:
+        if self.detector is None:
+            try:
+                self.detector = align.detector_from_spec(self.spec, "config.align_detector")
+            except (ImportError, RuntimeError) as error:
+                raise ValueError(f"alignment is not available on this server: the face "
+                                 f"detector {self.spec!r} does not load ({error}); upload an "
+                                 f"aligned {self.size}x{self.size} face, or start the editor "
+                                 "with --config.align_detector=module:factory") from None
+        return align.align_photo(image, self.detector, self.size, self.multiple_faces)[0]
 
 
 def build_editor(config: Any) -> tuple[explore.Editor, dict[str, Any]]:
@@ -87,15 +99,15 @@ def build_editor(config: Any) -> tuple[explore.Editor, dict[str, Any]]:
                              f"{sorted(identities)}; set --config.source")
         attributes = {}
         for name, spec in _default_attributes(config, source, truth).items():
-            parts = [common.load_images(config, common.resolve_paths(
+            positive, negative = (common.load_images(config, common.resolve_paths(
                 spec[k], root, f"config.attributes.{name}.{k}"), size) for k in ("positive",
-                                                                                "negative")]
-            attributes[name] = (parts[0].images, parts[1].images, f"{spec['positive']} - "
-                                f"{spec['negative']}")
+                                                                                "negative"))
+            origin = f"{spec['positive']} - {spec['negative']}"
+            attributes[name] = (positive.images, negative.images, origin)
     model, variables, record = common.load_model(
         config, np.concatenate([s.images for s in identities.values()]))
     editor = explore.Editor(model, variables, common.model_label(record), space=config.space,
-                            chunk_size=config.chunk_size, aligner=_aligner(config, size))
+                            chunk_size=config.chunk_size, aligner=_LazyAligner(config, size))
     editor.add_source(source, identities[source].images,
                       _expressions(config, identities[source], truth))
     for name, image_set in identities.items():

@@ -207,7 +207,7 @@ class Editor:
         try:
             with Image.open(io.BytesIO(payload)) as peek:
                 width, height = peek.size
-        except Exception as error:  # PIL raises many types for non-images
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
             raise EditError(f"{name}: not a PNG or JPEG image ({type(error).__name__}); choose "
                             "a photo file") from None
         if width * height > max_pixels:
@@ -300,13 +300,6 @@ class Editor:
         z, record = self.edit_latent(request)
         return fio.encode_png(self.decode(z), {"flowjax_explore": record})
 
-    def face_png(self, name: str) -> bytes:
-        """A face as the model decodes it (so every face shown is labelled generated)."""
-        z = self._face(name, "face")
-        return fio.encode_png(self.decode(z), {"flowjax_explore": {
-            "edit": "decoded face", "face": name, "space": self.space,
-            "model": self.model_label}})
-
     def state(self) -> dict[str, Any]:
         """What the page offers: faces (and their kinds), expressions, attributes."""
         return {"model": self.model_label, "image_size": self.size, "space": self.space,
@@ -371,10 +364,6 @@ def create_app(editor: Editor, limits: Limits = Limits(),
     def state():
         return jsonify({**editor.state(), "saving": save_to is not None,
                         "limits": dataclasses.asdict(limits)})
-
-    @app.get("/api/face/<name>.png")
-    def face(name: str):
-        return png(editor.face_png(name))
 
     @app.post("/api/upload")
     def upload():

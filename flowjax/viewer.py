@@ -198,9 +198,9 @@ def render_page(data: Mapping[str, Any]) -> str:
         '<html lang="en"><head><meta charset="utf-8">',
         # Belt and braces for "no network": the browser refuses any fetch but
         # files next to the page and the page's own inline code.
-        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-        "img-src 'self' file: blob: data:; style-src 'unsafe-inline'; "
-        "script-src 'unsafe-inline'\">",
+        ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
+         "img-src 'self' file: blob: data:; style-src 'unsafe-inline'; "
+         "script-src 'unsafe-inline'\">"),
         f"<title>{html.escape(title)}</title>",
         f"<style>\n{_asset('viewer.css')}</style>",
         "</head><body>",

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import re
 import threading
 from pathlib import Path
@@ -27,7 +26,6 @@ from flowjax import io as fio
 
 pytest.importorskip("flask", reason="the live editor needs flask (pip install -e '.[explore]')")
 
-ROOT = Path(__file__).resolve().parents[1]
 SIZE = 16
 
 
@@ -202,7 +200,8 @@ def test_vectors_for_another_model_size_are_refused_naming_the_file(editor, tmp_
         editor.add_openai_attributes(tmp_path / "z_manipulate.npy", ("Smiling",))
 
 
-def test_align_without_a_detector_says_so(client, synthetic_faces):
+def test_align_without_a_detector_says_so(editor, client, synthetic_faces, monkeypatch):
+    monkeypatch.setattr(editor, "aligner", None)
     answer = client.post("/api/upload", data={"photo": (io.BytesIO(
         synthetic_faces[0].read_bytes()), "me.png"), "align": "true"})
     assert answer.status_code == 400 and "alignment is not available" in answer.json["error"]
@@ -221,6 +220,16 @@ def test_an_upload_sent_with_align_goes_through_the_aligner(editor, client, monk
     answer = client.post("/api/upload", data={"photo": (io.BytesIO(buffer.getvalue()),
                                                         "photo.png"), "align": "true"})
     assert answer.status_code == 200 and seen == [(30, 40, 3)]
+
+
+def test_a_detector_that_does_not_load_is_named_at_the_first_align_request():
+    from experiments.explore import _LazyAligner
+
+    config = tiny_config()
+    config.align_detector = "flowjax_no_such_module:detector"
+    aligner = _LazyAligner(config, SIZE)  # nothing imported yet
+    with pytest.raises(ValueError, match="'flowjax_no_such_module:detector' does not load"):
+        aligner(np.zeros((SIZE, SIZE, 3), np.uint8))
 
 
 def test_a_non_loopback_host_is_refused_unless_allowed():
