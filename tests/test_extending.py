@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import json
+import shutil
 from pathlib import Path
 
 import flax.linen as nn
@@ -152,6 +153,7 @@ def test_a_registered_subclass_trains_saves_and_reloads_to_identical_latents(tmp
     _assert_identical_latents(trained_model, trained, model, variables, images[:4])
 
 
+@pytest.mark.slow  # the trained-subclass test above covers the same path by default
 def test_a_glow_with_a_user_step_saved_and_reloaded_gives_identical_latents(tmp_path):
     model = glow.Glow(**SMALL, flow_step="openai_then_channel_scale")
     images = _images(4)
@@ -162,36 +164,50 @@ def test_a_glow_with_a_user_step_saved_and_reloaded_gives_identical_latents(tmp_
     _assert_identical_latents(model, variables, loaded_model, loaded, images)
 
 
-def test_saving_an_unregistered_subclass_is_refused_naming_it(tmp_path):
+@pytest.fixture(scope="module")
+def plain_export(tmp_path_factory):
+    """One plain Glow export (model, variables, directory) the refusal tests copy."""
+    model = glow.Glow(**SMALL)
+    variables = glow.init(model, jax.random.key(0), _images(2))
+    out = checkpoints.save_model(tmp_path_factory.mktemp("plain") / "export", model, variables)
+    return model, variables, out
+
+
+def test_saving_an_unregistered_subclass_is_refused_naming_it(tmp_path, plain_export):
     class UnregisteredGlow(glow.Glow):
         pass
 
-    model = UnregisteredGlow(**SMALL)
-    variables = glow.init(model, jax.random.key(0), _images(2))
+    _, variables, _ = plain_export  # same fields, same parameter tree
     with pytest.raises(models.UnknownArchitectureError, match=r"UnregisteredGlow is not a registered"):
-        checkpoints.save_model(tmp_path / "export", model, variables)
+        checkpoints.save_model(tmp_path / "export", UnregisteredGlow(**SMALL), variables)
     assert not (tmp_path / "export").exists()
 
 
-def _export_with_config_edit(tmp_path, **edit):
-    model = glow.Glow(**SMALL)
-    out = checkpoints.save_model(tmp_path / "export", model,
-                                 glow.init(model, jax.random.key(0), _images(2)))
+def _export_with_config_edit(tmp_path, plain_export, **edit):
+    out = Path(shutil.copytree(plain_export[2], tmp_path / "export"))
     path = out / "model_config.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), **edit}))
     return out
 
 
-def test_loading_a_checkpoint_of_an_unknown_family_is_refused_with_its_name(tmp_path):
-    out = _export_with_config_edit(tmp_path, family="glow_from_the_future")
+def test_loading_a_checkpoint_of_an_unknown_family_is_refused_with_its_name(tmp_path, plain_export):
+    out = _export_with_config_edit(tmp_path, plain_export, family="glow_from_the_future")
     with pytest.raises(CheckpointError, match=r"unknown model family 'glow_from_the_future'"):
         checkpoints.load_model(out)
 
 
-def test_loading_a_checkpoint_of_an_unknown_flow_step_is_refused_with_its_name(tmp_path):
-    out = _export_with_config_edit(tmp_path, flow_step="step_from_the_future")
+def test_loading_a_checkpoint_of_an_unknown_flow_step_is_refused_with_its_name(tmp_path,
+                                                                              plain_export):
+    out = _export_with_config_edit(tmp_path, plain_export, flow_step="step_from_the_future")
     with pytest.raises(CheckpointError, match=r"unknown flow step 'step_from_the_future'"):
         checkpoints.load_model(out)
+
+
+def test_the_unedited_copy_loads(tmp_path, plain_export):
+    """The refusals above come from the edits, not from copying the export."""
+    model, _, _ = plain_export
+    loaded_model, _ = checkpoints.load_model(_export_with_config_edit(tmp_path, plain_export))
+    assert loaded_model == model
 
 
 def test_a_config_without_family_or_flow_step_is_a_plain_openai_glow():
