@@ -161,12 +161,12 @@ def page_data(run: TransferRun, eval_dir: fio.PathLike) -> dict[str, Any]:
     """Everything the page shows, as JSON-ready values; image paths relative to ``eval_dir``."""
     eval_dir = Path(eval_dir)
     numbers = read_scores(run, eval_dir)
-    model = run.summary.get("model") or {}
+    model = run.summary.get("model")  # a flowjax run's record, or a study's free text
     return {
         "format": "flowjax-viewer/1",
         "run": os.fspath(run.path.resolve()),
         "model": run.model_label,
-        "random_init": bool(model.get("random_init")),
+        "random_init": isinstance(model, dict) and bool(model.get("random_init")),
         "method": run.summary.get("method"), "space": run.summary.get("space"),
         "source": run.source, "expressions": list(run.expressions),
         "targets": list(run.targets), "alphas": [float(a) for a in run.alphas],

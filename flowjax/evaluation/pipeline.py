@@ -234,7 +234,7 @@ def evaluate_study(
         for rel, (image, title) in rendered.items():
             target.write_png(rel, image, figures.provenance(title, study))
         files["figures"] = list(rendered)
-        files["viewer"] = viewer.write_viewer(target, run)  # index.html: reads the tables
+        files["viewer"] = viewer.write_viewer(target, study)  # index.html: reads the tables
         summary = _summary(scores, out, scorers, files)
         target.write_json("evaluation.json", summary)
         target.write_text("report.md", report.render(scores, scorers, files,
