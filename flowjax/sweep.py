@@ -51,6 +51,7 @@ from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
 from flowjax import latents as latents_lib
+from flowjax.errors import NonFiniteError
 from flowjax.glow import Encoding, Glow
 
 Array = jax.Array
@@ -58,17 +59,6 @@ PROGRESS_MIN_CHUNKS = 4
 DEFAULT_CHUNK_SIZE = 16
 BATCH_AXIS = "batch"
 MAX_NAMED_POINTS = 5  # non-finite points named in an error; the rest are counted
-
-
-class NonFiniteError(FloatingPointError):
-    """Encoding or decoding gave NaN/inf; the message names the points and the likely cause.
-
-    ``points`` holds the indices of the affected images or grid points.
-    """
-
-    def __init__(self, message: str, points: Sequence[Any] = ()) -> None:
-        super().__init__(message)
-        self.points = list(points)
 
 
 class GridShare(NamedTuple):

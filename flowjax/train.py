@@ -72,6 +72,7 @@ from flowjax import checkpoints, data, glow
 from flowjax import io as fio
 from flowjax import models
 from flowjax.bijectors import CONSTANTS
+from flowjax.errors import NonFiniteError
 from flowjax.glow import Glow
 
 Array = jax.Array
@@ -83,10 +84,6 @@ CONFIG_NAME = "config.json"
 SAMPLES_DIR = "samples"
 
 logger = logging.getLogger(__name__)
-
-
-class NonFiniteError(FloatingPointError):
-    """Training produced a NaN or Inf; the message names the step and the last good checkpoint."""
 
 
 # --------------------------------------------------------------------------
