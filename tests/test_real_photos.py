@@ -86,9 +86,10 @@ def test_a_corrupt_model_file_is_refused_naming_it_and_both_checksums(tmp_path, 
     (tmp_path / good.name).write_bytes(good.read_bytes()[:-1] + b"x")
     monkeypatch.setattr(dlib_faces, "models_dir", lambda: tmp_path)
     dlib_faces.verified_path.cache_clear()
+    expected = dlib_faces.MODELS["shape_predictor_5"].sha256
     try:
         with pytest.raises(ValueError, match=rf"checksum mismatch for dlib model {tmp_path}.*"
-                                             rf"expected sha256 {dlib_faces.MODELS['shape_predictor_5'].sha256}"):
+                                             rf"expected sha256 {expected}"):
             dlib_faces.verified_path("shape_predictor_5")
     finally:
         dlib_faces.verified_path.cache_clear()
