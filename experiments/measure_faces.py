@@ -5,9 +5,11 @@ the ``dlib`` detector), dlib identity embedding and MTCNN detection, and how
 MTCNN's two eye landmarks differ from dlib's 68-point eye centres on the same
 faces (inter-eye distance ratio; midpoint offset across and down the face, in
 units of dlib's inter-eye distance). The numbers in ``flowjax.align``'s
-``MtcnnDetector`` docstring and the README's "Your own photos" come from::
+``MtcnnDetector`` docstring come from the first command, the README's
+times per photo from the second (run where MTCNN imports)::
 
     python experiments/measure_faces.py --mtcnn_numpy_nms
+    python experiments/measure_faces.py --repeats=5 --nocompare_eyes
 
 Photos: ``skimage.data.astronaut()`` (512 px) at 512, 1024 and 2048 px, and
 the faces of ``skimage.data.lfw_subset()`` (25 px crops) enlarged to 200 px.
@@ -33,6 +35,8 @@ from PIL import Image
 _NUMPY_NMS = flags.DEFINE_bool("mtcnn_numpy_nms", False, "Run MTCNN with facenet-pytorch's "
                                 "numpy NMS where torchvision's ops do not load.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed runs per measurement (median).")
+_COMPARE_EYES = flags.DEFINE_bool("compare_eyes", True, "Also compare MTCNN's eyes with "
+                                  "dlib's on the astronaut and 100 LFW faces (minutes).")
 
 
 def _install_numpy_nms() -> None:
@@ -57,6 +61,8 @@ def _install_numpy_nms() -> None:
 
 
 def _median_time(fn, repeats: int) -> float:
+    """Median wall time of ``repeats`` calls after one untimed warm-up call."""
+    fn()
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
@@ -98,7 +104,8 @@ def main(argv: list[str]) -> None:
                                     for w, im in sizes.items()}
         full = align.mtcnn_detector(min_face_size=0, min_score=0, max_width=None)
         result["mtcnn_detect_full_resolution_s"] = {
-            w: _median_time(lambda im=im: full(im), 1) for w, im in sizes.items()}
+            w: _median_time(lambda im=im: full(im), _REPEATS.value) for w, im in sizes.items()}
+    if error is None and _COMPARE_EYES.value:
         lfw = skimage.data.lfw_subset()[:100]  # the first 100 are faces
         faces = {"astronaut": astronaut}
         for i, grey in enumerate(lfw):

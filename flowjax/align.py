@@ -47,7 +47,7 @@ Detectors (:data:`DETECTORS`, chosen by name or import path with
 * ``"mtcnn"`` (default; :class:`MtcnnDetector`): facenet-pytorch's MTCNN (its
   weights ship inside the package), imported only when a detector is built,
   because it needs a torchvision whose compiled ops match the installed torch.
-  It runs on a copy downscaled to width <= 800 (as the demo; measured 1.9x
+  It runs on a copy downscaled to width <= 800 (as the demo; measured 4.2x
   faster on a 2048 px photo, and issue #13 saw fewer false positives) and drops faces smaller than
   ``min_face_size`` photo pixels or less likely than ``min_score``. Its eye
   landmarks are eye centres too, so the same template applies; see
@@ -287,7 +287,10 @@ class MtcnnDetector:
     down from dlib's (d = dlib's inter-eye distance); on 92 faces of
     scikit-image's LFW subset (25 px crops enlarged 8x, blurry) 1.10x +- 0.08
     and -0.08 d +- 0.08, -0.05 d +- 0.09 (median +- sd); issue #13 reports
-    1.028x and ~1.5 px at 256 on other photos. The offsets disagree in sign
+    1.028x and ~1.5 px at 256 on other photos. (The numbers are the same with
+    torchvision's NMS and with ``--mtcnn_numpy_nms``.) Aligned with MTCNN, the
+    astronaut's eyes re-detected by dlib land 2.5 px from the template at worst
+    at 256 (0.18 px with dlib). The offsets disagree in sign
     between sources, so no correction is applied: expect MTCNN-aligned faces
     to differ from dlib-aligned ones by a few percent in scale and a pixel or
     two at 256; use the ``dlib`` detector where OpenAI's layout must be exact.

@@ -98,7 +98,7 @@ def dlib_import_error() -> str | None:
     """None if dlib and face-recognition-models' files are available, else why not."""
     try:
         import dlib  # noqa: F401
-    except Exception as error:
+    except (ImportError, OSError) as error:  # OSError: a shared library that does not load
         return f"dlib does not import ({type(error).__name__}: {error}); {INSTALL_HINT}"
     try:
         models_dir()
@@ -112,7 +112,7 @@ def models_dir() -> Path:
     spec = importlib.util.find_spec("face_recognition_models")
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError(f"face-recognition-models is not installed; {INSTALL_HINT}")
-    return Path(list(spec.submodule_search_locations)[0]) / "models"
+    return Path(next(iter(spec.submodule_search_locations))) / "models"
 
 
 def package_versions() -> dict[str, str | None]:
@@ -269,5 +269,5 @@ class DlibDetector:
 
 
 def dlib_detector(**options: Any) -> DlibDetector:
-    """Detector factory for ``config.align_detector="dlib"`` (options: see :class:`DlibDetector`)."""
+    """Factory of ``config.align_detector="dlib"`` (options: see :class:`DlibDetector`)."""
     return DlibDetector(**options)

@@ -2,6 +2,7 @@
 
 import hashlib
 import json
+from typing import ClassVar
 
 import numpy as np
 import pytest
@@ -317,7 +318,7 @@ class _RecordingMTCNN:
     """Stands in for facenet_pytorch.MTCNN: records the image size it saw and reports,
     in that image's pixels, a face, a tiny box and an unlikely box."""
 
-    seen: list = []
+    seen: ClassVar[list] = []
 
     def __init__(self, keep_all=False, select_largest=True, device=None, thresholds=None):
         pass  # like MTCNN, an unknown keyword argument is a TypeError
@@ -355,9 +356,9 @@ def test_mtcnn_detects_on_a_copy_at_most_800_wide_and_maps_back(recording_mtcnn)
 
 
 def test_mtcnn_drops_faces_too_small_or_too_unlikely(recording_mtcnn):
-    boxes, probs, _ = align.mtcnn_detector()(np.zeros((600, 800, 3), np.uint8))
+    _, probs, _ = align.mtcnn_detector()(np.zeros((600, 800, 3), np.uint8))
     np.testing.assert_array_equal(probs, [0.999])  # defaults: 40 px, probability 0.95
-    boxes, probs, _ = align.mtcnn_detector(min_face_size=10, min_score=0.8)(
+    _, probs, _ = align.mtcnn_detector(min_face_size=10, min_score=0.8)(
         np.zeros((600, 800, 3), np.uint8))
     assert len(probs) == 3
 
