@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import importlib.metadata
 import importlib.util
 import os
@@ -42,6 +41,8 @@ from typing import Any
 
 import numpy as np
 from PIL import Image
+
+from flowjax import io as fio
 
 DEMO_WIDTH = 800  # imutils.resize(image, width=800) in OpenAI's align_face.py
 DEMO_UPSAMPLE = 2  # detector(gray, 2)
@@ -126,15 +127,6 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 @functools.cache
 def verified_path(name: str) -> Path:
     """Path of model ``name`` (a key of :data:`MODELS`) after checking its sha256."""
@@ -145,7 +137,7 @@ def verified_path(name: str) -> Path:
     if not path.is_file():
         raise FileNotFoundError(f"dlib model file missing: {path}; reinstall "
                                 f"face-recognition-models==0.3.0 ({INSTALL_HINT})")
-    actual = file_sha256(path)
+    actual = fio.sha256_file(path)
     if actual != model.sha256:
         raise ValueError(
             f"checksum mismatch for dlib model {path}: expected sha256 {model.sha256}, "

@@ -20,6 +20,7 @@ import pytest
 from PIL import Image
 
 from flowjax import align, dlib_faces
+from flowjax import io as fio
 
 pytestmark = pytest.mark.skipif(dlib_faces.dlib_import_error() is not None,
                                 reason=f"dlib unavailable: {dlib_faces.dlib_import_error()}")
@@ -77,7 +78,7 @@ def test_model_files_are_the_pinned_ones():
     for name, model in dlib_faces.MODELS.items():
         record = dlib_faces.provenance(name)
         assert record["verified"] and record["sha256"] == model.sha256
-        assert dlib_faces.file_sha256(record["file"]) == model.sha256
+        assert fio.sha256_file(record["file"]) == model.sha256
         assert Path(record["file"]).stat().st_size == model.bytes
 
 

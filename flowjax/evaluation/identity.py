@@ -57,7 +57,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import hashlib
 import importlib.machinery
 import importlib.metadata
 import importlib.util
@@ -74,6 +73,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from flowjax import io as fio
 from flowjax.align import mtcnn_import_error
 
 logger = logging.getLogger(__name__)
@@ -314,15 +314,6 @@ def _pretrained(weights: str) -> PretrainedWeights:
     return PRETRAINED[weights]
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file, read in 1 MiB chunks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _where_to_get(spec: PretrainedWeights, path: Path) -> str:
     return (
         f"Put facenet-pytorch's {spec.name} weights, the file {spec.filename!r} "
@@ -382,7 +373,7 @@ def load_weights_file(
             f"expected_sha256 must be 64 lowercase hex digits, got {expected_sha256!r}"
         )
     expected = expected_sha256 if expected_sha256 is not None else spec.sha256
-    actual = file_sha256(path)
+    actual = fio.sha256_file(path)
     if expected is not None and actual != expected:
         raise ValueError(
             f"checksum mismatch for FaceNet {spec.name} weights {path}: expected "
