@@ -12,14 +12,32 @@ backend) reads the executable from disk instead. It is on by default for
 ``run.py --compilation_cache=DIR`` moves it, and an empty value turns it off.
 The cache is keyed by JAX itself, so a stale entry is never used for another
 program; deleting the folder is always safe.
+
+**Errors a person can read.** Errors a person can act on -- bad input, bad
+config, a refused workdir, missing weights or binaries, non-finite results
+(:data:`EXPECTED_ERRORS`; flowjax's own ``ImageDataError``, ``CheckpointError``,
+``GraphDefError`` are ``ValueError``\\ s, ``NonFiniteError`` a
+``FloatingPointError``; OpenFace/FaceNet failures ``RuntimeError``\\ s) -- are
+printed as one line, ``error: <message>``, with exit status 1 (:func:`fail`).
+The traceback is printed too with ``--verbosity=1`` (absl's flag) or
+``FLOWJAX_TRACEBACK=1``. Any other exception is a bug and prints its full
+traceback. SIGTERM ends the run like Ctrl-C (:func:`exit_on_sigterm`), so a
+killed run still removes its staging folder and marks its manifest failed.
 """
 
 from __future__ import annotations
 
+import logging as std_logging
 import os
+import sys
+import threading
+import traceback
 from pathlib import Path
 
 import jax
+from absl import flags
+
+from flowjax import io as fio
 
 CACHE_ENV = "FLOWJAX_COMPILATION_CACHE"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "flowjax" / "jax-compilation"
@@ -74,3 +92,79 @@ def initialize_distributed() -> None:
     jax.distributed.initialize(coordinator_address=os.environ.get("JAX_COORDINATOR_ADDRESS"),
                                num_processes=_env_int("JAX_NUM_PROCESSES"),
                                process_id=_env_int("JAX_PROCESS_ID"))
+
+
+# Bad input or config (flowjax's own errors are ValueErrors), missing or unwritable
+# files, non-finite results, missing packages, external tools and weights that are
+# missing or fail (RuntimeError: OpenFace, FaceNet, MTCNN; also XLA out of memory),
+# unknown names (KeyError, e.g. an attribute not in OpenAI's list).
+EXPECTED_ERRORS = (ValueError, OSError, FloatingPointError, ImportError, RuntimeError, KeyError)
+TRACEBACK_ENV = "FLOWJAX_TRACEBACK"
+TRACEBACK_HINT = f"(traceback: --verbosity=1 or {TRACEBACK_ENV}=1)"
+EXIT_ERROR = 1
+SIGTERM_GRACE_S = 2.0
+
+
+def quiet_orbax(record: std_logging.LogRecord) -> bool:
+    """Drops orbax's INFO lines (dozens per checkpoint save or load); keeps its warnings."""
+    return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname
+
+
+def want_traceback(argv: list[str]) -> bool:
+    if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
+        return True
+    if flags.FLAGS.is_parsed():
+        return flags.FLAGS["verbosity"].value >= 1
+    for arg in argv:  # a flag parsing error: read --verbosity from argv
+        name, _, value = arg.partition("=")
+        if name in ("--verbosity", "-v") and value.lstrip("-").isdigit():
+            return int(value) >= 1
+    return False
+
+
+def fail(message: str, argv: list[str]) -> None:
+    """One line on stderr (plus the traceback when asked for), exit status 1."""
+    if want_traceback(argv):
+        traceback.print_exc()
+    line = " ".join(message.split())  # one line, whatever the message's layout
+    print(f"error: {line} {TRACEBACK_HINT}", file=sys.stderr)
+    sys.exit(EXIT_ERROR)
+
+
+def last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else text
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with config errors (bad file, variant or field) as one line."""
+    try:
+        return flags.FLAGS(argv)
+    except flags.Error as err:
+        text = str(err)
+        if "Traceback" in text:  # config_flags embeds the config's traceback in the message
+            text = f"{text.splitlines()[0]} {last_line(text)}"
+        fail(f"{text} (see --helpshort)", argv)
+    except (AttributeError, KeyError) as err:
+        cause: object = err
+        while isinstance(cause, BaseException) and cause.args:  # AttributeError(KeyError(text))
+            cause = cause.args[0]
+        overrides = [a for a in argv if a.startswith("--config.")]
+        fail(f"a --config.<field> override names a field the config does not have: {cause} "
+              f"(overrides given: {' '.join(overrides)})", argv)
+    except EXPECTED_ERRORS as err:
+        fail(f"cannot load the config: {last_line(str(err))}", argv)
+    raise AssertionError("unreachable")
+
+
+def exit_on_sigterm(signum, frame):
+    # Raising unwinds every `with` block: the run directory's manifest says
+    # "failed" (the default SIGTERM just dies). Python ignores an exception raised
+    # while it runs certain callbacks (e.g. a gc callback of jax's), so the staging
+    # folders go first, and a timer ends the process if the unwinding never starts.
+    code = 128 + signum
+    fio.remove_staging_dirs()
+    timer = threading.Timer(SIGTERM_GRACE_S, os._exit, (code,))
+    timer.daemon = True  # a normal exit does not wait for it
+    timer.start()
+    raise SystemExit(code)
