@@ -292,10 +292,11 @@ def test_screenshots_of_both_views(page, save_screenshot):
         assert len(np.unique(shot.reshape(-1, 3), axis=0)) > 20  # a drawn page, not blank
 
 
-# ---- the main job's run (slow: ~1 minute of transfer and evaluation) ------------------
+# ---- the main job's run (~50 s of transfer and evaluation on 2 idle cores) -------------
+# In the default suite: the issue's must-show is that the main job's viewer is
+# screenshot-tested in CI.
 
 
-@pytest.mark.slow
 def test_main_job_writes_the_viewer_and_it_shows_every_pair(browser, tmp_path, save_screenshot):
     """``run.py --config=configs/transfer.py`` (the demo) ends with evaluation/index.html;
     screenshots of it go to docs/viewer_pair.png and docs/viewer_grid.png with
