@@ -21,7 +21,7 @@ Variants (``--config=configs/train.py:<variant>``):
              (``--config.num_steps=100``, 266 s wall): rendering and init
              ~75 s, compile 29 s, then 1.62 s per step (19.8 images/s), so
              the full run takes about 36 min (1,250 x 1.62 s + setup). Then
-             ``python experiments/export_model.py --workdir=W --out=DIR``.
+             ``python -m tools.export_model --workdir=W --out=DIR``.
   celeba256  OpenAI's CelebA-HQ hyperparameters (GLOW_SPEC §1, §6): 6 levels,
              depth 32, width 512, additive, invconv, learned top, 5 bits; global
              batch 40 (OpenAI: 1 image on each of 40 GPUs), OpenAI's Adamax with

@@ -14,9 +14,9 @@ from PIL import Image
 
 from configs import attributes as attributes_config
 from configs import transfer as transfer_config
-from experiments import attributes, common
+from experiments import attributes
 from flowjax import io as fio
-from flowjax import openai_attributes
+from flowjax import openai_attributes, synthetic_files
 
 ROOT = Path(__file__).resolve().parents[1]
 D = 16 * 16 * 3
@@ -41,7 +41,8 @@ def _config(faces: Path, **overrides):
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory):
     root = tmp_path_factory.mktemp("faces")
-    common.write_generated_faces(root, n_identities=3, expressions=("neutral", "smile"), size=16)
+    synthetic_files.write_generated_faces(root, n_identities=3,
+                                          expressions=("neutral", "smile"), size=16)
     return root
 
 

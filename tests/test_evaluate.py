@@ -323,10 +323,11 @@ def _files(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
     from configs import transfer as transfer_config
-    from experiments import common, transfer
+    from experiments import transfer
+    from flowjax import synthetic_files
 
     root = tmp_path_factory.mktemp("smoke")
-    common.write_generated_faces(root / "faces", n_identities=2,
+    synthetic_files.write_generated_faces(root / "faces", n_identities=2,
                                  expressions=("neutral", "smile"), size=16)
     config = transfer_config.get_config()
     config.data.identities = str(root / "faces")

@@ -15,8 +15,8 @@ import pytest
 
 from configs import reconstruction as reconstruction_config
 from configs import transfer as transfer_config
-from experiments import common, reconstruction
-from flowjax import align
+from experiments import reconstruction
+from flowjax import align, synthetic_files
 from flowjax import io as fio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -36,7 +36,8 @@ def _config(faces: Path, **overrides):
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory):
     root = tmp_path_factory.mktemp("faces")
-    common.write_generated_faces(root, n_identities=2, expressions=("neutral", "smile"), size=16)
+    synthetic_files.write_generated_faces(root, n_identities=2,
+                                          expressions=("neutral", "smile"), size=16)
     return root
 
 
