@@ -83,6 +83,8 @@ import sys
 import ml_collections
 from ml_collections import config_dict
 
+from flowjax.runtime import config_module
+
 VARIANTS = {
     "study": {"identity.backend": "precomputed", "action_units.backend": "precomputed",
               "published_tables": True},
@@ -127,11 +129,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.detector.threshold = 0.5
     config.detector.options = ml_collections.ConfigDict()
 
-    names = [v.strip() for v in (arg or "").split(",") if v.strip()]
-    for name in names:
-        if name not in VARIANTS:
-            raise ValueError(f"unknown variant {name!r} of configs/evaluate.py; choose from "
-                             f"{sorted(VARIANTS)}")
+    for name in config_module("common", __file__).parse_variants(arg, VARIANTS):
         for key, value in VARIANTS[name].items():
             *path, last = key.split(".")
             node = config

@@ -151,6 +151,27 @@ def model_config(model: nn.Module) -> dict[str, Any]:
     return {FAMILY_KEY: name, **{f: getattr(model, f) for f in model_fields(type(model))}}
 
 
+def default_config(family: str = DEFAULT_FAMILY, **overrides: Any) -> dict[str, Any]:
+    """``{"family": family, **fields}`` with every field at its class default, then
+    ``overrides``: the one source of a config's model defaults (``configs/common.py``).
+
+    A field without a default, or an override that is not a field, is an error naming it.
+    """
+    cls = model_class(family)
+    defaults = {}
+    for field in dataclasses.fields(cls):
+        if field.name in ("parent", "name"):
+            continue
+        if field.default is dataclasses.MISSING:
+            raise ValueError(f"model family {family!r} field {field.name!r} has no default; "
+                             "give it in overrides")
+        defaults[field.name] = field.default
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown {family} config keys {unknown}; valid keys: {list(defaults)}")
+    return {FAMILY_KEY: family, **defaults, **overrides}
+
+
 def model_from_config(config: Mapping[str, Any]) -> nn.Module:
     """The model a :func:`model_config` dict (or a ConfigDict) describes.
 

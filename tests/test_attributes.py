@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from configs import common as config_common
 from configs import attributes as attributes_config
-from configs import transfer as transfer_config
 from experiments import attributes
 from flowjax import io as fio
 from flowjax import openai_attributes, synthetic_files
@@ -26,7 +26,7 @@ def _config(faces: Path, **overrides):
     config = attributes_config.get_config()
     config.random_init.enabled = True
     config.random_init.ddi = False  # random weights: no init compile
-    config.model = transfer_config.model_config(image_size=16, n_levels=2, depth=2, width=8)
+    config.model = config_common.model_config(image_size=16, n_levels=2, depth=2, width=8)
     config.data.base_dir = str(faces)
     config.data.images = "*/neutral.png"
     config.data.positive = "*/smile.png"

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from configs import common as config_common
 from configs import evaluate as evaluate_config
 from flowjax import io as fio
 from flowjax.evaluation import metrics, pipeline, scorers
@@ -335,7 +336,7 @@ def smoke_run(tmp_path_factory) -> Path:
     config.checkpoint = None
     config.evaluation.enabled = False
     config.random_init.enabled, config.random_init.ddi = True, False
-    config.model = transfer_config.model_config(image_size=16, n_levels=2, depth=1, width=4)
+    config.model = config_common.model_config(image_size=16, n_levels=2, depth=1, width=4)
     transfer.main(config, str(root / "run"))
     return root / "run"
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from configs import common as config_common
 from configs import explore as explore_config
 from flowjax import explore, sweep
 from flowjax import io as fio
@@ -31,7 +32,7 @@ SIZE = 16
 
 def tiny_config():
     config = explore_config.get_config("smoke")
-    config.model = explore_config.model_config(image_size=SIZE, n_levels=2, depth=1, width=4)
+    config.model = config_common.model_config(image_size=SIZE, n_levels=2, depth=1, width=4)
     config.random_init.ddi = False
     config.progress = False
     return config

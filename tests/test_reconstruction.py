@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from configs import common as config_common
 from configs import reconstruction as reconstruction_config
-from configs import transfer as transfer_config
 from experiments import reconstruction
 from flowjax import align, synthetic_files
 from flowjax import io as fio
@@ -26,7 +26,7 @@ def _config(faces: Path, **overrides):
     config = reconstruction_config.get_config()
     config.random_init.enabled = True
     config.random_init.ddi = False  # random weights: no init compile
-    config.model = transfer_config.model_config(image_size=16, n_levels=2, depth=2, width=8)
+    config.model = config_common.model_config(image_size=16, n_levels=2, depth=2, width=8)
     config.data.images = str(faces / "*" / "*.png")
     config.progress = False
     config.update(overrides)

@@ -22,6 +22,7 @@ import jax
 import numpy as np
 import pytest
 
+from configs import common as config_common
 from configs import transfer as transfer_config
 from experiments import transfer
 from flowjax import data, glow, models, runs, sweep, synthetic_files
@@ -49,7 +50,7 @@ def _config(faces: Path, **overrides):
     config.checkpoint = None
     config.random_init.enabled = True
     config.random_init.ddi = False
-    config.model = transfer_config.model_config(image_size=16, n_levels=2, depth=2, width=8)
+    config.model = config_common.model_config(image_size=16, n_levels=2, depth=2, width=8)
     config.update(overrides)
     return config
 

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from configs import common as config_common
 from configs import transfer as transfer_config
 from experiments import transfer
 from flowjax import align, glow, models, synthetic_files
@@ -53,7 +54,7 @@ def _config(faces: Path, checkpoint=None, **overrides):
         config.checkpoint = None
         config.random_init.enabled = True
         config.random_init.ddi = False
-        config.model = transfer_config.model_config(image_size=16, n_levels=2, depth=2, width=8)
+        config.model = config_common.model_config(image_size=16, n_levels=2, depth=2, width=8)
     else:
         config.checkpoint = str(checkpoint)
     config.update(overrides)
