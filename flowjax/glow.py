@@ -11,8 +11,8 @@ Use through ``Module.apply``::
 
     model = Glow(image_size=64, n_levels=3, depth=8, width=512)
     variables = model.init(key, images)              # data-dependent init
-    enc = model.apply(variables, images, method=Glow.encode)
-    images_again = model.apply(variables, enc.eps, method=Glow.decode)
+    enc = model.apply(variables, images, method="encode")
+    images_again = model.apply(variables, enc.eps, method="decode")
 
 or through the jitted :func:`encode` / :func:`decode` helpers below.
 

@@ -155,22 +155,25 @@ class Experiment:
 
 def model_geometry(config: Any) -> nn.Module:
     """The model the run will use, read cheaply (no weights) to size the images."""
+    if _uses_checkpoint(config):
+        return checkpoints.read_model_config(config.checkpoint)
+    return models.model_from_config(config.model)
+
+
+def _uses_checkpoint(config: Any) -> bool:
+    """True for ``config.checkpoint``, False for an allowed random init; else an error."""
     if config.checkpoint and config.random_init.enabled:
         raise ValueError(
             f"config.checkpoint={config.checkpoint!r} and config.random_init.enabled=True are "
             "both set; pass --config.checkpoint=None for a random model, or drop random_init")
     if config.checkpoint:
-        return checkpoints.read_model_config(config.checkpoint)
-    _check_random_allowed(config)
-    return models.model_from_config(config.model)
-
-
-def _check_random_allowed(config: Any) -> None:
+        return True
     if not config.random_init.enabled:
         raise ValueError(
             "config.checkpoint is not set: give --config.checkpoint=DIR (a save_model export "
             "or a training workdir). A randomly initialised model is only for smoke runs and "
             "tests: --config.random_init.enabled=True")
+    return False
 
 
 def load_model(config: Any, images: np.ndarray) -> tuple[nn.Module, Any, dict[str, Any]]:
@@ -181,18 +184,13 @@ def load_model(config: Any, images: np.ndarray) -> tuple[nn.Module, Any, dict[st
     ``images`` (all the run's inputs); without it ``flowjax.models.random_variables``.
     ``record`` is the manifest's ``model`` entry.
     """
-    if config.checkpoint and config.random_init.enabled:
-        raise ValueError(
-            f"config.checkpoint={config.checkpoint!r} and config.random_init.enabled=True are "
-            "both set; pass --config.checkpoint=None for a random model, or drop random_init")
-    if config.checkpoint:
+    if _uses_checkpoint(config):
         model, variables = checkpoints.load_model(config.checkpoint)
         sweep.check_finite_variables(variables, f"checkpoint {config.checkpoint}")
         record = {"checkpoint": os.fspath(config.checkpoint),
                   "sha256": fio.sha256_path(config.checkpoint),
                   "model_config": models.model_config(model), "random_init": False}
         return model, variables, record
-    _check_random_allowed(config)
     model = models.model_from_config(config.model)
     seed = int(config.random_init.seed)
     logging.warning("%s", RANDOM_MODEL_WARNING)

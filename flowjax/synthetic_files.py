@@ -92,7 +92,8 @@ def write_synthetic_study(root: PathLike, seed: int, n_identities: int, photos_p
         _write_faces([root / r for r in rels], photos.images, infos)
         files.update({r: info for r, info in zip(rels, infos)})
 
-    write(study.targets, [f"{names[i // photos_per_identity]}/photo_{i % photos_per_identity:02d}.png"
+    per = photos_per_identity
+    write(study.targets, [f"{names[i // per]}/photo_{i % per:02d}.png"
                           for i in range(len(study.targets.images))])
     write(study.source_photos, [f"{SOURCE_IDENTITY}/photo_{j:02d}.png"
                                 for j in range(len(study.source_photos.images))])
