@@ -38,13 +38,15 @@ reconstruction and positive alphas add the attribute.
 import ml_collections
 from ml_collections import config_dict
 
-from configs.transfer import base_config, model_config, parse_variants, smoke
+from flowjax.runtime import config_module
+
+common = config_module("common", __file__)
 
 VARIANTS = ("openai", "z", "smoke")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    config = base_config()
+    config = common.base_config()
     config.experiment = "attributes"
     config.attribute = "attribute"  # its name: output folder, and the row of a vector file
     config.vectors = config_dict.placeholder(str)  # .npy; None: compute from positive/negative
@@ -56,16 +58,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.data.images = config_dict.placeholder(str)
     config.data.positive = config_dict.placeholder(str)
     config.data.negative = config_dict.placeholder(str)
-    for name in parse_variants(arg, VARIANTS):
+    for name in common.parse_variants(arg, VARIANTS):
         if name == "openai":
-            config.model = model_config(image_size=256, n_levels=6, depth=32, width=512)
+            config.model = common.model_config(**common.OPENAI_CELEBA256)
             config.attribute = "Smiling"
             config.demo_edits = True
             config.alphas = (-1.0, -0.66, -0.33, 0.0, 0.33, 0.66, 1.0)
         elif name == "z":
             config.space = "z"
         elif name == "smoke":
-            smoke(config)
+            common.smoke(config)
             config.attribute = "smile"
             config.data.generated.expressions = ("neutral", "smile")
             config.data.positive = "*/smile.png"

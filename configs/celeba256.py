@@ -16,6 +16,10 @@ the parameter count, latent shapes and offsets, and FLOPs per image.
 
 import ml_collections
 
+from flowjax.runtime import config_module
+
+common = config_module("common", __file__)
+
 VARIANTS = {
     "": {},
     "geometry": dict(depth=2, width=16),
@@ -23,24 +27,10 @@ VARIANTS = {
 }
 
 
-def model_config(**overrides) -> ml_collections.ConfigDict:
-    """OpenAI's CelebA-HQ hyperparameters as ``Glow`` fields."""
-    model = ml_collections.ConfigDict(dict(
-        image_size=256, n_levels=6, depth=32, width=512, coupling="additive",
-        permutation="invconv", learn_top=True, n_classes=0, n_bits=5, channels=3,
-        remat=False, scan_unroll=1, precision="highest",
-    ))
-    model.update(overrides)
-    return model
-
-
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variant = arg or ""
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of configs/celeba256.py; "
-                         f"choose one of {sorted(VARIANTS)}")
+    variant = common.one_variant(arg, VARIANTS, "")
     config = ml_collections.ConfigDict()
     config.experiment = "model_summary"
-    config.model = model_config(**VARIANTS[variant])
+    config.model = common.model_config(**{**common.OPENAI_CELEBA256, **VARIANTS[variant]})
     config.batch_size = 1
     return config

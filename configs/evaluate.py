@@ -29,24 +29,8 @@ The transfer outputs are never overwritten: an output that contains the run,
 or lies in one of its output folders, is refused; an existing evaluation is
 replaced only with ``--config.overwrite=True``.
 
-Backends (``flowjax/evaluation/scorers.py``):
-  identity.backend      ``facenet`` (default; weights from facenet-pytorch's
-                        cache, see identity.facenet.*), ``dlib`` (dlib's ResNet,
-                        offline with the .[faces] extra; same person below 0.6;
-                        see identity.dlib.*), ``synthetic``, ``fake``,
-                        ``precomputed`` (the study's distance files), ``none``
-  action_units.backend  ``openface`` (default; FaceLandmarkImg from
-                        action_units.openface.binary or
-                        $FLOWJAX_OPENFACE_BIN), ``precomputed`` (the study's
-                        FaceLandmarkImg CSVs; never runs OpenFace),
-                        ``synthetic``, ``fake``, ``none``
-  ``synthetic`` backends are refused on anything but a flowjax run on the
-  synthetic study (they only understand flowjax.synthetic faces).
-  detector.backend      ``none`` (default), ``fake``
-  ``fake`` backends are deterministic pixel statistics FOR TESTS ONLY.
-  A ``package.module:callable`` backend receives ``<section>.options`` as
-  keyword arguments; options may be given on the command line, new keys
-  included: ``--config.action_units.options.weights=/path``.
+Backends (facenet, dlib, OpenFace, precomputed, synthetic, fake, your own) and their
+options: docs/configs.md.
 
 Variants (``:a,b``): ``study`` (precomputed scorers, published tables; needs
 ``--config.study``), ``synthetic`` (the synthetic CNN scorers), ``fake``
@@ -82,6 +66,8 @@ import sys
 
 import ml_collections
 from ml_collections import config_dict
+
+from flowjax.runtime import config_module
 
 VARIANTS = {
     "study": {"identity.backend": "precomputed", "action_units.backend": "precomputed",
@@ -127,11 +113,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.detector.threshold = 0.5
     config.detector.options = ml_collections.ConfigDict()
 
-    names = [v.strip() for v in (arg or "").split(",") if v.strip()]
-    for name in names:
-        if name not in VARIANTS:
-            raise ValueError(f"unknown variant {name!r} of configs/evaluate.py; choose from "
-                             f"{sorted(VARIANTS)}")
+    for name in config_module("common", __file__).parse_variants(arg, VARIANTS):
         for key, value in VARIANTS[name].items():
             *path, last = key.split(".")
             node = config

@@ -30,31 +30,21 @@ answers after 40 s at load average ~6, 120 s at ~13 (default; rendering and
 encoding the study, compiling one encode and one decode), or 49 s at ~13
 (``:smoke``); each edit then takes 0.01-0.7 s. Stop it with Ctrl-C (or SIGTERM): ``manifest.json`` is written.
 
-Fields (besides configs/transfer.py's ``base_config``: checkpoint, model,
-random_init, space, chunk_size, align, align_detector, data):
-  host, port, allow_remote   where to listen; a non-loopback host needs allow_remote
-  source, expressions        the identity whose images are the expressions
-                             (default: the study's actor and its expressions; with
-                             your data, every image of the source unless listed)
-  attributes                 {name: {"positive": glob, "negative": glob}} relative
-                             to the faces' root: v = mean(positive) - mean(negative).
-                             Default on the study: each expression of the actor
-                             against the actor's mild photos.
-  vectors, vector_names      OpenAI's z_manipulate.npy (with the demo's edits) and
-                             the rows to offer (default: the demo's five sliders)
-  limits                     max_upload_mb, max_pixels, requests_per_minute, max_uploads
+Fields: docs/configs.md.
 """
 
 import ml_collections
 from ml_collections import config_dict
 
-from configs.transfer import DEMO_CHECKPOINT, base_config, model_config, parse_variants, smoke
+from flowjax.runtime import config_module
+
+common = config_module("common", __file__)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    config = base_config()
+    config = common.base_config()
     config.experiment = "explore"
-    config.checkpoint = DEMO_CHECKPOINT
+    config.checkpoint = common.DEMO_CHECKPOINT
     config.host, config.port, config.allow_remote = "127.0.0.1", 8050, False
     config.data.synthetic = ml_collections.ConfigDict(dict(
         enabled=True, seed=0, n_identities=5, photos_per_identity=8, n_expressions=5,
@@ -67,12 +57,12 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.vector_names = ("Smiling", "Age", "Narrow_Eyes", "Blond_Hair", "Beard")
     config.limits = ml_collections.ConfigDict(dict(
         max_upload_mb=8.0, max_pixels=4096 * 4096, requests_per_minute=600, max_uploads=32))
-    for name in parse_variants(arg, ["smoke"]):
+    for name in common.parse_variants(arg, ["smoke"]):
         if name == "smoke":
-            smoke(config)
+            common.smoke(config)
             config.checkpoint = None
             config.data.synthetic.enabled = False
             config.source = "id00"
             config.random_init.ddi = False  # random weights: no init to compile
-            config.model = model_config(image_size=32, n_levels=2, depth=2, width=16)
+            config.model = common.model_config(image_size=32, n_levels=2, depth=2, width=16)
     return config

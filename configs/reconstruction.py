@@ -25,16 +25,18 @@ Expected (``:smoke``, ~10-20 s): 9 images, all exact at 5 bits
 import ml_collections
 from ml_collections import config_dict
 
-from configs.transfer import base_config, parse_variants, smoke
+from flowjax.runtime import config_module
+
+common = config_module("common", __file__)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    config = base_config()
+    config = common.base_config()
     config.experiment = "reconstruction"
     config.data.images = config_dict.placeholder(str)  # folder, image or glob
     config.write_images = True  # the reconstructions as PNGs
-    for name in parse_variants(arg, ("smoke",)):
+    for name in common.parse_variants(arg, ("smoke",)):
         if name == "smoke":
-            smoke(config)
+            common.smoke(config)
             config.data.images = "*/*.png"
     return config

@@ -22,28 +22,18 @@ Alphas: 0 to 3 in steps of 0.1 for every method: the best alpha by AU error
 often lies above 1 (overshoot), and ``half`` needs twice the linear alpha.
 """
 
-import importlib.util
-import os
-
 import ml_collections
 from ml_collections import config_dict
 
-_HERE = os.path.dirname(os.path.abspath(__file__))
+from flowjax.runtime import config_module
 
-
-def _transfer_config() -> ml_collections.ConfigDict:
-    spec = importlib.util.spec_from_file_location("flowjax_transfer_config",
-                                                  os.path.join(_HERE, "transfer.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+common = config_module("common", __file__)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     from flowjax.latents import alpha_grid
 
-    transfer = _transfer_config()
-    demo = transfer.get_config()
+    demo = config_module("transfer", __file__).get_config()
     config = ml_collections.ConfigDict()
     config.experiment = "synthetic_benchmark"
     config.checkpoint = demo.checkpoint
@@ -61,13 +51,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.figures = True
     config.overwrite = False
     config.progress = config_dict.placeholder(bool)
-    for name in [v.strip() for v in (arg or "").split(",") if v.strip()]:
-        if name != "smoke":
-            raise ValueError(f"unknown variant {name!r} of configs/synthetic_benchmark.py; "
-                             "choose from ['smoke']")
+    for _ in common.parse_variants(arg, ["smoke"]):  # the only variant
         config.checkpoint = None
         config.random_init.enabled = True
-        config.model = transfer.model_config(image_size=64, n_levels=2, depth=1, width=8)
+        config.model = common.model_config(image_size=64, n_levels=2, depth=1, width=8)
         config.methods = ("linear",)
         config.alphas = (0.0, 0.5, 1.0)
     return config

@@ -4,10 +4,9 @@ Variants (``--config=configs/train.py:<variant>``):
   tiny       16x16, 2 levels, depth 2, width 16, batch 8, 50 steps, on 288
              generated images (``flowjax.data.generated_images``): a CPU
              smoke run (1 s of training after ~35 s of compilation). It uses
-             the ``shuffle`` permutation: its indices live in the "constants"
-             collection, so the smoke run covers that path, and the
-             ``invconv``/``invconv_lu`` gradients fail in flowjax.bijectors for
-             now (float64 slogdet under enable_x64, inside nn.scan).
+             the ``shuffle`` permutation, whose indices live in the "constants"
+             collection, so the smoke run covers that path (``invconv`` trains
+             as well: the ``demo`` model below uses it).
   64         (the default) 64x64 faces from ``flowjax.synthetic`` (or
              ``--config.data.source=folder --config.data.folder=DIR``):
              3 levels, depth 16, width 256, additive, invconv, 5 bits, batch 64,
@@ -21,7 +20,7 @@ Variants (``--config=configs/train.py:<variant>``):
              (``--config.num_steps=100``, 266 s wall): rendering and init
              ~75 s, compile 29 s, then 1.62 s per step (19.8 images/s), so
              the full run takes about 36 min (1,250 x 1.62 s + setup). Then
-             ``python experiments/export_model.py --workdir=W --out=DIR``.
+             ``python -m tools.export_model --workdir=W --out=DIR``.
   celeba256  OpenAI's CelebA-HQ hyperparameters (GLOW_SPEC §1, §6): 6 levels,
              depth 32, width 512, additive, invconv, learned top, 5 bits; global
              batch 40 (OpenAI: 1 image on each of 40 GPUs), OpenAI's Adamax with
@@ -43,19 +42,16 @@ these numbers. The tests run the same config with
 compilation, but about 0.3 s per step, because the backward pass of a
 convolution inside ``nn.scan`` compiles to slow code at that level.
 
-Data: ``data.source`` is "generated" (simple test images), "synthetic"
-(``flowjax.synthetic.make_dataset``) or "folder" (every PNG/JPEG below
-``data.folder``, recursively; ``data.num_eval`` of them held out unless
-``data.eval_folder`` is given). Images must be ``model.image_size`` square, or
-``data.resize="lanczos"`` resizes them. Each epoch drops the last
-``len(dataset) % batch_size`` images of its shuffled order.
-
-Multi-host: ``--config.distributed=True`` calls ``jax.distributed.initialize()``
-(see experiments/train.py for the command).
+Data sources, the model fields (``--config.model.flow_step=...``) and multi-host
+training: docs/configs.md.
 """
 
 import ml_collections
 from ml_collections import config_dict
+
+from flowjax.runtime import config_module
+
+common = config_module("common", __file__)
 
 VARIANTS = ("tiny", "64", "celeba256", "demo")
 
@@ -66,10 +62,7 @@ def _base() -> ml_collections.ConfigDict:
     config.seed = 0
     config.distributed = False
     config.progress = True
-    config.model = ml_collections.ConfigDict(dict(
-        image_size=64, n_levels=3, depth=16, width=256, coupling="additive",
-        permutation="invconv", learn_top=True, n_classes=0, n_bits=5, channels=3,
-        remat=False, scan_unroll=1, precision="highest"))
+    config.model = common.model_config(image_size=64, n_levels=3, depth=16, width=256)
     config.data = ml_collections.ConfigDict(dict(
         source="synthetic", folder=config_dict.placeholder(str),
         eval_folder=config_dict.placeholder(str), resize=config_dict.placeholder(str),
@@ -90,10 +83,7 @@ def _base() -> ml_collections.ConfigDict:
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variant = arg or "64"
-    if variant not in VARIANTS:
-        raise ValueError(
-            f"unknown variant {variant!r} of configs/train.py; choose one of {VARIANTS}")
+    variant = common.one_variant(arg, VARIANTS, "64")
     config = _base()
     if variant == "tiny":
         config.model.update(image_size=16, n_levels=2, depth=2, width=16, permutation="shuffle")
@@ -122,7 +112,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.checkpoint.update(every=250, keep=2)
         config.samples.update(n=8, temperatures=(0.0, 0.5, 0.7, 1.0))
     elif variant == "celeba256":
-        config.model.update(image_size=256, n_levels=6, depth=32, width=512, remat=True)
+        config.model.update(**common.OPENAI_CELEBA256, remat=True)
         config.data.update(source="folder", num_eval=3_000)
         config.batch_size = 40
         config.init_batch_size = 40

@@ -38,13 +38,15 @@ Issue targets: AU MAE < 0.3, verification accuracy > 95 %.
 import ml_collections
 from ml_collections import config_dict
 
+from flowjax.runtime import config_module
+
+common = config_module("common", __file__)
+
 VARIANTS = ("default", "smoke")
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    variant = arg or "default"
-    if variant not in VARIANTS:
-        raise ValueError(f"unknown variant {variant!r} of configs/train_scorers.py; choose one of {VARIANTS}")
+    variant = common.one_variant(arg, VARIANTS, "default")
     config = ml_collections.ConfigDict()
     config.experiment = "train_scorers"
     config.seed = 0

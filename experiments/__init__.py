@@ -1,1 +1,2 @@
-"""Experiments: each module has ``main(config, workdir)`` and writes its tables."""
+"""Experiments: each module has ``main(config, workdir)`` (run by ``run.py``), built on
+``flowjax.runs.Experiment``; command-line tools are in ``tools/``."""

@@ -19,15 +19,13 @@ from __future__ import annotations
 
 import io
 import json
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from absl import logging
 
-from experiments import common
-from flowjax import data, latents, openai_attributes, sweep
+from flowjax import data, latents, names, openai_attributes, runs, sweep
 from flowjax import io as fio
 
 
@@ -87,88 +85,75 @@ def _load(config: Any, base_dir: Any, size: int, what: str) -> data.ImageSet:
     value = config.data[what]
     if not value:
         raise ValueError(f"config.data.{what} is not set; give a folder, an image or a glob")
-    return common.load_images(config, common.resolve_paths(value, base_dir,
-                                                           f"config.data.{what}"), size)
+    return runs.load_images(config, names.resolve_paths(value, base_dir, f"config.data.{what}"),
+                            size)
 
 
 def main(config: Any, workdir: str) -> dict[str, Any]:
-    labels = common.alpha_labels(config.alphas)
+    labels = names.alpha_labels(config.alphas)
     latents.check_space(config.space)
-    attribute = common.safe_name(config.attribute, "config.attribute")
+    attribute = names.safe_name(config.attribute, "config.attribute")
     if bool(config.vectors) == bool(config.data.positive or config.data.negative):
         raise ValueError("give either config.vectors (a .npy file) or config.data.positive and "
                          "config.data.negative (labelled images), not both or neither")
-    common.check_alignment(config)
-    common.check_workdir(workdir, config.overwrite, config)
-    timings: dict[str, float] = {}
-    with fio.staging_dir(workdir) as tmp:
-        t0 = time.perf_counter()
-        geometry = common.model_geometry(config)
-        generated_root = common.write_configured_faces(config, tmp, geometry.image_size)
-        base_dir = generated_root or config.data.base_dir
-        sets = {"images": _load(config, base_dir, geometry.image_size, "images")}
-        if not config.vectors:
-            for what in ("positive", "negative"):
-                sets[what] = _load(config, base_dir, geometry.image_size, what)
-        names = common.image_names(sets["images"].paths)
-        d = latents.flat_size(geometry.latent_shapes)
-        vector_record: dict[str, Any] = {}
-        if config.vectors:
-            vector, vector_record = load_vector(config.vectors, config.attribute, d,
-                                                config.space, config.demo_edits)
-            vector = config.vector_scale * vector
-        timings["load_inputs"] = time.perf_counter() - t0
+    runs.check_alignment(config)
+    exp = runs.Experiment(config, workdir)
+    with exp.staging() as tmp:
+        with exp.timed("load_inputs"):
+            size = exp.geometry.image_size
+            base_dir = exp.generated_faces(tmp) or config.data.base_dir
+            sets = {"images": _load(config, base_dir, size, "images")}
+            if not config.vectors:
+                for what in ("positive", "negative"):
+                    sets[what] = _load(config, base_dir, size, what)
+            image_names = names.image_names(sets["images"].paths)
+            d = latents.flat_size(exp.geometry.latent_shapes)
+            vector_record: dict[str, Any] = {}
+            if config.vectors:
+                vector, vector_record = load_vector(config.vectors, config.attribute, d,
+                                                    config.space, config.demo_edits)
+                vector = config.vector_scale * vector
 
-        t0 = time.perf_counter()
-        all_images = np.concatenate([s.images for s in sets.values()])
-        model, variables, model_record = common.load_model(config, all_images)
-        timings["load_model"] = time.perf_counter() - t0
+        model, variables, _ = exp.load_model(np.concatenate([s.images for s in sets.values()]))
 
-        t0 = time.perf_counter()
-        parts = common.encode_sets(model, variables, sets, config)
-        if not config.vectors:
-            vector = np.asarray(latents.attribute_vector(parts["positive"], parts["negative"],
-                                                         config.vector_scale))
-            vector_record = {"attribute": config.attribute, "space": config.space,
-                             "scale": float(config.vector_scale),
-                             "positive_images": len(sets["positive"]),
-                             "negative_images": len(sets["negative"])}
-        timings["encode"] = time.perf_counter() - t0
+        with exp.timed("encode"):
+            parts = runs.encode_sets(model, variables, sets, config)
+            if not config.vectors:
+                vector = np.asarray(latents.attribute_vector(parts["positive"], parts["negative"],
+                                                             config.vector_scale))
+                vector_record = {"attribute": config.attribute, "space": config.space,
+                                 "scale": float(config.vector_scale),
+                                 "positive_images": len(sets["positive"]),
+                                 "negative_images": len(sets["negative"])}
 
-        t0 = time.perf_counter()
-        grid = sweep.attribute_sweep(model, variables, parts["images"], vector[None],
-                                     config.alphas, space=config.space,
-                                     chunk_size=config.chunk_size, progress=config.progress,
-                                     image_names=names, vector_names=[attribute])
-        timings["sweep"] = time.perf_counter() - t0
-        return _write_run(workdir, config, attribute, labels, names, sets, grid[:, 0], vector,
-                          vector_record, model_record, timings, generated_root)
+        with exp.timed("sweep"):
+            grid = sweep.attribute_sweep(model, variables, parts["images"], vector[None],
+                                         config.alphas, space=config.space,
+                                         chunk_size=config.chunk_size, progress=config.progress,
+                                         image_names=image_names, vector_names=[attribute])
+        return _write_run(exp, attribute, labels, image_names, sets, grid[:, 0], vector,
+                          vector_record)
 
 
-def _write_run(workdir, config, attribute, labels, names, sets, grid, vector, vector_record,
-               model_record, timings, generated_root) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    model_text = common.model_label(model_record)
-    with fio.create_run_dir(workdir, overwrite=config.overwrite) as run:
-        inputs, _ = common.record_inputs(run, sets, generated_root)
+def _write_run(exp, attribute, labels, image_names, sets, grid, vector,
+               vector_record) -> dict[str, Any]:
+    config = exp.config
+    with exp.run_dir(sets) as run:
         images: dict[str, dict[str, str]] = {}
         strips: dict[str, str] = {}
-        for i, name in enumerate(names):
+        for i, name in enumerate(image_names):
             source_file = sets["images"].paths[i].name
-            images[name] = {}
-            for a, (alpha, label) in enumerate(zip(config.alphas, labels)):
-                rel = f"attributes/{attribute}/{name}/{label}/{name}_{label}.png"
-                run.write_png(rel, grid[i, a], {
-                    "kind": "attribute manipulation", "attribute": config.attribute,
-                    "alpha": float(alpha), "source": source_file, "space": config.space,
-                    "vector_scale": float(config.vector_scale), "model": model_text})
-                images[name][label] = rel
+            images[name] = runs.write_alpha_row(
+                run, f"attributes/{attribute}/{name}", name, grid[i], config.alphas, labels,
+                {"kind": "attribute manipulation", "attribute": config.attribute,
+                 "source": source_file, "space": config.space,
+                 "vector_scale": float(config.vector_scale), "model": exp.model_label})
             if config.strips:
                 rel = f"strips/{attribute}/{name}.png"
                 run.write_png(rel, fio.make_strip(grid[i], [f"a={x}" for x in labels]), {
                     "kind": "attribute manipulation strip", "attribute": config.attribute,
                     "alphas": [float(x) for x in config.alphas], "source": source_file,
-                    "space": config.space, "model": model_text})
+                    "space": config.space, "model": exp.model_label})
                 strips[name] = rel
         vector_file = None
         if not config.vectors:
@@ -181,18 +166,9 @@ def _write_run(workdir, config, attribute, labels, names, sets, grid, vector, ve
                    "alphas": [float(x) for x in config.alphas], "alpha_labels": labels,
                    "images": images, "strips": strips, "vector": vector_record,
                    "vector_file": vector_file, "vector_norm": float(np.linalg.norm(vector)),
-                   "model": model_record}
+                   "model": exp.model_record}
         run.write_json("attributes.json", summary)
-        manifest = run.manifest
-        manifest.set_config(config.to_dict())
-        manifest.model = json.loads(fio.to_json(model_record))
-        manifest.add_inputs(inputs)
         if config.vectors:
-            manifest.add_input(config.vectors, role="attribute vectors")
-        manifest.set_extra("data_options", sets["images"].options.to_dict())
-        common.record_alignment(manifest, sets)
-        timings["write"] = time.perf_counter() - t0
-        for name, seconds in timings.items():
-            manifest.timings[name] = {"seconds": round(seconds, 6), "calls": 1}
-    logging.info("wrote %d attribute images to %s", grid.shape[0] * grid.shape[1], workdir)
+            run.manifest.add_input(config.vectors, role="attribute vectors")
+    logging.info("wrote %d attribute images to %s", grid.shape[0] * grid.shape[1], exp.workdir)
     return summary

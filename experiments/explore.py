@@ -15,22 +15,20 @@ from typing import Any
 import numpy as np
 from absl import logging
 
-from experiments import common
-from flowjax import align, data, explore
-from flowjax import io as fio
+from flowjax import align, data, explore, names, runs, synthetic_files
 
 
 def _faces_root(config: Any, tmp: str, size: int) -> tuple[Any, dict[str, Any] | None]:
     """The identities' source (a root folder) and the study's ground truth, if rendered."""
-    generated = common.write_configured_faces(config, tmp, size)
+    generated = runs.write_configured_faces(config, tmp, size)
     if generated is not None:
         return generated, None
     study = config.data.synthetic
     if study.enabled and not config.data.identities:
         root = Path(tmp) / "faces"
-        truth = common.write_synthetic_study(root, study.seed, study.n_identities,
-                                             study.photos_per_identity, study.n_expressions,
-                                             size, study.nuisance_strength)
+        truth = synthetic_files.write_synthetic_study(
+            root, study.seed, study.n_identities, study.photos_per_identity, study.n_expressions,
+            size, study.nuisance_strength)
         return root, truth
     if not config.data.identities:
         raise ValueError("no faces: give --config.data.identities=ROOT (root/<identity>/*.png) "
@@ -88,25 +86,25 @@ def build_editor(config: Any) -> tuple[explore.Editor, dict[str, Any]]:
     if config.align:
         raise ValueError("config.align applies to the faces loaded at start, which the editor "
                          "takes aligned; uploads are aligned on request (the page's checkbox)")
-    geometry = common.model_geometry(config)
+    geometry = runs.model_geometry(config)
     size = geometry.image_size
     with tempfile.TemporaryDirectory(prefix="flowjax-explore-") as tmp:
         root, truth = _faces_root(config, tmp, size)
-        identities = common.load_identities(config, root, size)
+        identities = runs.load_identities(config, root, size)
         source = config.source or (truth["source"] if truth else None)
         if source not in identities:
             raise ValueError(f"config.source {source!r} is not one of the identities "
                              f"{sorted(identities)}; set --config.source")
         attributes = {}
         for name, spec in _default_attributes(config, source, truth).items():
-            positive, negative = (common.load_images(config, common.resolve_paths(
+            positive, negative = (runs.load_images(config, names.resolve_paths(
                 spec[k], root, f"config.attributes.{name}.{k}"), size) for k in ("positive",
                                                                                 "negative"))
             origin = f"{spec['positive']} - {spec['negative']}"
             attributes[name] = (positive.images, negative.images, origin)
-    model, variables, record = common.load_model(
+    model, variables, record = runs.load_model(
         config, np.concatenate([s.images for s in identities.values()]))
-    editor = explore.Editor(model, variables, common.model_label(record), space=config.space,
+    editor = explore.Editor(model, variables, runs.model_label(record), space=config.space,
                             chunk_size=config.chunk_size, aligner=_LazyAligner(config, size))
     editor.add_source(source, identities[source].images,
                       _expressions(config, identities[source], truth))
@@ -129,11 +127,11 @@ def limits(config: Any) -> explore.Limits:
 
 def main(config: Any, workdir: str) -> None:
     explore.ensure_loopback(config.host, config.allow_remote)
-    common.check_workdir(workdir, config.overwrite)
-    editor, record = build_editor(config)
-    editor.warm_up()
-    with fio.create_run_dir(workdir, overwrite=config.overwrite) as run:
-        run.manifest.set_config(config.to_dict())
+    exp = runs.Experiment(config, workdir, check_inputs=False)
+    with exp.timed("load"):
+        editor, record = build_editor(config)
+        editor.warm_up()
+    with exp.run_dir() as run:
         run.manifest.set_extra("model", record)
         app = explore.create_app(editor, limits(config), save_to=run)
         logging.info("flowjax live editor on http://%s:%d/ (Ctrl-C stops it; saved edits go "

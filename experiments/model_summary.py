@@ -16,7 +16,7 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
-from flowjax import glow, latents, model_stats
+from flowjax import glow, latents, model_stats, models
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
 _JSON = flags.DEFINE_string("json", None, "Also write the summary as JSON to this file.")
@@ -53,7 +53,7 @@ def format_summary(summary: dict) -> str:
 
 
 def main(config, workdir: str | None = None) -> dict:
-    summary = summarize(glow.model_from_config(config.model))
+    summary = summarize(models.model_from_config(config.model))
     print(format_summary(summary))
     if workdir:
         os.makedirs(workdir, exist_ok=False)

@@ -21,18 +21,14 @@ summary), ``reconstructions/<name>.png`` (with ``config.write_images``) and
 
 from __future__ import annotations
 
-import json
 import math
-import time
 from typing import Any
 
 import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from experiments import common
-from flowjax import latents, sweep
-from flowjax import io as fio
+from flowjax import latents, names, runs, sweep
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:
@@ -58,40 +54,35 @@ def _json_number(x: float) -> float | None:
 
 def main(config: Any, workdir: str) -> dict[str, Any]:
     latents.check_space(config.space)
-    common.check_alignment(config)
-    common.check_workdir(workdir, config.overwrite, config)
-    timings: dict[str, float] = {}
-    with fio.staging_dir(workdir) as tmp:
-        t0 = time.perf_counter()
-        geometry = common.model_geometry(config)
-        generated_root = common.write_configured_faces(config, tmp, geometry.image_size)
-        base_dir = generated_root or config.data.base_dir
-        if not config.data.images:
-            raise ValueError("config.data.images is not set; give a folder, an image or a glob")
-        image_set = common.load_images(
-            config, common.resolve_paths(config.data.images, base_dir, "config.data.images"),
-            geometry.image_size)
-        names = common.image_names(image_set.paths)
-        timings["load_images"] = time.perf_counter() - t0
+    runs.check_alignment(config)
+    exp = runs.Experiment(config, workdir)
+    with exp.staging() as tmp:
+        with exp.timed("load_images"):
+            size = exp.geometry.image_size
+            base_dir = exp.generated_faces(tmp) or config.data.base_dir
+            if not config.data.images:
+                raise ValueError("config.data.images is not set; give a folder, an image or a "
+                                 "glob")
+            image_set = runs.load_images(
+                config, names.resolve_paths(config.data.images, base_dir, "config.data.images"),
+                size)
+            image_names = names.image_names(image_set.paths)
+        model, variables, _ = exp.load_model(image_set.images)
 
-        t0 = time.perf_counter()
-        model, variables, model_record = common.load_model(config, image_set.images)
-        timings["load_model"] = time.perf_counter() - t0
-
-        t0 = time.perf_counter()
-        encoding = sweep.encode_images(model, variables, image_set.images,
-                                       chunk_size=config.chunk_size, progress=config.progress)
-        flat = np.asarray(latents.flatten(list(latents.in_space(encoding, config.space))))
-        floats = sweep.decode_latents(model, variables, flat, space=config.space, quantize=False,
-                                      chunk_size=config.chunk_size, progress=config.progress)
-        decoded = np.asarray(model.postprocess(jnp.asarray(floats)))
-        timings["encode_decode"] = time.perf_counter() - t0
+        with exp.timed("encode_decode"):
+            encoding = sweep.encode_images(model, variables, image_set.images,
+                                           chunk_size=config.chunk_size, progress=config.progress)
+            flat = np.asarray(latents.flatten(list(latents.in_space(encoding, config.space))))
+            floats = sweep.decode_latents(model, variables, flat, space=config.space,
+                                          quantize=False, chunk_size=config.chunk_size,
+                                          progress=config.progress)
+            decoded = np.asarray(model.postprocess(jnp.asarray(floats)))
 
         quantized = quantize_to_bits(image_set.images, model.n_bits)
         # The encoder's input: the quantized image at mid-bin, in [-0.5, 0.5).
         x = (image_set.images // 2 ** (8 - model.n_bits)) / model.n_bins - 0.5 + 0.5 / model.n_bins
         rows = []
-        for i, name in enumerate(names):
+        for i, name in enumerate(image_names):
             rows.append({
                 "image": name, "path": str(image_set.paths[i]),  # the run's copy if generated
                 "psnr_model_bits": psnr(decoded[i], quantized[i]),
@@ -102,8 +93,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                 "bits_per_dim": float(encoding.bits_per_dim[i]),
                 "exact_at_model_bits": bool(np.array_equal(decoded[i], quantized[i])),
             })
-        return _write_run(workdir, config, rows, names, decoded, image_set, model,
-                          model_record, timings, generated_root)
+        return _write_run(exp, rows, image_names, decoded, image_set, model)
 
 
 def summarize(rows: list[dict[str, Any]], n_bits: int) -> dict[str, Any]:
@@ -123,36 +113,24 @@ def summarize(rows: list[dict[str, Any]], n_bits: int) -> dict[str, Any]:
     }
 
 
-def _write_run(workdir, config, rows, names, decoded, image_set, model, model_record, timings,
-               generated_root) -> dict[str, Any]:
-    t0 = time.perf_counter()
+def _write_run(exp, rows, image_names, decoded, image_set, model) -> dict[str, Any]:
+    config = exp.config
     summary = summarize(rows, model.n_bits)
-    model_text = common.model_label(model_record)
-    with fio.create_run_dir(workdir, overwrite=config.overwrite) as run:
-        inputs, where = common.record_inputs(run, {"images": image_set}, generated_root)
-        rows = [{**r, "path": where[p]} for r, p in zip(rows, image_set.paths)]
+    with exp.run_dir({"images": image_set}) as run:
+        rows = [{**r, "path": exp.input_paths[p]} for r, p in zip(rows, image_set.paths)]
         if config.write_images:
-            for i, name in enumerate(names):
+            for i, name in enumerate(image_names):
                 run.write_png(f"reconstructions/{name}.png", decoded[i], {
                     "kind": "reconstruction (encode -> decode)", "source": image_set.paths[i].name,
-                    "space": config.space, "n_bits": model.n_bits, "model": model_text})
+                    "space": config.space, "n_bits": model.n_bits, "model": exp.model_label})
         run.write_csv("reconstruction.csv", [
             {k: ("inf" if isinstance(v, float) and math.isinf(v) else v) for k, v in r.items()}
             for r in rows])
         json_rows = [{k: (_json_number(v) if isinstance(v, float) else v) for k, v in r.items()}
                      for r in rows]
         result = {"summary": summary, "space": config.space, "images": json_rows,
-                  "model": model_record}
+                  "model": exp.model_record}
         run.write_json("reconstruction.json", result)
-        manifest = run.manifest
-        manifest.set_config(config.to_dict())
-        manifest.model = json.loads(fio.to_json(model_record))
-        manifest.add_inputs(inputs)
-        manifest.set_extra("data_options", image_set.options.to_dict())
-        common.record_alignment(manifest, {"images": image_set})
-        timings["write"] = time.perf_counter() - t0
-        for name, seconds in timings.items():
-            manifest.timings[name] = {"seconds": round(seconds, 6), "calls": 1}
     logging.info("reconstruction: %d/%d images exact at %d bits, max float error %.3g",
                  summary["exact_at_model_bits"], summary["images"], model.n_bits,
                  summary["max_float_error"])

@@ -32,8 +32,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -42,8 +40,7 @@ from absl import logging
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from experiments import common
-from flowjax import latents, sweep, synthetic
+from flowjax import latents, names, runs, sweep, synthetic
 from flowjax import io as fio
 from flowjax.evaluation import figures, ground_truth, metrics, synthetic_scorers, tables
 from flowjax.evaluation.ground_truth import Scores
@@ -83,7 +80,7 @@ def _check(methods: Sequence[str], spaces: Sequence[str], alphas: Sequence[float
     unknown = [s for s in spaces if s not in SPACES]
     if unknown or not spaces:
         raise ValueError(f"config.spaces {list(spaces)}: choose from {SPACES}")
-    common.alpha_labels(alphas)
+    names.alpha_labels(alphas)
 
 
 def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer: Any,
@@ -322,34 +319,31 @@ oracle: the target rendered with the source expression (the exact answer; the sc
 
 def main(config: Any, workdir: str) -> dict[str, Any]:
     _check(config.methods, config.spaces, config.alphas)
-    common.check_workdir(workdir, config.overwrite, config)
-    timings: dict[str, float] = {}
-    t0 = time.perf_counter()
-    study_config = config.study
-    study = synthetic.make_study(study_config.seed, study_config.n_identities,
-                                 study_config.photos_per_identity, study_config.n_expressions,
-                                 common.model_geometry(config).image_size,
-                                 study_config.nuisance_strength, shared_source=True)
-    model, variables, model_record = common.load_model(config, study.targets.images)
-    au_scorer = synthetic_scorers.build_au_scorer(config.scorers_dir)
-    embedder = synthetic_scorers.build_identity_embedder(config.scorers_dir)
-    timings["load"] = time.perf_counter() - t0
+    exp = runs.Experiment(config, workdir)
+    with exp.timed("load"):
+        study_config = config.study
+        study = synthetic.make_study(study_config.seed, study_config.n_identities,
+                                     study_config.photos_per_identity, study_config.n_expressions,
+                                     exp.geometry.image_size, study_config.nuisance_strength,
+                                     shared_source=True)
+        au_scorer = synthetic_scorers.build_au_scorer(config.scorers_dir)
+        embedder = synthetic_scorers.build_identity_embedder(config.scorers_dir)
+    model, variables, _ = exp.load_model(study.targets.images)
 
-    t0 = time.perf_counter()
-    bench = run_benchmark(model, variables, study, au_scorer, embedder, alphas=config.alphas,
-                          methods=config.methods, spaces=config.spaces, var_eps=config.var_eps,
-                          au_threshold=config.au_threshold, chunk_size=config.chunk_size,
-                          progress=config.progress)
-    timings["benchmark"] = time.perf_counter() - t0
+    with exp.timed("benchmark"):
+        bench = run_benchmark(model, variables, study, au_scorer, embedder, alphas=config.alphas,
+                              methods=config.methods, spaces=config.spaces,
+                              var_eps=config.var_eps, au_threshold=config.au_threshold,
+                              chunk_size=config.chunk_size, progress=config.progress)
 
-    model_text = common.model_label(model_record)
+    model_text = exp.model_label
     header = (f"Synthetic ground-truth benchmark: {len(bench.expressions)} expressions x "
               f"{len(bench.targets)} targets x {len(bench.alphas)} alphas "
               f"({bench.alphas[0]:g}..{bench.alphas[-1]:g}), study seed {study_config.seed}, "
               f"model {model_text}")
     summary, paired = summary_table(bench), paired_table(bench)
     text = markdown(bench, summary, paired, header)
-    with fio.create_run_dir(workdir, overwrite=config.overwrite) as run:
+    with exp.run_dir() as run:
         run.write_text("summary.md", f"{text}\n{DEFINITIONS}")
         for name, table in (("summary", summary), ("paired", paired),
                             ("best_alpha", best_alpha_table(bench)),
@@ -364,13 +358,8 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
             run.write_png(f"examples/{expression}.png", strip, {
                 "kind": "synthetic benchmark strip", "expression": expression,
                 "target": bench.targets[0], "layout": " | ".join(labels), "model": model_text})
-        manifest = run.manifest
-        manifest.set_config(config.to_dict())
-        manifest.model = json.loads(fio.to_json(model_record))
-        manifest.set_extra("scorers", {"action_units": au_scorer.provenance(),
-                                       "identity": embedder.provenance()})
-        for name, seconds in timings.items():
-            manifest.timings[name] = {"seconds": round(seconds, 6), "calls": 1}
+        run.manifest.set_extra("scorers", {"action_units": au_scorer.provenance(),
+                                           "identity": embedder.provenance()})
     print(text)
     logging.info("wrote the synthetic benchmark to %s", workdir)
     return {"summary": summary, "benchmark": bench, "workdir": workdir}

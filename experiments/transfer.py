@@ -13,7 +13,7 @@ write the run directory::
     manifest.json                      config, versions, model + checksum, inputs, outputs, timings
 
 With ``config.align`` the photos are aligned to the model's size as they load
-(``experiments.common.load_identities``, ``flowjax.align``), the manifest's
+(``flowjax.runs.load_identities``, ``flowjax.align``), the manifest's
 ``extra.alignment`` records each alignment, and the aligned photos are written
 to ``inputs/aligned/<identity>/`` (labelled not generated; ``transfer.json``
 lists them, and its ``source_images`` are the evaluation's AU references).
@@ -25,16 +25,13 @@ and carries the method, alpha, source, target, space and model.
 
 from __future__ import annotations
 
-import json
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from absl import logging
 
-from experiments import common
-from flowjax import data, latents, sweep
+from flowjax import data, latents, names, runs, sweep, synthetic_files
 from flowjax import io as fio
 
 VARIANCE_METHODS = latents.VARIANCE_METHODS
@@ -49,8 +46,8 @@ def _check_config(config: Any) -> list[str]:
         raise ValueError(f"config.chunk_size must be >= 1, got {config.chunk_size}")
     latents.check_var_eps(config.var_eps, config.method, "config.var_eps")
     _check_evaluation(config)
-    common.check_alignment(config, synthetic_study=_uses_synthetic_study(config))
-    return common.alpha_labels(config.alphas)
+    runs.check_alignment(config, synthetic_study=_uses_synthetic_study(config))
+    return names.alpha_labels(config.alphas)
 
 
 def _check_evaluation(config: Any) -> None:
@@ -93,14 +90,14 @@ def _identity_source(config: Any, generated_root: Path | None) -> Any:
 def _select(config: Any,
             identities: dict[str, data.ImageSet]) -> tuple[str, dict[str, int], list[str]]:
     """The source identity, its expressions ``{name: image index}``, the targets."""
-    names = list(identities)
+    identity_names = list(identities)
     source = config.source
     if not source or source not in identities:
-        raise ValueError(f"config.source {source!r} is not one of the identities {names}; "
-                         "set --config.source=<identity>")
+        raise ValueError(f"config.source {source!r} is not one of the identities "
+                         f"{identity_names}; set --config.source=<identity>")
     stems: dict[str, int] = {}
     for i, path in enumerate(identities[source].paths):
-        stem = common.safe_name(path.stem, "expression (source file name)")
+        stem = names.safe_name(path.stem, "expression (source file name)")
         if stem in stems:
             raise ValueError(f"source identity {source!r} has two images named {stem!r} "
                              f"({identities[source].paths[stems[stem]]} and {path}); rename one")
@@ -110,47 +107,41 @@ def _select(config: Any,
     if missing:
         raise ValueError(f"config.expressions {missing} are not images of source {source!r}; "
                          f"its images are {list(stems)}")
-    targets = list(config.targets) or [n for n in names if n != source]
+    targets = list(config.targets) or [n for n in identity_names if n != source]
     unknown = [t for t in targets if t not in identities]
     if unknown or not targets:
         raise ValueError(f"config.targets {unknown or targets} are not identities other than "
-                         f"the source; identities: {names}")
+                         f"the source; identities: {identity_names}")
     for name in [source, *targets]:
-        common.safe_name(name, "identity")
+        names.safe_name(name, "identity")
     return source, {e: stems[e] for e in wanted}, targets
 
 
 def main(config: Any, workdir: str) -> dict[str, Any]:
     labels = _check_config(config)
-    common.check_workdir(workdir, config.overwrite, config)
-    timings: dict[str, float] = {}
-    with fio.staging_dir(workdir) as tmp:
-        t0 = time.perf_counter()
-        geometry = common.model_geometry(config)
-        generated_root = common.write_configured_faces(config, tmp, geometry.image_size)
-        ground_truth = None
-        if generated_root is None and _uses_synthetic_study(config):
-            generated_root = Path(tmp) / "faces"
-            study = config.data.synthetic
-            ground_truth = common.write_synthetic_study(
-                generated_root, study.seed, study.n_identities, study.photos_per_identity,
-                study.n_expressions, geometry.image_size, study.nuisance_strength)
-            config = _with_study_defaults(config, ground_truth)
-        identities = common.load_identities(config, _identity_source(config, generated_root),
-                                            geometry.image_size)
-        source, expressions, targets = _select(config, identities)
-        used = {n: identities[n] for n in [source, *targets]}
-        timings["load_images"] = time.perf_counter() - t0
+    exp = runs.Experiment(config, workdir)
+    with exp.staging() as tmp:
+        with exp.timed("load_images"):
+            size = exp.geometry.image_size
+            generated_root = exp.generated_faces(tmp)
+            ground_truth = None
+            if generated_root is None and _uses_synthetic_study(config):
+                generated_root = exp.generated_root = Path(tmp) / "faces"
+                study = config.data.synthetic
+                ground_truth = synthetic_files.write_synthetic_study(
+                    generated_root, study.seed, study.n_identities, study.photos_per_identity,
+                    study.n_expressions, size, study.nuisance_strength)
+                config = exp.config = _with_study_defaults(config, ground_truth)
+            identities = runs.load_identities(config, _identity_source(config, generated_root),
+                                              size)
+            source, expressions, targets = _select(config, identities)
+            used = {n: identities[n] for n in [source, *targets]}
 
-        t0 = time.perf_counter()
-        all_images = np.concatenate([s.images for s in used.values()])
-        model, variables, model_record = common.load_model(config, all_images)
-        timings["load_model"] = time.perf_counter() - t0
+        model, variables, _ = exp.load_model(np.concatenate([s.images for s in used.values()]))
 
-        t0 = time.perf_counter()
-        flat = common.encode_sets(model, variables, used, config)
-        stats = {n: latents.identity_stats(z) for n, z in flat.items()}
-        timings["encode"] = time.perf_counter() - t0
+        with exp.timed("encode"):
+            flat = runs.encode_sets(model, variables, used, config)
+            stats = {n: latents.identity_stats(z) for n, z in flat.items()}
         if config.method in VARIANCE_METHODS:
             for name in [source, *targets]:
                 if stats[name].count < 2:
@@ -158,32 +149,30 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                                     "divides by var_eps=%g alone", name, config.method,
                                     config.var_eps)
 
-        t0 = time.perf_counter()
-        e_idx = list(expressions.values())
-        sources = flat[source][e_idx]
-        source_stats = latents.stack_stats([stats[source]] * len(e_idx))
-        target_stats = latents.stack_stats([stats[t] for t in targets])
-        grid = sweep.transfer_sweep(
-            model, variables, sources, source_stats, target_stats, config.alphas,
-            method=config.method, space=config.space, var_eps=config.var_eps,
-            chunk_size=config.chunk_size, progress=config.progress,
-            expression_names=list(expressions), target_names=targets)
-        timings["sweep"] = time.perf_counter() - t0
+        with exp.timed("sweep"):
+            e_idx = list(expressions.values())
+            sources = flat[source][e_idx]
+            source_stats = latents.stack_stats([stats[source]] * len(e_idx))
+            target_stats = latents.stack_stats([stats[t] for t in targets])
+            grid = sweep.transfer_sweep(
+                model, variables, sources, source_stats, target_stats, config.alphas,
+                method=config.method, space=config.space, var_eps=config.var_eps,
+                chunk_size=config.chunk_size, progress=config.progress,
+                expression_names=list(expressions), target_names=targets)
 
-        t0 = time.perf_counter()
-        mean_names = [source, *targets]
-        extra = np.concatenate([np.stack([np.asarray(stats[n].mean) for n in mean_names]), sources])
-        decoded = sweep.decode_latents(model, variables, extra, space=config.space,
-                                       chunk_size=config.chunk_size, progress=config.progress,
-                                       names=[f"mean of {n}" for n in mean_names]
-                                       + [f"source {source}/{e}" for e in expressions])
-        means = dict(zip(mean_names, decoded[:len(mean_names)]))
-        decoded_sources = decoded[len(mean_names):]
-        timings["decode_means"] = time.perf_counter() - t0
+        with exp.timed("decode_means"):
+            mean_names = [source, *targets]
+            extra = np.concatenate([np.stack([np.asarray(stats[n].mean) for n in mean_names]),
+                                    sources])
+            decoded = sweep.decode_latents(model, variables, extra, space=config.space,
+                                           chunk_size=config.chunk_size, progress=config.progress,
+                                           names=[f"mean of {n}" for n in mean_names]
+                                           + [f"source {source}/{e}" for e in expressions])
+            means = dict(zip(mean_names, decoded[:len(mean_names)]))
+            decoded_sources = decoded[len(mean_names):]
 
-        summary = _write_run(workdir, config, labels, source, expressions, targets, used, stats,
-                             grid, means, decoded_sources, model_record, timings, generated_root,
-                             ground_truth)
+        summary = _write_run(exp, labels, source, expressions, targets, used, stats, grid, means,
+                             decoded_sources, ground_truth)
     if config.get("evaluation") is not None and config.evaluation.get("enabled", False):
         from experiments import evaluate  # the finished run is scored like any other
 
@@ -200,9 +189,9 @@ def _write_aligned_inputs(run: fio.RunDir, used: dict[str, data.ImageSet]) -> di
         alignment = getattr(image_set, "alignment", ())
         if not alignment:
             continue
-        names = common.image_names(image_set.paths)
+        image_names = names.image_names(image_set.paths)
         written[identity] = []
-        for name, image, record, info in zip(names, image_set.images, image_set.records,
+        for name, image, record, info in zip(image_names, image_set.images, image_set.records,
                                              alignment):
             rel = f"inputs/aligned/{identity}/{name}.png"
             run.write_png(rel, image, {
@@ -223,16 +212,13 @@ def _with_study_defaults(config: Any, ground_truth: dict[str, Any]) -> Any:
     return config
 
 
-def _write_run(workdir, config, labels, source, expressions, targets, used, stats, grid, means,
-               decoded_sources, model_record, timings, generated_root,
-               ground_truth=None) -> dict[str, Any]:
-    t0 = time.perf_counter()
-    model_text = common.model_label(model_record)
-    base = {"method": config.method, "space": config.space, "model": model_text}
+def _write_run(exp, labels, source, expressions, targets, used, stats, grid, means,
+               decoded_sources, ground_truth=None) -> dict[str, Any]:
+    config = exp.config
+    base = {"method": config.method, "space": config.space, "model": exp.model_label}
     if config.method in VARIANCE_METHODS:
         base["var_eps"] = float(config.var_eps)
-    with fio.create_run_dir(workdir, overwrite=config.overwrite) as run:
-        inputs, _ = common.record_inputs(run, used, generated_root)
+    with exp.run_dir(used) as run:
         if ground_truth is not None:
             run.write_json("inputs/ground_truth.json", ground_truth)
         aligned = _write_aligned_inputs(run, used)
@@ -241,7 +227,7 @@ def _write_run(workdir, config, labels, source, expressions, targets, used, stat
             rel = f"means/{name}_mean.png"
             run.write_png(rel, image, {"kind": "identity mean face (decoded mean latent)",
                                        "identity": name, "images": stats[name].count,
-                                       "space": config.space, "model": model_text})
+                                       "space": config.space, "model": exp.model_label})
             mean_paths[name] = rel
         images: dict[str, dict[str, dict[str, str]]] = {}
         strips: dict[str, dict[str, str]] = {}
@@ -249,14 +235,11 @@ def _write_run(workdir, config, labels, source, expressions, targets, used, stat
             source_file = used[source].paths[index].name
             images[expression], strips[expression] = {}, {}
             for t, target in enumerate(targets):
-                images[expression][target] = {}
-                for a, (alpha, label) in enumerate(zip(config.alphas, labels)):
-                    rel = f"transfer/{expression}/{target}/{label}/{target}_{label}.png"
-                    run.write_png(rel, grid[e, t, a], {
-                        "kind": "expression transfer", **base, "alpha": float(alpha),
-                        "source": f"{source}/{expression}", "source_file": source_file,
-                        "target": target})
-                    images[expression][target][label] = rel
+                images[expression][target] = runs.write_alpha_row(
+                    run, f"transfer/{expression}/{target}", target, grid[e, t], config.alphas,
+                    labels, {"kind": "expression transfer", **base,
+                             "source": f"{source}/{expression}", "source_file": source_file,
+                             "target": target})
                 if config.strips:
                     strip = fio.make_strip(
                         [means[target], *grid[e, t], decoded_sources[e], means[source]],
@@ -274,22 +257,13 @@ def _write_run(workdir, config, labels, source, expressions, targets, used, stat
             "source": source,
             "expressions": {e: used[source].paths[i].name for e, i in expressions.items()},
             "targets": targets, "identity_images": {n: stats[n].count for n in used},
-            "images": images, "strips": strips, "means": mean_paths, "model": model_record,
+            "images": images, "strips": strips, "means": mean_paths, "model": exp.model_record,
         }
         if aligned:
             # The images the transfer encoded: the evaluation's AU reference.
             summary["aligned_inputs"] = aligned
             summary["source_images"] = {e: aligned[source][i] for e, i in expressions.items()}
         run.write_json("transfer.json", summary)
-        manifest = run.manifest
-        manifest.set_config(config.to_dict())
-        manifest.model = json.loads(fio.to_json(model_record))
-        manifest.add_inputs(inputs)
-        manifest.set_extra("data_options", next(iter(used.values())).options.to_dict())
-        common.record_alignment(manifest, used)
-        timings["write"] = time.perf_counter() - t0
-        for name, seconds in timings.items():
-            manifest.timings[name] = {"seconds": round(seconds, 6), "calls": 1}
     logging.info("wrote %d transfer images to %s", grid.shape[0] * grid.shape[1] * grid.shape[2],
-                 workdir)
+                 exp.workdir)
     return summary

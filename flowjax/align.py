@@ -281,7 +281,7 @@ class MtcnnDetector:
 
     MTCNN's two eye landmarks are used as eye centres, like dlib's eye-contour
     means; the template is the demo's. Measured difference from dlib's 68-point
-    eye centres (``python experiments/measure_faces.py --mtcnn_numpy_nms``): on scikit-image's
+    eye centres (``python -m tools.measure_faces --mtcnn_numpy_nms``): on scikit-image's
     astronaut (512 px, the one sharp bundled portrait) MTCNN's inter-eye
     distance is 0.964x dlib's and its eye midpoint is 0.021 d across and 0.001 d
     down from dlib's (d = dlib's inter-eye distance); on 92 faces of

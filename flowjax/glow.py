@@ -11,8 +11,8 @@ Use through ``Module.apply``::
 
     model = Glow(image_size=64, n_levels=3, depth=8, width=512)
     variables = model.init(key, images)              # data-dependent init
-    enc = model.apply(variables, images, method=Glow.encode)
-    images_again = model.apply(variables, enc.eps, method=Glow.decode)
+    enc = model.apply(variables, images, method="encode")
+    images_again = model.apply(variables, enc.eps, method="decode")
 
 or through the jitted :func:`encode` / :func:`decode` helpers below.
 
@@ -365,15 +365,17 @@ class Glow(nn.Module):
 @functools.partial(jax.jit, static_argnums=0)
 def encode(model: Glow, variables: Any, images: Array, noise: Any = None,
            y: Array | None = None) -> Encoding:
-    """Jitted :meth:`Glow.encode`; compiles once per (model, shapes)."""
-    return model.apply(variables, images, noise, y, method=Glow.encode)
+    """Jitted ``model.encode``; compiles once per (model, shapes). Called by name, so
+    any registered family (``flowjax.models``), Glow subclass or not, works."""
+    return model.apply(variables, images, noise, y, method="encode")
 
 
 @functools.partial(jax.jit, static_argnums=(0, 4, 5))
 def decode(model: Glow, variables: Any, latents: Sequence[Array], y: Array | None = None,
            space: str = "eps", quantize: bool = True) -> Array:
-    """Jitted :meth:`Glow.decode`; compiles once per (model, shapes, space, quantize)."""
-    return model.apply(variables, latents, y, space, quantize, method=Glow.decode)
+    """Jitted ``model.decode`` (by name, as :func:`encode`); compiles once per
+    (model, shapes, space, quantize)."""
+    return model.apply(variables, latents, y, space, quantize, method="decode")
 
 
 def abstract_variables(model: Glow) -> dict[str, Any]:

@@ -36,6 +36,8 @@ from typing import Any, Protocol
 
 import flax.linen as nn
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from flowjax import glow, rosinality
 from flowjax.steps import (  # noqa: F401  (the registry's public face)
@@ -149,6 +151,27 @@ def model_config(model: nn.Module) -> dict[str, Any]:
     return {FAMILY_KEY: name, **{f: getattr(model, f) for f in model_fields(type(model))}}
 
 
+def default_config(family: str = DEFAULT_FAMILY, **overrides: Any) -> dict[str, Any]:
+    """``{"family": family, **fields}`` with every field at its class default, then
+    ``overrides``: the one source of a config's model defaults (``configs/common.py``).
+
+    A field without a default, or an override that is not a field, is an error naming it.
+    """
+    cls = model_class(family)
+    defaults = {}
+    for field in dataclasses.fields(cls):
+        if field.name in ("parent", "name"):
+            continue
+        if field.default is dataclasses.MISSING:
+            raise ValueError(f"model family {family!r} field {field.name!r} has no default; "
+                             "give it in overrides")
+        defaults[field.name] = field.default
+    unknown = sorted(set(overrides) - set(defaults))
+    if unknown:
+        raise ValueError(f"unknown {family} config keys {unknown}; valid keys: {list(defaults)}")
+    return {FAMILY_KEY: family, **defaults, **overrides}
+
+
 def model_from_config(config: Mapping[str, Any]) -> nn.Module:
     """The model a :func:`model_config` dict (or a ConfigDict) describes.
 
@@ -163,6 +186,32 @@ def model_from_config(config: Mapping[str, Any]) -> nn.Module:
     if unknown:
         raise ValueError(f"unknown {name} config keys {unknown}; valid keys: {list(fields)}")
     return cls(**config)
+
+
+def random_variables(model: nn.Module, seed: int = 0, scale: float = 0.05) -> dict[str, Any]:
+    """Random (not data-initialised) variables for ``model``, without compiling ``init``.
+
+    For timing and tests: the tree comes from ``jax.eval_shape`` of the model's
+    init (tracing only; compiling Glow's data-dependent init takes tens of
+    seconds on a CPU even for tiny models); 1x1 convolutions get random
+    orthogonal matrices, so they stay invertible, every other leaf is
+    ``N(0, scale^2)``. Supports the ``invconv`` and ``reverse`` permutations.
+    """
+    if getattr(model, "permutation", None) not in ("invconv", "reverse"):
+        raise ValueError(f"random_variables supports permutation 'invconv' or 'reverse', got "
+                         f"{getattr(model, 'permutation', None)!r}; use glow.init for the others")
+    rng = np.random.default_rng(seed)
+
+    def fill(path, leaf):
+        names = [str(getattr(p, "key", p)) for p in path]
+        if names[-2:] == ["invconv", "W"]:
+            return np.linalg.qr(rng.standard_normal(leaf.shape))[0].astype(np.float32)
+        return (scale * rng.standard_normal(leaf.shape)).astype(np.float32)
+
+    images = jax.ShapeDtypeStruct((1, *model.image_shape), jnp.uint8)
+    y = jax.ShapeDtypeStruct((1,), jnp.int32) if model.n_classes else None
+    shapes = jax.eval_shape(lambda k, x, y: model.init(k, x, None, y), jax.random.key(0), images, y)
+    return jax.tree_util.tree_map_with_path(fill, dict(shapes))
 
 
 register_model(DEFAULT_FAMILY, glow.Glow)

@@ -579,14 +579,14 @@ class RosinalityGlow(nn.Module):
 @functools.partial(jax.jit, static_argnums=0)
 def encode(model: RosinalityGlow, variables: Any, images: Array, noise: Any = None) -> Encoding:
     """Jitted :meth:`RosinalityGlow.encode`."""
-    return model.apply(variables, images, noise, method=RosinalityGlow.encode)
+    return model.apply(variables, images, noise, method="encode")
 
 
 @functools.partial(jax.jit, static_argnums=(0, 3, 4))
 def decode(model: RosinalityGlow, variables: Any, latents: Sequence[Array], space: str = "eps",
            quantize: bool = True) -> Array:
     """Jitted :meth:`RosinalityGlow.decode`."""
-    return model.apply(variables, latents, None, space, quantize, method=RosinalityGlow.decode)
+    return model.apply(variables, latents, None, space, quantize, method="decode")
 
 
 def init(model: RosinalityGlow, key: Array, images: Array) -> Any:

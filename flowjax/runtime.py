@@ -27,12 +27,15 @@ killed run still removes its staging folder and marks its manifest failed.
 
 from __future__ import annotations
 
+import functools
+import importlib.util
 import logging as std_logging
 import os
 import sys
 import threading
 import traceback
 from pathlib import Path
+from types import ModuleType
 
 import jax
 from absl import flags
@@ -168,3 +171,25 @@ def exit_on_sigterm(signum, frame):
     timer.daemon = True  # a normal exit does not wait for it
     timer.start()
     raise SystemExit(code)
+
+
+@functools.cache
+def _load_config_module(path: str) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"flowjax_config_{Path(path).stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def config_module(name: str, near: str | os.PathLike) -> ModuleType:
+    """The config file ``<name>.py`` in the folder of ``near`` (a config's ``__file__``),
+    loaded as a module once per process.
+
+    The way configs load each other (``configs/common.py`` and one another): by file,
+    so a config works however it is started -- ``run.py``, ``python -m``, a script in
+    another folder, a test -- whether or not the repository root is importable.
+    """
+    path = Path(near).resolve().parent / f"{name}.py"
+    if not path.is_file():
+        raise FileNotFoundError(f"config module {path} does not exist")
+    return _load_config_module(str(path))

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from configs import common as config_common
 from configs import attributes as attributes_config
-from configs import transfer as transfer_config
-from experiments import attributes, common
+from experiments import attributes
 from flowjax import io as fio
-from flowjax import openai_attributes
+from flowjax import openai_attributes, synthetic_files
 
 ROOT = Path(__file__).resolve().parents[1]
 D = 16 * 16 * 3
@@ -26,7 +26,7 @@ def _config(faces: Path, **overrides):
     config = attributes_config.get_config()
     config.random_init.enabled = True
     config.random_init.ddi = False  # random weights: no init compile
-    config.model = transfer_config.model_config(image_size=16, n_levels=2, depth=2, width=8)
+    config.model = config_common.model_config(image_size=16, n_levels=2, depth=2, width=8)
     config.data.base_dir = str(faces)
     config.data.images = "*/neutral.png"
     config.data.positive = "*/smile.png"
@@ -41,7 +41,8 @@ def _config(faces: Path, **overrides):
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory):
     root = tmp_path_factory.mktemp("faces")
-    common.write_generated_faces(root, n_identities=3, expressions=("neutral", "smile"), size=16)
+    synthetic_files.write_generated_faces(root, n_identities=3,
+                                          expressions=("neutral", "smile"), size=16)
     return root
 
 

@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from configs import common as config_common
 from configs import evaluate as evaluate_config
 from flowjax import io as fio
 from flowjax.evaluation import metrics, pipeline, scorers
@@ -323,10 +324,11 @@ def _files(folder: Path) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def smoke_run(tmp_path_factory) -> Path:
     from configs import transfer as transfer_config
-    from experiments import common, transfer
+    from experiments import transfer
+    from flowjax import synthetic_files
 
     root = tmp_path_factory.mktemp("smoke")
-    common.write_generated_faces(root / "faces", n_identities=2,
+    synthetic_files.write_generated_faces(root / "faces", n_identities=2,
                                  expressions=("neutral", "smile"), size=16)
     config = transfer_config.get_config()
     config.data.identities = str(root / "faces")
@@ -334,7 +336,7 @@ def smoke_run(tmp_path_factory) -> Path:
     config.checkpoint = None
     config.evaluation.enabled = False
     config.random_init.enabled, config.random_init.ddi = True, False
-    config.model = transfer_config.model_config(image_size=16, n_levels=2, depth=1, width=4)
+    config.model = config_common.model_config(image_size=16, n_levels=2, depth=1, width=4)
     transfer.main(config, str(root / "run"))
     return root / "run"
 

@@ -20,6 +20,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from configs import common as config_common
 from configs import explore as explore_config
 from flowjax import explore, sweep
 from flowjax import io as fio
@@ -31,7 +32,7 @@ SIZE = 16
 
 def tiny_config():
     config = explore_config.get_config("smoke")
-    config.model = explore_config.model_config(image_size=SIZE, n_levels=2, depth=1, width=4)
+    config.model = config_common.model_config(image_size=SIZE, n_levels=2, depth=1, width=4)
     config.random_init.ddi = False
     config.progress = False
     return config
@@ -53,10 +54,10 @@ def client(editor):
 def synthetic_faces(tmp_path_factory) -> list[Path]:
     """Faces flowjax.synthetic renders at the model's size, of identities the editor has not
     seen (another seed; the same batch shape as the editor's faces, so no new compile)."""
-    from experiments import common
+    from flowjax import synthetic_files
 
     generated = tiny_config().data.generated
-    faces = common.write_generated_faces(tmp_path_factory.mktemp("uploads"),
+    faces = synthetic_files.write_generated_faces(tmp_path_factory.mktemp("uploads"),
                                          generated.n_identities, generated.expressions, SIZE,
                                          seed=generated.seed + 7)
     return [path for paths in faces.values() for path in paths]
@@ -316,14 +317,14 @@ def test_demo_editor_edits_an_uploaded_face(browser, tmp_path, save_screenshot):
     from playwright.sync_api import expect
     from werkzeug.serving import make_server
 
-    from experiments import common
+    from flowjax import synthetic_files
     from experiments import explore as experiment
 
     config = explore_config.get_config()
     config.progress = False
     editor = experiment.build_editor(config)[0]
     editor.warm_up()
-    faces = common.write_generated_faces(tmp_path / "faces", 1, ("neutral",), 64, seed=11)
+    faces = synthetic_files.write_generated_faces(tmp_path / "faces", 1, ("neutral",), 64, seed=11)
     server = make_server("127.0.0.1", 0, explore.create_app(editor), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -12,7 +12,7 @@ import pytest
 
 from flowjax import bijectors as bj
 from flowjax import glow
-from flowjax import latents
+from flowjax import latents, models
 from flowjax.glow import Glow
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -177,7 +177,7 @@ def test_at_init_every_additive_coupling_is_the_identity():
 
 def test_celeba256_config_has_openai_parameter_count_and_latent_layout():
     config = _load_config("celeba256").get_config()
-    model = glow.model_from_config(config.model)
+    model = models.model_from_config(config.model)
     shapes = jax.eval_shape(lambda k, x: model.init(k, x), jax.random.key(0),
                             jax.ShapeDtypeStruct((1, 256, 256, 3), jnp.uint8))
     n_params = sum(int(np.prod(a.shape)) for a in jax.tree.leaves(shapes["params"]))

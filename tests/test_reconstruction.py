@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from configs import common as config_common
 from configs import reconstruction as reconstruction_config
-from configs import transfer as transfer_config
-from experiments import common, reconstruction
-from flowjax import align
+from experiments import reconstruction
+from flowjax import align, synthetic_files
 from flowjax import io as fio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -26,7 +26,7 @@ def _config(faces: Path, **overrides):
     config = reconstruction_config.get_config()
     config.random_init.enabled = True
     config.random_init.ddi = False  # random weights: no init compile
-    config.model = transfer_config.model_config(image_size=16, n_levels=2, depth=2, width=8)
+    config.model = config_common.model_config(image_size=16, n_levels=2, depth=2, width=8)
     config.data.images = str(faces / "*" / "*.png")
     config.progress = False
     config.update(overrides)
@@ -36,7 +36,8 @@ def _config(faces: Path, **overrides):
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory):
     root = tmp_path_factory.mktemp("faces")
-    common.write_generated_faces(root, n_identities=2, expressions=("neutral", "smile"), size=16)
+    synthetic_files.write_generated_faces(root, n_identities=2,
+                                          expressions=("neutral", "smile"), size=16)
     return root
 
 

@@ -22,9 +22,10 @@ import jax
 import numpy as np
 import pytest
 
+from configs import common as config_common
 from configs import transfer as transfer_config
-from experiments import common, transfer
-from flowjax import data, glow, sweep
+from experiments import transfer
+from flowjax import data, glow, models, runs, sweep, synthetic_files
 from flowjax import io as fio
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,7 +35,8 @@ ENV.pop("FLOWJAX_TRACEBACK", None)
 
 
 def _faces(root: Path) -> Path:
-    common.write_generated_faces(root, n_identities=3, expressions=("neutral", "smile"), size=16)
+    synthetic_files.write_generated_faces(root, n_identities=3,
+                                          expressions=("neutral", "smile"), size=16)
     return root
 
 
@@ -48,7 +50,7 @@ def _config(faces: Path, **overrides):
     config.checkpoint = None
     config.random_init.enabled = True
     config.random_init.ddi = False
-    config.model = transfer_config.model_config(image_size=16, n_levels=2, depth=2, width=8)
+    config.model = config_common.model_config(image_size=16, n_levels=2, depth=2, width=8)
     config.update(overrides)
     return config
 
@@ -58,8 +60,8 @@ def no_work(monkeypatch):
     """Makes any model work fail the test: a refusal must come before it."""
     def work(*args, **kwargs):
         pytest.fail("the run started work (read the model) before refusing")
-    monkeypatch.setattr(common, "model_geometry", work)
-    monkeypatch.setattr(common, "load_model", work)
+    monkeypatch.setattr(runs, "model_geometry", work)
+    monkeypatch.setattr(runs, "load_model", work)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +69,7 @@ def nan_checkpoint(tmp_path_factory) -> Path:
     """A model export with one NaN among its weights (as a damaged file or diverged run)."""
     from flowjax import checkpoints
 
-    variables = jax.tree.map(np.array, common.random_variables(MODEL, seed=3))
+    variables = jax.tree.map(np.array, models.random_variables(MODEL, seed=3))
     variables["params"]["level_1"]["invconv"]["W"][0, 0, 1] = np.nan
     return checkpoints.save_model(tmp_path_factory.mktemp("nan") / "ckpt", MODEL, variables)
 

@@ -16,7 +16,7 @@ import jax
 import numpy as np
 import pytest
 
-from experiments.common import random_variables
+from flowjax.models import random_variables
 from flowjax import glow, latents, sweep
 
 MODEL = glow.Glow(image_size=8, n_levels=2, depth=2, width=8)
@@ -213,7 +213,7 @@ def test_zero_var_eps_is_refused_for_the_variance_methods(variables, encoding, m
 
 _SHARDED_SCRIPT = textwrap.dedent("""
     import jax, numpy as np
-    from experiments.common import random_variables
+    from flowjax.models import random_variables
     from flowjax import glow, latents, sweep
     assert len(jax.devices()) == 4, jax.devices()
     chunk = sweep.Placement().shard_batch(np.zeros((4, 3)))

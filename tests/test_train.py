@@ -21,7 +21,7 @@ import optax
 import pytest
 from PIL import Image
 
-from flowjax import checkpoints, data, glow
+from flowjax import checkpoints, data, models
 from flowjax import io as fio
 from flowjax import train
 
@@ -175,7 +175,7 @@ def tiny_run(tmp_path_factory):
 
 def test_bits_per_dim_on_a_fixed_batch_decreases_over_50_steps(tiny_run):
     config, workdir, _ = tiny_run
-    model = glow.model_from_config(config.model)
+    model = models.model_from_config(config.model)
     spec = train.OptimizerSpec.from_config(config.optimizer)
     mesh = train.make_mesh()
     dataset, _ = train.make_datasets(config, model.image_size)

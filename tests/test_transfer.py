@@ -17,10 +17,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from configs import common as config_common
 from configs import transfer as transfer_config
-from experiments import common
 from experiments import transfer
-from flowjax import align, glow
+from flowjax import align, glow, models, synthetic_files
 from flowjax import io as fio
 from flowjax.data import ImageDataError
 
@@ -34,11 +34,12 @@ def checkpoint(tmp_path_factory):
     from flowjax import checkpoints
 
     path = tmp_path_factory.mktemp("ckpt") / "model"
-    return checkpoints.save_model(path, MODEL, common.random_variables(MODEL, seed=3))
+    return checkpoints.save_model(path, MODEL, models.random_variables(MODEL, seed=3))
 
 
 def _faces(root: Path, size: int = 16) -> Path:
-    common.write_generated_faces(root, n_identities=3, expressions=("neutral", "smile"), size=size)
+    synthetic_files.write_generated_faces(root, n_identities=3,
+                                          expressions=("neutral", "smile"), size=size)
     return root
 
 
@@ -53,7 +54,7 @@ def _config(faces: Path, checkpoint=None, **overrides):
         config.checkpoint = None
         config.random_init.enabled = True
         config.random_init.ddi = False
-        config.model = transfer_config.model_config(image_size=16, n_levels=2, depth=2, width=8)
+        config.model = config_common.model_config(image_size=16, n_levels=2, depth=2, width=8)
     else:
         config.checkpoint = str(checkpoint)
     config.update(overrides)
@@ -267,7 +268,7 @@ def _unaligned_photos(root: Path, size: int = 32) -> Path:
     shifted into a square photo of its own size: root/photos/<identity>/*.png."""
     tx, ty = align.LEFT_EYE_TEMPLATE
     marks = np.array([[tx, ty], [1 - tx, ty], [0.5, 0.62], [0.4, 0.78], [0.6, 0.78]]) * size
-    generated = common.write_generated_faces(root / "aligned", n_identities=3,
+    generated = synthetic_files.write_generated_faces(root / "aligned", n_identities=3,
                                              expressions=("neutral", "smile"), size=size)
     for k, (identity, files) in enumerate(generated.items()):
         (root / "photos" / identity).mkdir(parents=True)

@@ -60,7 +60,7 @@ from typing import Any
 import numpy as np
 from flax import traverse_util
 
-from flowjax import __version__, checkpoints, glow
+from flowjax import __version__, checkpoints, glow, models
 from flowjax import graphdef as gd
 from flowjax.glow import Glow
 
@@ -575,7 +575,7 @@ def main(argv: list[str]) -> None:
     if len(argv) > 1:
         raise SystemExit(f"unexpected arguments {argv[1:]}; all options are --flags")
     flags_ = flags.FLAGS
-    model = glow.model_from_config(flags_.config.model)
+    model = models.model_from_config(flags_.config.model)
     allow = [kind for kind in ALLOWABLE if getattr(flags_, f"allow_{kind}")]
     manifest = convert_file(flags_.graph, flags_.out, model,
                             optimized_graph=flags_.optimized_graph, allow=allow,

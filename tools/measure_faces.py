@@ -8,8 +8,8 @@ units of dlib's inter-eye distance). The numbers in ``flowjax.align``'s
 ``MtcnnDetector`` docstring come from the first command, the README's
 times per photo from the second (run where MTCNN imports)::
 
-    python experiments/measure_faces.py --mtcnn_numpy_nms
-    python experiments/measure_faces.py --repeats=5 --nocompare_eyes
+    python -m tools.measure_faces --mtcnn_numpy_nms
+    python -m tools.measure_faces --repeats=5 --nocompare_eyes
 
 Photos: ``skimage.data.astronaut()`` (512 px) at 512, 1024 and 2048 px, and
 the faces of ``skimage.data.lfw_subset()`` (25 px crops) enlarged to 200 px.

@@ -1,6 +1,6 @@
 """Export a training workdir's latest checkpoint as a standalone model directory.
 
-    python experiments/export_model.py --workdir=runs/glow-demo --out=weights/demo/glow
+    python -m tools.export_model --workdir=runs/glow-demo --out=weights/demo/glow
 
 writes ``checkpoints.save_model``'s layout (``model_config.json``,
 ``variables/``, ``metadata.json`` with the training step, the workdir's last

@@ -1,6 +1,6 @@
 """Encode/decode throughput of a Glow, as a fraction of the device's matmul peak.
 
-    python experiments/benchmark.py --config=configs/celeba256.py:small \
+    python -m tools.benchmark --config=configs/celeba256.py:small \
         --batch_sizes=1,8,32 --json=bench.json
 
 In one run it measures (1) the device's float32 matmul peak with a large
@@ -26,7 +26,7 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
-from flowjax import glow, model_stats
+from flowjax import glow, model_stats, models
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "8"], "Batch sizes to time.")
@@ -79,8 +79,8 @@ def benchmark_model(model: glow.Glow, batch_size: int, repeats: int, peak: float
     key = jax.random.key(0)
     images = jax.random.randint(key, (batch_size, *model.image_shape), 0, 256).astype(jnp.uint8)
     variables = glow.init(model, key, images)
-    encode = jax.jit(lambda v, x: model.apply(v, x, method=glow.Glow.encode).eps)
-    decode = jax.jit(lambda v, eps: model.apply(v, eps, None, "eps", False, method=glow.Glow.decode))
+    encode = jax.jit(lambda v, x: model.apply(v, x, method="encode").eps)
+    decode = jax.jit(lambda v, eps: model.apply(v, eps, None, "eps", False, method="decode"))
     enc_compiled, enc_compile_s = _timed_compile(encode, variables, images)
     eps = enc_compiled(variables, images)
     dec_compiled, dec_compile_s = _timed_compile(decode, variables, eps)
@@ -138,7 +138,7 @@ def run(config, batch_sizes, precisions, repeats, matmul_size=0) -> dict:
         "model": dict(config.model), "runs": [],
     }
     for precision in precisions:
-        model = glow.model_from_config({**dict(config.model), "precision": precision})
+        model = models.model_from_config({**dict(config.model), "precision": precision})
         results["flops_per_image"] = model_stats.flops_per_image(model)
         for batch_size in batch_sizes:
             try:

@@ -21,9 +21,9 @@ at reduced depth/width, ``--depth256/--width256``, default depth 2 width 64, sai
 so in the table). Weights are random (:func:`random_variables`): decoding cost
 does not depend on their values.
 
-    python experiments/benchmark_sweep.py --out=runs/benchmark_sweep.json
-    python experiments/benchmark_sweep.py --sizes=64 --chunk_size=32
-    python experiments/benchmark_sweep.py --sizes=64 --width64=64   # a quick check
+    python -m tools.benchmark_sweep --out=runs/benchmark_sweep.json
+    python -m tools.benchmark_sweep --sizes=64 --chunk_size=32
+    python -m tools.benchmark_sweep --sizes=64 --width64=64   # a quick check
 
 writes JSON and prints a markdown table. Expected on a 2-core CPU: the
 one-call sweep is >= 3x faster than ``loop_image`` at 64x64; against
@@ -43,12 +43,10 @@ import jax
 import numpy as np
 from absl import app, flags
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from flowjax import glow, latents, sweep  # noqa: E402
-from flowjax import io as fio  # noqa: E402
-from flowjax.glow import Glow  # noqa: E402
-from experiments.common import random_variables  # noqa: E402
+from flowjax import glow, latents, sweep
+from flowjax import io as fio
+from flowjax.glow import Glow
+from flowjax.models import random_variables
 
 N_EXPRESSIONS, N_TARGETS = 5, 4
 ALPHAS = latents.alpha_grid(0.30, 0.50, 0.02)

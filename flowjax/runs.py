@@ -1,128 +1,197 @@
-"""Shared pieces of the transfer, attributes and reconstruction experiments.
+"""The scaffold of an experiment run: what every ``main(config, workdir)`` shares.
 
-* :func:`load_model` -- the model from ``config.checkpoint`` or, only when
-  ``config.random_init.enabled``, a randomly initialised one (logged loudly and
-  recorded as such in the manifest);
+:class:`Experiment` is the scaffold itself::
+
+    exp = runs.Experiment(config, workdir)       # checks the workdir, before any work
+    with exp.staging() as tmp:                   # a private folder, removed afterwards
+        with exp.timed("load_images"):
+            size = exp.geometry.image_size       # the model's size, weights not read
+            root = exp.generated_faces(tmp)      # config.data.generated, or None
+            images = runs.load_images(config, paths, size)
+        model, variables, record = exp.load_model(images.images)   # timed "load_model"
+        ...                                      # the experiment's own logic, exp.timed(...)
+        with exp.run_dir({"images": images}) as run:   # manifest: config, model, inputs,
+            run.write_png(...)                   # alignment, data options, timings
+                                                 # ("write" is this block)
+
+and the pieces it uses, for experiments that need only some:
+
+* :func:`load_model` -- the model from ``config.checkpoint`` (any registered
+  family, ``flowjax.checkpoints.load_model``) or, only when
+  ``config.random_init.enabled``, a randomly initialised one from
+  ``config.model`` (``flowjax.models.model_from_config``; logged loudly and
+  recorded as such in the manifest); :func:`model_geometry` reads the model
+  cheaply (no weights) to size the images;
 * :func:`check_workdir` -- fails before any work when the run directory exists,
   is not writable, or would take an input with it (:func:`config_paths`);
-* :func:`resolve_paths` -- config paths and globs, relative to a base folder;
-* :func:`write_generated_faces` -- SYNTHETIC TEST DATA: clean renders of
-  identities x expressions (``flowjax.synthetic``) for smoke runs and tests;
-* :func:`write_synthetic_study` -- the seed study's setting rendered with
-  known identities and Action Units: the demo data of ``configs/transfer.py``;
 * :func:`check_alignment`, :func:`load_images`, :func:`load_identities`,
   :func:`record_alignment` -- the configured images, aligned on the way in
   when ``config.align`` (``flowjax.align``), else as ``flowjax.data`` loads them;
 * :func:`encode_sets` -- one batched encode of several image sets, flat
-  latents per set;
-* :func:`random_variables` -- random weights without compiling ``init``;
-* :func:`alpha_label` and :func:`safe_name` -- names of output files.
+  latents per set; :func:`record_inputs` -- the manifest's input entries.
 
 Experiments load and check *everything* (config, model, images) before they
-create the run directory, so bad input leaves no output behind.
+create the run directory, so bad input leaves no output behind. Names of
+files are in ``flowjax.names``, the synthetic writers in
+``flowjax.synthetic_files``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import glob
+import json
 import os
-import re
-from collections.abc import Sequence
+import time
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
+import flax.linen as nn
 import jax
-import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from flowjax import align, data, glow, latents, models, sweep, synthetic
+from flowjax import align, checkpoints, data, glow, latents, models, sweep, synthetic_files
 from flowjax import io as fio
-from flowjax.glow import Glow
 
 PathLike = str | os.PathLike
 
 RANDOM_MODEL_WARNING = (
-    "NO CHECKPOINT: using a RANDOMLY INITIALISED Glow (config.checkpoint is None). "
+    "NO CHECKPOINT: using a RANDOMLY INITIALISED model (config.checkpoint is None). "
     "Its images show the pipeline working, not expression transfer; use this "
     "only for smoke runs and tests."
 )
 
 
+class Experiment:
+    """One run of an experiment: workdir check, staging, model, timings, manifest.
+
+    Constructing it checks the workdir (:func:`check_workdir`; with
+    ``check_inputs`` also that ``overwrite`` would not delete one of the
+    config's input paths). :meth:`timed` blocks add to the manifest's
+    ``timings``; :meth:`load_model` keeps the model's manifest record, which
+    :meth:`run_dir` writes with the config, the inputs and their alignment.
+    """
+
+    def __init__(self, config: Any, workdir: PathLike, *, check_inputs: bool = True) -> None:
+        check_workdir(workdir, config.overwrite, config if check_inputs else None)
+        self.config = config
+        self.workdir = workdir
+        self.timings: dict[str, dict[str, float]] = {}
+        self.model_record: dict[str, Any] | None = None
+        self.generated_root: Path | None = None
+        self.input_paths: dict[Path, str] = {}
+        self._geometry: nn.Module | None = None
+
+    def staging(self) -> contextlib.AbstractContextManager[Path]:
+        """A private folder beside the workdir for inputs generated on the way
+        (``flowjax.io.staging_dir``), removed when the block ends."""
+        return fio.staging_dir(self.workdir)
+
+    @contextlib.contextmanager
+    def timed(self, name: str) -> Iterator[None]:
+        """Adds the block's wall time to ``timings[name]`` (also if it raises)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            entry = self.timings.setdefault(name, {"seconds": 0.0, "calls": 0})
+            entry["seconds"] += time.perf_counter() - start
+            entry["calls"] += 1
+
+    @property
+    def geometry(self) -> nn.Module:
+        """The model the run will use, without its weights (:func:`model_geometry`)."""
+        if self._geometry is None:
+            self._geometry = model_geometry(self.config)
+        return self._geometry
+
+    def generated_faces(self, tmp: PathLike) -> Path | None:
+        """``config.data.generated``'s faces in ``tmp`` at the model's size, or None."""
+        self.generated_root = write_configured_faces(self.config, tmp, self.geometry.image_size)
+        return self.generated_root
+
+    def load_model(self, images: np.ndarray) -> tuple[nn.Module, Any, dict[str, Any]]:
+        """:func:`load_model` (timed ``load_model``); the record goes to the manifest."""
+        with self.timed("load_model"):
+            model, variables, self.model_record = load_model(self.config, images)
+        return model, variables, self.model_record
+
+    @property
+    def model_label(self) -> str:
+        """Short provenance text naming the model, for the images' metadata."""
+        return model_label(self.model_record)
+
+    @contextlib.contextmanager
+    def run_dir(self, inputs: Mapping[str, Any] | None = None) -> Iterator[fio.RunDir]:
+        """The run directory (``flowjax.io.create_run_dir``), its manifest filled in.
+
+        The manifest gets the config, the model record, ``inputs`` (image sets;
+        generated ones copied into the run, see :func:`record_inputs`; where each
+        path is recorded is then :attr:`input_paths`), their data options and
+        alignment, and the timings, the block itself as ``write``.
+        """
+        start = time.perf_counter()
+        with fio.create_run_dir(self.workdir, overwrite=self.config.overwrite) as run:
+            manifest = run.manifest
+            manifest.set_config(self.config.to_dict())
+            if self.model_record is not None:
+                manifest.model = json.loads(fio.to_json(self.model_record))
+            if inputs:
+                entries, self.input_paths = record_inputs(run, inputs, self.generated_root)
+                manifest.add_inputs(entries)
+                manifest.set_extra("data_options",
+                                   next(iter(inputs.values())).options.to_dict())
+                record_alignment(manifest, inputs)
+            yield run
+            self.timings["write"] = {"seconds": time.perf_counter() - start, "calls": 1}
+            for name, entry in self.timings.items():
+                manifest.timings[name] = dict(entry)
+
+
 # ---- the model --------------------------------------------------------------------
 
 
-def random_variables(model: Glow, seed: int = 0, scale: float = 0.05) -> dict[str, Any]:
-    """Random (not data-initialised) variables for ``model``, without compiling ``init``.
-
-    For timing and tests: the tree comes from ``jax.eval_shape`` of the model's
-    init (tracing only; compiling Glow's data-dependent init takes tens of
-    seconds on a CPU even for tiny models); 1x1 convolutions get random
-    orthogonal matrices, so they stay invertible, every other leaf is
-    ``N(0, scale^2)``. Supports the ``invconv`` and ``reverse`` permutations.
-    """
-    if model.permutation not in ("invconv", "reverse"):
-        raise ValueError(f"random_variables supports permutation 'invconv' or 'reverse', got "
-                         f"{model.permutation!r}; use glow.init for the others")
-    rng = np.random.default_rng(seed)
-
-    def fill(path, leaf):
-        names = [str(getattr(p, "key", p)) for p in path]
-        if names[-2:] == ["invconv", "W"]:
-            return np.linalg.qr(rng.standard_normal(leaf.shape))[0].astype(np.float32)
-        return (scale * rng.standard_normal(leaf.shape)).astype(np.float32)
-
-    images = jax.ShapeDtypeStruct((1, *model.image_shape), jnp.uint8)
-    y = jax.ShapeDtypeStruct((1,), jnp.int32) if model.n_classes else None
-    shapes = jax.eval_shape(lambda k, x, y: model.init(k, x, None, y), jax.random.key(0), images, y)
-    return jax.tree_util.tree_map_with_path(fill, dict(shapes))
-
-
-def model_geometry(config: Any) -> Glow:
+def model_geometry(config: Any) -> nn.Module:
     """The model the run will use, read cheaply (no weights) to size the images."""
+    if _uses_checkpoint(config):
+        return checkpoints.read_model_config(config.checkpoint)
+    return models.model_from_config(config.model)
+
+
+def _uses_checkpoint(config: Any) -> bool:
+    """True for ``config.checkpoint``, False for an allowed random init; else an error."""
     if config.checkpoint and config.random_init.enabled:
         raise ValueError(
             f"config.checkpoint={config.checkpoint!r} and config.random_init.enabled=True are "
             "both set; pass --config.checkpoint=None for a random model, or drop random_init")
     if config.checkpoint:
-        from flowjax import checkpoints
-
-        return checkpoints.read_model_config(config.checkpoint)
-    _check_random_allowed(config)
-    return glow.model_from_config(config.model)
-
-
-def _check_random_allowed(config: Any) -> None:
+        return True
     if not config.random_init.enabled:
         raise ValueError(
             "config.checkpoint is not set: give --config.checkpoint=DIR (a save_model export "
             "or a training workdir). A randomly initialised model is only for smoke runs and "
             "tests: --config.random_init.enabled=True")
+    return False
 
 
-def load_model(config: Any, images: np.ndarray) -> tuple[Glow, Any, dict[str, Any]]:
+def load_model(config: Any, images: np.ndarray) -> tuple[nn.Module, Any, dict[str, Any]]:
     """``(model, variables, record)``: the checkpoint, or a random init if allowed.
 
     A random init uses ``config.model``, ``config.random_init.seed`` and, with
     ``config.random_init.ddi`` (default), data-dependent ActNorm init on
-    ``images`` (all the run's inputs); without it :func:`random_variables`.
+    ``images`` (all the run's inputs); without it ``flowjax.models.random_variables``.
     ``record`` is the manifest's ``model`` entry.
     """
-    if config.checkpoint and config.random_init.enabled:
-        raise ValueError(
-            f"config.checkpoint={config.checkpoint!r} and config.random_init.enabled=True are "
-            "both set; pass --config.checkpoint=None for a random model, or drop random_init")
-    if config.checkpoint:
-        from flowjax import checkpoints
-
+    if _uses_checkpoint(config):
         model, variables = checkpoints.load_model(config.checkpoint)
         sweep.check_finite_variables(variables, f"checkpoint {config.checkpoint}")
         record = {"checkpoint": os.fspath(config.checkpoint),
                   "sha256": fio.sha256_path(config.checkpoint),
                   "model_config": models.model_config(model), "random_init": False}
         return model, variables, record
-    _check_random_allowed(config)
-    model = glow.model_from_config(config.model)
+    model = models.model_from_config(config.model)
     seed = int(config.random_init.seed)
     logging.warning("%s", RANDOM_MODEL_WARNING)
     logging.warning("random init: seed %d, %s", seed,
@@ -131,14 +200,14 @@ def load_model(config: Any, images: np.ndarray) -> tuple[Glow, Any, dict[str, An
     if config.random_init.ddi:
         variables = glow.init(model, jax.random.PRNGKey(seed), images)
     else:
-        variables = random_variables(model, seed)
+        variables = models.random_variables(model, seed)
     record = {"checkpoint": None, "sha256": None, "random_init": True, "seed": seed,
               "ddi_on_inputs": bool(config.random_init.ddi),
-              "model_config": glow.model_config(model), "warning": RANDOM_MODEL_WARNING}
+              "model_config": models.model_config(model), "warning": RANDOM_MODEL_WARNING}
     return model, variables, record
 
 
-def encode_sets(model: Glow, variables: Any, image_sets: dict[str, Any],
+def encode_sets(model: nn.Module, variables: Any, image_sets: dict[str, Any],
                 config: Any) -> dict[str, np.ndarray]:
     """Flat latents ``[N_k, D]`` in ``config.space`` per image set, from one batched encode."""
     images = np.concatenate([s.images for s in image_sets.values()])
@@ -155,9 +224,6 @@ def model_label(record: dict[str, Any]) -> str:
     if record["random_init"]:
         return f"RANDOM INIT seed {record['seed']} (no checkpoint)"
     return f"{record['checkpoint']} sha256:{record['sha256']}"
-
-
-# ---- loading the configured images (aligned or not) ---------------------------------
 
 
 def check_alignment(config: Any, synthetic_study: bool = False) -> None:
@@ -226,9 +292,6 @@ def record_alignment(manifest: fio.Manifest, image_sets: dict[str, Any]) -> None
         manifest.set_extra("alignment", entries)
 
 
-# ---- run directory and inputs ------------------------------------------------------
-
-
 def check_workdir(workdir: PathLike, overwrite: bool = False, config: Any = None) -> None:
     """Fails early, before any loading, if the run directory could not be written
     (``flowjax.io.check_workdir``): it exists (without ``overwrite``), is not flowjax's,
@@ -275,29 +338,6 @@ def config_paths(config: Any) -> dict[str, str]:
     return found
 
 
-def resolve_paths(items: str | Sequence[str], base_dir: PathLike | None, what: str) -> list[Path]:
-    """Config paths -> paths; relative ones against ``base_dir``; globs expanded (sorted).
-
-    A glob that matches nothing is an error naming it.
-    """
-    listed = [items] if isinstance(items, (str, os.PathLike)) else list(items)
-    if not listed:
-        raise ValueError(f"{what}: no paths given")
-    out: list[Path] = []
-    for item in listed:
-        path = Path(item)
-        if base_dir is not None and not path.is_absolute():
-            path = Path(base_dir) / path
-        if glob.has_magic(str(path)):
-            matches = sorted(Path(p) for p in glob.glob(str(path)))
-            if not matches:
-                raise FileNotFoundError(f"{what}: pattern {path} matches no file; check the path")
-            out.extend(matches)
-        else:
-            out.append(path)
-    return out
-
-
 def record_inputs(run: fio.RunDir, image_sets: dict[str, Any],
                   generated_root: Path | None) -> tuple[list[dict[str, Any]], dict[Path, str]]:
     """Manifest entries of the inputs, and where each input path is recorded.
@@ -321,127 +361,35 @@ def record_inputs(run: fio.RunDir, image_sets: dict[str, Any],
     return entries, where
 
 
-def image_names(paths: Sequence[Path]) -> list[str]:
-    """Output names of images: file stems, or ``<folder>_<stem>`` when stems repeat
-    (e.g. the glob ``*/neutral.png``); names that still repeat are an error."""
-    stems = [Path(p).stem for p in paths]
-    names = stems if len(set(stems)) == len(stems) else [
-        f"{Path(p).parent.name}_{Path(p).stem}" for p in paths]
-    if len(set(names)) != len(names):
-        raise ValueError(f"images have repeated names {names}; rename them")
-    return [safe_name(n, "image name") for n in names]
-
-
-def safe_name(name: str, what: str) -> str:
-    """``name`` if it is usable as one path component, else a clear error."""
-    if not name or name in (".", "..") or re.search(r"[/\\\x00]", name):
-        raise ValueError(f"{what} {name!r} cannot be used as a folder or file name; rename it")
-    return name
-
-
-def alpha_label(alpha: float) -> str:
-    """Alpha as written in file names: two decimals when exact (``0.30``), else ``%g``."""
-    alpha = float(alpha)
-    return f"{alpha:.2f}" if abs(alpha - round(alpha, 2)) < 1e-9 else f"{alpha:g}"
-
-
-def alpha_labels(alphas: Sequence[float]) -> list[str]:
-    """Labels of every alpha; out-of-range alphas (``latents.check_alphas``) and two
-    alphas with one label are errors."""
-    latents.check_alphas(alphas, "config.alphas")
-    labels = [alpha_label(a) for a in alphas]
-    if len(set(labels)) != len(labels):
-        raise ValueError(f"config.alphas {list(alphas)} has repeated values (as file names: "
-                         f"{labels}); give distinct alphas")
-    return labels
-
-
-# ---- SYNTHETIC DATA (flowjax.synthetic) ----------------------------------------------
-
-GENERATED_EXPRESSIONS = ("neutral", *synthetic.PROTOTYPES)
-
-
-def _expression_aus(expression: str) -> np.ndarray:
-    if expression == "neutral":
-        return np.zeros(len(synthetic.AU_NAMES), np.float32)
-    return synthetic.prototype_aus(expression)
-
-
-def _write_faces(paths: Sequence[Path], images: np.ndarray, infos: Sequence[dict]) -> None:
-    for path, image, info in zip(paths, images, infos):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fio.write_png(path, image, {"kind": "synthetic input face (flowjax.synthetic)", **info})
-
-
-def write_generated_faces(root: PathLike, n_identities: int = 3,
-                          expressions: Sequence[str] = GENERATED_EXPRESSIONS, size: int = 32,
-                          seed: int = 0) -> dict[str, list[Path]]:
-    """SYNTHETIC TEST DATA: ``root/id<k>/<expression>.png``, one clean render
-    (no nuisance) of every identity with every expression (``neutral`` or a
-    ``flowjax.synthetic.PROTOTYPES`` name). Returns ``{identity: [paths]}``.
-    """
-    unknown = sorted(set(expressions) - set(GENERATED_EXPRESSIONS))
-    if unknown:
-        raise ValueError(f"unknown generated expressions {unknown}; choose from "
-                         f"{GENERATED_EXPRESSIONS}")
-    root = Path(root)
-    identities = synthetic.sample_identities(jax.random.key(seed), n_identities)
-    rows = np.repeat(np.arange(n_identities), len(expressions))
-    aus = np.tile(np.stack([_expression_aus(e) for e in expressions]), (n_identities, 1))
-    images = np.asarray(synthetic.render(jax.tree.map(lambda a: a[rows], identities), aus,
-                                         size=size))
-    names = [f"id{k:02d}" for k in range(n_identities)]
-    paths = [root / names[k] / f"{e}.png" for k in range(n_identities) for e in expressions]
-    _write_faces(paths, images, [{"identity": names[k], "expression": e, "seed": seed}
-                                 for k in range(n_identities) for e in expressions])
-    return {name: paths[k * len(expressions):(k + 1) * len(expressions)]
-            for k, name in enumerate(names)}
-
-
 def write_configured_faces(config: Any, tmp: PathLike, image_size: int) -> Path | None:
     """``config.data.generated``'s faces in ``tmp/faces`` (SYNTHETIC TEST DATA), or None."""
     generated = config.data.generated
     if not generated.enabled:
         return None
     root = Path(tmp) / "faces"
-    write_generated_faces(root, generated.n_identities, generated.expressions, image_size,
-                          generated.seed)
+    synthetic_files.write_generated_faces(root, generated.n_identities, generated.expressions,
+                                          image_size, generated.seed)
     return root
 
 
-SOURCE_IDENTITY = "source"
+# ---- writing a swept grid -----------------------------------------------------------
 
 
-def write_synthetic_study(root: PathLike, seed: int, n_identities: int, photos_per_identity: int,
-                          n_expressions: int, size: int,
-                          nuisance_strength: float = 1.0) -> dict[str, Any]:
-    """The seed study's layout, rendered (``flowjax.synthetic.make_study``):
+def write_alpha_row(run: fio.RunDir, folder: str, name: str, images: Any, alphas: Any,
+                    labels: list[str], provenance: Mapping[str, Any]) -> dict[str, str]:
+    """One row of a swept grid (one image per alpha) as ``folder/<label>/<name>_<label>.png``.
 
-    ``root/id<k>/photo_<j>.png``: the targets' mild photos;
-    ``root/source/photo_<j>.png``: the source actor's mild photos (its mean);
-    ``root/source/<expression>.png``: the actor's strong source expressions.
-
-    Returns the ground truth (expression names and their AU vectors, the AU
-    names, every file's identity and AUs) for the run's records and scoring.
+    Each PNG carries ``provenance`` plus its own ``alpha`` (and, like every
+    flowjax image, says it is synthetic); ``labels`` are the alphas as file
+    names (``flowjax.names.alpha_labels``). Returns ``{label: relative path}``.
+    Transfer and attribute manipulation both write their grids with it.
     """
-    root = Path(root)
-    study = synthetic.make_study(seed, n_identities, photos_per_identity, n_expressions, size,
-                                 nuisance_strength, shared_source=True)
-    names = [f"id{k:02d}" for k in range(n_identities)]
-    files: dict[str, dict[str, Any]] = {}
-
-    def write(photos: synthetic.Photos, rels: list[str]) -> None:
-        identity_names = [names[i] if i < n_identities else SOURCE_IDENTITY
-                          for i in photos.identity_ids]
-        infos = [{"identity": who, "aus": [round(float(a), 4) for a in au], "seed": seed}
-                 for who, au in zip(identity_names, photos.aus)]
-        _write_faces([root / r for r in rels], photos.images, infos)
-        files.update({r: info for r, info in zip(rels, infos)})
-
-    write(study.targets, [f"{names[i // photos_per_identity]}/photo_{i % photos_per_identity:02d}.png"
-                          for i in range(len(study.targets.images))])
-    write(study.source_photos, [f"{SOURCE_IDENTITY}/photo_{j:02d}.png"
-                                for j in range(len(study.source_photos.images))])
-    write(study.sources, [f"{SOURCE_IDENTITY}/{e}.png" for e in study.expression_names])
-    return {"au_names": list(synthetic.AU_NAMES), "expressions": list(study.expression_names),
-            "source": SOURCE_IDENTITY, "targets": names, "files": files}
+    if len(images) != len(alphas) or len(labels) != len(alphas):
+        raise ValueError(f"{folder}: {len(images)} images for {len(alphas)} alphas and "
+                         f"{len(labels)} labels; they must match")
+    written = {}
+    for image, alpha, label in zip(images, alphas, labels):
+        rel = f"{folder}/{label}/{name}_{label}.png"
+        run.write_png(rel, image, {**provenance, "alpha": float(alpha)})
+        written[label] = rel
+    return written

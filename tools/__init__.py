@@ -1,0 +1,11 @@
+"""Command-line tools, apart from the experiments: ``main(argv)`` scripts run from the
+repository root as modules, ``python -m tools.<name> --flags`` (the root is then importable,
+so no path set-up is needed).
+
+* ``benchmark`` -- encode/decode throughput of a configured model (docs/benchmarks.md);
+* ``benchmark_sweep`` -- one compiled transfer sweep against Python loops (docs/benchmarks.md);
+* ``export_model`` -- a training workdir's latest checkpoint as a model export;
+* ``measure_faces`` -- timings of the real-face components (dlib, MTCNN) on sample photos.
+
+Experiments (``main(config, workdir)``, run by ``run.py``) live in ``experiments/``.
+"""
