@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# The GPU numbers of issue #17 (item 6), as one prepared run of under 10 minutes
+# on one H200, for a session that is lent a GPU. Never used by the tests.
+#
+# It records, into $OUT (or runs/gpu-check):
+#   benchmark.{json,md}  OpenAI's CelebA-HQ geometry (configs/celeba256.py, random
+#                        weights): encode/decode images/s at precision=highest and at
+#                        default (TF32), each with its reconstruction error and
+#                        compile time apart; batch sizes 1..256, so the first row that
+#                        says "does not fit" bounds the largest batch;
+#   sweep.{json,md}      the one-call sweep vs the per-alpha and per-image loops at
+#                        64x64 and at the full 256x256 geometry (depth 32, width 512).
+#
+# On the device machine python3 has JAX with CUDA, flax, optax, orbax and absl, but
+# not ml-collections: carry its wheel (the device tool's README says how), e.g.
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 -d .whl ml-collections
+#   run(command="bash tools/gpu_check.sh", carry=[".whl"], timeout_s=590)
+# A CPU dry run of the same steps on tiny settings: GPU_CHECK_DRY_RUN=1 bash tools/gpu_check.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -d .whl ]; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --target /tmp/site .whl/*.whl
+  export PYTHONPATH="/tmp/site:$PWD"
+else
+  export PYTHONPATH="$PWD"
+fi
+out="${OUT:-runs/gpu-check}"
+mkdir -p "$out"
+export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
+
+if [ "${GPU_CHECK_DRY_RUN:-0}" = 1 ]; then
+  config=configs/celeba256.py:small batches=1,2 sweep=(--sizes=64 --width64=32 --chunk_size=8)
+  limit_bench=300 limit_sweep=300
+else
+  config=configs/celeba256.py batches=1,8,32,64,128,256
+  sweep=(--sizes=64,256 --depth256=32 --width256=512 --chunk_size=32)
+  limit_bench=330 limit_sweep=200
+fi
+
+python3 -c "import jax; print('devices:', jax.devices())" | tee "$out/devices.txt"
+timeout "$limit_bench" python3 -m tools.benchmark --config="$config" --batch_sizes="$batches" \
+  --precisions=highest,default --repeats=3 --json="$out/benchmark.json" | tee "$out/benchmark.md"
+timeout "$limit_sweep" python3 -m tools.benchmark_sweep "${sweep[@]}" --out="$out/sweep.json" \
+  | tee "$out/sweep.md"
