@@ -393,6 +393,19 @@ def platform_info() -> dict[str, Any]:
     return info
 
 
+@contextlib.contextmanager
+def timed(timings: dict[str, dict[str, float]], name: str) -> Iterator[None]:
+    """Adds the block's wall time to ``timings[name]`` (``seconds``, ``calls``), also if it
+    raises: the timings a manifest records."""
+    start = time.perf_counter()
+    try:
+        yield
+    finally:
+        entry = timings.setdefault(name, {"seconds": 0.0, "calls": 0})
+        entry["seconds"] += time.perf_counter() - start
+        entry["calls"] += 1
+
+
 class Manifest:
     """Everything needed to say how a run's outputs were made.
 
@@ -452,16 +465,9 @@ class Manifest:
         """Records a free-form section, e.g. the data loading options."""
         self.extra[key] = self._jsonable(value)
 
-    @contextlib.contextmanager
-    def timed(self, name: str) -> Iterator[None]:
+    def timed(self, name: str) -> contextlib.AbstractContextManager[None]:
         """Adds the block's wall time to ``timings[name]`` (also if it raises)."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            entry = self.timings.setdefault(name, {"seconds": 0.0, "calls": 0})
-            entry["seconds"] += time.perf_counter() - start
-            entry["calls"] += 1
+        return timed(self.timings, name)
 
     def to_dict(self, *, status: str = "complete", error: str | None = None) -> dict[str, Any]:
         """The manifest as written to ``manifest.json``."""

@@ -89,16 +89,9 @@ class Experiment:
         (``flowjax.io.staging_dir``), removed when the block ends."""
         return fio.staging_dir(self.workdir)
 
-    @contextlib.contextmanager
-    def timed(self, name: str) -> Iterator[None]:
+    def timed(self, name: str) -> contextlib.AbstractContextManager[None]:
         """Adds the block's wall time to ``timings[name]`` (also if it raises)."""
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            entry = self.timings.setdefault(name, {"seconds": 0.0, "calls": 0})
-            entry["seconds"] += time.perf_counter() - start
-            entry["calls"] += 1
+        return fio.timed(self.timings, name)
 
     @property
     def geometry(self) -> nn.Module:
