@@ -68,7 +68,8 @@ from flowjax.bijectors import (
     lu_weight, per_image_logdet, random_orthogonal, split_channels, squeeze2d, unsqueeze2d,
     zero_conv,
 )
-from flowjax.glow import SPACES, Encoding
+from flowjax import steps as steps_lib
+from flowjax.glow import SPACES, Encoding, FlowStep
 from flowjax.priors import gaussian_log_prob, standardize, unstandardize
 
 Array = jax.Array
@@ -319,26 +320,21 @@ class ColumnCoupling(nn.Module):
     input_shape = output_shape
 
 
-class FlowStep(nn.Module):
-    """ActNorm -> 1x1 conv (LU or plain) -> coupling, as an ``nn.scan`` body."""
+@steps_lib.register_flow_step("rosinality")
+def rosinality_step(config: steps_lib.StepConfig) -> Chain:
+    """rosinality's step: ActNorm ``scale * (x + loc)`` -> 1x1 conv -> coupling.
 
-    width: int
-    coupling: str
-    lu: bool
-    precision: str
-    reverse: bool = False
-
-    @nn.compact
-    def __call__(self, carry: tuple[Array, Array], _: Any) -> tuple[tuple[Array, Array], None]:
-        z, logdet = carry
-        invconv = (InvConvLUColumns if self.lu else InvConv)(self.precision, name="invconv")
-        step = Chain((ScaleActNorm(name="actnorm"), invconv,
-                      ColumnCoupling(self.width, self.coupling, self.precision, name="coupling")))
-        if self.reverse:
-            z, _ = step.inverse(z)
-            return (z, logdet), None
-        z, step_logdet = step.forward(z)
-        return (z, logdet + step_logdet), None
+    The 1x1 conv is LU (column convention) for ``config.permutation == "invconv_lu"``
+    and plain for ``"invconv"``: rosinality decides per block (quirk 1), so the
+    model passes the permutation per level. Parameters: ``actnorm``, ``invconv``,
+    ``coupling``, as in OpenAI's step.
+    """
+    if config.permutation not in ("invconv", "invconv_lu"):
+        raise ValueError(f"rosinality's step takes permutation 'invconv' or 'invconv_lu', "
+                         f"got {config.permutation!r}")
+    invconv = InvConvLUColumns if config.permutation == "invconv_lu" else InvConv
+    return Chain((ScaleActNorm(name="actnorm"), invconv(config.precision, name="invconv"),
+                  ColumnCoupling(config.width, config.coupling, config.precision, name="coupling")))
 
 
 # --------------------------------------------------------------------------
@@ -513,8 +509,9 @@ class RosinalityGlow(nn.Module):
     def _steps(self, level: int, reverse: bool) -> nn.Module:
         scanned = nn.scan(FlowStep, variable_axes={"params": 0, CONSTANTS: 0},
                           split_rngs={"params": True}, length=self.depth, reverse=reverse)
-        return scanned(self.width, self.coupling, self.level_uses_lu(level), self.precision,
-                       reverse=reverse, name=f"level_{level}")
+        permutation = "invconv_lu" if self.level_uses_lu(level) else "invconv"
+        config = steps_lib.StepConfig(self.width, self.coupling, permutation, self.precision)
+        return scanned("rosinality", config, reverse=reverse, name=f"level_{level}")
 
     def _prior_of_zeros(self, top: nn.Module, batch: Shape) -> tuple[Array, Array]:
         h_, w_, c = self.latent_shapes[-1]
