@@ -39,7 +39,47 @@ def get_precision(name: str) -> jax.lax.Precision:
 # --------------------------------------------------------------------------
 
 
+# A 3x3 conv with far fewer output than input channels (the couplings' and
+# priors' zero convs, e.g. 512 -> 6) or far fewer input than output channels (the
+# couplings' first conv, 6 -> 512) runs at a fraction of matmul peak as XLA's
+# CPU convolution; the same sums as one wide matmul run several times faster
+# (tools/benchmark_convs.py, docs/benchmarks.md). NARROW_RATIO picks those shapes.
+NARROW_RATIO = 16
+
+
+def _conv_taps(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
+    """Narrow output: one matmul to every tap's output channels, then 9 shifted adds."""
+    kh, kw, cin, cout = w.shape
+    h, wd = x.shape[-3:-1]
+    per_tap = jnp.einsum("...c,cd->...d", x, w.transpose(2, 0, 1, 3).reshape(cin, -1),
+                         precision=precision).reshape(*x.shape[:-1], kh, kw, cout)
+    ph, pw = kh // 2, kw // 2
+    per_tap = jnp.pad(per_tap, ((0, 0), (ph, ph), (pw, pw), (0, 0), (0, 0), (0, 0)))
+    # Output (y, x) takes tap (dy, dx) of input (y + dy - ph, x + dx - pw).
+    return sum(per_tap[:, dy:dy + h, dx:dx + wd, dy, dx, :]
+               for dy in range(kh) for dx in range(kw))
+
+
+def _conv_im2col(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
+    """Narrow input: the 9 shifted copies of the input side by side, then one matmul."""
+    kh, kw, cin, cout = w.shape
+    h, wd = x.shape[-3:-1]
+    ph, pw = kh // 2, kw // 2
+    padded = jnp.pad(x, ((0, 0), (ph, ph), (pw, pw), (0, 0)))
+    columns = jnp.concatenate([padded[:, dy:dy + h, dx:dx + wd, :]
+                               for dy in range(kh) for dx in range(kw)], axis=-1)
+    return jnp.einsum("...k,kd->...d", columns, w.reshape(kh * kw * cin, cout),
+                      precision=precision)
+
+
 def _conv_same(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
+    """Zero-padded "SAME" conv of NHWC ``x`` with an HWIO kernel; the same sums
+    (to float32 rounding) computed the fastest way for the kernel's shape."""
+    cin, cout = w.shape[2], w.shape[3]
+    if NARROW_RATIO * cout <= cin:
+        return _conv_taps(x, w, precision)
+    if NARROW_RATIO * cin <= cout:
+        return _conv_im2col(x, w, precision)
     return jax.lax.conv_general_dilated(
         x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
         precision=precision,
