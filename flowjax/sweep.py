@@ -195,7 +195,7 @@ def _grid_result(outputs: list[Any], grid: tuple[int, ...], share: bool,
     if share:
         indices = np.concatenate([i for i, _ in outputs])
         images, finite = _concat([rows for _, rows in outputs])
-        _raise_if_nonfinite(finite, what, lambda k: describe(int(indices[k])), hint)
+        _raise_if_nonfinite(finite, what, describe, hint, indices=indices)
         return GridShare(points=np.stack(np.unravel_index(indices, grid), axis=-1), images=images)
     images, finite = _concat(outputs)
     _raise_if_nonfinite(finite, what, describe, hint)
@@ -302,14 +302,20 @@ WEIGHTS_HINT = ("if every point is affected, the model's weights are probably no
 
 
 def _raise_if_nonfinite(finite: np.ndarray, what: str, describe: Callable[[int], str],
-                        hint: str) -> None:
-    """NonFiniteError naming the first few points whose flag is False, if any."""
+                        hint: str, indices: np.ndarray | None = None) -> None:
+    """NonFiniteError naming the first few points whose flag is False, if any.
+
+    ``indices`` are the points' global indices when ``finite`` covers only some of
+    them (a process's share); ``describe`` and the error's ``points`` use those.
+    """
     bad = np.flatnonzero(~np.asarray(finite, bool))
     if bad.size == 0:
         return
+    if indices is not None:
+        bad = np.asarray(indices)[bad]
     named = "; ".join(describe(int(i)) for i in bad[:MAX_NAMED_POINTS])
     more = f"; and {bad.size - MAX_NAMED_POINTS} more" if bad.size > MAX_NAMED_POINTS else ""
-    raise NonFiniteError(f"{what}: {bad.size} of {finite.size} are non-finite (NaN or inf): "
+    raise NonFiniteError(f"{what}: {bad.size} of {np.size(finite)} are non-finite (NaN or inf): "
                          f"{named}{more}. {hint}", points=bad.tolist())
 
 

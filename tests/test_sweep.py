@@ -245,3 +245,15 @@ def test_sharded_sweep_on_four_devices_equals_one_device():
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     assert "SHARDED_OK (2, 1, 3, 8, 8, 3)" in result.stdout
+
+
+def test_a_process_share_names_its_non_finite_points_by_their_grid_index():
+    # A process's share holds some grid points (here 3 and 5 of a 2 x 1 x 3 grid);
+    # the error must name them as the grid knows them, not by their place in the share.
+    images = np.zeros((2, 4, 4, 3), np.uint8)
+    outputs = [(np.array([3, 5]), (images, np.array([True, False])))]
+    with pytest.raises(sweep.NonFiniteError, match=r"point \(1, 0, 2\)") as error:
+        sweep._grid_result(outputs, (2, 1, 3), True,
+                           lambda i: f"point {tuple(int(c) for c in np.unravel_index(i, (2, 1, 3)))}",
+                           "test sweep", "hint")
+    assert error.value.points == [5]
