@@ -270,6 +270,21 @@ def restore_variables(path: PathLike, model: Glow, *, verified: bool = False) ->
 # --------------------------------------------------------------------------
 
 
+def check_new_export_dir(directory: PathLike, what: str = "checkpoint directory") -> Path:
+    """Refuses, before any work, an export directory that exists or whose folder does not.
+
+    ``what`` names the directory in the error (a converter passes its ``--out`` flag).
+    """
+    directory = Path(directory)
+    if directory.exists():
+        raise FileExistsError(f"{what} {directory} already exists; a checkpoint export never "
+                              "replaces a checkpoint. Choose a new directory or delete the old one.")
+    if not directory.parent.is_dir():
+        raise FileNotFoundError(f"cannot save {what} {directory}: its folder {directory.parent} "
+                                "does not exist; create it first")
+    return directory
+
+
 def save_model(directory: PathLike, model: Glow, variables: Mapping[str, Any], *,
                metadata: Mapping[str, Any] | None = None) -> Path:
     """Exports ``model`` and its ``variables`` to a new ``directory`` (see module docstring).
@@ -278,13 +293,7 @@ def save_model(directory: PathLike, model: Glow, variables: Mapping[str, Any], *
     ``checksums.json`` records the variables' files.
     Returns the directory's path.
     """
-    directory = Path(directory)
-    if directory.exists():
-        raise FileExistsError(f"{directory} already exists; save_model never replaces a "
-                              "checkpoint. Choose a new directory or delete the old one.")
-    if not directory.parent.is_dir():
-        raise FileNotFoundError(
-            f"cannot save to {directory}: folder {directory.parent} does not exist")
+    directory = check_new_export_dir(directory)
     stored = variable_collections(variables)
     check_tree(stored, abstract_variables(model), directory)
     metadata_text = fio.to_json(dict(metadata or {}))  # serialise before writing anything

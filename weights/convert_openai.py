@@ -500,11 +500,7 @@ def convert_file(graph_path: str | Path, out: str | Path, model: Glow, *,
     must not exist; it is written atomically by ``checkpoints.save_model``.
     """
     graph_path, out = Path(graph_path), Path(out)
-    if out.exists():
-        raise FileExistsError(f"--out {out} already exists; choose a new directory "
-                              "(a converted checkpoint is never overwritten)")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"--out {out}: its folder {out.parent} does not exist; create it first")
+    checkpoints.check_new_export_dir(out, "--out")
     if not graph_path.is_file():
         raise FileNotFoundError(f"--graph {graph_path} does not exist; see weights/README.md "
                                 "for where to download graph_unoptimized.pb")

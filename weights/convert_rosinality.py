@@ -340,11 +340,7 @@ def convert_file(checkpoint: str | Path, out: str | Path, image_size: int, n_bit
     (also the checkpoint's metadata, under ``"rosinality_conversion"``).
     """
     checkpoint, out = Path(checkpoint), Path(out)
-    if out.exists():
-        raise FileExistsError(f"--out {out} already exists; choose a new directory "
-                              "(a converted checkpoint is never overwritten)")
-    if not out.parent.is_dir():
-        raise FileNotFoundError(f"--out {out}: its folder {out.parent} does not exist; create it first")
+    checkpoints.check_new_export_dir(out, "--out")
     state = load_state_dict(checkpoint)
     architecture = infer_architecture(state, str(checkpoint))
     wrong = {k: (v, architecture[k]) for k, v in (expect or {}).items()
