@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
 # The test suite is dominated by XLA compile time, not by compute: LLVM's
 # backend optimisations make compiling PRNG-heavy programs (every model init)
@@ -39,8 +41,6 @@ def _chromium_path():
 
     return os.environ.get("FLOWJAX_CHROMIUM") or shutil.which("chromium")
 
-
-import pytest  # noqa: E402
 
 
 @pytest.fixture(scope="session")
