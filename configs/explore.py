@@ -48,7 +48,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.host, config.port, config.allow_remote = "127.0.0.1", 8050, False
     config.data.synthetic = ml_collections.ConfigDict(dict(
         enabled=True, seed=0, n_identities=5, photos_per_identity=8, n_expressions=5,
-        nuisance_strength=1.0))
+        nuisance_strength=1.0, setting="easy"))  # setting: flowjax.synthetic.SETTINGS
     config.data.identities = config_dict.placeholder(str)
     config.source = config_dict.placeholder(str)
     config.expressions = ()

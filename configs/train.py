@@ -53,7 +53,7 @@ from flowjax.runtime import config_module
 
 common = config_module("common", __file__)
 
-VARIANTS = ("tiny", "64", "celeba256", "demo")
+VARIANTS = ("tiny", "64", "celeba256", "demo", "demo_hard")
 
 
 def _base() -> ml_collections.ConfigDict:
@@ -66,7 +66,8 @@ def _base() -> ml_collections.ConfigDict:
     config.data = ml_collections.ConfigDict(dict(
         source="synthetic", folder=config_dict.placeholder(str),
         eval_folder=config_dict.placeholder(str), resize=config_dict.placeholder(str),
-        alpha="composite", validate="first", num_train=20_000, num_eval=512, prefetch=2))
+        alpha="composite", validate="first", num_train=20_000, num_eval=512, prefetch=2,
+        synthetic_setting="easy"))  # source="synthetic": flowjax.synthetic.SETTINGS
     config.batch_size = 64
     config.init_batch_size = 256
     config.eval_batch_size = 64
@@ -97,7 +98,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.eval_every = 50
         config.checkpoint.update(every=25, keep=2)
         config.samples.update(n=4, temperatures=(0.5, 0.7, 1.0))
-    elif variant == "demo":
+    elif variant in ("demo", "demo_hard"):
         # The shipped demo model (weights/demo/glow): small enough to train on
         # a 2-core CPU in well under an hour; steps unrolled (see Glow.scan_unroll).
         config.model.update(image_size=64, n_levels=3, depth=8, width=64, scan_unroll=8)
@@ -111,6 +112,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.eval_every = 500
         config.checkpoint.update(every=250, keep=2)
         config.samples.update(n=8, temperatures=(0.0, 0.5, 0.7, 1.0))
+        if variant == "demo_hard":  # the same model and schedule on the hard synthetic faces
+            config.data.synthetic_setting = "hard"
     elif variant == "celeba256":
         config.model.update(**common.OPENAI_CELEBA256, remat=True)
         config.data.update(source="folder", num_eval=3_000)

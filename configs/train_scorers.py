@@ -51,6 +51,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.experiment = "train_scorers"
     config.seed = 0
     config.nuisance_strength = 1.0
+    # Rendering setting of the training renders and the evaluation sets
+    # (flowjax.synthetic.SETTINGS); "hard" for weights/demo/hard/scorers.
+    config.setting = "easy"
     config.overwrite = False
     config.progress = True
     # Also write the scorer files here (replacing them), e.g. weights/demo/scorers.

@@ -94,7 +94,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.checkpoint = common.DEMO_CHECKPOINT
     config.data.synthetic = ml_collections.ConfigDict(dict(
         enabled=True, seed=0, n_identities=5, photos_per_identity=20, n_expressions=5,
-        nuisance_strength=1.0))
+        nuisance_strength=1.0, setting="easy"))  # setting: flowjax.synthetic.SETTINGS
     # Scores at the end of the run (into <workdir>/evaluation/): the synthetic
     # scorers, AU error over the AUs each source expression activates.
     config.evaluation = common.evaluation_config("synthetic,active")

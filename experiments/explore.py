@@ -28,7 +28,7 @@ def _faces_root(config: Any, tmp: str, size: int) -> tuple[Any, dict[str, Any] |
         root = Path(tmp) / "faces"
         truth = synthetic_files.write_synthetic_study(
             root, study.seed, study.n_identities, study.photos_per_identity, study.n_expressions,
-            size, study.nuisance_strength)
+            size, study.nuisance_strength, study.get("setting", "easy"))
         return root, truth
     if not config.data.identities:
         raise ValueError("no faces: give --config.data.identities=ROOT (root/<identity>/*.png) "

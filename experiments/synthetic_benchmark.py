@@ -325,7 +325,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
         study = synthetic.make_study(study_config.seed, study_config.n_identities,
                                      study_config.photos_per_identity, study_config.n_expressions,
                                      exp.geometry.image_size, study_config.nuisance_strength,
-                                     shared_source=True)
+                                     shared_source=True, setting=study_config.setting)
         au_scorer = synthetic_scorers.build_au_scorer(config.scorers_dir)
         embedder = synthetic_scorers.build_identity_embedder(config.scorers_dir)
     model, variables, _ = exp.load_model(study.targets.images)

@@ -50,25 +50,30 @@ IMAGE_SIZE = ss.IMAGE_SIZE
 
 
 def render_batch(key: jax.Array, n_identities: int, photos_per_identity: int,
-                 nuisance_strength: float, random_background: bool = False
+                 nuisance_strength: float, random_background: bool = False, setting: str = "easy"
                  ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """Fresh renders (traceable): ``images`` uint8, ``aus`` [N, 9], identity ``rows`` [N].
 
     Photo ``i`` shows identity ``i // photos_per_identity`` of this batch.
     ``random_background`` gives every photo its own background colour (the
     renderer ties it to the identity), so an embedder must look at the face.
+    ``setting``: ``flowjax.synthetic.SETTINGS``.
     """
     k_id, k_expr, k_nz, k_bg = jax.random.split(key, 4)
     n = n_identities * photos_per_identity
-    identities = synthetic.sample_identities(k_id, n_identities)
+    identities = synthetic.sample_identities(k_id, n_identities, setting)
     rows = jnp.repeat(jnp.arange(n_identities), photos_per_identity)
     identities = jax.tree_util.tree_map(lambda a: a[rows], identities)
     if random_background:
         background = synthetic.sample_identities(k_bg, n).background
-        identities = dataclasses.replace(identities, background=background)
+        if setting == "hard":  # the easy parameters are the hard identity's base
+            identities = dataclasses.replace(identities, base=dataclasses.replace(identities.base,
+                                                                                  background=background))
+        else:
+            identities = dataclasses.replace(identities, background=background)
     aus = synthetic.sample_expressions(k_expr, n, "mixed")
-    nuisance = synthetic.sample_nuisance(k_nz, n, nuisance_strength)
-    return synthetic.render(identities, aus, nuisance, IMAGE_SIZE), aus, rows
+    nuisance = synthetic.sample_nuisance(k_nz, n, nuisance_strength, setting)
+    return synthetic.render(identities, aus, nuisance, IMAGE_SIZE, setting), aus, rows
 
 
 # ---- losses and steps -----------------------------------------------------------------
@@ -242,6 +247,8 @@ def _predictor(model: ss.ScorerCNN, params: Any, batch: int = 256) -> Callable[[
 
 def main(config: Any, workdir: str) -> dict[str, Any]:
     strength = float(config.nuisance_strength)
+    setting = config.setting
+    synthetic.check_setting(setting)
     log: list[dict[str, Any]] = []
     e = config.eval
     with fio.create_run_dir(workdir, overwrite=config.overwrite) as run:
@@ -253,13 +260,14 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
         model = au_model(a)
 
         def au_objective(params, key):
-            images, aus, _ = render_batch(key, a.batch_size, 1, strength)
+            images, aus, _ = render_batch(key, a.batch_size, 1, strength, setting=setting)
             return au_loss(model, params, images, aus, a.huber_delta)
 
         with run.timed("train_au"):
             params, timing = train("au", model, a, au_objective, config.seed, log, config.progress)
         with run.timed("evaluate_au"):
-            held_out = synthetic.make_dataset(e.au_seed, e.au_images, IMAGE_SIZE, e.au_identities, strength)
+            held_out = synthetic.make_dataset(e.au_seed, e.au_images, IMAGE_SIZE, e.au_identities, strength,
+                                              setting)
             results["au"] = {**evaluate_au(_predictor(model, params), held_out), "training": timing}
         logging.info("AU held-out MAE %.3f %s", results["au"]["mae"], results["au"]["mae_per_au"])
         trained["au"] = (model, params)
@@ -269,7 +277,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
 
         def id_objective(params, key):
             images, _, rows = render_batch(key, i.identities_per_batch, i.photos_per_identity, strength,
-                                           i.random_background)
+                                           i.random_background, setting)
             return contrastive_loss(id_model.apply(params, images), rows, i.temperature)
 
         with run.timed("train_identity"):
@@ -277,14 +285,15 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                                       config.progress)
         with run.timed("evaluate_identity"):
             n = e.id_identities * e.id_photos_per_identity
-            val = synthetic.make_dataset(e.id_val_seed, n, IMAGE_SIZE, e.id_identities, strength)
-            test = synthetic.make_dataset(e.id_test_seed, n, IMAGE_SIZE, e.id_identities, strength)
+            val = synthetic.make_dataset(e.id_val_seed, n, IMAGE_SIZE, e.id_identities, strength, setting)
+            test = synthetic.make_dataset(e.id_test_seed, n, IMAGE_SIZE, e.id_identities, strength, setting)
             results["identity"] = {**evaluate_identity(_predictor(id_model, id_params), val, test,
                                                        e.id_pairs, e.pair_seed), "training": timing}
         logging.info("identity verification: %s", results["identity"])
         trained["identity"] = (id_model, id_params)
 
         results["nuisance_strength"] = strength
+        results["setting"] = setting
         results["eval_seeds"] = {k: e[k] for k in ("au_seed", "id_val_seed", "id_test_seed", "pair_seed")}
         for kind, (m, p) in trained.items():
             record = {"training": {**results[kind]["training"], "config": config[kind].to_dict(),

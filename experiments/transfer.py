@@ -130,7 +130,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                 study = config.data.synthetic
                 ground_truth = synthetic_files.write_synthetic_study(
                     generated_root, study.seed, study.n_identities, study.photos_per_identity,
-                    study.n_expressions, size, study.nuisance_strength)
+                    study.n_expressions, size, study.nuisance_strength, study.get("setting", "easy"))
                 config = exp.config = _with_study_defaults(config, ground_truth)
             identities = runs.load_identities(config, _identity_source(config, generated_root),
                                               size)

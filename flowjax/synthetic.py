@@ -40,6 +40,13 @@ Arrays. ``render`` is pure ``jax.numpy``, one jitted, vmapped call per batch
 dataset builders return host ``numpy`` arrays. Images are NHWC ``uint8`` RGB.
 Randomness comes only from explicit seeds and keys; pixel noise is a hash of
 each image's own seed, so an image does not depend on the batch around it.
+
+Settings (``SETTINGS``, the ``setting`` argument of the samplers, ``render``,
+``make_dataset`` and ``make_study``): ``"easy"`` (the default) is the renderer
+described above; ``"hard"`` adds 3-D head pose, Lambertian lighting, skin
+texture, patterned backgrounds, hair styles and glasses, so that pixel-space
+averages ghost (``flowjax.synthetic_hard``; its identities and nuisance are
+``HardIdentity`` and ``HardNuisance``, which wrap the easy ones).
 """
 
 from __future__ import annotations
@@ -53,6 +60,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+SETTINGS: tuple[str, ...] = ("easy", "hard")
 AU_NAMES: tuple[str, ...] = ("AU01", "AU02", "AU04", "AU06", "AU12", "AU15", "AU25", "AU26", "AU45")
 AU_MAX = 5.0
 
@@ -158,7 +166,9 @@ class Study:
     identity ``n_identities + k`` (or, with ``shared_source``, all on identity
     ``n_identities``), never a target. ``source_photos``: mild
     photos of every source identity, for the source's mean. ``identities``
-    holds every identity's parameters; row ``i`` is identity id ``i``.
+    holds every identity's parameters; row ``i`` is identity id ``i``
+    (``HardIdentity`` in the hard setting). ``setting``: the rendering setting
+    (``SETTINGS``), so that oracles are rendered the same way.
     """
 
     targets: Photos
@@ -166,10 +176,24 @@ class Study:
     source_photos: Photos
     expression_names: tuple[str, ...]
     identities: IdentityParams
+    setting: str = "easy"
 
 
 # --------------------------------------------------------------------------
 # Sampling
+
+
+def check_setting(setting: str) -> None:
+    """A ``ValueError`` naming ``SETTINGS`` unless ``setting`` is one of them."""
+    if setting not in SETTINGS:
+        raise ValueError(f"unknown synthetic setting {setting!r}; expected one of {SETTINGS}")
+
+
+def _hard():
+    # Imported on use: flowjax.synthetic_hard builds on this module.
+    from flowjax import synthetic_hard
+
+    return synthetic_hard
 
 
 _HAIR = np.array(
@@ -204,9 +228,15 @@ def _palette(cols: _Columns, palette: np.ndarray, jitter: float) -> jax.Array:
     return jnp.clip(jnp.asarray(palette)[index] + cols.take(3, -jitter, jitter), 0.0, 1.0)
 
 
-@functools.partial(jax.jit, static_argnames="n")
-def sample_identities(key: jax.Array, n: int) -> IdentityParams:
-    """``n`` random identities: scalars uniform in ``IDENTITY_RANGES``, colours from palettes."""
+@functools.partial(jax.jit, static_argnames=("n", "setting"))
+def sample_identities(key: jax.Array, n: int, setting: str = "easy") -> IdentityParams:
+    """``n`` random identities: scalars uniform in ``IDENTITY_RANGES``, colours from palettes.
+
+    ``setting="hard"``: a ``HardIdentity`` whose ``base`` is the easy identity of the same key.
+    """
+    check_setting(setting)
+    if setting == "hard":
+        return _hard().sample_identities(key, n)
     cols = _Columns(key, n, len(IDENTITY_RANGES) + 19)
     scalars = {name: cols.take(1, lo, hi) for name, (lo, hi) in IDENTITY_RANGES.items()}
     tone = cols.take()[:, None]
@@ -262,8 +292,14 @@ def sample_expressions(key: jax.Array, n: int, strength: str = "mild") -> jax.Ar
     return {"mild": mild, "strong": strong, "uniform": uniform, "mixed": mixed}[strength]
 
 
-def no_nuisance(n: int) -> Nuisance:
-    """Canonical pose, neutral lighting, no noise (face and canvas coordinates coincide)."""
+def no_nuisance(n: int, setting: str = "easy") -> Nuisance:
+    """Canonical pose, neutral lighting, no noise (face and canvas coordinates coincide).
+
+    ``setting="hard"``: a ``HardNuisance``, also with the identity's plain background.
+    """
+    check_setting(setting)
+    if setting == "hard":
+        return _hard().no_nuisance(n)
     zeros = np.zeros((n,), np.float32)
     return Nuisance(
         shift=np.zeros((n, 2), np.float32), scale=zeros + 1.0, rotation=zeros, gain=zeros + 1.0,
@@ -271,14 +307,18 @@ def no_nuisance(n: int) -> Nuisance:
     )
 
 
-@functools.partial(jax.jit, static_argnames=("n", "strength"))
-def sample_nuisance(key: jax.Array, n: int, strength: float = 1.0) -> Nuisance:
+@functools.partial(jax.jit, static_argnames=("n", "strength", "setting"))
+def sample_nuisance(key: jax.Array, n: int, strength: float = 1.0, setting: str = "easy") -> Nuisance:
     """Small random nuisance; ``strength`` scales every range (0 gives ``no_nuisance``).
 
     At strength 1: shift up to 0.04 canvas units (about 1.3 px at 64x64) per
     axis, scale 0.94-1.06, rotation up to 6 degrees, gain 0.88-1.12, lighting
     gradient up to 0.1, noise standard deviation up to 3 uint8 levels.
+    ``setting="hard"``: ``synthetic_hard.sample_nuisance`` (strength in [0, 1]).
     """
+    check_setting(setting)
+    if setting == "hard":
+        return _hard().sample_nuisance(key, n, strength)
     if not 0.0 <= strength <= 2.0:
         # Beyond 2 the head can leave the canvas.
         raise ValueError(f"nuisance strength must lie in [0, 2] (1 is the default amount), got {strength}")
@@ -335,17 +375,36 @@ _JAW_TOP = 0.24  # the jaw-drop warp leaves everything above this line alone
 _EYE_OPEN = 0.55  # eye half-height over eye half-width
 
 
-def _render_one(idp: IdentityParams, aus: jax.Array, nz: Nuisance, size: int) -> jax.Array:
-    """One face, float32 ``[S, S, 3]`` in [0, 1] before noise; fields are per-image scalars."""
-    px = 2.0 / size
-    c = (jnp.arange(size, dtype=jnp.float32) + 0.5) * px - 1.0
-    u, v = jnp.meshgrid(c, c)  # u: column (x), v: row (y)
-    # Canvas -> face coordinates: undo shift, then rotation, then scale.
+def _canvas(size: int) -> tuple[jax.Array, jax.Array]:
+    """Pixel-centre canvas coordinates ``(u, v)``, each ``[S, S]`` in [-1, 1]: u column, v row."""
+    c = (jnp.arange(size, dtype=jnp.float32) + 0.5) * (2.0 / size) - 1.0
+    return jnp.meshgrid(c, c)
+
+
+def _undo_placement(u: jax.Array, v: jax.Array, nz: Nuisance) -> tuple[jax.Array, jax.Array]:
+    """Canvas -> (flat) face coordinates: undo shift, then rotation, then scale."""
     du, dv = u - nz.shift[0], v - nz.shift[1]
     cos, sin = jnp.cos(nz.rotation), jnp.sin(nz.rotation)
-    x = (cos * du + sin * dv) / nz.scale
-    y = (-sin * du + cos * dv) / nz.scale
-    fpx = px / nz.scale  # one pixel in face units
+    return (cos * du + sin * dv) / nz.scale, (-sin * du + cos * dv) / nz.scale
+
+
+def _render_one(idp: IdentityParams, aus: jax.Array, nz: Nuisance, size: int) -> jax.Array:
+    """One face, float32 ``[S, S, 3]`` in [0, 1] before noise; fields are per-image scalars."""
+    u, _ = coords = _canvas(size)
+    x, y = _undo_placement(*coords, nz)
+    fpx = (2.0 / size) / nz.scale  # one pixel in face units
+    img = _composite(_face_layers(idp, aus, x, y, fpx), idp.background, size)
+    # Lighting: a global gain and a left-to-right ramp, in canvas coordinates.
+    return img * (nz.gain * (1.0 + nz.light_gradient * u))[..., None]
+
+
+def _face_layers(idp: IdentityParams, aus: jax.Array, x: jax.Array, y: jax.Array,
+                 fpx: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
+    """The face's parts at face coordinates ``x, y``, back to front: (RGB ``[3]``, coverage).
+
+    ``fpx`` is one pixel in face units (the antialiasing ramp's width). Shared
+    by both settings (``flowjax.synthetic_hard`` passes pose-warped coordinates).
+    """
     cover = lambda sd: jnp.clip(0.5 - sd / fpx, 0.0, 1.0)  # noqa: E731
 
     def stroke(dist, half):
@@ -462,14 +521,17 @@ def _render_one(idp: IdentityParams, aus: jax.Array, nz: Nuisance, size: int) ->
     teeth_bot = jnp.minimum(inner_top + 0.03 * g, inner_bot)
     layers.append((jnp.array([0.95, 0.94, 0.90]), _band(yw, inner_top, teeth_bot, fpx) * m_cover))
 
+    return layers
+
+
+def _composite(layers, background: jax.Array, size: int) -> jax.Array:
+    """``layers`` over ``background`` (RGB ``[3]`` or one ``[S, S]`` plane per channel): ``[S, S, 3]``."""
     # Composite per channel: three [S, S] planes fuse better on the CPU than
     # one [S, S, 3] array (about 20 % faster, measured).
-    planes = [jnp.broadcast_to(idp.background[k], (size, size)) for k in range(3)]
+    planes = [jnp.broadcast_to(background[k], (size, size)) for k in range(3)]
     for color, alpha in layers:
         planes = [p + alpha * (color[k] - p) for k, p in enumerate(planes)]
-    img = jnp.stack(planes, axis=-1)
-    # Lighting: a global gain and a left-to-right ramp, in canvas coordinates.
-    return img * (nz.gain * (1.0 + nz.light_gradient * u))[..., None]
+    return jnp.stack(planes, axis=-1)
 
 
 def _hash32(x: jax.Array) -> jax.Array:
@@ -497,6 +559,11 @@ def _pixel_noise(seed: jax.Array, size: int) -> jax.Array:
 
 def _render_batch(identity: IdentityParams, aus: jax.Array, nuisance: Nuisance, size: int) -> jax.Array:
     img = jax.vmap(_render_one, in_axes=(0, 0, 0, None))(identity, aus, nuisance, size)
+    return _noise_and_quantize(img, nuisance, size)
+
+
+def _noise_and_quantize(img: jax.Array, nuisance: Nuisance, size: int) -> jax.Array:
+    """Float images ``[N, S, S, 3]`` plus each image's own pixel noise, as uint8."""
     noise = jax.vmap(_pixel_noise, in_axes=(0, None))(nuisance.noise_seed, size)
     img = img + nuisance.noise_std[:, None, None, None] / 255.0 * noise
     return jnp.round(jnp.clip(img, 0.0, 1.0) * 255.0).astype(jnp.uint8)
@@ -522,6 +589,9 @@ def _check_size(size: int) -> None:
 def _check_batch(name: str, tree, n: int, shapes: Mapping[str, tuple[int, ...]]) -> None:
     for field in dataclasses.fields(tree):
         value = getattr(tree, field.name)
+        if dataclasses.is_dataclass(value):
+            _check_batch(f"{name}.{field.name}", value, n, shapes)
+            continue
         expected = (n, *shapes.get(field.name, ()))
         if tuple(jnp.shape(value)) != expected:
             raise ValueError(
@@ -548,40 +618,57 @@ def _check_aus(aus) -> None:
         )
 
 
+def _cast(tree, uint_fields: tuple[str, ...]):
+    """Every leaf float32, seeds uint32: float64 or integer inputs must not compile a second program."""
+    values = {}
+    for field in dataclasses.fields(tree):
+        value = getattr(tree, field.name)
+        values[field.name] = (_cast(value, uint_fields) if dataclasses.is_dataclass(value) else
+                              jnp.asarray(value, jnp.uint32 if field.name in uint_fields else jnp.float32))
+    return dataclasses.replace(tree, **values)
+
+
 def render(
-    identity: IdentityParams, aus: jax.Array, nuisance: Nuisance | None = None, size: int = 64
+    identity: IdentityParams, aus: jax.Array, nuisance: Nuisance | None = None, size: int = 64,
+    setting: str = "easy",
 ) -> jax.Array:
     """Render faces: uint8 ``[N, size, size, 3]``, one per row of ``aus``.
 
     ``identity`` and ``nuisance`` (``None``: ``no_nuisance``) hold one row per
     image; ``aus`` is ``[N, len(AU_NAMES)]`` on the 0..5 scale. One jitted,
     vmapped call per (N, size): same-shaped calls do not recompile.
+    ``setting="hard"`` takes ``HardIdentity`` and ``HardNuisance`` (from the
+    samplers with ``setting="hard"``).
     """
+    check_setting(setting)
     _check_size(size)
     _check_aus(aus)
     n = jnp.shape(aus)[0]
-    nuisance = no_nuisance(n) if nuisance is None else nuisance
-    _check_batch("identity", identity, n, {c: (3,) for c in IDENTITY_COLORS})
-    _check_batch("nuisance", nuisance, n, {"shift": (2,)})
-    # Fixed dtypes: float64 or integer inputs must not compile a second program.
-    identity = jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), identity)
-    nuisance = dataclasses.replace(
-        jax.tree_util.tree_map(lambda a: jnp.asarray(a, jnp.float32), nuisance),
-        noise_seed=jnp.asarray(nuisance.noise_seed, jnp.uint32),
-    )
+    hard = _hard() if setting == "hard" else None
+    nuisance = no_nuisance(n, setting) if nuisance is None else nuisance
+    kinds = (hard.HardIdentity, hard.HardNuisance) if hard else (IdentityParams, Nuisance)
+    for name, tree, kind in zip(("identity", "nuisance"), (identity, nuisance), kinds):
+        if not isinstance(tree, kind):
+            raise ValueError(f"setting={setting!r} renders a {kind.__name__} {name} (from the samplers "
+                             f"with setting={setting!r}), got {type(tree).__name__}")
+    extra = (hard.IDENTITY_SHAPES, hard.NUISANCE_SHAPES) if hard else ({}, {})
+    _check_batch("identity", identity, n, {c: (3,) for c in IDENTITY_COLORS} | extra[0])
+    _check_batch("nuisance", nuisance, n, {"shift": (2,)} | extra[1])
+    uint_fields = ("noise_seed", *(hard.UINT_FIELDS if hard else ()))
+    identity, nuisance = _cast(identity, uint_fields), _cast(nuisance, uint_fields)
     aus = jnp.asarray(aus, jnp.float32)
     leaves = jax.tree_util.tree_leaves((identity, aus, nuisance))
     if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
         # Inside a caller's jit, which owns the compilation (and its options).
-        return _render_batch(identity, aus, nuisance, int(size))
-    return _render_jit(identity, aus, nuisance, size=int(size))
+        return (hard.render_batch if hard else _render_batch)(identity, aus, nuisance, int(size))
+    return (hard.render_jit if hard else _render_jit)(identity, aus, nuisance, size=int(size))
 
 
 def _take(tree, index):
     return jax.tree_util.tree_map(lambda a: a[index], tree)
 
 
-def _render_chunked(identities, ids, aus, nuisance, size: int, chunk: int = 1024) -> np.ndarray:
+def _render_chunked(identities, ids, aus, nuisance, size: int, setting: str, chunk: int = 1024) -> np.ndarray:
     """Render row ``i`` as identity ``ids[i]``, in fixed-size chunks, as numpy.
 
     Every chunk has the same shape (the last is padded by repeating rows), so
@@ -593,7 +680,7 @@ def _render_chunked(identities, ids, aus, nuisance, size: int, chunk: int = 1024
     step = min(chunk, 1 << (n - 1).bit_length())
     for start in range(0, n, step):
         rows = np.minimum(np.arange(start, start + step), n - 1)
-        images = render(_take(identities, ids[rows]), aus[rows], _take(nuisance, rows), size)
+        images = render(_take(identities, ids[rows]), aus[rows], _take(nuisance, rows), size, setting)
         stop = min(start + step, n)
         out[start:stop] = np.asarray(images)[: stop - start]
     return out
@@ -637,47 +724,52 @@ def au_region_mask(au: str, size: int = 64) -> np.ndarray:
 # Dataset builders
 
 
-@functools.partial(jax.jit, static_argnames=("n", "n_identities", "nuisance_strength"))
-def _sample_dataset(seed, n, n_identities, nuisance_strength):
+@functools.partial(jax.jit, static_argnames=("n", "n_identities", "nuisance_strength", "setting"))
+def _sample_dataset(seed, n, n_identities, nuisance_strength, setting):
     k_id, k_perm, k_expr, k_nz = jax.random.split(jax.random.key(seed), 4)
-    identities = sample_identities(k_id, n_identities)
+    identities = sample_identities(k_id, n_identities, setting)
     ids = jax.random.permutation(k_perm, jnp.arange(n, dtype=jnp.int32) % n_identities)
-    return identities, ids, sample_expressions(k_expr, n, "mixed"), sample_nuisance(k_nz, n, nuisance_strength)
+    nuisance = sample_nuisance(k_nz, n, nuisance_strength, setting)
+    return identities, ids, sample_expressions(k_expr, n, "mixed"), nuisance
 
 
 def make_dataset(
-    seed: int, n: int, size: int = 64, n_identities: int | None = None, nuisance_strength: float = 1.0
+    seed: int, n: int, size: int = 64, n_identities: int | None = None, nuisance_strength: float = 1.0,
+    setting: str = "easy",
 ) -> Photos:
     """Training data: ``n`` photos of ``n_identities`` random identities (default ``n // 10``).
 
     Expressions are ``sample_expressions(..., "mixed")`` (mild to strong),
     nuisance is on at ``nuisance_strength``. Identities are balanced and the
-    photo order is shuffled. Deterministic in ``seed``.
+    photo order is shuffled. Deterministic in ``seed``. ``setting``: one of
+    ``SETTINGS`` (identities and expressions are the same in both).
     """
+    check_setting(setting)
     _check_size(size)
     if n < 1:
         raise ValueError(f"n must be >= 1, got {n}")
     n_identities = max(1, n // 10) if n_identities is None else n_identities
     if not 1 <= n_identities <= n:
         raise ValueError(f"n_identities must lie in [1, n={n}], got {n_identities}")
-    sampled = _sample_dataset(seed, n, n_identities, float(nuisance_strength))
+    sampled = _sample_dataset(seed, n, n_identities, float(nuisance_strength), setting)
     identities, ids, aus, nuisance = jax.tree_util.tree_map(np.asarray, sampled)
-    images = _render_chunked(identities, ids, aus, nuisance, size)
+    images = _render_chunked(identities, ids, aus, nuisance, size, setting)
     return Photos(images=images, identity_ids=ids, aus=aus)
 
 
 @functools.partial(
-    jax.jit, static_argnames=("n_identities", "n_sources", "photos_per_identity", "n_expressions", "nuisance_strength")
+    jax.jit, static_argnames=("n_identities", "n_sources", "photos_per_identity", "n_expressions",
+                              "nuisance_strength", "setting")
 )
-def _sample_study(seed, n_identities, n_sources, photos_per_identity, n_expressions, nuisance_strength):
+def _sample_study(seed, n_identities, n_sources, photos_per_identity, n_expressions, nuisance_strength, setting):
     k_id, k_expr, k_nz = jax.random.split(jax.random.key(seed), 3)
-    identities = sample_identities(k_id, n_identities + n_sources)
+    identities = sample_identities(k_id, n_identities + n_sources, setting)
     # Rows: the targets' photos, the source identities' mild photos, then the
     # strong source photos.
     n_mild = (n_identities + n_sources) * photos_per_identity
     strong = jnp.asarray(np.stack([prototype_aus(name) for name in tuple(PROTOTYPES)[:n_expressions]]))
     aus = jnp.concatenate([sample_expressions(k_expr, n_mild, "mild"), strong])
-    return identities, aus, sample_nuisance(k_nz, n_mild + n_expressions, nuisance_strength)
+    return identities, aus, sample_nuisance(k_nz, n_mild + n_expressions, nuisance_strength, setting)
 
 
 def make_study(
@@ -688,6 +780,7 @@ def make_study(
     size: int = 64,
     nuisance_strength: float = 1.0,
     shared_source: bool = False,
+    setting: str = "easy",
 ) -> Study:
     """The paper's expression-transfer setting; see ``Study`` for the fields.
 
@@ -697,8 +790,9 @@ def make_study(
     ``nuisance_strength``. Deterministic in ``seed``. With ``shared_source``
     every expression is on ONE source identity ``n_identities`` (one actor
     showing several expressions, as in the seed study) instead of one source
-    identity per expression.
+    identity per expression. ``setting``: one of ``SETTINGS``.
     """
+    check_setting(setting)
     _check_size(size)
     if not 1 <= n_expressions <= len(PROTOTYPES):
         raise ValueError(f"n_expressions must lie in [1, {len(PROTOTYPES)}] (PROTOTYPES), got {n_expressions}")
@@ -708,13 +802,13 @@ def make_study(
         )
     n_sources = 1 if shared_source else n_expressions
     sampled = _sample_study(seed, n_identities, n_sources, photos_per_identity, n_expressions,
-                            float(nuisance_strength))
+                            float(nuisance_strength), setting)
     identities, aus, nuisance = jax.tree_util.tree_map(np.asarray, sampled)
     source_ids = (np.full(n_expressions, n_identities, np.int32) if shared_source
                   else np.arange(n_identities, n_identities + n_expressions, dtype=np.int32))
     every_identity = np.arange(n_identities + n_sources, dtype=np.int32)
     ids = np.concatenate([np.repeat(every_identity, photos_per_identity), source_ids])
-    images = _render_chunked(identities, ids, aus, nuisance, size)
+    images = _render_chunked(identities, ids, aus, nuisance, size, setting)
 
     def photos(rows: slice) -> Photos:
         return Photos(images=images[rows], identity_ids=ids[rows], aus=aus[rows])
@@ -727,4 +821,5 @@ def make_study(
         source_photos=photos(slice(n_targets, n_mild)),
         expression_names=tuple(PROTOTYPES)[:n_expressions],
         identities=identities,
+        setting=setting,
     )

@@ -68,7 +68,7 @@ SOURCE_IDENTITY = "source"
 
 def write_synthetic_study(root: PathLike, seed: int, n_identities: int, photos_per_identity: int,
                           n_expressions: int, size: int,
-                          nuisance_strength: float = 1.0) -> dict[str, Any]:
+                          nuisance_strength: float = 1.0, setting: str = "easy") -> dict[str, Any]:
     """The seed study's layout, rendered (``flowjax.synthetic.make_study``):
 
     ``root/id<k>/photo_<j>.png``: the targets' mild photos;
@@ -80,7 +80,7 @@ def write_synthetic_study(root: PathLike, seed: int, n_identities: int, photos_p
     """
     root = Path(root)
     study = synthetic.make_study(seed, n_identities, photos_per_identity, n_expressions, size,
-                                 nuisance_strength, shared_source=True)
+                                 nuisance_strength, shared_source=True, setting=setting)
     names = [f"id{k:02d}" for k in range(n_identities)]
     files: dict[str, dict[str, Any]] = {}
 

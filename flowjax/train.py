@@ -346,7 +346,8 @@ def _generated_arrays(config: Any, n: int, image_size: int) -> np.ndarray:
     if synthetic is None or not hasattr(synthetic, "make_dataset"):
         raise RuntimeError("config.data.source='synthetic' needs flowjax.synthetic.make_dataset, "
                            "which this installation lacks; use source='generated'")
-    return np.asarray(synthetic.make_dataset(config.seed, n, image_size).images)
+    setting = config.data.get("synthetic_setting", "easy")
+    return np.asarray(synthetic.make_dataset(config.seed, n, image_size, setting=setting).images)
 
 
 def make_datasets(config: Any, image_size: int) -> tuple[Any, Any | None]:

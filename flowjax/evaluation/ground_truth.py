@@ -124,14 +124,18 @@ def pixel_transfer(method: str, sources: np.ndarray, source_photos: np.ndarray,
 def oracle_images(study: synthetic.Study, size: int) -> np.ndarray:
     """uint8 ``[E, T, S, S, 3]``: target ``t`` rendered with source expression ``e``'s AUs.
 
-    No nuisance: the ideal transfer of the expression onto the identity itself.
+    No nuisance: the ideal transfer of the expression onto the identity itself,
+    in the study's own ``setting``. In the hard setting that keeps the target's
+    identity factors (skin texture, hair, glasses) and drops the per-image ones
+    (canonical pose, frontal neutral light, the identity's plain background):
+    one fixed, well-defined answer per pair rather than one random pose of it.
     """
     targets = np.unique(study.targets.identity_ids)
     n_e, n_t = len(study.sources.aus), len(targets)
     rows = np.tile(targets, n_e)
     identity = jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], study.identities)
     aus = np.repeat(study.sources.aus, n_t, axis=0)
-    images = np.asarray(synthetic.render(identity, aus, size=size))
+    images = np.asarray(synthetic.render(identity, aus, size=size, setting=study.setting))
     return images.reshape(n_e, n_t, size, size, 3)
 
 
