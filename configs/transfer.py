@@ -48,6 +48,11 @@ Variants (``:a,b`` applies several, in order):
   variance     the thesis' variance-normalised formula, alphas 0.25..1.0
                (alpha 1 is the published formula).
   std_rescale  the variance method's scale-preserving variant, alphas 0.0..1.0.
+  fine         the expression only in the finer latent levels (weight 0 on the
+               top level: ``m_t + alpha * W (s - m_s)``), alphas 0.0..2.0.
+  subspace     the expression projected on the top ``subspace_rank`` (9)
+               principal directions of the source's images, alphas 0.0..2.0.
+               Method ``levels`` takes ``--config.level_weights`` (one per level).
   z            arithmetic in raw z instead of standardized eps.
   smoke        generated faces (3 identities x neutral/smile/surprise, 32x32),
                a random-init Glow (32x32, 2 levels, depth 2, width 16, DDI on
@@ -76,6 +81,8 @@ VARIANTS = {
     "thesis_half": dict(method="half", alphas=("grid", 0.0, 1.0, 0.1)),
     "variance": dict(method="variance", alphas=(0.25, 0.5, 0.75, 1.0)),
     "std_rescale": dict(method="std_rescale", alphas=("grid", 0.0, 1.0, 0.1)),
+    "fine": dict(method="fine", alphas=("grid", 0.0, 2.0, 0.2)),
+    "subspace": dict(method="subspace", alphas=("grid", 0.0, 2.0, 0.2)),
     "z": dict(space="z"),
 }
 
@@ -107,6 +114,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.method = "linear"
     config.alphas = _alphas(("grid", 0.0, 1.0, 0.1))
     config.var_eps = 1e-3
+    config.level_weights = ()  # method "levels": one weight per latent level, level 0 first
+    config.subspace_rank = 9  # method "subspace": principal directions kept (<= source images)
     config.strips = True
     for name in common.parse_variants(arg, [*VARIANTS, "smoke"]):
         if name == "smoke":

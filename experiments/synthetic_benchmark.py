@@ -2,30 +2,49 @@
 
 See configs/synthetic_benchmark.py for the commands. On the synthetic study
 (the setting of configs/transfer.py's demo: known identities and Action
-Units), every transfer method (``linear``, ``half``, ``variance``,
-``std_rescale``) is run in every space of ``config.spaces``:
+Units), every transfer method of ``config.methods`` is run in every space of
+``config.spaces``:
 
 * ``eps``: the Glow's standardized latents (the paper's and OpenAI's choice);
 * ``z``: the Glow's raw latents;
-* ``pixel``: the same arithmetic on pixels (what the flow buys over none);
+* ``pixel``: the same arithmetic on pixels (what the flow buys over none).
+  The level methods (``fine``, ``top``, ``levels``) weight latent levels and
+  have no pixel form: their pixel rows are skipped (the summary says so);
+  ``subspace`` in pixels is PCA of the actor's photos' pixels.
 
-over one alpha grid, beside two references: ``none`` (no transfer: the
-target's mean face, decoded from its eps mean) and ``oracle`` (the target
-rendered with the source's expression: the scorers' floor). Every image is
-scored against the truth (:mod:`flowjax.evaluation.ground_truth`: AU error
-against the source expression's rendered AUs, identity distances to the
-target's and the source's photo centroids) and every pair gets its best
-alpha. Outputs under the workdir::
+Methods (``flowjax.latents.METHODS``): the thesis' ``linear``, ``half``,
+``variance``, ``std_rescale``, and two that carry only part of the expression
+displacement ``s - m_s`` (``m_t + alpha * W (s - m_s)``): ``fine``/``top``/
+``levels`` (per-level weights: only the finer levels, only the top, or
+``config.level_weights``) and ``subspace`` (the top ``config.subspace_rank``
+principal directions of the actor's photos' displacements).
 
-    summary.md                 the tables (as printed) and the definitions
-    tables/summary.csv         one row per space and method (+ the references)
-    tables/paired.csv          per method, each space's AU error minus eps's, pair by pair
-    tables/best_alpha.csv      per space, method, expression and target
-    tables/curves.csv          means over pairs per space, method and alpha
-    tables/scores.csv          tidy: every scored image
-    figures/benchmark.png      AU error and identity distances against alpha
-    examples/<expression>.png  first target: none | each space at best alpha | oracle
-    manifest.json              config, model, scorers, timings
+**Held-out protocol.** The study is rendered with twice ``n_identities``
+target identities in one draw (``make_study(seed, 2 * n_identities, ...)``,
+so the source actor and its expressions are shared): the first
+``n_identities`` are the *validation* targets, the last ``n_identities`` the
+*test* targets. Per (space, method, expression) one alpha is chosen on the
+validation targets only: among the alphas whose mean validation d(target) is
+at most ``config.identity_cap`` (every method held to the same identity
+level), the one of least mean validation AU error; the headline table reports
+the test targets at that alpha. The same without the cap ("unconstrained")
+and the old in-sample optimum (each test pair at its own best alpha, chosen on
+the scores it reports) are secondary tables. Every method is compared pair by
+pair with the thesis' ``eps/half`` on the test pairs (standard errors over
+them). Outputs under the workdir::
+
+    summary.md                       the tables (as printed) and the definitions
+    tables/summary.csv               held-out, at the identity cap (the headline)
+    tables/summary_unconstrained.csv held-out, alpha of least validation AU error
+    tables/in_sample.csv             each test pair at its own best alpha
+    tables/paired.csv                each row's test AU error minus eps/half's, pair by pair
+    tables/chosen_alpha.csv          per space, method and expression: the chosen alphas
+    tables/best_alpha.csv            in-sample best alpha per space, method, expression, target
+    tables/curves.csv                means over pairs per space, method, split and alpha
+    tables/scores.csv                tidy: every scored image
+    figures/benchmark.png            AU error and identity distances against alpha
+    examples/<expression>.png        first test target: none | each space at the held-out alpha | oracle
+    manifest.json                    config, model, scorers, timings
 """
 
 from __future__ import annotations
@@ -42,8 +61,13 @@ from matplotlib.figure import Figure
 
 from flowjax import latents, names, runs, sweep, synthetic
 from flowjax import io as fio
-from flowjax.evaluation import figures, ground_truth, metrics, synthetic_scorers, tables
+from flowjax.evaluation import figures, ground_truth, synthetic_scorers
 from flowjax.evaluation.ground_truth import Scores
+
+# The tables live beside the experiment (one responsibility each); re-exported here.
+from experiments.synthetic_benchmark_tables import (  # noqa: F401  (public API)
+    BASELINE, CAPPED, FREE, best_alpha_table, best_line, chosen_alpha_table, curves_table,
+    held_out_table, in_sample_table, paired_table, score_header, scores_table)
 
 SPACES = ("eps", "z", "pixel")
 REFERENCES = ("none", "oracle")
@@ -52,7 +76,8 @@ REFERENCES = ("none", "oracle")
 @dataclasses.dataclass(frozen=True)
 class Benchmark:
     """Scores and images of every row: ``transfers[(space, method)]`` are
-    ``[E, T, A]`` scores, ``references[name]`` ``[E, T]``."""
+    ``[E, T, A]`` scores, ``references[name]`` ``[E, T]``, over every target;
+    ``validation[t]`` marks the validation targets (the rest are the test targets)."""
 
     alphas: tuple[float, ...]
     expressions: tuple[str, ...]
@@ -61,25 +86,50 @@ class Benchmark:
     references: dict[str, Scores]
     transfer_images: dict[tuple[str, str], np.ndarray]
     reference_images: dict[str, np.ndarray]
+    validation: np.ndarray
+    identity_cap: float | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def test_targets(self) -> tuple[str, ...]:
+        return tuple(t for t, v in zip(self.targets, self.validation) if not v)
+
+    @functools.cached_property
+    def held_out(self) -> dict[str, dict[tuple[str, str], ground_truth.HeldOut]]:
+        """``{CAPPED | FREE: {(space, method): HeldOut}}``: alphas chosen on the
+        validation targets with / without the identity cap, test targets' scores."""
+        return {name: {key: ground_truth.held_out(scores, self.alphas, self.validation, cap)
+                       for key, scores in self.transfers.items()}
+                for name, cap in ((CAPPED, self.identity_cap), (FREE, None))}
+
+    @functools.cached_property
+    def test_references(self) -> dict[str, Scores]:
+        return {name: s.targets(~self.validation) for name, s in self.references.items()}
 
     @functools.cached_property
     def summaries(self) -> list[tuple[str, str, ground_truth.Summary, Any]]:
-        """(space, method, summary, per-pair best) rows: none, the transfers, oracle;
-        computed once, every table reads them."""
-        rows = [("none", "-", *ground_truth.summarize(self.references["none"]))]
+        """In-sample (space, method, summary, per-pair best) rows on the test targets:
+        none, the transfers, oracle (each pair at the best alpha of its own scores)."""
+        test = ~self.validation
+        rows = [("none", "-", *ground_truth.summarize(self.test_references["none"]))]
         for (space, method), scores in self.transfers.items():
-            rows.append((space, method, *ground_truth.summarize(scores, self.alphas)))
-        rows.append(("oracle", "-", *ground_truth.summarize(self.references["oracle"])))
+            rows.append((space, method, *ground_truth.summarize(scores.targets(test),
+                                                                self.alphas)))
+        rows.append(("oracle", "-", *ground_truth.summarize(self.test_references["oracle"])))
         return rows
 
 
-def _check(methods: Sequence[str], spaces: Sequence[str], alphas: Sequence[float]) -> None:
-    unknown = [m for m in methods if m not in latents.TRANSFER_METHODS]
+def _check(methods: Sequence[str], spaces: Sequence[str], alphas: Sequence[float],
+           identity_cap: float | None = None) -> None:
+    unknown = [m for m in methods if m not in latents.METHODS]
     if unknown or not methods:
-        raise ValueError(f"config.methods {list(methods)}: choose from {latents.TRANSFER_METHODS}")
+        raise ValueError(f"config.methods {list(methods)}: choose from {latents.METHODS}")
     unknown = [s for s in spaces if s not in SPACES]
     if unknown or not spaces:
         raise ValueError(f"config.spaces {list(spaces)}: choose from {SPACES}")
+    if identity_cap is not None and not (np.isfinite(identity_cap) and identity_cap > 0):
+        raise ValueError(f"config.identity_cap must be a distance > 0 (or None for no cap), "
+                         f"got {identity_cap!r}")
     names.alpha_labels(alphas)
 
 
@@ -88,18 +138,34 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
                   methods: Sequence[str] = latents.TRANSFER_METHODS,
                   spaces: Sequence[str] = SPACES, var_eps: float = latents.DEFAULT_VARIANCE_EPS,
                   au_threshold: float = 1.0, chunk_size: int = 32,
-                  progress: bool | None = None) -> Benchmark:
+                  progress: bool | None = None, identity_cap: float | None = None,
+                  level_weights: Sequence[float] | None = None,
+                  subspace_rank: int = latents.DEFAULT_SUBSPACE_RANK) -> Benchmark:
     """Scores every (space, method) transfer of ``study`` and the references.
 
     ``study`` must put every expression on one source identity
-    (``make_study(..., shared_source=True)``), as the seed study does.
+    (``make_study(..., shared_source=True)``), as the seed study does, and have at
+    least 2 targets: the first half (by identity id) are the validation targets,
+    the rest the test targets (see the module docstring).
     """
-    _check(methods, spaces, alphas)
+    _check(methods, spaces, alphas, identity_cap)
+    for method in methods:  # bad level weights / rank fail before any compute
+        if method in latents.LEVEL_METHODS:
+            latents.method_level_weights(method, len(model.latent_shapes), level_weights)
+    if latents.SUBSPACE_METHOD in methods:
+        n_photos = len(study.source_photos.images)
+        if not 0 <= subspace_rank <= n_photos:
+            raise ValueError(f"config.subspace_rank {subspace_rank} must lie in [0, {n_photos}] "
+                             f"(the actor's {n_photos} photos span at most {n_photos - 1} "
+                             "directions)")
     source_ids = np.unique(study.sources.identity_ids)
     if len(source_ids) != 1:
         raise ValueError(f"the study's expressions are on identities {source_ids.tolist()}; the "
                          "benchmark needs one source actor (make_study(..., shared_source=True))")
     target_ids = np.unique(study.targets.identity_ids)
+    if len(target_ids) < 2:
+        raise ValueError(f"the study has {len(target_ids)} target; the held-out protocol needs "
+                         "validation and test targets (at least 2)")
     photos_by_target = np.stack([study.targets.images[study.targets.identity_ids == t]
                                  for t in target_ids])
     embeddings = embedder.embed(np.concatenate([study.targets.images,
@@ -119,17 +185,25 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
         model, variables, np.concatenate([study.targets.images, study.source_photos.images,
                                           study.sources.images]),
         chunk_size=chunk_size, progress=progress)
-    images, scores = {}, {}
+    images, scores, skipped = {}, {}, []
     for space in spaces:
         operands = None if space == "pixel" else _operands(encoding, space, study, target_ids)
         for method in methods:
             if operands is None:
+                if method in latents.LEVEL_METHODS:
+                    skipped.append((space, method))  # pixels have no latent levels
+                    continue
                 grid = ground_truth.pixel_transfer(method, study.sources.images,
                                                    study.source_photos.images, photos_by_target,
-                                                   alphas, var_eps)
+                                                   alphas, var_eps, subspace_rank)
             else:
-                grid = sweep.transfer_sweep(model, variables, *operands, alphas, method=method,
-                                            space=space, var_eps=var_eps, chunk_size=chunk_size,
+                sources, source_stats, target_stats, actor = operands
+                sources, arithmetic = latents.prepare_sources(
+                    method, sources, actor, shapes=model.latent_shapes,
+                    level_weights=level_weights, subspace_rank=subspace_rank)
+                grid = sweep.transfer_sweep(model, variables, sources, source_stats, target_stats,
+                                            alphas, method=arithmetic, space=space,
+                                            var_eps=var_eps, chunk_size=chunk_size,
                                             progress=progress)
             images[space, method], scores[space, method] = grid, score(grid)
     eps_means = _operands(encoding, "eps", study, target_ids)[2].mean
@@ -141,92 +215,23 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
         alphas=tuple(float(a) for a in alphas), expressions=tuple(study.expression_names),
         targets=tuple(f"id{t:02d}" for t in target_ids), transfers=scores,
         references={k: score(v) for k, v in reference_images.items()},
-        transfer_images=images, reference_images=reference_images)
+        transfer_images=images, reference_images=reference_images,
+        validation=np.arange(len(target_ids)) < len(target_ids) // 2,
+        identity_cap=identity_cap, skipped=tuple(skipped))
 
 
 def _operands(encoding: Any, space: str, study: synthetic.Study, target_ids: np.ndarray
-              ) -> tuple[np.ndarray, latents.IdentityStats, latents.IdentityStats]:
+              ) -> tuple[np.ndarray, latents.IdentityStats, latents.IdentityStats, np.ndarray]:
     """``transfer_sweep``'s sources ``[E, D]``, per-source stats (the actor's, repeated)
     and per-target stats ``[T, D]``, from the encoding's rows (targets, source photos,
-    source expressions) in ``space``."""
+    source expressions) in ``space``; and the actor's photos' latents ``[N, D]``."""
     flat = np.asarray(latents.flatten(list(latents.in_space(encoding, space))))
     n_t, n_s, n_e = (len(p.images) for p in (study.targets, study.source_photos, study.sources))
     actor = latents.identity_stats(flat[n_t:n_t + n_s])
     target_rows = [flat[:n_t][study.targets.identity_ids == t] for t in target_ids]
     targets = latents.stack_stats([latents.identity_stats(rows) for rows in target_rows])
-    return flat[n_t + n_s:], latents.stack_stats([actor] * n_e), targets
-
-
-# ---- tables --------------------------------------------------------------------------
-
-SCORE_HEADER = ("AU error", "d(target)", "d(source)", "RMSE to oracle")
-SUMMARY_HEADER = ("space", "method", "mean best alpha", "AU error", "s.e.", "d(target)",
-                  "d(source)", "identity kept", "RMSE to oracle")
-
-
-def summary_table(bench: Benchmark) -> tables.Table:
-    """One row per reference and (space, method): means over pairs at each pair's best alpha."""
-    return tables.Table(SUMMARY_HEADER, tuple(
-        (space, method, "-" if np.isnan(s.best_alpha) else s.best_alpha, s.au_error,
-         s.au_error_se, s.to_target, s.to_source, s.identity_kept, s.oracle_rmse)
-        for space, method, s, _ in bench.summaries))
-
-
-def paired_table(bench: Benchmark, reference: str = "eps") -> tables.Table:
-    """Per method, each other space's AU error minus ``reference``'s, pair by pair at
-    each pair's best alpha: is the difference larger than its standard error?"""
-    best = {}
-    for space, method, _, per_pair in bench.summaries:
-        if per_pair is not None:
-            best[space, method] = bench.transfers[space, method].take(per_pair.index).au_error
-    rows = []
-    for (space, method), errors in best.items():
-        if space != reference and (reference, method) in best:
-            d = ground_truth.paired_difference(errors, best[reference, method])
-            rows.append((method, space, d.mean, d.se, f"{d.reference_better}/{d.pairs}"))
-    return tables.Table(("method", "space", f"AU error minus {reference}", "s.e.",
-                         f"pairs where {reference} is better"), tuple(rows))
-
-
-def best_alpha_table(bench: Benchmark) -> tables.Table:
-    rows = []
-    for space, method, _, best in bench.summaries:
-        if best is None:
-            continue
-        at_best = bench.transfers[space, method].take(best.index)
-        for e, expression in enumerate(bench.expressions):
-            for t, target in enumerate(bench.targets):
-                rows.append((space, method, expression, target, float(best.alpha[e, t]),
-                             *_fields(at_best, (e, t))))
-    return tables.Table(("space", "method", "expression", "target", "best alpha", *SCORE_HEADER),
-                        tuple(rows))
-
-
-def curves_table(bench: Benchmark) -> tables.Table:
-    rows = []
-    for (space, method), scores in bench.transfers.items():
-        for a, alpha in enumerate(bench.alphas):
-            rows.append((space, method, alpha, *(float(np.mean(field[..., a]))
-                                                 for field in dataclasses.astuple(scores))))
-    return tables.Table(("space", "method", "alpha", *SCORE_HEADER), tuple(rows))
-
-
-def scores_table(bench: Benchmark) -> tables.Table:
-    rows = []
-    for name, scores in bench.references.items():
-        for e, t in np.ndindex(scores.au_error.shape):
-            rows.append((name, "-", bench.expressions[e], bench.targets[t], "",
-                         *_fields(scores, (e, t))))
-    for (space, method), scores in bench.transfers.items():
-        for e, t, a in np.ndindex(scores.au_error.shape):
-            rows.append((space, method, bench.expressions[e], bench.targets[t], bench.alphas[a],
-                         *_fields(scores, (e, t, a))))
-    return tables.Table(("space", "method", "expression", "target", "alpha", *SCORE_HEADER),
-                        tuple(rows))
-
-
-def _fields(scores: Scores, index: tuple[int, ...]) -> tuple[float, ...]:
-    return tuple(float(field[index]) for field in dataclasses.astuple(scores))
+    return (flat[n_t + n_s:], latents.stack_stats([actor] * n_e), targets,
+            flat[n_t:n_t + n_s])
 
 
 # ---- figure and examples ----------------------------------------------------------------
@@ -257,6 +262,8 @@ def benchmark_figure(bench: Benchmark) -> np.ndarray:
             top.axhline(reference.au_error.mean(), color="0.4", ls=style, label=name)
             bottom.axhline(reference.to_target.mean(), color="0.4", ls=style, label=name)
             pixels.axhline(reference.oracle_rmse.mean(), color="0.4", ls=style)
+        if bench.identity_cap is not None:
+            bottom.axhline(bench.identity_cap, color="r", lw=0.8, label="identity cap")
         top.set_title(method)
         top.set_ylabel("AU error (truth)")
         bottom.set_ylabel("identity distance")
@@ -270,17 +277,19 @@ def benchmark_figure(bench: Benchmark) -> np.ndarray:
     return figures.to_array(fig)
 
 
-def example_strip(bench: Benchmark, expression: int, target: int = 0,
-                  method: str | None = None) -> tuple[np.ndarray, list[str]]:
-    """none | each space at the pair's best alpha (``method``, default the first) | oracle."""
+def example_strip(bench: Benchmark, expression: int, method: str | None = None
+                  ) -> tuple[np.ndarray, list[str]]:
+    """On the first test target: none | each space at the alpha chosen on the validation
+    targets at the identity cap (``method``, default the first) | oracle."""
     method = method or next(m for _, m in bench.transfers)
+    target = int(np.flatnonzero(~bench.validation)[0])
     cells, labels = [bench.reference_images["none"][expression, target]], ["none"]
-    for (space, m), scores in bench.transfers.items():
+    for (space, m), chosen in bench.held_out[CAPPED].items():
         if m != method:
             continue
-        best = metrics.best_alpha(bench.alphas, scores.au_error[expression, target])
-        cells.append(bench.transfer_images[space, m][expression, target, int(best.index)])
-        labels.append(f"{space} a={bench.alphas[int(best.index)]:g}")
+        index = int(chosen.alpha_index[expression])
+        cells.append(bench.transfer_images[space, m][expression, target, index])
+        labels.append(f"{space} a={bench.alphas[index]:g}")
     cells.append(bench.reference_images["oracle"][expression, target])
     labels.append("oracle")
     return fio.make_strip(cells, labels), labels
@@ -289,19 +298,39 @@ def example_strip(bench: Benchmark, expression: int, target: int = 0,
 # ---- the experiment ---------------------------------------------------------------------
 
 
-def markdown(bench: Benchmark, summary: tables.Table, paired: tables.Table, header: str) -> str:
-    """The summary table, and which rows' best alphas hit the grid's end (so the
-    grid, not the method, limited them)."""
-    text = f"{header}\n\n{summary.markdown(digits=3)}\n"
+def markdown(bench: Benchmark, header: str) -> str:
+    """The held-out tables (at the cap: the headline; unconstrained), the paired
+    comparison with eps/half and the best row, the in-sample table, and notes: skipped
+    rows, rows that missed the cap, alphas chosen at the grid's end."""
+    cap = "none" if bench.identity_cap is None else f"{bench.identity_cap:g}"
+    n_pairs = len(bench.expressions) * len(bench.test_targets)
+    text = (f"{header}\n\nValidation targets {', '.join(t for t, v in zip(bench.targets, bench.validation) if v)}; "
+            f"test targets {', '.join(bench.test_targets)} ({n_pairs} test pairs).\n\n"
+            f"Held out, at equal identity preservation (per expression, the alpha of least "
+            f"validation AU error among those with validation d(target) <= {cap}):\n\n"
+            f"{held_out_table(bench, CAPPED).markdown(digits=3)}\n")
+    paired = paired_table(bench)
     if paired.rows:
-        text += ("\nPaired against eps (AU error at each pair's best alpha):\n\n"
-                 f"{paired.markdown(digits=3)}\n")
-    at_end = [f"{space}/{method} {int(np.sum(best.alpha == bench.alphas[-1]))}"
-              for space, method, _, best in bench.summaries
-              if best is not None and np.any(best.alpha == bench.alphas[-1])]
+        text += (f"\nPaired against {'/'.join(BASELINE)} (test pairs, at the identity cap):"
+                 f"\n\n{paired.markdown(digits=3)}\n")
+    text += f"\n{best_line(bench)}\n"
+    text += ("\nHeld out, unconstrained (the alpha of least validation AU error):\n\n"
+             f"{held_out_table(bench, FREE).markdown(digits=3)}\n"
+             "\nIn sample (each test pair at the best alpha of its own scores: optimistic):\n\n"
+             f"{in_sample_table(bench).markdown(digits=3)}\n")
+    if bench.skipped:
+        text += (f"\nNot run: {', '.join('/'.join(k) for k in bench.skipped)} (the level "
+                 "methods weight latent levels; pixels have none).\n")
+    missed = [f"{'/'.join(k)} {int((~h.meets_cap).sum())}" for k, h in bench.held_out[CAPPED].items()
+              if not h.meets_cap.all()]
+    if missed:
+        text += (f"\nExpressions where no alpha met the cap (the alpha of least validation "
+                 f"d(target) was used), of {len(bench.expressions)}: {', '.join(missed)}.\n")
+    at_end = [f"{'/'.join(k)} {int(np.sum(h.alpha == bench.alphas[-1]))}"
+              for k, h in bench.held_out[CAPPED].items() if np.any(h.alpha == bench.alphas[-1])]
     if at_end:
-        text += (f"\nPairs whose best alpha is the grid's last ({bench.alphas[-1]:g}), of "
-                 f"{len(bench.expressions) * len(bench.targets)}: {', '.join(at_end)}.\n")
+        text += (f"\nExpressions whose alpha at the cap is the grid's last ({bench.alphas[-1]:g}), "
+                 f"of {len(bench.expressions)}: {', '.join(at_end)}.\n")
     return text
 
 
@@ -309,20 +338,26 @@ DEFINITIONS = """\
 Definitions (flowjax/evaluation/ground_truth.py). AU error: mean |scored - true| over the AUs
 the source expression activates in truth (> 1.0 on the 0-5 scale), synthetic AU scorer.
 d(target), d(source): Euclidean distance of the synthetic identity embedding to the L2-normalised
-mean embedding of the target's / the source's photos. Each transfer row is averaged over the
-(expression, target) pairs at each pair's best alpha (least AU error); "identity kept" is the
-fraction of those pairs closer to the target than to the source. RMSE to oracle: pixel RMSE
-(0-255) to the oracle image of the pair. none: the target's mean face (decoded eps mean);
-oracle: the target rendered with the source expression (the exact answer; the scorers' floor).
+mean embedding of the target's / the source's photos. Held-out rows: per (space, method,
+expression) one alpha is chosen on the validation targets (least mean AU error; "at the cap":
+among the alphas whose mean d(target) is within the identity cap, "cap met" counting the
+expressions where one was) and the row averages the test pairs at it, with the AU error's
+standard error over those pairs. In-sample rows: each test pair at its own best alpha.
+"identity kept": fraction of pairs closer to the target than to the source. RMSE to oracle:
+pixel RMSE (0-255) to the oracle image of the pair. none: the target's mean face (decoded eps
+mean); oracle: the target rendered with the source expression (the exact answer; the scorers'
+floor). Paired: a row's AU error minus eps/half's on the same test pairs; "separated" when the
+mean difference is at least 2 standard errors.
 """
 
 
 def main(config: Any, workdir: str) -> dict[str, Any]:
-    _check(config.methods, config.spaces, config.alphas)
+    _check(config.methods, config.spaces, config.alphas, config.identity_cap)
     exp = runs.Experiment(config, workdir)
     with exp.timed("load"):
         study_config = config.study
-        study = synthetic.make_study(study_config.seed, study_config.n_identities,
+        # Twice the targets in one draw: the first half validate, the second half test.
+        study = synthetic.make_study(study_config.seed, 2 * study_config.n_identities,
                                      study_config.photos_per_identity, study_config.n_expressions,
                                      exp.geometry.image_size, study_config.nuisance_strength,
                                      shared_source=True, setting=study_config.setting)
@@ -334,18 +369,25 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
         bench = run_benchmark(model, variables, study, au_scorer, embedder, alphas=config.alphas,
                               methods=config.methods, spaces=config.spaces,
                               var_eps=config.var_eps, au_threshold=config.au_threshold,
-                              chunk_size=config.chunk_size, progress=config.progress)
+                              chunk_size=config.chunk_size, progress=config.progress,
+                              identity_cap=config.identity_cap,
+                              level_weights=tuple(config.level_weights),
+                              subspace_rank=config.subspace_rank)
 
     model_text = exp.model_label
     header = (f"Synthetic ground-truth benchmark: {len(bench.expressions)} expressions x "
-              f"{len(bench.targets)} targets x {len(bench.alphas)} alphas "
-              f"({bench.alphas[0]:g}..{bench.alphas[-1]:g}), study seed {study_config.seed}, "
-              f"model {model_text}")
-    summary, paired = summary_table(bench), paired_table(bench)
-    text = markdown(bench, summary, paired, header)
+              f"{len(bench.targets)} targets (half validation, half test) x "
+              f"{len(bench.alphas)} alphas ({bench.alphas[0]:g}..{bench.alphas[-1]:g}), "
+              f"study seed {study_config.seed}, model {model_text}")
+    summary = held_out_table(bench, CAPPED)
+    text = markdown(bench, header)
     with exp.run_dir() as run:
         run.write_text("summary.md", f"{text}\n{DEFINITIONS}")
-        for name, table in (("summary", summary), ("paired", paired),
+        for name, table in (("summary", summary),
+                            ("summary_unconstrained", held_out_table(bench, FREE)),
+                            ("in_sample", in_sample_table(bench)),
+                            ("paired", paired_table(bench)),
+                            ("chosen_alpha", chosen_alpha_table(bench)),
                             ("best_alpha", best_alpha_table(bench)),
                             ("curves", curves_table(bench)), ("scores", scores_table(bench))):
             run.write_csv(f"tables/{name}.csv", table.csv_rows(), header=table.header)
@@ -357,7 +399,8 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
             strip, labels = example_strip(bench, e)
             run.write_png(f"examples/{expression}.png", strip, {
                 "kind": "synthetic benchmark strip", "expression": expression,
-                "target": bench.targets[0], "layout": " | ".join(labels), "model": model_text})
+                "target": bench.test_targets[0], "layout": " | ".join(labels),
+                "model": model_text})
         run.manifest.set_extra("scorers", {"action_units": au_scorer.provenance(),
                                            "identity": embedder.provenance()})
     print(text)

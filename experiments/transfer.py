@@ -38,9 +38,9 @@ VARIANCE_METHODS = latents.VARIANCE_METHODS
 
 
 def _check_config(config: Any) -> list[str]:
-    if config.method not in latents.TRANSFER_METHODS:
+    if config.method not in latents.METHODS:
         raise ValueError(f"config.method {config.method!r} is not a transfer method; choose one "
-                         f"of {latents.TRANSFER_METHODS}")
+                         f"of {latents.METHODS}")
     latents.check_space(config.space)
     if config.chunk_size < 1:
         raise ValueError(f"config.chunk_size must be >= 1, got {config.chunk_size}")
@@ -151,19 +151,24 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
 
         with exp.timed("sweep"):
             e_idx = list(expressions.values())
-            sources = flat[source][e_idx]
+            # The source methods (fine, top, levels, subspace) rewrite the sources and
+            # sweep them with linear arithmetic: one compiled sweep for every method.
+            sources, arithmetic = latents.prepare_sources(
+                config.method, flat[source][e_idx], flat[source], shapes=model.latent_shapes,
+                level_weights=tuple(config.get("level_weights", ())),
+                subspace_rank=config.get("subspace_rank", latents.DEFAULT_SUBSPACE_RANK))
             source_stats = latents.stack_stats([stats[source]] * len(e_idx))
             target_stats = latents.stack_stats([stats[t] for t in targets])
             grid = sweep.transfer_sweep(
                 model, variables, sources, source_stats, target_stats, config.alphas,
-                method=config.method, space=config.space, var_eps=config.var_eps,
+                method=arithmetic, space=config.space, var_eps=config.var_eps,
                 chunk_size=config.chunk_size, progress=config.progress,
                 expression_names=list(expressions), target_names=targets)
 
         with exp.timed("decode_means"):
             mean_names = [source, *targets]
             extra = np.concatenate([np.stack([np.asarray(stats[n].mean) for n in mean_names]),
-                                    sources])
+                                    flat[source][e_idx]])
             decoded = sweep.decode_latents(model, variables, extra, space=config.space,
                                            chunk_size=config.chunk_size, progress=config.progress,
                                            names=[f"mean of {n}" for n in mean_names]
@@ -218,6 +223,10 @@ def _write_run(exp, labels, source, expressions, targets, used, stats, grid, mea
     base = {"method": config.method, "space": config.space, "model": exp.model_label}
     if config.method in VARIANCE_METHODS:
         base["var_eps"] = float(config.var_eps)
+    if config.method == "levels":
+        base["level_weights"] = [float(w) for w in config.level_weights]
+    if config.method == latents.SUBSPACE_METHOD:
+        base["subspace_rank"] = int(config.subspace_rank)
     with exp.run_dir(used) as run:
         if ground_truth is not None:
             run.write_json("inputs/ground_truth.json", ground_truth)

@@ -273,6 +273,120 @@ def transfer(method: str, source: Latent, source_stats: IdentityStats,
     raise ValueError(f"unknown transfer method {method!r}; choose one of {TRANSFER_METHODS}")
 
 
+# ---- expression transforms of the source latent ----------------------------------------
+#
+# Methods that change WHICH part of the expression displacement ``s - m_s`` is carried
+# over, not the arithmetic: each rewrites the source latent as ``s' = m_s + W (s - m_s)``
+# and then runs :func:`transfer_linear`, so ``m_t + alpha * W (s - m_s)`` comes out of the
+# one compiled sweep (flowjax.sweep) with no branch of its own. :func:`prepare_sources`
+# applies them by name.
+
+LEVEL_METHODS = ("fine", "top", "levels")
+SUBSPACE_METHOD = "subspace"
+SOURCE_METHODS = (*LEVEL_METHODS, SUBSPACE_METHOD)
+# Every method a config can name: the arithmetic ones, then the source transforms.
+METHODS = (*TRANSFER_METHODS, *SOURCE_METHODS)
+# The synthetic faces move along 9 Action Units (flowjax.synthetic.AU_NAMES): were each
+# AU linear in the latent, 9 directions would hold every expression, and the displacements'
+# remaining directions are nuisance (pose, light, noise) that a transfer should not carry.
+DEFAULT_SUBSPACE_RANK = 9
+
+
+def method_level_weights(method: str, n_levels: int,
+                         level_weights: Sequence[float] | None = None) -> tuple[float, ...]:
+    """The per-level weights of a level method: ``fine`` 1 on levels 0..L-2 and 0 on the
+    top (the expression only in the finer levels), ``top`` the reverse, ``levels`` the
+    given ``level_weights`` (one per level, level 0 first)."""
+    if method == "fine":
+        return (1.0,) * (n_levels - 1) + (0.0,)
+    if method == "top":
+        return (0.0,) * (n_levels - 1) + (1.0,)
+    if method != "levels":
+        raise ValueError(f"{method!r} is not a level method; choose one of {LEVEL_METHODS}")
+    if not level_weights:
+        raise ValueError(f"method 'levels' needs level_weights: one weight per latent level "
+                         f"({n_levels} for this model, level 0 first), e.g. "
+                         f"--config.level_weights='{(1.0,) * (n_levels - 1) + (0.0,)}'")
+    weights = tuple(float(w) for w in level_weights)
+    if len(weights) != n_levels or not all(np.isfinite(weights)):
+        raise ValueError(f"level_weights {weights} must be {n_levels} finite numbers, one per "
+                         f"latent level of this model (level 0 first)")
+    return weights
+
+
+def flat_level_weights(shapes: Sequence[Shape], weights: Sequence[float]) -> np.ndarray:
+    """The flat ``[D]`` weight vector that gives every entry of level ``i`` ``weights[i]``."""
+    if len(weights) != len(shapes):
+        raise ValueError(f"level_weights has {len(weights)} weights for {len(shapes)} latent "
+                         f"levels {list(shapes)}; give one per level")
+    return np.concatenate([np.full(int(np.prod(s)), w, np.float32)
+                           for s, w in zip(shapes, weights)])
+
+
+def expression_basis(displacements: np.ndarray, rank: int) -> np.ndarray:
+    """``[k, D]`` orthonormal rows: the top-``rank`` principal directions of ``[N, D]``
+    displacements (one identity's latents minus their mean), by an SVD.
+
+    Directions of zero singular value (beyond the displacements' numerical rank, at most
+    ``N - 1``) carry no data and are dropped, so ``k <= rank``; ``rank = 0`` gives none.
+    """
+    x = np.asarray(displacements, np.float64)
+    if x.ndim != 2:
+        raise ValueError(f"displacements must be [N, D]; got shape {x.shape}")
+    if int(rank) != rank or rank < 0 or rank > min(x.shape):
+        raise ValueError(f"subspace_rank must be an integer in [0, {min(x.shape)}] (at most the "
+                         f"{x.shape[0]} photos of the source identity), got {rank!r}")
+    _, singular, vt = np.linalg.svd(x, full_matrices=False)
+    tol = singular.max(initial=0.0) * max(x.shape) * np.finfo(np.float32).eps
+    keep = min(int(rank), int(np.sum(singular > tol)))
+    return vt[:keep].astype(np.float32)
+
+
+def weighted_source(source: jnp.ndarray, source_mean: jnp.ndarray,
+                    weights: jnp.ndarray) -> jnp.ndarray:
+    """``m_s + w * (s - m_s)``, flat: the expression displacement weighted per entry."""
+    return source_mean + weights * (source - source_mean)
+
+
+def projected_source(source: jnp.ndarray, source_mean: jnp.ndarray,
+                     basis: jnp.ndarray) -> jnp.ndarray:
+    """``m_s + B^T B (s - m_s)``, flat: only the displacement inside ``basis``' span."""
+    return source_mean + ((source - source_mean) @ basis.T) @ basis
+
+
+def prepare_sources(method: str, sources: np.ndarray, source_latents: np.ndarray, *,
+                    shapes: Sequence[Shape] | None = None,
+                    level_weights: Sequence[float] | None = None,
+                    subspace_rank: int = DEFAULT_SUBSPACE_RANK) -> tuple[np.ndarray, str]:
+    """The sources to sweep and the arithmetic to sweep them with, for any of :data:`METHODS`.
+
+    ``sources`` ``[E, D]`` flat source latents, ``source_latents`` ``[N, D]`` all of the
+    source identity's latents (its mean ``m_s`` and, for ``subspace``, its displacements).
+    An arithmetic method returns the sources unchanged with its own name; a source
+    method returns ``m_s + W (s - m_s)`` and ``"linear"``: per-level weights (``fine``,
+    ``top``, ``levels`` with ``level_weights``; need the model's latent ``shapes``) or
+    the projection on the top-``subspace_rank`` directions (``subspace``).
+    """
+    if method not in METHODS:
+        raise ValueError(f"unknown transfer method {method!r}; choose one of {METHODS}")
+    if method in TRANSFER_METHODS:
+        return np.asarray(sources, np.float32), method
+    sources = np.asarray(sources, np.float32)
+    source_latents = np.asarray(source_latents, np.float32)
+    if sources.ndim != 2 or source_latents.ndim != 2 or sources.shape[1] != source_latents.shape[1]:
+        raise ValueError(f"need flat sources [E, D] and source identity latents [N, D]; got "
+                         f"{sources.shape} and {source_latents.shape}")
+    mean = source_latents.mean(axis=0)
+    if method == SUBSPACE_METHOD:
+        basis = expression_basis(source_latents - mean, subspace_rank)
+        return np.asarray(projected_source(sources, mean, basis)), "linear"
+    if shapes is None:
+        raise ValueError(f"method {method!r} weights latent levels: it needs the model's latent "
+                         "shapes (pixels have no levels; use it in eps or z)")
+    weights = method_level_weights(method, len(shapes), level_weights)
+    return np.asarray(weighted_source(sources, mean, flat_level_weights(shapes, weights))), "linear"
+
+
 # Beyond this the latent leaves the prior so far that the decoded image saturates to
 # flat colour (the published grids lie in [-1, 3]); larger values are refused, not clipped.
 MAX_ABS_ALPHA = 100.0

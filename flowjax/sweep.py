@@ -425,8 +425,11 @@ def transfer_sweep(model: Glow, variables: Any, sources: Any,
     and ``target_names`` when given.
     """
     if method not in latents_lib.TRANSFER_METHODS:
-        raise ValueError(f"unknown transfer method {method!r}; "
-                         f"choose one of {latents_lib.TRANSFER_METHODS}")
+        hint = (f"; {method!r} transforms the sources: sweep what latents.prepare_sources "
+                "returns (its sources and arithmetic method)"
+                if method in latents_lib.SOURCE_METHODS else "")
+        raise ValueError(f"unknown transfer method {method!r} for the sweep; choose one of "
+                         f"{latents_lib.TRANSFER_METHODS}{hint}")
     latents_lib.check_space(space)
     alphas = latents_lib.check_alphas(alphas)
     var_eps = latents_lib.check_var_eps(var_eps, method)

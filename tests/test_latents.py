@@ -213,3 +213,92 @@ def test_alpha_grid_is_the_repository_grid_without_float_drift():
 def test_alpha_grid_rejects_a_non_positive_step():
     with pytest.raises(ValueError, match="step > 0"):
         latents.alpha_grid(0.0, 1.0, 0.0)
+
+
+# ---- source transforms: per-level weights and the expression subspace -----------------
+
+
+def _actor(n: int = 6) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """An actor's latents [n, D], two of them as the sources, and a target mean [D]."""
+    photos = _flat(n)
+    return photos, photos[:2], _flat(1)[0]
+
+
+def _transferred(method: str, sources, photos, target_mean, alpha: float, **options):
+    moved, arithmetic = latents.prepare_sources(method, sources, photos, shapes=SHAPES, **options)
+    stats = _stats(photos)
+    target = latents.IdentityStats(target_mean, np.ones_like(target_mean), 1)
+    return np.asarray(latents.transfer(arithmetic, moved, stats, target, alpha))
+
+
+def test_fine_keeps_the_target_mean_on_the_top_level_and_moves_the_finer_ones_like_linear():
+    photos, sources, target_mean = _actor()
+    fine = _levels(_transferred("fine", sources, photos, target_mean, 0.8))
+    linear = _levels(_transferred("linear", sources, photos, target_mean, 0.8))
+    top_target = np.broadcast_to(_levels(target_mean[None])[1], fine[1].shape)
+    np.testing.assert_allclose(fine[1], top_target, atol=1e-6)
+    np.testing.assert_allclose(fine[0], linear[0], atol=1e-5)
+    assert np.abs(linear[1] - top_target).max() > 0.1, "linear moves the top level"
+
+
+def test_top_moves_only_the_top_level_and_levels_scales_each_level_by_its_weight():
+    photos, sources, target_mean = _actor()
+    top = _levels(_transferred("top", sources, photos, target_mean, 1.0))
+    np.testing.assert_allclose(top[0], np.broadcast_to(_levels(target_mean[None])[0],
+                                                       top[0].shape), atol=1e-6)
+    linear = _transferred("linear", sources, photos, target_mean, 1.0)
+    weighted = _transferred("levels", sources, photos, target_mean, 1.0, level_weights=(0.5, 2))
+    expected = target_mean + (linear - target_mean) * latents.flat_level_weights(SHAPES, (0.5, 2))
+    np.testing.assert_allclose(weighted, expected, atol=1e-5)
+
+
+def test_levels_needs_one_finite_weight_per_level():
+    photos, sources, _ = _actor()
+    with pytest.raises(ValueError, match="needs level_weights.*2 for this model"):
+        latents.prepare_sources("levels", sources, photos, shapes=SHAPES)
+    with pytest.raises(ValueError, match=r"level_weights \(1.0, 0.0, 1.0\) must be 2"):
+        latents.prepare_sources("levels", sources, photos, shapes=SHAPES,
+                                level_weights=(1, 0, 1))
+    with pytest.raises(ValueError, match="pixels have no levels"):
+        latents.prepare_sources("fine", sources, photos)  # no shapes: no levels
+
+
+def test_subspace_of_full_rank_is_linear_for_sources_among_the_actors_photos():
+    photos, sources, target_mean = _actor(6)  # 6 photos: 5 displacement directions
+    for rank in (5, 6):  # the sixth direction has no data and is dropped
+        np.testing.assert_allclose(
+            _transferred("subspace", sources, photos, target_mean, 0.7, subspace_rank=rank),
+            _transferred("linear", sources, photos, target_mean, 0.7), atol=1e-4)
+
+
+def test_subspace_of_rank_zero_gives_the_target_mean_and_a_partial_rank_moves_less():
+    photos, sources, target_mean = _actor(6)
+    np.testing.assert_allclose(
+        _transferred("subspace", sources, photos, target_mean, 1.3, subspace_rank=0),
+        np.broadcast_to(target_mean, (2, D)), atol=1e-6)
+    partial = _transferred("subspace", sources, photos, target_mean, 1.0, subspace_rank=2)
+    linear = _transferred("linear", sources, photos, target_mean, 1.0)
+    assert (np.linalg.norm(partial - target_mean, axis=1)
+            < np.linalg.norm(linear - target_mean, axis=1) - 1e-3).all()
+
+
+def test_expression_basis_is_orthonormal_principal_directions():
+    rng = np.random.default_rng(1)
+    direction = np.zeros(D, np.float32)
+    direction[3] = 1.0
+    displacements = np.outer(rng.standard_normal(8) * 10, direction) + 0.01 * _flat(8)
+    basis = latents.expression_basis(displacements - displacements.mean(0), 3)
+    assert basis.shape == (3, D)
+    np.testing.assert_allclose(basis @ basis.T, np.eye(3), atol=1e-5)
+    assert abs(basis[0, 3]) > 0.99, "the first direction is the dominant one"
+    with pytest.raises(ValueError, match=r"subspace_rank must be an integer in \[0, 8\]"):
+        latents.expression_basis(displacements, 9)
+
+
+def test_prepare_sources_passes_arithmetic_methods_through_and_names_every_method():
+    photos, sources, _ = _actor()
+    moved, method = latents.prepare_sources("variance", sources, photos)
+    assert method == "variance"
+    np.testing.assert_array_equal(moved, sources)
+    with pytest.raises(ValueError, match="unknown transfer method 'avg'.*subspace"):
+        latents.prepare_sources("avg", sources, photos)

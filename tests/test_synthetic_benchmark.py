@@ -61,6 +61,75 @@ def test_pixel_transfer_refuses_mismatched_image_shapes():
                                     _photos(2, 2, 8)[None], [1.0])
 
 
+def test_pixel_subspace_of_full_rank_is_pixel_linear_and_level_methods_are_refused():
+    source_photos = _photos(1, 5)
+    sources, targets = source_photos[:2], _photos(2, 4)[None]
+    subspace = ground_truth.pixel_transfer("subspace", sources, source_photos, targets,
+                                           [0.0, 1.0], subspace_rank=4)
+    linear = ground_truth.pixel_transfer("linear", sources, source_photos, targets, [0.0, 1.0])
+    np.testing.assert_allclose(subspace.astype(int), linear.astype(int), atol=1)
+    none = ground_truth.pixel_transfer("subspace", sources, source_photos, targets, [1.0],
+                                       subspace_rank=0)
+    np.testing.assert_array_equal(none[:, :, 0], linear[:, :, 0])  # rank 0: the target mean
+    with pytest.raises(ValueError, match="'fine' weights the Glow's latent levels; pixels"):
+        ground_truth.pixel_transfer("fine", sources, source_photos, targets, [1.0])
+
+
+# ---- held-out alpha selection ----------------------------------------------------------
+
+
+def _grid_scores(au: np.ndarray, to_target: np.ndarray) -> Scores:
+    """[E, T, A] scores with the given AU errors and d(target); the rest constant."""
+    return Scores(au_error=au, to_target=to_target, to_source=np.full_like(au, 1.5),
+                  oracle_rmse=np.full_like(au, 10.0))
+
+
+# 1 expression x 4 targets (validation: the first 2) x 3 alphas
+VALIDATION = np.array([True, True, False, False])
+
+
+def test_held_out_alpha_is_chosen_on_the_validation_targets_only():
+    au = np.array([[[3.0, 1.0, 2.0], [3.0, 1.2, 2.0],     # validation: alpha 0.5 best
+                    [3.0, 2.0, 0.1], [3.0, 2.0, 0.2]]])   # test: alpha 1.0 would be best
+    dist = np.full_like(au, 0.3)
+    chosen = ground_truth.held_out(_grid_scores(au, dist), [0.0, 0.5, 1.0], VALIDATION)
+    np.testing.assert_array_equal(chosen.alpha, [0.5])
+    np.testing.assert_allclose(chosen.test.au_error, [[2.0, 2.0]])  # the test targets at 0.5
+    assert chosen.meets_cap.all()
+    # Rewriting the test targets' scores changes nothing about the choice ...
+    other = au.copy()
+    other[:, 2:] = [[9.0, 0.0, 9.0], [9.0, 0.0, 9.0]]
+    again = ground_truth.held_out(_grid_scores(other, dist), [0.0, 0.5, 1.0], VALIDATION)
+    np.testing.assert_array_equal(again.alpha_index, chosen.alpha_index)
+    np.testing.assert_allclose(again.test.au_error, [[0.0, 0.0]])
+    # ... rewriting the validation targets' scores moves it.
+    other = au.copy()
+    other[:, :2] = [[3.0, 1.0, 0.5], [3.0, 1.2, 0.5]]
+    moved = ground_truth.held_out(_grid_scores(other, dist), [0.0, 0.5, 1.0], VALIDATION)
+    np.testing.assert_array_equal(moved.alpha, [1.0])
+
+
+def test_identity_cap_excludes_the_alphas_whose_validation_distance_exceeds_it():
+    au = np.tile(np.array([3.0, 1.0, 0.2]), (1, 4, 1))   # larger alpha: less AU error ...
+    dist = np.tile(np.array([0.5, 0.6, 0.9]), (1, 4, 1))  # ... and further from the target
+    scores = _grid_scores(au, dist)
+    free = ground_truth.held_out(scores, [0.0, 1.0, 2.0], VALIDATION)
+    capped = ground_truth.held_out(scores, [0.0, 1.0, 2.0], VALIDATION, identity_cap=0.65)
+    np.testing.assert_array_equal(free.alpha, [2.0])
+    np.testing.assert_array_equal(capped.alpha, [1.0])
+    assert capped.meets_cap.all()
+    # No alpha within the cap: the nearest one (least d(target)), flagged, not a silent pass.
+    strict = ground_truth.held_out(scores, [0.0, 1.0, 2.0], VALIDATION, identity_cap=0.4)
+    np.testing.assert_array_equal(strict.alpha, [0.0])
+    assert not strict.meets_cap.any()
+
+
+def test_held_out_needs_both_validation_and_test_targets():
+    scores = _grid_scores(np.ones((1, 2, 3)), np.ones((1, 2, 3)))
+    with pytest.raises(ValueError, match="validation must mark some but not all"):
+        ground_truth.held_out(scores, [0.0, 1.0, 2.0], np.array([True, True]))
+
+
 # ---- references and scores -------------------------------------------------------------
 
 
@@ -151,39 +220,92 @@ def test_paired_difference_compares_pair_by_pair():
 # ---- the experiment --------------------------------------------------------------------
 
 
+def _bench(rows: dict[tuple[str, str], np.ndarray]) -> synthetic_benchmark.Benchmark:
+    """A Benchmark of given [E, T, A] AU errors (2 expressions, 2 validation + 3 test
+    targets, 2 alphas); d(target) 0.5 at alpha 0 and 0.6 at alpha 1 everywhere."""
+    dist = np.broadcast_to(np.array([0.5, 0.6]), (2, 5, 2)).copy()
+    transfers = {k: _grid_scores(au, dist) for k, au in rows.items()}
+    reference = _grid_scores(np.ones((2, 5)), np.full((2, 5), 0.5))
+    return synthetic_benchmark.Benchmark(
+        alphas=(0.0, 1.0), expressions=("smile", "blink"),
+        targets=tuple(f"id{t:02d}" for t in range(5)), transfers=transfers,
+        references={"none": reference, "oracle": reference}, transfer_images={},
+        reference_images={}, validation=np.array([True, True, False, False, False]),
+        identity_cap=0.65)
+
+
+def test_paired_table_and_best_line_compare_every_row_with_eps_half_on_the_test_pairs():
+    rng = np.random.default_rng(0)
+    half = 1.0 + 0.1 * rng.standard_normal((2, 5, 2))
+    better = half - 0.3 + 0.01 * rng.standard_normal((2, 5, 2))  # clearly below half
+    close = half + 0.02 * rng.standard_normal((2, 5, 2))          # within the noise
+    bench = _bench({("eps", "half"): half, ("eps", "fine"): better, ("z", "linear"): close})
+    paired = synthetic_benchmark.paired_table(bench)
+    assert [row[:2] for row in paired.rows] == [("eps", "fine"), ("z", "linear")]
+    chosen = bench.held_out["capped"]
+    expected = ground_truth.paired_difference(chosen["eps", "fine"].test.au_error,
+                                              chosen["eps", "half"].test.au_error)
+    fine = paired.row("eps")
+    assert fine["AU error minus eps/half"] == pytest.approx(expected.mean)
+    assert fine["AU error minus eps/half"] == pytest.approx(-0.3, abs=0.02)
+    assert fine["s.e."] == pytest.approx(expected.se)
+    assert fine["pairs where eps/half is better"] == "0/6"  # 2 expressions x 3 test targets
+    assert fine["separated"] == "yes" and paired.row("z")["separated"] == "no"
+    line = synthetic_benchmark.best_line(bench)
+    assert line.startswith("best: eps/fine, AU error ")
+    assert f"{-expected.mean:.3f} +- {expected.se:.3f} below eps/half (s.e. over 6 pairs)" in line
+    assert "not separated" not in line
+    bench = _bench({("eps", "half"): half, ("z", "linear"): close - 0.005})
+    assert "not separated" in synthetic_benchmark.best_line(bench)
+
+
+def test_headline_table_has_a_column_per_scores_field_and_counts_the_cap():
+    au = np.ones((2, 5, 2))
+    bench = _bench({("eps", "half"): au})
+    table = synthetic_benchmark.held_out_table(bench)
+    for label in synthetic_benchmark.score_header():
+        assert label in table.header
+    assert table.index == ("none", "eps", "oracle")
+    assert table.row("eps")["cap met"] == "2/2"
+    assert table.row("eps")["mean alpha"] == 0.0  # equal AU errors: the smaller alpha
+
+
 def test_smoke_run_writes_every_table_figure_and_labelled_example(tmp_path):
     config = benchmark_config.get_config("smoke")
-    config.study.n_identities, config.study.photos_per_identity = 2, 3
+    assert {"fine", "levels", "subspace", "half"} <= set(config.methods)
+    config.study.n_identities, config.study.photos_per_identity = 1, 4
     config.study.n_expressions = 2
     config.spaces = ("eps", "pixel")
+    config.subspace_rank = 2
     config.progress = False
     workdir = tmp_path / "bench"
     result = synthetic_benchmark.main(config, str(workdir))
+    bench, n_methods = result["benchmark"], len(config.methods)
+    assert bench.targets == ("id00", "id01") and bench.test_targets == ("id01",)
+    # pixels have no levels: pixel/fine and pixel/levels are not run
+    assert bench.skipped == (("pixel", "fine"), ("pixel", "levels"))
     summary = result["summary"]
-    assert summary.index == ("none", "eps", "pixel", "oracle")
+    assert summary.index == ("none", *["eps"] * n_methods, *["pixel"] * (n_methods - 2), "oracle")
     with open(workdir / "tables" / "scores.csv") as f:
         rows = list(csv.DictReader(f))
-    # references: 2 expressions x 2 targets each; transfers: 2 spaces x 2 x 2 x 3 alphas
-    assert len(rows) == 2 * 4 + 2 * 4 * 3
-    for name in ("summary", "paired", "best_alpha", "curves"):
+    # references: 2 expressions x 2 targets each; transfers: rows x 2 x 2 x 3 alphas
+    assert len(rows) == 2 * 4 + (2 * n_methods - 2) * 4 * 3
+    assert {r["split"] for r in rows} == {"validation", "test"}
+    for name in ("summary", "summary_unconstrained", "in_sample", "paired", "chosen_alpha",
+                 "best_alpha", "curves"):
         assert (workdir / "tables" / f"{name}.csv").is_file()
     text = (workdir / "summary.md").read_text()
-    assert "| eps | linear |" in text and "| linear | pixel |" in text
+    assert "| eps | subspace |" in text and "| pixel | linear |" in text
+    assert "Paired against eps/half" in text and "\nbest: " in text
+    assert "Not run: pixel/fine, pixel/levels" in text
     example = fio.read_png_provenance(workdir / "examples" / "smile.png")
-    assert example["Synthetic"] == "true"
+    assert example["Synthetic"] == "true" and example["target"] == "id01"
+    chosen = bench.held_out["capped"]
     assert example["layout"] == "none | eps a=%s | pixel a=%s | oracle" % tuple(
-        f"{a:g}" for a in _best_alphas(result["benchmark"], ("eps", "pixel")))
+        f"{chosen[s, 'linear'].alpha[0]:g}" for s in ("eps", "pixel"))
     manifest = json.loads((workdir / "manifest.json").read_text())
     assert manifest["model"]["random_init"] is True
     assert set(manifest["extra"]["scorers"]) == {"action_units", "identity"}
-
-
-def _best_alphas(bench, spaces):
-    from flowjax.evaluation import metrics
-
-    return [bench.alphas[int(metrics.best_alpha(bench.alphas,
-                                                bench.transfers[s, "linear"].au_error[0, 0]).index)]
-            for s in spaces]
 
 
 def test_unknown_space_or_method_fails_before_anything_is_written(tmp_path):
@@ -195,6 +317,10 @@ def test_unknown_space_or_method_fails_before_anything_is_written(tmp_path):
     config.methods = ("cubic",)
     with pytest.raises(ValueError, match="cubic"):
         synthetic_benchmark.main(config, str(tmp_path / "b"))
+    config = benchmark_config.get_config("smoke")
+    config.identity_cap = -1.0
+    with pytest.raises(ValueError, match="config.identity_cap"):
+        synthetic_benchmark.main(config, str(tmp_path / "c"))
     assert not any(tmp_path.iterdir())
 
 

@@ -416,3 +416,36 @@ def test_smoke_command_runs_end_to_end(tmp_path):
     assert "RANDOMLY INITIALISED" in result.stderr
     for png in workdir.rglob("*.png"):  # generated inputs, transfers, strips, means
         assert fio.read_png_provenance(png)["Synthetic"] == "true", png
+
+
+def test_a_source_method_runs_through_the_one_sweep_and_is_recorded(tmp_path):
+    config = transfer_config.get_config("smoke")
+    config.method, config.level_weights, config.progress = "levels", (1.0, 0.0), False
+    workdir = tmp_path / "levels"
+    summary = transfer.main(config, str(workdir))
+    assert summary["method"] == "levels"
+    png = next((workdir / "transfer").rglob("*.png"))
+    meta = fio.read_png_provenance(png)
+    assert meta["method"] == "levels" and json.loads(meta["level_weights"]) == [1.0, 0.0]
+    config.method = "linear"
+    linear = transfer.main(config, str(tmp_path / "linear"))
+    read = lambda root, rel: np.asarray(Image.open(root / rel))  # noqa: E731
+    for expression, by_target in summary["images"].items():
+        for target, by_alpha in by_target.items():
+            paths = list(by_alpha.values())
+            other = list(linear["images"][expression][target].values())
+            # alpha 0: both are the target mean; alpha 1: the top level is not moved
+            np.testing.assert_array_equal(read(workdir, paths[0]),
+                                          read(tmp_path / "linear", other[0]))
+    assert any(not np.array_equal(read(workdir, p), read(tmp_path / "linear", q))
+               for e, by_target in summary["images"].items() for t, by_alpha in by_target.items()
+               for p, q in zip(by_alpha.values(), linear["images"][e][t].values()))
+    assert transfer_config.get_config("fine").method == "fine"
+    assert transfer_config.get_config("subspace").method == "subspace"
+
+
+def test_levels_without_weights_names_the_option_and_writes_nothing(tmp_path):
+    config = transfer_config.get_config("smoke")
+    config.method = "levels"
+    _fails_without_output(config, tmp_path / "run", ValueError,
+                          r"method 'levels' needs level_weights.*--config.level_weights")

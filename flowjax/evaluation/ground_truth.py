@@ -53,7 +53,15 @@ class Scores:
     def take(self, index: np.ndarray) -> Scores:
         """Each field at ``index`` along its last axis (e.g. the best alpha of each pair)."""
         pick = lambda a: np.take_along_axis(a, index[..., None], axis=-1)[..., 0]  # noqa: E731
-        return Scores(*(pick(getattr(self, f.name)) for f in dataclasses.fields(self)))
+        return self.map(pick)
+
+    def map(self, fn: Any) -> Scores:
+        """``fn`` applied to every field (whatever fields Scores has)."""
+        return Scores(**{f.name: fn(getattr(self, f.name)) for f in dataclasses.fields(self)})
+
+    def targets(self, mask: np.ndarray) -> Scores:
+        """The targets (axis 1) where ``mask`` is True, e.g. the validation ones."""
+        return self.map(lambda a: np.asarray(a)[:, np.asarray(mask, bool)])
 
 
 def identity_centroids(embeddings: np.ndarray, identity_ids: np.ndarray,
@@ -87,7 +95,8 @@ def from_unit(images: np.ndarray) -> np.ndarray:
 
 def pixel_transfer(method: str, sources: np.ndarray, source_photos: np.ndarray,
                    target_photos: np.ndarray, alphas: Sequence[float],
-                   var_eps: float = latents.DEFAULT_VARIANCE_EPS) -> np.ndarray:
+                   var_eps: float = latents.DEFAULT_VARIANCE_EPS,
+                   subspace_rank: int = latents.DEFAULT_SUBSPACE_RANK) -> np.ndarray:
     """``latents.transfer`` on pixels: uint8 ``[E, T, A, H, W, C]``.
 
     ``sources`` ``[E, H, W, C]`` are the source expressions, ``source_photos``
@@ -95,7 +104,12 @@ def pixel_transfer(method: str, sources: np.ndarray, source_photos: np.ndarray,
     ``target_photos`` ``[T, P, H, W, C]`` each target's photos. Pixels are
     scaled to [-0.5, 0.5] (:func:`to_unit`), so the variance methods see the
     same units as in the flow's input, and the result is clipped back to uint8.
+    ``subspace`` is PCA of the source photos' pixels (``latents.prepare_sources``);
+    the level methods (``latents.LEVEL_METHODS``) are refused: pixels have no levels.
     """
+    if method in latents.LEVEL_METHODS:
+        raise ValueError(f"method {method!r} weights the Glow's latent levels; pixels have no "
+                         "levels: run it in eps or z only")
     sources, source_photos = np.asarray(sources), np.asarray(source_photos)
     target_photos = np.asarray(target_photos)
     if sources.ndim != 4 or source_photos.ndim != 4 or target_photos.ndim != 5:
@@ -115,7 +129,10 @@ def pixel_transfer(method: str, sources: np.ndarray, source_photos: np.ndarray,
     target_stats = latents.IdentityStats(np.stack([s.mean for s in target])[None, :, None],
                                          np.stack([s.var for s in target])[None, :, None], 0)
     alpha = np.asarray(alphas, np.float32)[None, None, :, None]
-    moved = latents.transfer(method, flat(sources, 1)[:, None, None], source_stats, target_stats,
+    moved_sources, method = latents.prepare_sources(method, flat(sources, 1),
+                                                    flat(source_photos, 1),
+                                                    subspace_rank=subspace_rank)
+    moved = latents.transfer(method, moved_sources[:, None, None], source_stats, target_stats,
                              alpha, var_eps)
     moved = np.asarray(moved)
     return from_unit(moved.reshape(*moved.shape[:3], *shape))
@@ -235,3 +252,68 @@ def summarize(scores: Scores, alphas: Sequence[float] | None = None) -> tuple[Su
         identity_kept=float(np.mean(scores.to_target < scores.to_source)),
         oracle_rmse=float(np.mean(scores.oracle_rmse)),
     ), best
+
+
+# ---- held-out alpha selection --------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True)
+class HeldOut:
+    """One alpha per expression, chosen on the validation targets; the test targets'
+    scores at it.
+
+    ``meets_cap[e]``: some alpha kept expression ``e``'s validation mean d(target) within
+    the identity cap (always True without a cap). Where none did, the alpha of least
+    validation d(target) was taken (the nearest to the cap), never a silent pass.
+    """
+
+    alpha_index: np.ndarray  # [E]
+    alpha: np.ndarray  # [E]
+    meets_cap: np.ndarray  # [E] bool
+    test: Scores  # [E, T_test]
+
+
+def choose_alphas(validation: Scores, identity_cap: float | None = None
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """Per expression, from ``[E, T_val, A]`` validation scores: among the alphas whose mean
+    d(target) over the validation targets is ``<= identity_cap`` (every alpha with None),
+    the one of least mean validation AU error (ties: the smaller index). Returns the
+    alpha indices ``[E]`` and whether any alpha met the cap ``[E]``."""
+    au = np.asarray(validation.au_error, np.float64)
+    valid = np.isfinite(au)
+    # Mean over the validation targets with a valid AU error (NaN: no face scored).
+    counts = valid.sum(axis=1)
+    au = np.where(counts > 0, np.where(valid, au, 0.0).sum(axis=1) / np.maximum(counts, 1),
+                  np.inf)
+    distance = np.mean(np.asarray(validation.to_target, np.float64), axis=1)
+    allowed = (np.ones_like(distance, bool) if identity_cap is None
+               else distance <= float(identity_cap))
+    meets = allowed.any(axis=1)
+    au = np.where(allowed, au, np.inf)
+    if np.any(meets & np.all(np.isinf(au), axis=1)):
+        raise ValueError("an expression has no valid validation AU error at any allowed alpha")
+    index = np.where(meets, np.argmin(au, axis=1), np.argmin(distance, axis=1))
+    return index, meets
+
+
+def held_out(scores: Scores, alphas: Sequence[float], validation: np.ndarray,
+             identity_cap: float | None = None) -> HeldOut:
+    """Chooses each expression's alpha on the targets where ``validation`` is True
+    (:func:`choose_alphas`) and returns the other (test) targets' scores at it.
+
+    ``scores`` ``[E, T, A]``; ``validation`` ``[T]`` bool with both sets non-empty. The
+    choice reads only the validation targets' scores, so the test scores reported at it
+    are not the ones it was fitted on.
+    """
+    validation = np.asarray(validation, bool)
+    n_e, n_t, n_a = np.shape(scores.au_error)
+    if validation.shape != (n_t,) or validation.all() or not validation.any():
+        raise ValueError(f"validation must mark some but not all of the {n_t} targets; got "
+                         f"{validation.tolist()}")
+    if len(alphas) != n_a:
+        raise ValueError(f"{len(alphas)} alphas for scores with {n_a} alphas")
+    index, meets = choose_alphas(scores.targets(validation), identity_cap)
+    test = scores.targets(~validation)
+    per_pair = np.broadcast_to(index[:, None], (n_e, int(np.sum(~validation))))
+    return HeldOut(alpha_index=index, alpha=np.asarray(alphas, np.float64)[index],
+                   meets_cap=meets, test=test.take(per_pair))
