@@ -33,6 +33,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -88,11 +89,12 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
                   methods: Sequence[str] = latents.TRANSFER_METHODS,
                   spaces: Sequence[str] = SPACES, var_eps: float = latents.DEFAULT_VARIANCE_EPS,
                   au_threshold: float = 1.0, chunk_size: int = 32,
-                  progress: bool | None = None) -> Benchmark:
+                  progress: bool | None = None, detector: Any = None) -> Benchmark:
     """Scores every (space, method) transfer of ``study`` and the references.
 
     ``study`` must put every expression on one source identity
     (``make_study(..., shared_source=True)``), as the seed study does.
+    ``detector`` (optional) adds the realism and fake scores.
     """
     _check(methods, spaces, alphas)
     source_ids = np.unique(study.sources.identity_ids)
@@ -112,7 +114,8 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
 
     def score(images: np.ndarray) -> Scores:
         return ground_truth.score_images(images, study.sources.aus, au_scorer, embedder,
-                                         centroids[:-1], centroids[-1], oracle, au_threshold)
+                                         centroids[:-1], centroids[-1], oracle, au_threshold,
+                                         detector)
 
     # One encode of every photo; rows: targets, source photos, source expressions.
     encoding = sweep.encode_images(
@@ -159,7 +162,7 @@ def _operands(encoding: Any, space: str, study: synthetic.Study, target_ids: np.
 
 # ---- tables --------------------------------------------------------------------------
 
-SCORE_HEADER = ("AU error", "d(target)", "d(source)", "RMSE to oracle")
+SCORE_HEADER = ("AU error", "d(target)", "d(source)", "RMSE to oracle", "realism", "fake")
 SUMMARY_HEADER = ("space", "method", "mean best alpha", "AU error", "s.e.", "d(target)",
                   "d(source)", "identity kept", "RMSE to oracle")
 
@@ -317,6 +320,13 @@ oracle: the target rendered with the source expression (the exact answer; the sc
 """
 
 
+def _detector_if_present(scorers_dir: str | None) -> Any:
+    """The synthetic fake detector when the scorers folder has one (realism and fake
+    columns in the per-image tables), else None (those columns NaN)."""
+    folder = Path(scorers_dir or synthetic_scorers.DEFAULT_WEIGHTS_DIR)
+    return synthetic_scorers.build_fake_detector(folder) if (folder / "detector.npz").exists() else None
+
+
 def main(config: Any, workdir: str) -> dict[str, Any]:
     _check(config.methods, config.spaces, config.alphas)
     exp = runs.Experiment(config, workdir)
@@ -328,13 +338,15 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                                      shared_source=True)
         au_scorer = synthetic_scorers.build_au_scorer(config.scorers_dir)
         embedder = synthetic_scorers.build_identity_embedder(config.scorers_dir)
+        detector = _detector_if_present(config.scorers_dir)
     model, variables, _ = exp.load_model(study.targets.images)
 
     with exp.timed("benchmark"):
         bench = run_benchmark(model, variables, study, au_scorer, embedder, alphas=config.alphas,
                               methods=config.methods, spaces=config.spaces,
                               var_eps=config.var_eps, au_threshold=config.au_threshold,
-                              chunk_size=config.chunk_size, progress=config.progress)
+                              chunk_size=config.chunk_size, progress=config.progress,
+                              detector=detector)
 
     model_text = exp.model_label
     header = (f"Synthetic ground-truth benchmark: {len(bench.expressions)} expressions x "
@@ -358,8 +370,10 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
             run.write_png(f"examples/{expression}.png", strip, {
                 "kind": "synthetic benchmark strip", "expression": expression,
                 "target": bench.targets[0], "layout": " | ".join(labels), "model": model_text})
-        run.manifest.set_extra("scorers", {"action_units": au_scorer.provenance(),
-                                           "identity": embedder.provenance()})
+        provenance = {"action_units": au_scorer.provenance(), "identity": embedder.provenance()}
+        if detector is not None:
+            provenance["detector"] = detector.provenance()
+        run.manifest.set_extra("scorers", provenance)
     print(text)
     logging.info("wrote the synthetic benchmark to %s", workdir)
     return {"summary": summary, "benchmark": bench, "workdir": workdir}
