@@ -26,7 +26,8 @@ absolute error per AU; identity verification on same/different pairs, with the
 distance threshold chosen on a validation set and the accuracy measured on a
 separate test set of other identities.
 
-Outputs in the workdir: ``scorers/{au,identity}.{npz,json}`` (the format of
+Outputs in the workdir: ``scorers/{au,identity,detector}.{npz,json}`` (those
+of ``config.nets``; the format of
 ``flowjax.evaluation.synthetic_scorers``), ``evaluation.json``,
 ``training_log.csv`` and ``manifest.json``; with ``config.install_dir`` the
 scorer files are also written there (replacing what is there).
@@ -312,7 +313,8 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
             with run.timed("train_au"):
                 params, timing = train("au", model, a, au_objective, config.seed, log, config.progress)
             with run.timed("evaluate_au"):
-                held_out = synthetic.make_dataset(e.au_seed, e.au_images, IMAGE_SIZE, e.au_identities, strength)
+                held_out = synthetic.make_dataset(e.au_seed, e.au_images, IMAGE_SIZE, e.au_identities,
+                                                  strength)
                 results["au"] = {**evaluate_au(_predictor(model, params), held_out), "training": timing}
             logging.info("AU held-out MAE %.3f %s", results["au"]["mae"], results["au"]["mae_per_au"])
             trained["au"] = (model, params)

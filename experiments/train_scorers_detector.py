@@ -114,8 +114,12 @@ def evaluate_detector(predict_logits: Any, images: np.ndarray, kinds: np.ndarray
     p_fake = 1.0 / (1.0 + np.exp(-logits))
     flagged = p_fake >= threshold
     real = kinds == 0
+    def against_reals(k: int) -> float:
+        rows = (kinds == k) | real
+        return roc_auc(logits[rows], kinds[rows] > 0)
+
     per_kind = {name: {"detection_rate": float(flagged[kinds == k].mean()),
-                       "auc_against_reals": roc_auc(logits[(kinds == k) | real], kinds[(kinds == k) | real] > 0),
+                       "auc_against_reals": against_reals(k),
                        "mean_realism": float(ss.realism_from_logits(logits[kinds == k]).mean()),
                        "n_images": int(np.sum(kinds == k))}
                 for k, name in enumerate(KIND_NAMES) if k > 0 and np.any(kinds == k)}

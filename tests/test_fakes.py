@@ -106,3 +106,18 @@ def test_roc_auc_counts_ordered_pairs_and_half_ties():
     assert roc_auc(np.array([0.5, 0.5, 0.7, 0.1]), np.array([1, 0, 1, 0], bool)) == pytest.approx(0.875)
     with pytest.raises(ValueError, match="positives and negatives"):
         roc_auc(np.array([0.5]), np.array([True]))
+
+
+def test_evaluate_detector_reports_false_positives_and_each_kinds_detection_rate():
+    from experiments.train_scorers_detector import KIND_NAMES, evaluate_detector
+
+    kinds = np.array([0, 0, 0, 0, 1, 1, KIND_NAMES.index("glow_sample")])
+    logits = np.array([-3.0, -2.0, -1.0, 0.5, 2.0, -0.5, 4.0])  # one real above 0 (p > 0.5)
+    out = evaluate_detector(lambda images: logits[:, None], np.zeros((7, 1)), kinds, 0.5)
+    assert out["false_positive_rate"] == 0.25 and out["n_reals"] == 4
+    assert set(out["per_kind"]) == {"blend_same_identity", "glow_sample"}
+    assert out["per_kind"]["blend_same_identity"]["detection_rate"] == 0.5
+    assert out["per_kind"]["glow_sample"]["detection_rate"] == 1.0
+    # Fakes 2.0, -0.5, 4.0 against reals -3, -2, -1, 0.5: 4 + 3 + 4 of 12 pairs ordered.
+    assert out["auc"] == pytest.approx(11 / 12)
+    assert out["per_kind"]["glow_sample"]["mean_realism"] == -4.0
