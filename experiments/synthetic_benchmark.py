@@ -52,6 +52,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -140,13 +141,15 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
                   au_threshold: float = 1.0, chunk_size: int = 32,
                   progress: bool | None = None, identity_cap: float | None = None,
                   level_weights: Sequence[float] | None = None,
-                  subspace_rank: int = latents.DEFAULT_SUBSPACE_RANK) -> Benchmark:
+                  subspace_rank: int = latents.DEFAULT_SUBSPACE_RANK,
+                  detector: Any = None) -> Benchmark:
     """Scores every (space, method) transfer of ``study`` and the references.
 
     ``study`` must put every expression on one source identity
     (``make_study(..., shared_source=True)``), as the seed study does, and have at
     least 2 targets: the first half (by identity id) are the validation targets,
-    the rest the test targets (see the module docstring).
+    the rest the test targets (see the module docstring). ``detector`` (optional)
+    adds the realism and fake scores.
     """
     _check(methods, spaces, alphas, identity_cap)
     for method in methods:  # bad level weights / rank fail before any compute
@@ -178,7 +181,8 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
 
     def score(images: np.ndarray) -> Scores:
         return ground_truth.score_images(images, study.sources.aus, au_scorer, embedder,
-                                         centroids[:-1], centroids[-1], oracle, au_threshold)
+                                         centroids[:-1], centroids[-1], oracle, au_threshold,
+                                         detector)
 
     # One encode of every photo; rows: targets, source photos, source expressions.
     encoding = sweep.encode_images(
@@ -351,6 +355,13 @@ mean difference is at least 2 standard errors.
 """
 
 
+def _detector_if_present(scorers_dir: str | None) -> Any:
+    """The synthetic fake detector when the scorers folder has one (realism and fake
+    columns in the per-image tables), else None (those columns NaN)."""
+    folder = Path(scorers_dir or synthetic_scorers.DEFAULT_WEIGHTS_DIR)
+    return synthetic_scorers.build_fake_detector(folder) if (folder / "detector.npz").exists() else None
+
+
 def main(config: Any, workdir: str) -> dict[str, Any]:
     _check(config.methods, config.spaces, config.alphas, config.identity_cap)
     exp = runs.Experiment(config, workdir)
@@ -363,6 +374,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                                      shared_source=True, setting=study_config.setting)
         au_scorer = synthetic_scorers.build_au_scorer(config.scorers_dir)
         embedder = synthetic_scorers.build_identity_embedder(config.scorers_dir)
+        detector = _detector_if_present(config.scorers_dir)
     model, variables, _ = exp.load_model(study.targets.images)
 
     with exp.timed("benchmark"):
@@ -372,7 +384,8 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                               chunk_size=config.chunk_size, progress=config.progress,
                               identity_cap=config.identity_cap,
                               level_weights=tuple(config.level_weights),
-                              subspace_rank=config.subspace_rank)
+                              subspace_rank=config.subspace_rank,
+                              detector=detector)
 
     model_text = exp.model_label
     header = (f"Synthetic ground-truth benchmark: {len(bench.expressions)} expressions x "
@@ -401,8 +414,10 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                 "kind": "synthetic benchmark strip", "expression": expression,
                 "target": bench.test_targets[0], "layout": " | ".join(labels),
                 "model": model_text})
-        run.manifest.set_extra("scorers", {"action_units": au_scorer.provenance(),
-                                           "identity": embedder.provenance()})
+        provenance = {"action_units": au_scorer.provenance(), "identity": embedder.provenance()}
+        if detector is not None:
+            provenance["detector"] = detector.provenance()
+        run.manifest.set_extra("scorers", provenance)
     print(text)
     logging.info("wrote the synthetic benchmark to %s", workdir)
     return {"summary": summary, "benchmark": bench, "workdir": workdir}

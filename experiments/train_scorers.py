@@ -1,12 +1,22 @@
-"""Train the synthetic AU scorer and identity embedder, evaluate them on unseen identities.
+"""Train the synthetic AU scorer, identity embedder and fake detector; evaluate on unseen identities.
 
 ``python run.py --config=configs/train_scorers.py --workdir=DIR`` (numbers and
-variants in the config's docstring). Both nets learn from renders made inside
-the jitted train step (``flowjax.synthetic``; fresh identities, ``"mixed"``
-expressions and nuisance every step), so they never see an image twice and
-the data cost no host memory:
+variants in the config's docstring). Every net learns from fresh renders
+(``flowjax.synthetic`` in ``config.setting``; new identities, ``"mixed"``
+expressions and nuisance every step), so it never sees an image twice and the
+data cost no host memory. Each step's batch is rendered by its own compiled
+calls before the jitted train step, not inside it: the hard setting's renderer
+is fast only as two programs (``flowjax.synthetic_hard.render_jit``), and
+traced into a caller's program it draws tens of faces a second.
 
 * AU regressor: Huber loss on the 9 intensities (0-5 scale).
+* Fake detector (``config.detector``): binary cross-entropy, clean renders
+  against the generic fakes of :mod:`flowjax.evaluation.fakes` (blends,
+  splices, Glow decodes; never a transfer, which the benchmark compares).
+  Blends and splices are made in the step; the Glow fakes are slow, so a pool
+  is decoded once before training (and another, from other keys, for the
+  evaluation). Half of every batch, reals and fakes alike, is quantized to
+  the Glow's bit depth so that bit depth tells nothing.
 * Identity embedder: a supervised contrastive (InfoNCE) loss on cosine
   similarities; each step renders ``identities_per_batch`` new identities,
   ``photos_per_identity`` photos each, and every other photo in the batch is a
@@ -19,7 +29,8 @@ absolute error per AU; identity verification on same/different pairs, with the
 distance threshold chosen on a validation set and the accuracy measured on a
 separate test set of other identities.
 
-Outputs in the workdir: ``scorers/{au,identity}.{npz,json}`` (the format of
+Outputs in the workdir: ``scorers/{au,identity,detector}.{npz,json}`` (those
+of ``config.nets``; the format of
 ``flowjax.evaluation.synthetic_scorers``), ``evaluation.json``,
 ``training_log.csv`` and ``manifest.json``; with ``config.install_dir`` the
 scorer files are also written there (replacing what is there).
@@ -28,6 +39,7 @@ scorer files are also written there (replacing what is there).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +53,7 @@ from absl import logging
 
 from flowjax import io as fio
 from flowjax import synthetic
+from experiments import train_scorers_detector as detector
 from flowjax.evaluation import synthetic_scorers as ss
 
 IMAGE_SIZE = ss.IMAGE_SIZE
@@ -52,12 +65,13 @@ IMAGE_SIZE = ss.IMAGE_SIZE
 def render_batch(key: jax.Array, n_identities: int, photos_per_identity: int,
                  nuisance_strength: float, random_background: bool = False, setting: str = "easy"
                  ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """Fresh renders (traceable): ``images`` uint8, ``aus`` [N, 9], identity ``rows`` [N].
+    """Fresh renders: ``images`` uint8, ``aus`` [N, 9], identity ``rows`` [N].
 
     Photo ``i`` shows identity ``i // photos_per_identity`` of this batch.
     ``random_background`` gives every photo its own background colour (the
     renderer ties it to the identity), so an embedder must look at the face.
-    ``setting``: ``flowjax.synthetic.SETTINGS``.
+    ``setting``: ``flowjax.synthetic.SETTINGS``. Traceable, but call it outside
+    a jit (see the module docstring).
     """
     k_id, k_expr, k_nz, k_bg = jax.random.split(key, 4)
     n = n_identities * photos_per_identity
@@ -103,19 +117,19 @@ def make_optimizer(c: Any) -> optax.GradientTransformation:
                        optax.adamw(schedule, weight_decay=c.weight_decay))
 
 
-def make_step(loss_fn: Callable[[Any, jax.Array], jax.Array],
+def make_step(loss_fn: Callable[..., jax.Array],
               optimizer: optax.GradientTransformation) -> Callable:
-    """``step(params, opt_state, key) -> (params, opt_state, loss)``, jitted, buffers donated."""
+    """``step(params, opt_state, key, *arrays) -> (params, opt_state, loss)``, jitted, buffers
+    donated; ``arrays`` (the step's rendered batch, then fixed data such as a pool of
+    precomputed images) are passed to ``loss_fn(params, key, *arrays)`` as arguments, not
+    baked into the program as constants."""
 
-    def step(params, opt_state, key):
-        loss, grads = jax.value_and_grad(loss_fn)(params, key)
+    def step(params, opt_state, key, *arrays):
+        loss, grads = jax.value_and_grad(loss_fn)(params, key, *arrays)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return optax.apply_updates(params, updates), opt_state, loss
 
-    # The renderer inside the step is per-pixel arithmetic that LLVM must
-    # vectorize: pin the optimisation level (as flowjax.synthetic does), or a
-    # lowered XLA_FLAGS level (the tests') makes every step minutes long.
-    return jax.jit(step, donate_argnums=(0, 1), compiler_options={"xla_backend_optimization_level": 3})
+    return jax.jit(step, donate_argnums=(0, 1))
 
 
 def au_model(c: Any) -> ss.ScorerCNN:
@@ -128,9 +142,11 @@ def identity_model(c: Any) -> ss.ScorerCNN:
                         outputs=c.embed_dim, input_pool=c.input_pool, normalize=True)
 
 
-def train(name: str, model: ss.ScorerCNN, c: Any, loss_fn: Callable, seed: int,
-          log: list[dict[str, Any]], progress: bool = True) -> tuple[Any, dict[str, Any]]:
-    """Runs ``c.steps`` steps of ``loss_fn(params, key)``; returns params and timings."""
+def train(name: str, model: ss.ScorerCNN, c: Any, loss_fn: Callable,
+          make_batch: Callable[[jax.Array], tuple], seed: int, log: list[dict[str, Any]],
+          progress: bool = True, data: tuple = ()) -> tuple[Any, dict[str, Any]]:
+    """Runs ``c.steps`` steps of ``loss_fn(params, key, *make_batch(key), *data)``, each
+    batch rendered before its jitted step; returns params and timings."""
     init_key, key = jax.random.split(jax.random.key(seed))
     dummy = jnp.zeros((1, IMAGE_SIZE, IMAGE_SIZE, 3), jnp.uint8)
     params = model.init(init_key, dummy)
@@ -138,12 +154,15 @@ def train(name: str, model: ss.ScorerCNN, c: Any, loss_fn: Callable, seed: int,
     opt_state = optimizer.init(params)
     step = make_step(loss_fn, optimizer)
     t0 = time.perf_counter()
-    params, opt_state, loss = step(params, opt_state, jax.random.fold_in(key, 0))
+    def run_step(params, opt_state, step_key):
+        return step(params, opt_state, step_key, *make_batch(step_key), *data)
+
+    params, opt_state, loss = run_step(params, opt_state, jax.random.fold_in(key, 0))
     loss = float(loss)
     compile_s = time.perf_counter() - t0
     t0, running = time.perf_counter(), [loss]
     for i in range(1, c.steps):
-        params, opt_state, loss = step(params, opt_state, jax.random.fold_in(key, i))
+        params, opt_state, loss = run_step(params, opt_state, jax.random.fold_in(key, i))
         if i % c.log_every == 0 or i == c.steps - 1:
             running.append(float(loss))
             if not np.isfinite(running[-1]):
@@ -245,59 +264,119 @@ def _predictor(model: ss.ScorerCNN, params: Any, batch: int = 256) -> Callable[[
 # ---- main -----------------------------------------------------------------------------
 
 
+def _check_nets(nets: Any) -> None:
+    unknown = [n for n in nets if n not in ss.KINDS]
+    if unknown or not nets:
+        raise ValueError(f"config.nets {list(nets)}: choose one or more of {ss.KINDS}")
+
+
+def _train_detector(config: Any, strength: float, render: Callable, log: list[dict[str, Any]]
+                    ) -> tuple[dict[str, Any], tuple[ss.ScorerCNN, Any]]:
+    """Glow pools (training and held-out, from different keys), training, evaluation."""
+    from flowjax.checkpoints import load_model
+
+    c, e = config.detector, config.eval
+    if not c.glow:
+        raise ValueError("config.detector.glow is empty: give a Glow export (e.g. weights/demo/glow) "
+                         "whose decodes are the detector's Glow fakes")
+    glow_dir = Path(c.glow)
+    if not glow_dir.is_absolute():  # relative to the repository root, wherever we run from
+        glow_dir = Path(__file__).resolve().parents[1] / glow_dir
+    glow, glow_variables = load_model(glow_dir)
+    t0 = time.perf_counter()
+    pool = detector.glow_pool(glow, glow_variables, jax.random.key(config.seed + 2), c.glow_pool,
+                              c, strength, render)
+    held_pool = detector.glow_pool(glow, glow_variables, jax.random.key(e.detector_seed + 1),
+                                   e.detector_glow_pool, c, strength, render)
+    pool_s = time.perf_counter() - t0
+    logging.info("detector: %d + %d Glow fakes decoded in %.0f s", c.glow_pool, e.detector_glow_pool, pool_s)
+    model = detector.detector_model(c)
+    params, timing = train("detector", model, c, detector.detector_loss(model, c),
+                           lambda key: detector.detector_batch(key, c, strength, render),
+                           config.seed + 2, log, config.progress,
+                           data=(jnp.asarray(pool[0]), jnp.asarray(pool[1])))
+    images, kinds = detector.held_out_set(c, e, strength, render, held_pool)
+    result = {**detector.evaluate_detector(_predictor(model, params), images, kinds, c.threshold),
+              "training": {**timing, "glow_pool_s": round(pool_s, 1), "glow": str(c.glow),
+                           "glow_sha256": fio.sha256_dir(glow_dir)}}
+    logging.info("detector held-out: AUC %.3f, false positives %.3f, per kind %s", result["auc"],
+                 result["false_positive_rate"],
+                 {k: round(v["detection_rate"], 3) for k, v in result["per_kind"].items()})
+    return result, (model, params)
+
+
 def main(config: Any, workdir: str) -> dict[str, Any]:
     strength = float(config.nuisance_strength)
     setting = config.setting
     synthetic.check_setting(setting)
+    render = functools.partial(render_batch, setting=setting)
     log: list[dict[str, Any]] = []
     e = config.eval
+    _check_nets(config.nets)
     with fio.create_run_dir(workdir, overwrite=config.overwrite) as run:
         run.manifest.set_config(config)
         results: dict[str, Any] = {}
         trained = {}
 
-        a = config.au
-        model = au_model(a)
+        if "au" in config.nets:
+            a = config.au
+            model = au_model(a)
 
-        def au_objective(params, key):
-            images, aus, _ = render_batch(key, a.batch_size, 1, strength, setting=setting)
-            return au_loss(model, params, images, aus, a.huber_delta)
+            def au_batch(key):
+                images, aus, _ = render(key, a.batch_size, 1, strength)
+                return images, aus
 
-        with run.timed("train_au"):
-            params, timing = train("au", model, a, au_objective, config.seed, log, config.progress)
-        with run.timed("evaluate_au"):
-            held_out = synthetic.make_dataset(e.au_seed, e.au_images, IMAGE_SIZE, e.au_identities, strength,
+            def au_objective(params, key, images, aus):
+                return au_loss(model, params, images, aus, a.huber_delta)
+
+            with run.timed("train_au"):
+                params, timing = train("au", model, a, au_objective, au_batch, config.seed, log,
+                                       config.progress)
+            with run.timed("evaluate_au"):
+                held_out = synthetic.make_dataset(e.au_seed, e.au_images, IMAGE_SIZE, e.au_identities,
+                                                  strength, setting)
+                results["au"] = {**evaluate_au(_predictor(model, params), held_out), "training": timing}
+            logging.info("AU held-out MAE %.3f %s", results["au"]["mae"], results["au"]["mae_per_au"])
+            trained["au"] = (model, params)
+
+        if "identity" in config.nets:
+            i = config.identity
+            id_model = identity_model(i)
+
+            def id_batch(key):
+                images, _, rows = render(key, i.identities_per_batch, i.photos_per_identity, strength,
+                                         i.random_background)
+                return images, rows
+
+            def id_objective(params, key, images, rows):
+                return contrastive_loss(id_model.apply(params, images), rows, i.temperature)
+
+            with run.timed("train_identity"):
+                id_params, timing = train("identity", id_model, i, id_objective, id_batch,
+                                          config.seed + 1, log, config.progress)
+            with run.timed("evaluate_identity"):
+                n = e.id_identities * e.id_photos_per_identity
+                val = synthetic.make_dataset(e.id_val_seed, n, IMAGE_SIZE, e.id_identities, strength,
+                                             setting)
+                test = synthetic.make_dataset(e.id_test_seed, n, IMAGE_SIZE, e.id_identities, strength,
                                               setting)
-            results["au"] = {**evaluate_au(_predictor(model, params), held_out), "training": timing}
-        logging.info("AU held-out MAE %.3f %s", results["au"]["mae"], results["au"]["mae_per_au"])
-        trained["au"] = (model, params)
+                results["identity"] = {**evaluate_identity(_predictor(id_model, id_params), val, test,
+                                                           e.id_pairs, e.pair_seed), "training": timing}
+            logging.info("identity verification: %s", results["identity"])
+            trained["identity"] = (id_model, id_params)
 
-        i = config.identity
-        id_model = identity_model(i)
-
-        def id_objective(params, key):
-            images, _, rows = render_batch(key, i.identities_per_batch, i.photos_per_identity, strength,
-                                           i.random_background, setting)
-            return contrastive_loss(id_model.apply(params, images), rows, i.temperature)
-
-        with run.timed("train_identity"):
-            id_params, timing = train("identity", id_model, i, id_objective, config.seed + 1, log,
-                                      config.progress)
-        with run.timed("evaluate_identity"):
-            n = e.id_identities * e.id_photos_per_identity
-            val = synthetic.make_dataset(e.id_val_seed, n, IMAGE_SIZE, e.id_identities, strength, setting)
-            test = synthetic.make_dataset(e.id_test_seed, n, IMAGE_SIZE, e.id_identities, strength, setting)
-            results["identity"] = {**evaluate_identity(_predictor(id_model, id_params), val, test,
-                                                       e.id_pairs, e.pair_seed), "training": timing}
-        logging.info("identity verification: %s", results["identity"])
-        trained["identity"] = (id_model, id_params)
+        if "detector" in config.nets:
+            with run.timed("detector"):
+                results["detector"], trained["detector"] = _train_detector(config, strength, render, log)
 
         results["nuisance_strength"] = strength
         results["setting"] = setting
-        results["eval_seeds"] = {k: e[k] for k in ("au_seed", "id_val_seed", "id_test_seed", "pair_seed")}
+        results["eval_seeds"] = {k: e[k] for k in ("au_seed", "id_val_seed", "id_test_seed", "pair_seed",
+                                                   "detector_seed")}
         for kind, (m, p) in trained.items():
             record = {"training": {**results[kind]["training"], "config": config[kind].to_dict(),
-                                   "seed": config.seed, "nuisance_strength": strength},
+                                   "seed": config.seed, "nuisance_strength": strength,
+                                   "setting": setting},
                       "evaluation": {k: v for k, v in results[kind].items() if k != "training"}}
             ss.save_scorer(run.path / "scorers", kind, m, p, record=record)
             for ext in ("npz", "json"):

@@ -190,6 +190,54 @@ def test_score_images_uses_the_source_truths_active_aus_and_the_target_centroids
     np.testing.assert_allclose(scores.oracle_rmse, [[[0.0, 0.0]], [[(64 / 48) ** 0.5] * 2]])
 
 
+class _FakeDetector:
+    """Realism = the green value of pixel (0, 0); flags an image fake when it is below 50."""
+
+    def realism(self, images):
+        return images[:, 0, 0, 1].astype(np.float64)
+
+    def is_fake(self, images):
+        return (images[:, 0, 0, 1] < 50).astype(np.float64)
+
+
+def _score_args():
+    images = np.zeros((2, 3, 2, 4, 4, 3), np.uint8)  # 2 expressions x 3 targets x 2 alphas
+    images[..., 0], images[..., 2] = 100, 40
+    images[..., 1] = np.arange(12, dtype=np.uint8).reshape(2, 3, 2, 1, 1) * 10 + 1
+    truth = np.array([[4.0, 0.0, 0.0], [0.0, 3.0, 2.5]])
+    return dict(images=images, source_aus=truth, au_scorer=_FakeAUs(), embedder=_FakeEmbedder(),
+                target_centroids=np.tile([[0.6, 0.8]], (3, 1)), source_centroid=np.array([1.0, 0.0]),
+                oracle=images[:, :, 0].copy())
+
+
+def test_score_images_adds_each_images_realism_and_fake_flag_when_given_a_detector():
+    args = _score_args()
+    scores = ground_truth.score_images(**args, detector=_FakeDetector())
+    green = args["images"][..., 0, 0, 1].astype(np.float64)  # [E, T, A]
+    np.testing.assert_array_equal(scores.realism, green)
+    np.testing.assert_array_equal(scores.fake, green < 50)
+    # At each pair's best alpha the fields follow the pair's pick.
+    picked = scores.take(np.ones((2, 3), int))
+    np.testing.assert_array_equal(picked.realism, green[..., 1])
+
+
+def test_without_a_detector_realism_and_fake_are_nan_and_old_scores_still_summarize():
+    scores = ground_truth.score_images(**_score_args())
+    assert scores.realism.shape == scores.au_error.shape == scores.fake.shape
+    assert np.isnan(scores.realism).all() and np.isnan(scores.fake).all()
+    summary, _ = ground_truth.summarize(scores, [0.0, 1.0])
+    assert np.isnan(summary.realism) and np.isnan(summary.fake_rate)
+
+
+def test_summarize_reports_mean_realism_its_standard_error_and_the_detection_rate():
+    scores = ground_truth.score_images(**_score_args(), detector=_FakeDetector())
+    summary, _ = ground_truth.summarize(scores.take(np.zeros((2, 3), int)))
+    green = np.arange(0, 12, 2) * 10 + 1.0  # alpha index 0 of every pair
+    assert summary.realism == pytest.approx(green.mean())
+    assert summary.realism_se == pytest.approx(np.std(green, ddof=1) / np.sqrt(6))
+    assert summary.fake_rate == pytest.approx(np.mean(green < 50))
+
+
 def test_summarize_averages_each_pair_at_its_own_best_alpha():
     au = np.array([[[3.0, 1.0, 2.0], [3.0, 2.5, 0.5]]])  # 1 expression x 2 targets x 3 alphas
     to_target = np.array([[[0.1, 0.4, 0.9], [0.1, 0.5, 1.2]]])
@@ -305,7 +353,8 @@ def test_smoke_run_writes_every_table_figure_and_labelled_example(tmp_path):
         f"{chosen[s, 'linear'].alpha[0]:g}" for s in ("eps", "pixel"))
     manifest = json.loads((workdir / "manifest.json").read_text())
     assert manifest["model"]["random_init"] is True
-    assert set(manifest["extra"]["scorers"]) == {"action_units", "identity"}
+    # The shipped scorers folder has a fake detector, so the benchmark uses it.
+    assert set(manifest["extra"]["scorers"]) == {"action_units", "identity", "detector"}
 
 
 def test_unknown_space_or_method_fails_before_anything_is_written(tmp_path):

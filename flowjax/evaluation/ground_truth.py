@@ -16,6 +16,12 @@ transferred image is scored against what it should show, not against a proxy:
   between the image and the oracle image of its pair (below): the exact
   picture a perfect transfer would give, so ghosting, blur and colour drift
   count here even where the two scorers do not see them.
+* **Realism** and **fake** (when a fake detector is given,
+  :class:`~flowjax.evaluation.synthetic_scorers.SyntheticFakeDetector`): the
+  detector's log-odds that the image is a clean render, and 0/1 whether it
+  flags the image as fake (so a mean of ``fake`` is a detection rate). They
+  see what the other scores do not: ghosted double outlines, seams, a flow's
+  off-manifold texture. Without a detector both are NaN.
 * **Best alpha** of an (expression, target) pair: the alpha of least AU error
   (:func:`flowjax.evaluation.metrics.best_alpha`; ties go to the smaller alpha).
 
@@ -49,6 +55,13 @@ class Scores:
     to_target: np.ndarray
     to_source: np.ndarray
     oracle_rmse: np.ndarray
+    realism: np.ndarray | None = None  # None: NaN (no detector)
+    fake: np.ndarray | None = None  # 0/1 detected as fake; None: NaN (no detector)
+
+    def __post_init__(self):
+        for name in ("realism", "fake"):
+            if getattr(self, name) is None:
+                object.__setattr__(self, name, np.full(np.shape(self.au_error), np.nan))
 
     def take(self, index: np.ndarray) -> Scores:
         """Each field at ``index`` along its last axis (e.g. the best alpha of each pair)."""
@@ -158,12 +171,15 @@ def oracle_images(study: synthetic.Study, size: int) -> np.ndarray:
 
 def score_images(images: np.ndarray, source_aus: np.ndarray, au_scorer: Any, embedder: Any,
                  target_centroids: np.ndarray, source_centroid: np.ndarray, oracle: np.ndarray,
-                 threshold: float = metrics.DEFAULT_ACTIVATION_THRESHOLD) -> Scores:
+                 threshold: float = metrics.DEFAULT_ACTIVATION_THRESHOLD,
+                 detector: Any = None) -> Scores:
     """Scores uint8 images ``[E, T, ..., H, W, C]`` of sources ``[E, n_aus]`` on targets ``[T, D]``.
 
     ``au_scorer(images) -> [N, n_aus]`` (with ``au_names``) and
     ``embedder.embed(images) -> [N, D]`` L2-normalised, as the synthetic scorers;
     ``oracle`` ``[E, T, H, W, C]`` the pairs' oracle images (:func:`oracle_images`).
+    ``detector`` (optional, as ``SyntheticFakeDetector``: ``realism`` and
+    ``is_fake``) fills ``realism`` and ``fake``; None leaves them NaN.
     """
     images, source_aus = np.asarray(images), np.asarray(source_aus, np.float64)
     lead = images.shape[:-3]
@@ -181,12 +197,17 @@ def score_images(images: np.ndarray, source_aus: np.ndarray, au_scorer: Any, emb
     if oracle.shape != (*lead[:2], *images.shape[-3:]):
         raise ValueError(f"oracle images {oracle.shape} must be [E, T, H, W, C] = "
                          f"{(*lead[:2], *images.shape[-3:])}")
+    realism = fake = None
+    if detector is not None:
+        realism = np.asarray(detector.realism(flat), np.float64).reshape(lead)
+        fake = np.asarray(detector.is_fake(flat), np.float64).reshape(lead)
     diff = images.astype(np.float64) - oracle.reshape(*lead[:2], *extra, *images.shape[-3:])
     return Scores(
         au_error=metrics.au_mean_error(aus, truth, au_scorer.au_names, metrics.ACTIVE, threshold),
         to_target=metrics.identity_distance(embeddings, centroids),
         to_source=metrics.identity_distance(embeddings, source_centroid),
         oracle_rmse=np.sqrt(np.mean(np.square(diff), axis=(-3, -2, -1))),
+        realism=realism, fake=fake,
     )
 
 
@@ -206,6 +227,9 @@ class Summary:
     to_source: float
     identity_kept: float
     oracle_rmse: float
+    realism: float = float("nan")  # mean realism (NaN without a detector)
+    realism_se: float = float("nan")
+    fake_rate: float = float("nan")  # fraction of pairs detected as fake
 
 
 @dataclasses.dataclass(frozen=True)
@@ -251,6 +275,9 @@ def summarize(scores: Scores, alphas: Sequence[float] | None = None) -> tuple[Su
         to_source=float(np.mean(scores.to_source)),
         identity_kept=float(np.mean(scores.to_target < scores.to_source)),
         oracle_rmse=float(np.mean(scores.oracle_rmse)),
+        realism=float(np.mean(scores.realism)),
+        realism_se=_standard_error(scores.realism) if n > 1 else float("nan"),
+        fake_rate=float(np.mean(scores.fake)),
     ), best
 
 

@@ -1,6 +1,6 @@
-"""Synthetic stand-ins for facenet (identity) and OpenFace (Action Units).
+"""Synthetic stand-ins for facenet (identity), OpenFace (Action Units) and a fake detector.
 
-Two small Flax CNNs trained on :mod:`flowjax.synthetic` renders (64x64, nuisance
+Small Flax CNNs trained on :mod:`flowjax.synthetic` renders (64x64, nuisance
 on) by ``experiments/train_scorers.py``, which measures them on renders of
 identities they never saw (numbers in ``configs/train_scorers.py``):
 
@@ -11,6 +11,9 @@ identities they never saw (numbers in ``configs/train_scorers.py``):
   embedding; same-identity photos are close whatever their expression, pose
   and lighting. It follows :class:`~flowjax.evaluation.scorers.IdentityEmbedder`,
   and distances are Euclidean (``metrics.identity_distance``), in [0, 2].
+* :class:`SyntheticFakeDetector` gives the probability that a face is *not*
+  a clean render (trained on generic fakes, :mod:`flowjax.evaluation.fakes`),
+  and the **realism** score, defined once in :func:`realism_from_logits`.
 
 They know only the renderer's cartoon faces: on photographs their outputs mean
 nothing. The renderer ties a background colour to each identity; the embedder
@@ -46,14 +49,15 @@ from flowjax.synthetic import AU_MAX, AU_NAMES
 
 __all__ = [
     "ScorerCNN", "SyntheticAUScorer", "SyntheticIdentityEmbedder", "build_au_scorer",
-    "build_identity_embedder", "save_scorer", "load_scorer", "DEFAULT_WEIGHTS_DIR",
+    "build_identity_embedder", "SyntheticFakeDetector", "build_fake_detector",
+    "realism_from_logits", "save_scorer", "load_scorer", "DEFAULT_WEIGHTS_DIR",
     "REGENERATE_COMMAND", "KINDS",
 ]  # fmt: skip
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "demo" / "scorers"
 REGENERATE_COMMAND = ("python run.py --config=configs/train_scorers.py --workdir=runs/train_scorers "
                       "--config.install_dir=weights/demo/scorers")
-KINDS = ("au", "identity")
+KINDS = ("au", "identity", "detector")
 FORMAT = "flowjax.synthetic_scorer"
 FORMAT_VERSION = 1
 IMAGE_SIZE = 64
@@ -159,7 +163,7 @@ def save_scorer(directory: str | os.PathLike, kind: str, model: ScorerCNN, varia
     meta = {
         "format": FORMAT, "format_version": FORMAT_VERSION, "kind": kind,
         "image_size": IMAGE_SIZE, "architecture": architecture(model),
-        "outputs": list(AU_NAMES) if kind == "au" else f"{model.outputs}-d L2-normalised embedding",
+        "outputs": _describe_outputs(kind, model),
         "weights_file": f"{kind}.npz", "weights_sha256": fio.sha256_bytes(data),
         "n_parameters": int(sum(v.size for v in flat.values())),
         **(record or {}),
@@ -169,6 +173,14 @@ def save_scorer(directory: str | os.PathLike, kind: str, model: ScorerCNN, varia
     fio.atomic_write_bytes(targets[0], data, overwrite=overwrite)
     fio.atomic_write_json(targets[1], meta, overwrite=overwrite)
     return targets[1]
+
+
+def _describe_outputs(kind: str, model: ScorerCNN) -> Any:
+    if kind == "au":
+        return list(AU_NAMES)
+    if kind == "detector":
+        return "1 logit: log-odds that the face is not a clean render (sigmoid: p(fake))"
+    return f"{model.outputs}-d L2-normalised embedding"
 
 
 def load_scorer(directory: str | os.PathLike, kind: str) -> tuple[ScorerCNN, dict[str, Any], dict[str, Any]]:
@@ -315,3 +327,56 @@ def build_identity_embedder(weights_dir: str | os.PathLike | None = None,
                             batch_size: int = 64) -> SyntheticIdentityEmbedder:
     """The registry's ``"synthetic"`` identity backend; default weights: ``DEFAULT_WEIGHTS_DIR``."""
     return SyntheticIdentityEmbedder(weights_dir, batch_size)
+
+
+def realism_from_logits(logits: np.ndarray) -> np.ndarray:
+    """The realism score: the detector's log-odds that a face IS a clean render
+    (``log p(real) / p(fake)``, i.e. minus its logit). 0 is a coin flip; higher is
+    more real. Log-odds rather than ``1 - p(fake)``, so that a mean over images
+    still ranks methods whose faces the detector is sure about."""
+    return -np.asarray(logits, np.float64)
+
+
+class SyntheticFakeDetector(_Scorer):
+    """Is a synthetic face a clean render? ``probability_fake`` ``[N]``, ``realism`` ``[N]``.
+
+    ``threshold`` (default: the one stored with the weights) makes ``is_fake``
+    a 0/1 decision: ``p(fake) >= threshold``. Calling the detector returns
+    ``probability_fake`` (the :data:`flowjax.evaluation.metrics.FakeDetector` protocol).
+    """
+
+    kind = "detector"
+
+    def __init__(self, weights_dir: str | os.PathLike | None = None, batch_size: int = 64,
+                 threshold: float | None = None):
+        super().__init__(weights_dir, batch_size)
+        if threshold is None:
+            threshold = self.record.get("evaluation", {}).get("threshold", 0.5)
+        if not 0.0 < threshold < 1.0:
+            raise ValueError(f"detector threshold must be in (0, 1), got {threshold}")
+        self.threshold = float(threshold)
+
+    def logits(self, images: np.ndarray) -> np.ndarray:
+        return self._run(images)[:, 0]
+
+    def probability_fake(self, images: np.ndarray) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(-self.logits(images)))
+
+    def realism(self, images: np.ndarray) -> np.ndarray:
+        return realism_from_logits(self.logits(images))
+
+    def is_fake(self, images: np.ndarray) -> np.ndarray:
+        """0/1 float ``[N]``: ``p(fake) >= threshold`` (so its mean is the detection rate)."""
+        return (self.probability_fake(images) >= self.threshold).astype(np.float64)
+
+    __call__ = probability_fake
+
+    def provenance(self) -> dict[str, Any]:
+        return {**super().provenance(), "threshold": self.threshold,
+                "realism": "log-odds of a clean render (minus the detector's logit)"}
+
+
+def build_fake_detector(weights_dir: str | os.PathLike | None = None, batch_size: int = 64,
+                        threshold: float | None = None) -> SyntheticFakeDetector:
+    """The synthetic fake detector; default weights: ``DEFAULT_WEIGHTS_DIR``."""
+    return SyntheticFakeDetector(weights_dir, batch_size, threshold)
