@@ -38,7 +38,8 @@ import jax.numpy as jnp
 
 from flowjax import steps as steps_lib
 from flowjax.bijectors import (
-    CONSTANTS, COUPLINGS, PERMUTATIONS, PRECISIONS, split_channels, squeeze2d, unsqueeze2d,
+    CONSTANTS, COUPLINGS, INVERSES, PERMUTATIONS, PRECISIONS, split_channels, squeeze2d,
+    unsqueeze2d, with_inverse_weights,
 )
 from flowjax.priors import SplitPrior, TopPrior, gaussian_log_prob, standardize, unstandardize
 
@@ -113,6 +114,23 @@ class FlowStep(nn.Module):
             return (z, logdet), None
         z, step_logdet = step.forward(z)
         return (z, logdet + step_logdet), None
+
+
+def scan_steps(body: type[nn.Module], depth: int, reverse: bool, initializing: bool,
+               unroll: int = 1) -> type[nn.Module]:
+    """``body`` (a :class:`FlowStep`) scanned over a level's ``depth`` steps.
+
+    Decoding (``reverse``, outside init) first computes every step's inverse 1x1
+    conv weight at once (:func:`flowjax.bijectors.with_inverse_weights`), so no
+    matrix inverse runs inside the scan: one per step there cost more than the
+    steps' convs at small batches on CPU (see :data:`flowjax.bijectors.INVERSES`).
+    """
+    scanned = nn.scan(body, variable_axes={"params": 0, CONSTANTS: 0, INVERSES: 0},
+                      split_rngs={"params": True}, length=depth, reverse=reverse, unroll=unroll)
+    if not reverse or initializing:
+        return scanned
+    return nn.map_variables(scanned, ("params", CONSTANTS, INVERSES),
+                            trans_in_fn=with_inverse_weights)
 
 
 class Glow(nn.Module):
@@ -297,14 +315,7 @@ class Glow(nn.Module):
 
     def _steps(self, level: int, reverse: bool) -> nn.Module:
         body = nn.remat(FlowStep, prevent_cse=False) if self.remat else FlowStep
-        scanned = nn.scan(
-            body,
-            variable_axes={"params": 0, CONSTANTS: 0},
-            split_rngs={"params": True},
-            length=self.depth,
-            reverse=reverse,
-            unroll=self.scan_unroll,
-        )
+        scanned = scan_steps(body, self.depth, reverse, self.is_initializing(), self.scan_unroll)
         return scanned(self.flow_step, self.step_config(), reverse=reverse,
                        name=f"level_{level}")
 

@@ -65,11 +65,11 @@ from flowjax import latents as latents_lib
 from flowjax.bijectors import (
     CONSTANTS, COUPLINGS, LOGSCALE_FACTOR, PRECISIONS, Chain, InvConv, _num_positions,
     additive_coupling, affine_coupling, channel_mix, conv1x1, edge_bias, get_precision,
-    lu_weight, per_image_logdet, random_orthogonal, split_channels, squeeze2d, unsqueeze2d,
-    zero_conv,
+    lu_inverse_weight, lu_weight, per_image_logdet, random_orthogonal, split_channels,
+    squeeze2d, stored_inverse, unsqueeze2d, zero_conv,
 )
 from flowjax import steps as steps_lib
-from flowjax.glow import SPACES, Encoding, FlowStep
+from flowjax.glow import SPACES, Encoding, FlowStep, scan_steps
 from flowjax.priors import gaussian_log_prob, standardize, unstandardize
 
 Array = jax.Array
@@ -214,9 +214,7 @@ class InvConvLUColumns(nn.Module):
 
     def inverse(self, y: Array) -> tuple[Array, Array]:
         p, l, u, sign_s, log_s = self.params(y)
-        with jax.enable_x64(True):
-            f64 = [a.astype(jnp.float64) for a in (p, l, u, sign_s, log_s)]
-            w_inv = jnp.linalg.inv(lu_weight(*f64)).astype(y.dtype)
+        w_inv = stored_inverse(self, lambda: lu_inverse_weight(p, l, u, sign_s, log_s))
         x = channel_mix(y, w_inv.T, get_precision(self.precision))
         return x, per_image_logdet(-_num_positions(y) * jnp.sum(log_s), y)
 
@@ -507,8 +505,7 @@ class RosinalityGlow(nn.Module):
     # ---- the flow ---------------------------------------------------------------
 
     def _steps(self, level: int, reverse: bool) -> nn.Module:
-        scanned = nn.scan(FlowStep, variable_axes={"params": 0, CONSTANTS: 0},
-                          split_rngs={"params": True}, length=self.depth, reverse=reverse)
+        scanned = scan_steps(FlowStep, self.depth, reverse, self.is_initializing())
         permutation = "invconv_lu" if self.level_uses_lu(level) else "invconv"
         config = steps_lib.StepConfig(self.width, self.coupling, permutation, self.precision)
         return scanned("rosinality", config, reverse=reverse, name=f"level_{level}")

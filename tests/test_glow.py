@@ -3,6 +3,7 @@
 import importlib.util
 import math
 import pathlib
+import re
 
 import flax.linen as nn
 import jax
@@ -63,6 +64,39 @@ def test_decode_inverts_encode(variant):
     np.testing.assert_array_equal(glow.decode(model, variables, enc.eps, y), x)
     # Raw z space round-trips too.
     np.testing.assert_array_equal(glow.decode(model, variables, enc.z, y, "z"), x)
+
+
+def _lu_calls_inside_and_outside_loops(hlo: str) -> tuple[int, int]:
+    """(LU factorisations inside while loops, all LU factorisations) of compiled HLO text."""
+    bodies = {m.group(1): m.group(2) for m in re.finditer(r"\n%?([\w.-]+) [^\n]*\{\n(.*?)\n\}", hlo, re.S)}
+
+    def reachable(name, seen):
+        if name in bodies and name not in seen:
+            seen.add(name)
+            for callee in re.findall(r"(?:calls|to_apply|body|condition|branch_computations)=\{?%([\w.-]+)",
+                                     bodies[name]):
+                reachable(callee, seen)
+        return seen
+
+    in_loops = set()
+    for body in re.findall(r"body=%([\w.-]+)", hlo):
+        in_loops |= reachable(body, set())
+    inside = sum(bodies[name].count("getrf") for name in in_loops)
+    return inside, hlo.count("getrf")
+
+
+@pytest.mark.parametrize("permutation", ["invconv", "invconv_lu"])
+def test_decode_inverts_the_1x1_convs_once_per_level_before_its_scan(permutation):
+    # A matrix inverse per step inside the scan cost more than the steps' convs
+    # at small batches on CPU (bijectors.INVERSES); decoding does one batched
+    # inverse per level instead, and none inside the scans' loops.
+    model = Glow(**TINY, permutation=permutation)
+    x = _images(2, 16)
+    variables = _perturbed(model, x)
+    eps = glow.encode(model, variables, x).eps
+    hlo = jax.jit(lambda v, e: model.apply(v, e, method="decode")).lower(variables, eps) \
+        .compile().as_text()
+    assert _lu_calls_inside_and_outside_loops(hlo) == (0, model.n_levels)
 
 
 def test_five_bit_model_returns_the_image_with_low_bits_zeroed():

@@ -12,6 +12,13 @@ buffer-assignment memory estimate, and the reconstruction error (max |x - x'|
 of the float image, and whether the uint8 image came back exactly). It prints
 a markdown table (the one committed to docs/benchmarks.md) and writes JSON.
 A batch size that does not fit is reported as such, not skipped silently.
+
+``--profile`` prints instead a per-layer breakdown of one encode and one decode
+per batch size (time, share, FLOPs and % of the same run's matmul peak per layer
+kind; each layer jitted and timed alone on its real input shape: how, and the
+limits, in ``tools/profile_layers.py``)::
+
+    python -m tools.benchmark --config=configs/celeba256.py:small --profile --batch_sizes=1,8
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ from absl import app, flags
 from ml_collections import config_flags
 
 from flowjax import glow, model_stats, models
+from tools import profile_layers
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "8"], "Batch sizes to time.")
@@ -34,6 +42,8 @@ _PRECISIONS = flags.DEFINE_list("precisions", ["highest"], "Glow precisions to t
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls per measurement (median).")
 _MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 0, "Matmul peak size N (0: 2048 CPU, 8192 GPU).")
 _JSON = flags.DEFINE_string("json", None, "Write the results as JSON to this file.")
+_PROFILE = flags.DEFINE_bool("profile", False, "Print a per-layer breakdown of one encode and "
+                             "one decode per batch size instead (tools/profile_layers.py).")
 
 
 def _median_seconds(fn, repeats: int) -> float:
@@ -152,8 +162,23 @@ def run(config, batch_sizes, precisions, repeats, matmul_size=0) -> dict:
     return results
 
 
+def run_profile(config, batch_sizes, precisions, repeats, matmul_size=0) -> None:
+    n = matmul_size or (8192 if jax.devices()[0].platform == "gpu" else 2048)
+    peak = matmul_peak_flops(n)
+    for precision in precisions:
+        model = models.model_from_config({**dict(config.model), "precision": precision})
+        for batch_size in batch_sizes:
+            result = profile_layers.profile(model, batch_size, repeats, _median_seconds)
+            print(f"precision {precision}\n" + profile_layers.format_profile(result, batch_size, peak),
+                  flush=True)
+
+
 def main(argv):
     del argv
+    if _PROFILE.value:
+        run_profile(_CONFIG.value, [int(b) for b in _BATCH_SIZES.value], _PRECISIONS.value,
+                    _REPEATS.value, _MATMUL_SIZE.value)
+        return
     results = run(_CONFIG.value, [int(b) for b in _BATCH_SIZES.value], _PRECISIONS.value,
                   _REPEATS.value, _MATMUL_SIZE.value)
     print(format_table(results))
