@@ -246,7 +246,12 @@ def with_inverse_weights(variables: dict, name: str = "invconv") -> dict:
     float64 inverse per level instead of one per step. Plain ``{W}`` convs and
     LU ``{L, U, log_S}`` (+ constants ``P``, ``sign_S``) are recognised; any
     other module named ``name`` is left to compute its own inverse.
+
+    Variables that already carry inverses (a sweep computes them once, outside
+    its jitted decodes, for every chunk it decodes) are returned unchanged.
     """
+    if variables.get(INVERSES):
+        return variables
     params, constants = variables.get("params", {}), variables.get(CONSTANTS, {})
 
     def walk(params, constants):

@@ -50,6 +50,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
+from flowjax import bijectors
 from flowjax import latents as latents_lib
 from flowjax.errors import NonFiniteError
 from flowjax.glow import Encoding, Glow
@@ -286,6 +287,13 @@ def _attribute_chunk(model: Glow, variables: Any, operands: dict[str, Array], in
 # ---- public API -------------------------------------------------------------------
 
 
+def _decoder_variables(variables: Any, placement: Placement) -> Any:
+    """``variables`` with every 1x1 conv's inverse weight computed once, here, for all the
+    chunks a sweep decodes (else each jitted chunk recomputes them: on CPU the LAPACK
+    calls cost more than a small batch's convs), placed on the devices."""
+    return placement.replicate(bijectors.with_inverse_weights(variables))
+
+
 def _check_flat(name: str, array: Any, model: Glow, ndim: int) -> np.ndarray:
     array = np.asarray(array, np.float32)
     d = latents_lib.flat_size(model.latent_shapes)
@@ -391,7 +399,7 @@ def decode_latents(model: Glow, variables: Any, flat: Any, *, space: str = "eps"
     flat = _check_flat("latents", flat, model, 2)
     latents_lib.check_space(space)
     placement = Placement(devices)
-    step = functools.partial(_decode_chunk, model, placement.replicate(variables),
+    step = functools.partial(_decode_chunk, model, _decoder_variables(variables, placement),
                              space=space, quantize=quantize, sharding=placement.batch_sharding)
     outputs = _run_chunks(step, len(flat), chunk_size, lambda idx: flat[idx], placement,
                           progress, "decode")
@@ -452,7 +460,8 @@ def transfer_sweep(model: Glow, variables: Any, sources: Any,
     grid = (n_e, n_t, n_a)
     placement = Placement(devices)
     step = functools.partial(
-        _transfer_chunk, model, placement.replicate(variables), placement.replicate(operands),
+        _transfer_chunk, model, _decoder_variables(variables, placement),
+        placement.replicate(operands),
         jnp.int32(latents_lib.TRANSFER_METHODS.index(method)), jnp.float32(var_eps),
         space=space, quantize=quantize,
         sharding=placement.batch_sharding)
@@ -499,7 +508,8 @@ def attribute_sweep(model: Glow, variables: Any, latents: Any, vectors: Any,
         raise ValueError(f"empty attribute grid (images, vectors, alphas) = {grid}")
     placement = Placement(devices)
     step = functools.partial(
-        _attribute_chunk, model, placement.replicate(variables), placement.replicate(operands),
+        _attribute_chunk, model, _decoder_variables(variables, placement),
+        placement.replicate(operands),
         space=space, quantize=quantize, sharding=placement.batch_sharding)
     outputs = _run_chunks(step, math.prod(grid), chunk_size, _grid_index(grid), placement,
                           progress, f"attribute ({space})", share=process_share)

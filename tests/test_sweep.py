@@ -257,3 +257,21 @@ def test_a_process_share_names_its_non_finite_points_by_their_grid_index():
                            lambda i: f"point {tuple(int(c) for c in np.unravel_index(i, (2, 1, 3)))}",
                            "test sweep", "hint")
     assert error.value.points == [5]
+
+
+def test_sweeps_invert_the_1x1_convs_once_for_all_their_chunks(variables, encoding):
+    # Each chunk's decode would otherwise factorise every 1x1 conv again (one LAPACK
+    # call per level and chunk, which on CPU costs more than a small chunk's convs);
+    # a sweep computes the inverses once and its compiled chunk has none left.
+    flat = np.asarray(latents.flatten(list(encoding.eps)))
+    placement = sweep.Placement()
+
+    def factorisations(chunk_variables):
+        hlo = sweep._decode_chunk.lower(MODEL, chunk_variables, flat, space="eps",
+                                        quantize=True).compile().as_text()
+        return hlo.count("getrf")
+
+    assert factorisations(placement.replicate(variables)) == MODEL.n_levels
+    assert factorisations(sweep._decoder_variables(variables, placement)) == 0
+    np.testing.assert_array_equal(sweep.decode_latents(MODEL, variables, flat),
+                                  glow.decode(MODEL, variables, list(encoding.eps)))

@@ -9,7 +9,9 @@ This tool times, in one process and alternating rounds (so machine load hits bot
 alike), (1) the two conv shapes alone, as GFLOP/s and a fraction of the same
 run's matmul peak, and (2) encode and decode of celeba256's ``small`` model
 (64x64, 3 levels, depth 8, width 512) with XLA's convolution everywhere
-(``layers.NARROW_RATIO`` out of reach) and with the per-shape choice. Prints
+(``layers.NARROW_RATIO`` out of reach) and with the per-shape choice. Decode
+gets the 1x1 convs' inverses computed once per model, as flowjax's sweeps do
+(``flowjax.sweep._decoder_variables``). Prints
 markdown tables (committed in docs/benchmarks.md). Weights are random.
 """
 
@@ -23,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from flowjax import glow, layers, model_stats
+from flowjax import bijectors, glow, layers, model_stats
 from flowjax.glow import Glow
 from flowjax.models import random_variables
 from tools.benchmark import matmul_peak_flops
@@ -81,6 +83,8 @@ def model_rows(peak: float, batch_sizes: list[int], repeats: int, rounds: int) -
     for batch in batch_sizes:
         images = np.random.default_rng(batch).integers(0, 256, (batch, 64, 64, 3), np.uint8)
         eps = glow.encode(model, variables, images).eps
+        # Decoding as the sweeps do it: inverses of the 1x1 convs computed once per model.
+        decode_variables = bijectors.with_inverse_weights(variables)
         best = {(m, d): float("inf") for m in MODES for d in ("encode", "decode")}
         for _ in range(rounds):
             for mode, ratio in MODES.items():
@@ -88,12 +92,12 @@ def model_rows(peak: float, batch_sizes: list[int], repeats: int, rounds: int) -
                     lambda v, x: model.apply(v, x, method="encode")).lower(variables, images)
                     .compile())
                 dec = _with_ratio(ratio, lambda: jax.jit(
-                    lambda v, e: model.apply(v, e, method="decode")).lower(variables, eps)
+                    lambda v, e: model.apply(v, e, method="decode")).lower(decode_variables, eps)
                     .compile())
                 best[mode, "encode"] = min(best[mode, "encode"],
                                            _median_s(enc, variables, images, repeats=repeats))
                 best[mode, "decode"] = min(best[mode, "decode"],
-                                           _median_s(dec, variables, eps, repeats=repeats))
+                                           _median_s(dec, decode_variables, eps, repeats=repeats))
         cells = []
         for d in ("encode", "decode"):
             old, new = batch / best["xla_conv", d], batch / best["per_shape", d]

@@ -22,9 +22,9 @@ input from wherever the previous call left it, and XLA cannot fuse it with its
 neighbours (the real graph fuses each ActNorm + ReLU into the conv before
 it, which is why those are timed with their conv, and the ActNorm of the step
 into the invconv's matmul). So the parts' sum is not the model's time; the gap
-is reported. The decode rows also hold the one batched inverse of each level's
-1x1 conv weights (``bijectors.with_inverse_weights``), which the model runs once
-per call. Only OpenAI's flow step with the ``invconv`` or ``invconv_lu``
+is reported. Decode runs as flowjax's sweeps run it, with the 1x1 convs'
+inverses computed once per model (``bijectors.with_inverse_weights``), so
+neither the parts nor the whole include them. Only OpenAI's flow step with the ``invconv`` or ``invconv_lu``
 permutation is profiled.
 """
 
@@ -93,9 +93,6 @@ def _level_layers(model: glow.Glow, level: int, batch: int, decode: bool, rng):
          (hidden, out_w, out_b, out_logs), model.depth, hw * 9 * (w + 1) * n_out),
         ("coupling split/add/concat", combine, (x, normal(batch, side, side, n_out)), model.depth, 0),
     ]
-    if decode:  # once per call: every step's W^-1 at once (bijectors.with_inverse_weights)
-        rows.append(("invconv", bijectors.inverse_matrix,
-                     (jnp.stack([invconv_w] * model.depth),), 1, 0))
     if level < model.n_levels - 1:
         prior_w, prior_b, prior_logs = normal(3, 3, half + 1, c), normal(c), normal(c)
 
@@ -139,7 +136,7 @@ def profile(model: glow.Glow, batch: int, repeats: int, median_seconds) -> dict:
     whole = {
         "encode": (jax.jit(lambda v, x: model.apply(v, x, method="encode").eps), (variables, images)),
         "decode": (jax.jit(lambda v, e: model.apply(v, e, None, "eps", False, method="decode")),
-                   (variables, eps)),
+                   (bijectors.with_inverse_weights(variables), eps)),
     }
     for direction in ("encode", "decode"):
         decode = direction == "decode"
