@@ -38,6 +38,8 @@ them). Outputs under the workdir::
     tables/summary_unconstrained.csv held-out, alpha of least validation AU error
     tables/in_sample.csv             each test pair at its own best alpha
     tables/paired.csv                each row's test AU error minus eps/half's, pair by pair
+    tables/realism_pixel_vs_eps.csv  per method, pixel's realism minus eps's, pair by pair
+                                     (empty without a fake detector in the scorers folder)
     tables/chosen_alpha.csv          per space, method and expression: the chosen alphas
     tables/best_alpha.csv            in-sample best alpha per space, method, expression, target
     tables/curves.csv                means over pairs per space, method, split and alpha
@@ -68,7 +70,7 @@ from flowjax.evaluation.ground_truth import Scores
 # The tables live beside the experiment (one responsibility each); re-exported here.
 from experiments.synthetic_benchmark_tables import (  # noqa: F401  (public API)
     BASELINE, CAPPED, FREE, best_alpha_table, best_line, chosen_alpha_table, curves_table,
-    held_out_table, in_sample_table, paired_table, score_header, scores_table)
+    held_out_table, in_sample_table, paired_table, score_header, scores_table, space_table)
 
 SPACES = ("eps", "z", "pixel")
 REFERENCES = ("none", "oracle")
@@ -318,6 +320,11 @@ def markdown(bench: Benchmark, header: str) -> str:
         text += (f"\nPaired against {'/'.join(BASELINE)} (test pairs, at the identity cap):"
                  f"\n\n{paired.markdown(digits=3)}\n")
     text += f"\n{best_line(bench)}\n"
+    realism = space_table(bench)
+    if realism.rows:
+        text += ("\nRealism (the fake detector's log-odds of a clean render), pixel against eps "
+                 "arithmetic, test pairs each at its held-out alpha at the cap:\n\n"
+                 f"{realism.markdown(digits=3)}\n")
     text += ("\nHeld out, unconstrained (the alpha of least validation AU error):\n\n"
              f"{held_out_table(bench, FREE).markdown(digits=3)}\n"
              "\nIn sample (each test pair at the best alpha of its own scores: optimistic):\n\n"
@@ -400,6 +407,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                             ("summary_unconstrained", held_out_table(bench, FREE)),
                             ("in_sample", in_sample_table(bench)),
                             ("paired", paired_table(bench)),
+                            ("realism_pixel_vs_eps", space_table(bench)),
                             ("chosen_alpha", chosen_alpha_table(bench)),
                             ("best_alpha", best_alpha_table(bench)),
                             ("curves", curves_table(bench)), ("scores", scores_table(bench))):

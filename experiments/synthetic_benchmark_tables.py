@@ -85,6 +85,31 @@ def paired_table(bench: Benchmark, selection: str = CAPPED,
     return tables.Table(header, tuple(rows))
 
 
+def space_table(bench: Benchmark, field: str = "realism", spaces: tuple[str, str] = ("pixel", "eps"),
+                selection: str = CAPPED) -> tables.Table:
+    """Per method run in both ``spaces``: the test pairs' ``field`` (a Scores field, e.g.
+    the detector's realism) in the first space minus the second, pair by pair, each at
+    its own held-out alpha; with both spaces' means and detection rates. Empty when the
+    field was not scored (no detector)."""
+    first, second = spaces
+    header = ("method", f"{field} {first}", f"{field} {second}", f"{first} minus {second}",
+              "s.e.", f"pairs where {second} is higher", "separated", f"fake rate {first}",
+              f"fake rate {second}")
+    chosen, rows = bench.held_out[selection], []
+    for (space, method), held in chosen.items():
+        other = chosen.get((second, method))
+        if space != first or other is None:
+            continue
+        a, b = (np.asarray(getattr(h.test, field), np.float64) for h in (held, other))
+        if np.isnan(a).all() or np.isnan(b).all():
+            continue
+        d = ground_truth.paired_difference(a, b)
+        rows.append((method, float(np.mean(a)), float(np.mean(b)), d.mean, d.se,
+                     f"{int(np.sum(b > a))}/{d.pairs}", "yes" if _separated(d) else "no",
+                     float(np.mean(held.test.fake)), float(np.mean(other.test.fake))))
+    return tables.Table(header, tuple(rows))
+
+
 def _separated(d: ground_truth.PairedDifference) -> bool:
     """A difference of at least 2 standard errors (and not zero: identical rows)."""
     return d.mean != 0 and abs(d.mean) >= 2 * d.se

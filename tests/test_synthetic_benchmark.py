@@ -7,6 +7,8 @@ asserts what docs/synthetic_benchmark.md reports (numbers there).
 
 from __future__ import annotations
 
+import dataclasses
+
 import csv
 import json
 from pathlib import Path
@@ -305,6 +307,38 @@ def test_paired_table_and_best_line_compare_every_row_with_eps_half_on_the_test_
     assert "not separated" not in line
     bench = _bench({("eps", "half"): half, ("z", "linear"): close - 0.005})
     assert "not separated" in synthetic_benchmark.best_line(bench)
+
+
+def test_realism_table_pairs_each_methods_pixel_row_with_its_eps_row_on_the_test_pairs():
+    rng = np.random.default_rng(1)
+    au = np.ones((2, 5, 2))
+    dist = np.broadcast_to(np.array([0.5, 0.6]), (2, 5, 2)).copy()
+
+    def scored(realism, fake):
+        return dataclasses.replace(_grid_scores(au, dist), realism=realism, fake=fake)
+
+    eps_realism = 2.0 + 0.1 * rng.standard_normal((2, 5, 2))
+    ghosted = eps_realism - 3.0 + 0.1 * rng.standard_normal((2, 5, 2))  # pixel: far less real
+    bench = _bench({})
+    bench = dataclasses.replace(bench, transfers={
+        ("eps", "linear"): scored(eps_realism, np.zeros((2, 5, 2))),
+        ("pixel", "linear"): scored(ghosted, np.ones((2, 5, 2))),
+        ("z", "linear"): scored(eps_realism, np.zeros((2, 5, 2))),   # not pixel: no row
+        ("pixel", "half"): scored(ghosted, np.ones((2, 5, 2)))})     # no eps/half: no row
+    table = synthetic_benchmark.space_table(bench)
+    assert table.index == ("linear",)
+    row = table.row("linear")
+    chosen = bench.held_out["capped"]
+    expected = ground_truth.paired_difference(chosen["pixel", "linear"].test.realism,
+                                              chosen["eps", "linear"].test.realism)
+    assert row["pixel minus eps"] == pytest.approx(expected.mean)
+    assert row["pixel minus eps"] == pytest.approx(-3.0, abs=0.1)
+    assert row["s.e."] == pytest.approx(expected.se)
+    assert row["pairs where eps is higher"] == "6/6" and row["separated"] == "yes"
+    assert row["fake rate pixel"] == 1.0 and row["fake rate eps"] == 0.0
+    # Without a detector the realism is NaN: no table.
+    assert synthetic_benchmark.space_table(_bench({("eps", "linear"): au,
+                                                   ("pixel", "linear"): au})).rows == ()
 
 
 def test_headline_table_has_a_column_per_scores_field_and_counts_the_cap():
