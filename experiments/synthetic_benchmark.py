@@ -65,6 +65,7 @@ from matplotlib.figure import Figure
 from flowjax import latents, names, runs, sweep, synthetic
 from flowjax import io as fio
 from flowjax.evaluation import figures, ground_truth, synthetic_scorers
+from flowjax.errors import NonFiniteError
 from flowjax.evaluation.ground_truth import Scores
 
 # The tables live beside the experiment (one responsibility each); re-exported here.
@@ -92,6 +93,9 @@ class Benchmark:
     validation: np.ndarray
     identity_cap: float | None = None
     skipped: tuple[tuple[str, str], ...] = ()
+    # Rows whose sweep decoded non-finite images (NonFiniteError): (space, method) ->
+    # (non-finite grid points, all grid points). They have no scores.
+    diverged: dict[tuple[str, str], tuple[int, int]] = dataclasses.field(default_factory=dict)
 
     @property
     def test_targets(self) -> tuple[str, ...]:
@@ -191,7 +195,7 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
         model, variables, np.concatenate([study.targets.images, study.source_photos.images,
                                           study.sources.images]),
         chunk_size=chunk_size, progress=progress)
-    images, scores, skipped = {}, {}, []
+    images, scores, skipped, diverged = {}, {}, [], {}
     for space in spaces:
         operands = None if space == "pixel" else _operands(encoding, space, study, target_ids)
         for method in methods:
@@ -207,10 +211,18 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
                 sources, arithmetic = latents.prepare_sources(
                     method, sources, actor, shapes=model.latent_shapes,
                     level_weights=level_weights, subspace_rank=subspace_rank)
-                grid = sweep.transfer_sweep(model, variables, sources, source_stats, target_stats,
-                                            alphas, method=arithmetic, space=space,
-                                            var_eps=var_eps, chunk_size=chunk_size,
-                                            progress=progress)
+                try:
+                    grid = sweep.transfer_sweep(model, variables, sources, source_stats,
+                                                target_stats, alphas, method=arithmetic,
+                                                space=space, var_eps=var_eps,
+                                                chunk_size=chunk_size, progress=progress)
+                except NonFiniteError as err:
+                    # A method that blows the latent up (the thesis' variance formula at
+                    # large alphas) is a result, reported as such, never scored as images.
+                    total = len(sources) * len(target_stats.mean) * len(alphas)
+                    diverged[space, method] = (len(err.points), total)
+                    logging.warning("%s/%s diverged: %s", space, method, err)
+                    continue
             images[space, method], scores[space, method] = grid, score(grid)
     eps_means = _operands(encoding, "eps", study, target_ids)[2].mean
     means = sweep.decode_latents(model, variables, eps_means, space="eps", chunk_size=chunk_size)
@@ -223,7 +235,7 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
         references={k: score(v) for k, v in reference_images.items()},
         transfer_images=images, reference_images=reference_images,
         validation=np.arange(len(target_ids)) < len(target_ids) // 2,
-        identity_cap=identity_cap, skipped=tuple(skipped))
+        identity_cap=identity_cap, skipped=tuple(skipped), diverged=diverged)
 
 
 def _operands(encoding: Any, space: str, study: synthetic.Study, target_ids: np.ndarray
@@ -332,6 +344,10 @@ def markdown(bench: Benchmark, header: str) -> str:
     if bench.skipped:
         text += (f"\nNot run: {', '.join('/'.join(k) for k in bench.skipped)} (the level "
                  "methods weight latent levels; pixels have none).\n")
+    if bench.diverged:
+        text += ("\nDiverged (no scores: the sweep decoded non-finite images, which are never "
+                 "scored): " + ", ".join(f"{'/'.join(k)} at {n} of {total} grid points"
+                                         for k, (n, total) in bench.diverged.items()) + ".\n")
     missed = [f"{'/'.join(k)} {int((~h.meets_cap).sum())}" for k, h in bench.held_out[CAPPED].items()
               if not h.meets_cap.all()]
     if missed:

@@ -7,9 +7,8 @@ asserts what docs/synthetic_benchmark.md reports (numbers there).
 
 from __future__ import annotations
 
-import dataclasses
-
 import csv
+import dataclasses
 import json
 from pathlib import Path
 
@@ -21,6 +20,7 @@ from configs import synthetic_benchmark as benchmark_config
 from experiments import synthetic_benchmark
 from flowjax import checkpoints, io as fio, synthetic
 from flowjax.evaluation import ground_truth, synthetic_scorers
+from flowjax.errors import NonFiniteError
 from flowjax.evaluation.ground_truth import Scores
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -389,6 +389,33 @@ def test_smoke_run_writes_every_table_figure_and_labelled_example(tmp_path):
     assert manifest["model"]["random_init"] is True
     # The shipped scorers folder has a fake detector, so the benchmark uses it.
     assert set(manifest["extra"]["scorers"]) == {"action_units", "identity", "detector"}
+
+
+def test_a_method_whose_sweep_diverges_is_reported_and_never_scored(tmp_path, monkeypatch):
+    # The thesis' variance formula can blow latents up to inf at large alphas; the
+    # sweep refuses to return such images, and the benchmark reports the row as
+    # diverged (with how many grid points) instead of stopping or scoring it.
+    real_sweep = synthetic_benchmark.sweep.transfer_sweep
+
+    def sweep_that_diverges_for_variance(*args, method, **kwargs):
+        if method == "variance":
+            raise NonFiniteError("transfer sweep (variance, eps): 3 points non-finite", [0, 4, 7])
+        return real_sweep(*args, method=method, **kwargs)
+
+    monkeypatch.setattr(synthetic_benchmark.sweep, "transfer_sweep",
+                        sweep_that_diverges_for_variance)
+    config = benchmark_config.get_config("smoke")
+    config.study.n_identities, config.study.photos_per_identity = 1, 4
+    config.study.n_expressions = 2
+    config.methods, config.spaces, config.progress = ("linear", "variance"), ("eps",), False
+    result = synthetic_benchmark.main(config, str(tmp_path / "bench"))
+    bench = result["benchmark"]
+    # 2 expressions x 2 targets x 3 alphas
+    assert bench.diverged == {("eps", "variance"): (3, 12)}
+    assert set(bench.transfers) == {("eps", "linear")}
+    assert result["summary"].index == ("none", "eps", "oracle")
+    text = (tmp_path / "bench" / "summary.md").read_text()
+    assert "Diverged (no scores" in text and "eps/variance at 3 of 12 grid points" in text
 
 
 def test_unknown_space_or_method_fails_before_anything_is_written(tmp_path):
