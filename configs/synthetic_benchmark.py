@@ -29,16 +29,16 @@ Protocol (experiments/synthetic_benchmark.py): the study has 2 x
 per (space, method, expression) alpha is chosen on the validation targets and
 the test targets are reported at it.
 
-``identity_cap`` 0.65: every method is held to the same identity level, a
-validation mean d(target) of at most 0.65, when its alpha is chosen. In the
-committed in-sample table (docs/synthetic_benchmark.md) the target's own
-decoded mean face (none) sits at 0.59, the oracle at 0.13 and the source
-actor at 1.44-1.49 from the target; 0.65 allows a transfer to drift 0.06 past
-the target's mean face (7% of the way to the source actor), which the
-thesis' eps/half met at its in-sample best alpha (0.61) and eps/linear
-(0.66), std_rescale (0.69) and z/linear (0.72) did not: those must give up
-some expression to be compared at the same identity. ``None`` removes the cap
-(the unconstrained table is written either way).
+``identity_slack`` 0.1: every method is held to the same identity level when
+its alpha is chosen: a validation mean d(target) of at most
+``d_t + 0.1 * (d_s - d_t)``, where ``d_t`` and ``d_s`` are the distances of the
+target's own decoded mean face (the ``none`` reference) to the target's and to
+the source actor's centroid on the validation targets
+(``ground_truth.identity_cap_from_slack``): a transfer may drift a tenth of the
+way from the target's mean face towards the source actor. A fraction, not a
+distance, because the two settings' identity embedders have different scales
+(easy: the cap comes out near 0.57, with the mean face at 0.46 and the actor at
+1.54). ``None`` removes the cap (the unconstrained table is written either way).
 
 ``subspace_rank`` 9: the synthetic faces move along 9 Action Units
 (``flowjax.synthetic.AU_NAMES``), so 9 principal directions of the actor's 20
@@ -74,8 +74,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # (1.0, 1.0, 0.0) is "fine" on a 3-level Glow. Unused by the other methods.
     config.level_weights = ()
     config.subspace_rank = 9  # latents.DEFAULT_SUBSPACE_RANK: one direction per synthetic AU
-    # Validation mean d(target) allowed when choosing alpha (None: no cap); see the docstring.
-    config.identity_cap = 0.65
+    # How far (a fraction of the way to the source actor) a transfer's validation mean
+    # d(target) may drift when its alpha is chosen (None: no cap); see the docstring.
+    config.identity_slack = 0.1
     config.spaces = ("eps", "z", "pixel")
     config.alphas = alpha_grid(0.0, 3.0, 0.1)
     config.var_eps = demo.var_eps

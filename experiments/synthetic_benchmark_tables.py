@@ -32,9 +32,14 @@ def score_header() -> tuple[str, ...]:
                  for f in dataclasses.fields(Scores))
 
 
+def _mean(values: np.ndarray) -> float:
+    """The mean over the scored values; NaN when none was scored (no detector)."""
+    values = np.asarray(values, np.float64)
+    return float("nan") if np.isnan(values).all() else float(np.nanmean(values))
+
+
 def _means(scores: Scores) -> tuple[float, ...]:
-    return tuple(float(np.nanmean(np.asarray(getattr(scores, f.name), np.float64)))
-                 for f in dataclasses.fields(Scores))
+    return tuple(_mean(getattr(scores, f.name)) for f in dataclasses.fields(Scores))
 
 
 def _row_stats(scores: Scores) -> tuple[float, float]:

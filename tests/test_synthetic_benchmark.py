@@ -126,6 +126,16 @@ def test_identity_cap_excludes_the_alphas_whose_validation_distance_exceeds_it()
     assert not strict.meets_cap.any()
 
 
+def test_identity_cap_lets_a_transfer_drift_the_slack_fraction_towards_the_source():
+    none = Scores(au_error=np.zeros((2, 3)), to_target=np.array([[0.4, 0.5, 0.6]] * 2),
+                  to_source=np.array([[1.4, 1.5, 1.6]] * 2), oracle_rmse=np.zeros((2, 3)))
+    assert ground_truth.identity_cap_from_slack(none, 0.0) == pytest.approx(0.5)
+    assert ground_truth.identity_cap_from_slack(none, 0.1) == pytest.approx(0.6)
+    assert ground_truth.identity_cap_from_slack(none, 1.0) == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="identity slack"):
+        ground_truth.identity_cap_from_slack(none, 1.2)
+
+
 def test_held_out_needs_both_validation_and_test_targets():
     scores = _grid_scores(np.ones((1, 2, 3)), np.ones((1, 2, 3)))
     with pytest.raises(ValueError, match="validation must mark some but not all"):
@@ -428,8 +438,8 @@ def test_unknown_space_or_method_fails_before_anything_is_written(tmp_path):
     with pytest.raises(ValueError, match="cubic"):
         synthetic_benchmark.main(config, str(tmp_path / "b"))
     config = benchmark_config.get_config("smoke")
-    config.identity_cap = -1.0
-    with pytest.raises(ValueError, match="config.identity_cap"):
+    config.identity_slack = 1.5
+    with pytest.raises(ValueError, match="config.identity_slack"):
         synthetic_benchmark.main(config, str(tmp_path / "c"))
     assert not any(tmp_path.iterdir())
 

@@ -300,6 +300,23 @@ class HeldOut:
     test: Scores  # [E, T_test]
 
 
+def identity_cap_from_slack(none_validation: Scores, slack: float) -> float:
+    """The d(target) a transfer may reach: ``d_t + slack * (d_s - d_t)``, where ``d_t``,
+    ``d_s`` are the mean distances of the target's own mean face (the ``none`` reference,
+    on the validation targets) to the target's and to the source actor's centroid.
+
+    So ``slack`` is the fraction of the way from the target's mean face towards the source
+    actor that a transfer may drift; it does not depend on the embedder's scale, which
+    differs between scorers (e.g. the easy and the hard setting's).
+    """
+    if not 0.0 <= slack <= 1.0:
+        raise ValueError(f"identity slack must lie in [0, 1] (a fraction of the way from the "
+                         f"target's mean face to the source actor), got {slack!r}")
+    d_t = float(np.mean(np.asarray(none_validation.to_target, np.float64)))
+    d_s = float(np.mean(np.asarray(none_validation.to_source, np.float64)))
+    return d_t + slack * (d_s - d_t)
+
+
 def choose_alphas(validation: Scores, identity_cap: float | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Per expression, from ``[E, T_val, A]`` validation scores: among the alphas whose mean
