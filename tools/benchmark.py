@@ -5,7 +5,8 @@
 
 In one run it measures (1) the device's float32 matmul peak with a large
 jitted ``jnp.matmul`` at full precision (best of 10 calls), then (2) for every batch size and
-precision: compile time of encode and decode (apart), steady-state images/s
+precision: compile time of encode and decode (apart; decode gets the 1x1 convs'
+inverses computed once per model, as flowjax's sweeps do), steady-state images/s
 (median of ``--repeats`` timed calls after a warm-up), achieved FLOP/s from
 ``model_stats.flops_per_image`` and its fraction of the matmul peak, XLA's
 buffer-assignment memory estimate, and the reconstruction error (max |x - x'|
