@@ -214,12 +214,15 @@ def inverse_matrix(w: Array) -> Array:
 
 
 # Decoding runs every step's inverse 1x1 conv inside its level's scan; a matrix
-# inverse there is one LAPACK call per step, and on CPU those calls cost far more
-# than their arithmetic (scipy's OpenBLAS threads keep spinning after each call
-# and take cores from XLA's: batch-1 decode of the 64x64 width-512 model ran
-# ~40% slower). So a decoder computes every step's W^-1 at once, before the scan
-# (:func:`with_inverse_weights`), into this collection; the modules use it when
-# it is there and compute W^-1 themselves otherwise.
+# inverse there is one LAPACK call per step and call, and on CPU those calls cost
+# far more than their arithmetic (scipy's OpenBLAS threads keep spinning after
+# each call and take cores from XLA's: batch-1 decode of the 64x64 width-512
+# model ran ~40% slower). So whoever decodes many batches with one model (the
+# sweeps) computes every W^-1 once, outside any jit (:func:`with_inverse_weights`),
+# into this collection; the modules use it when it is there and compute W^-1
+# themselves otherwise. Not inside the decode's own trace: a batched float64
+# inverse there (one per level) deadlocked XLA's CPU runtime in about half the
+# runs of a 6-level decode.
 INVERSES = "inverses"
 INVERSE_WEIGHT = "W_inverse"
 
@@ -239,13 +242,22 @@ def lu_inverse_weight(p: Array, l: Array, u: Array, sign_s: Array, log_s: Array)
         return jnp.linalg.inv(lu_weight(*f64)).astype(l.dtype)
 
 
+def _each_matrix(inverse: Callable[..., Array], *arrays: Array) -> Array:
+    """``inverse`` of every matrix of a level's scanned ``[depth, ...]`` arrays, one
+    call per matrix (exactly the per-step computation of the scan), stacked."""
+    if arrays[0].ndim == 2:  # W, or LU's P: one matrix
+        return inverse(*arrays)
+    return jnp.stack([_each_matrix(inverse, *(a[i] for a in arrays))
+                      for i in range(arrays[0].shape[0])])
+
+
 def with_inverse_weights(variables: dict, name: str = "invconv") -> dict:
     """``variables`` plus, in :data:`INVERSES`, W^-1 of every 1x1 conv named ``name``.
 
-    For a level's scanned variables (leading ``depth`` axis) this is one batched
-    float64 inverse per level instead of one per step. Plain ``{W}`` convs and
-    LU ``{L, U, log_S}`` (+ constants ``P``, ``sign_S``) are recognised; any
-    other module named ``name`` is left to compute its own inverse.
+    Call it eagerly (outside jit), once per model: each matrix is inverted on its
+    own, exactly as the step would (so decoded images are bit-identical). Plain
+    ``{W}`` convs and LU ``{L, U, log_S}`` (+ constants ``P``, ``sign_S``) are
+    recognised; any other module named ``name`` is left to compute its own inverse.
 
     Variables that already carry inverses (a sweep computes them once, outside
     its jitted decodes, for every chunk it decodes) are returned unchanged.
@@ -261,10 +273,11 @@ def with_inverse_weights(variables: dict, name: str = "invconv") -> dict:
                 continue
             fixed = constants.get(key, {})
             if key == name and set(sub) == {"W"}:
-                found[key] = {INVERSE_WEIGHT: inverse_matrix(sub["W"])}
+                found[key] = {INVERSE_WEIGHT: _each_matrix(inverse_matrix, sub["W"])}
             elif key == name and set(sub) == {"L", "U", "log_S"} and set(fixed) == {"P", "sign_S"}:
-                found[key] = {INVERSE_WEIGHT: lu_inverse_weight(
-                    fixed["P"], sub["L"], sub["U"], fixed["sign_S"], sub["log_S"])}
+                found[key] = {INVERSE_WEIGHT: _each_matrix(
+                    lu_inverse_weight, fixed["P"], sub["L"], sub["U"], fixed["sign_S"],
+                    sub["log_S"])}
             elif inner := walk(sub, fixed):
                 found[key] = inner
         return found

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 from flowjax import steps as steps_lib
 from flowjax.bijectors import (
     CONSTANTS, COUPLINGS, INVERSES, PERMUTATIONS, PRECISIONS, split_channels, squeeze2d,
-    unsqueeze2d, with_inverse_weights,
+    unsqueeze2d,
 )
 from flowjax.priors import SplitPrior, TopPrior, gaussian_log_prob, standardize, unstandardize
 
@@ -116,21 +116,13 @@ class FlowStep(nn.Module):
         return (z, logdet + step_logdet), None
 
 
-def scan_steps(body: type[nn.Module], depth: int, reverse: bool, initializing: bool,
-               unroll: int = 1) -> type[nn.Module]:
-    """``body`` (a :class:`FlowStep`) scanned over a level's ``depth`` steps.
-
-    Decoding (``reverse``, outside init) first computes every step's inverse 1x1
-    conv weight at once (:func:`flowjax.bijectors.with_inverse_weights`), so no
-    matrix inverse runs inside the scan: one per step there cost more than the
-    steps' convs at small batches on CPU (see :data:`flowjax.bijectors.INVERSES`).
-    """
-    scanned = nn.scan(body, variable_axes={"params": 0, CONSTANTS: 0, INVERSES: 0},
-                      split_rngs={"params": True}, length=depth, reverse=reverse, unroll=unroll)
-    if not reverse or initializing:
-        return scanned
-    return nn.map_variables(scanned, ("params", CONSTANTS, INVERSES),
-                            trans_in_fn=with_inverse_weights)
+def scan_steps(body: type[nn.Module], depth: int, reverse: bool, unroll: int = 1
+               ) -> type[nn.Module]:
+    """``body`` (a :class:`FlowStep`) scanned over a level's ``depth`` steps; the
+    steps' 1x1 conv inverses, where a sweep computed them once
+    (:func:`flowjax.bijectors.with_inverse_weights`), are scanned with the weights."""
+    return nn.scan(body, variable_axes={"params": 0, CONSTANTS: 0, INVERSES: 0},
+                   split_rngs={"params": True}, length=depth, reverse=reverse, unroll=unroll)
 
 
 class Glow(nn.Module):
@@ -315,7 +307,7 @@ class Glow(nn.Module):
 
     def _steps(self, level: int, reverse: bool) -> nn.Module:
         body = nn.remat(FlowStep, prevent_cse=False) if self.remat else FlowStep
-        scanned = scan_steps(body, self.depth, reverse, self.is_initializing(), self.scan_unroll)
+        scanned = scan_steps(body, self.depth, reverse, self.scan_unroll)
         return scanned(self.flow_step, self.step_config(), reverse=reverse,
                        name=f"level_{level}")
 

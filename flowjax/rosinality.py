@@ -505,7 +505,7 @@ class RosinalityGlow(nn.Module):
     # ---- the flow ---------------------------------------------------------------
 
     def _steps(self, level: int, reverse: bool) -> nn.Module:
-        scanned = scan_steps(FlowStep, self.depth, reverse, self.is_initializing())
+        scanned = scan_steps(FlowStep, self.depth, reverse)
         permutation = "invconv_lu" if self.level_uses_lu(level) else "invconv"
         config = steps_lib.StepConfig(self.width, self.coupling, permutation, self.precision)
         return scanned("rosinality", config, reverse=reverse, name=f"level_{level}")

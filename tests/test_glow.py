@@ -86,17 +86,26 @@ def _lu_calls_inside_and_outside_loops(hlo: str) -> tuple[int, int]:
 
 
 @pytest.mark.parametrize("permutation", ["invconv", "invconv_lu"])
-def test_decode_inverts_the_1x1_convs_once_per_level_before_its_scan(permutation):
-    # A matrix inverse per step inside the scan cost more than the steps' convs
-    # at small batches on CPU (bijectors.INVERSES); decoding does one batched
-    # inverse per level instead, and none inside the scans' loops.
+def test_precomputed_inverses_leave_decode_without_factorisations_and_change_no_pixel(
+        permutation):
+    # Each step inverts its 1x1 conv inside the scan (a LAPACK call per step and
+    # call, costly on CPU at small batches); with_inverse_weights computes them
+    # once, outside jit, and the compiled decode then has none, bit for bit the same.
     model = Glow(**TINY, permutation=permutation)
     x = _images(2, 16)
     variables = _perturbed(model, x)
     eps = glow.encode(model, variables, x).eps
-    hlo = jax.jit(lambda v, e: model.apply(v, e, method="decode")).lower(variables, eps) \
-        .compile().as_text()
-    assert _lu_calls_inside_and_outside_loops(hlo) == (0, model.n_levels)
+    stored = bj.with_inverse_weights(variables)
+
+    def factorisations(v):
+        hlo = jax.jit(lambda v, e: model.apply(v, e, method="decode")).lower(v, eps) \
+            .compile().as_text()
+        return _lu_calls_inside_and_outside_loops(hlo)
+
+    inside, _ = factorisations(variables)
+    assert inside > 0
+    assert factorisations(stored) == (0, 0)
+    np.testing.assert_array_equal(glow.decode(model, stored, eps), glow.decode(model, variables, eps))
 
 
 def test_five_bit_model_returns_the_image_with_low_bits_zeroed():
