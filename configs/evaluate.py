@@ -33,7 +33,8 @@ Backends (facenet, dlib, OpenFace, precomputed, synthetic, fake, your own) and t
 options: docs/configs.md.
 
 Variants (``:a,b``): ``study`` (precomputed scorers, published tables; needs
-``--config.study``), ``synthetic`` (the synthetic CNN scorers), ``fake``
+``--config.study``), ``synthetic`` (the synthetic CNN scorers and fake
+detector), ``fake``
 (the test-only fake scorers and fake detector), ``active`` (AU set = the AUs
 each source activates), ``fixed_crop`` (facenet with the fixed crop).
 
@@ -72,7 +73,8 @@ from flowjax.runtime import config_module
 VARIANTS = {
     "study": {"identity.backend": "precomputed", "action_units.backend": "precomputed",
               "published_tables": True},
-    "synthetic": {"identity.backend": "synthetic", "action_units.backend": "synthetic"},
+    "synthetic": {"identity.backend": "synthetic", "action_units.backend": "synthetic",
+                  "detector.backend": "synthetic"},
     "fake": {"identity.backend": "fake", "action_units.backend": "fake",
              "detector.backend": "fake"},
     "active": {"action_units.aus": "active"},

@@ -46,14 +46,15 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
     """Evaluates ``config.study``, ``config.run_dir`` into ``workdir``, or ``workdir`` in place."""
     # Fail on a bad study, output or option before loading any scorer (facenet takes seconds).
     study, out = _study(config, workdir)
-    synthetic = [f"{name}.backend" for name in ("identity", "action_units")
+    synthetic = [f"{name}.backend" for name in ("identity", "action_units", "detector")
                  if config[name].backend == "synthetic"]
     if synthetic and not study.synthetic_faces:
         raise ValueError(
             f"{', '.join(synthetic)} = 'synthetic' scores only flowjax.synthetic faces, but "
             f"{study.spec_path or study.path} holds other images (only a flowjax transfer run "
-            "on the synthetic study qualifies). Pass --config.identity.backend=facenet and "
-            "--config.action_units.backend=openface (or precomputed, with a study spec).")
+            "on the synthetic study qualifies). Pass --config.identity.backend=facenet, "
+            "--config.action_units.backend=openface (or precomputed, with a study spec) and "
+            "--config.detector.backend=none.")
     au_set = pipeline.parse_au_set(config.action_units.aus)
     threshold = config.action_units.threshold
     if au_set == metrics.ACTIVE:

@@ -56,14 +56,16 @@ def _check_evaluation(config: Any) -> None:
     evaluation = config.get("evaluation")
     if evaluation is None or not evaluation.get("enabled", False) or not _user_data(config):
         return
-    synthetic = [f"evaluation.{section}.backend" for section in ("identity", "action_units")
+    synthetic = [f"evaluation.{section}.backend"
+                 for section in ("identity", "action_units", "detector")
                  if evaluation[section].backend == "synthetic"]
     if synthetic:
         raise ValueError(
             f"{', '.join(synthetic)} = 'synthetic' scores only flowjax.synthetic faces, but "
             "config.data names your own images: pass --config.evaluation.enabled=False, or "
             "--config.evaluation.identity.backend=facenet "
-            "--config.evaluation.action_units.backend=openface (see configs/evaluate.py)")
+            "--config.evaluation.action_units.backend=openface "
+            "--config.evaluation.detector.backend=none (see configs/evaluate.py)")
 
 
 def _user_data(config: Any) -> bool:

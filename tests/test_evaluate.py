@@ -503,8 +503,9 @@ def test_synthetic_scorers_are_refused_on_a_run_of_other_images(smoke_run, tmp_p
 
     config = evaluate_config.get_config("synthetic")
     config.run_dir = str(smoke_run)
-    with pytest.raises(ValueError, match=r"identity.backend, action_units.backend = "
-                                         r"'synthetic' scores only flowjax.synthetic faces"):
+    with pytest.raises(ValueError, match=r"identity.backend, action_units.backend, "
+                                         r"detector.backend = 'synthetic' scores only "
+                                         r"flowjax.synthetic faces"):
         evaluate.main(config, str(tmp_path / "out"))
     assert not (tmp_path / "out").exists()
 

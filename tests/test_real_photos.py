@@ -231,6 +231,7 @@ def test_transfer_job_aligns_real_photos_with_dlib_end_to_end(tmp_path, astronau
     config.align_detector = "dlib"
     config.evaluation.identity.backend = "dlib"
     config.evaluation.action_units.backend = "none"
+    config.evaluation.detector.backend = "none"
     summary = transfer.main(config, str(tmp_path / "run"))
     run = tmp_path / "run"
     assert len(list((run / "transfer").rglob("*.png"))) == 2 * 2 * 2

@@ -387,6 +387,16 @@ def test_synthetic_scorers_are_refused_on_a_study(published, tmp_path):
         pipeline.check_scorers_fit(loaded, Stand())
 
 
+def test_the_synthetic_fake_detector_is_refused_on_a_study_before_anything_is_written(
+        published, tmp_path):
+    folder, _ = published
+    spec = write_spec(tmp_path, root=str(folder / "study"))
+    with pytest.raises(ValueError, match=r"SyntheticFakeDetector scores only flowjax.synthetic "
+                                         r".*--config.detector.backend=none"):
+        _evaluate(spec, tmp_path / "out", **{"detector.backend": "synthetic"})
+    assert not (tmp_path / "out").exists()
+
+
 def test_an_image_without_any_openface_output_is_a_missing_face_never_a_run(tmp_path):
     from flowjax.evaluation.datatypes import ImageRef
     from flowjax.evaluation.precomputed import PrecomputedOpenFace

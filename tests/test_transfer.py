@@ -202,8 +202,9 @@ def test_synthetic_scorers_refuse_the_users_own_images(tmp_path):
     config = _config(faces)
     config.evaluation.enabled = True
     _fails_without_output(config, tmp_path / "run", ValueError,
-                          r"evaluation.identity.backend, evaluation.action_units.backend = "
-                          r"'synthetic' scores only flowjax.synthetic faces")
+                          r"evaluation.identity.backend, evaluation.action_units.backend, "
+                          r"evaluation.detector.backend = 'synthetic' scores only "
+                          r"flowjax.synthetic faces")
 
 
 def test_root_folder_and_identity_map_together_are_an_error(tmp_path):

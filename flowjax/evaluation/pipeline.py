@@ -208,7 +208,7 @@ def evaluate_study(
     t0 = time.perf_counter()
     out = check_study_output(study, out_dir)
     check_output_dir(out, overwrite)
-    check_scorers_fit(study, identity, au_scorer)
+    check_scorers_fit(study, identity, au_scorer, detector)
     if parse_au_set(au_set) == metrics.ACTIVE:
         au_threshold = check_threshold(au_threshold)
     verify_files(study)

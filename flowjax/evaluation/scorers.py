@@ -25,7 +25,9 @@ identity          ``"facenet"`` (facenet-pytorch InceptionResnetV1; with
 action_units      ``"openface"`` (FaceLandmarkImg), ``"precomputed"`` (the
                   study's existing FaceLandmarkImg CSVs; never runs OpenFace),
                   ``"synthetic"``, ``"fake"``, ``"none"`` (no AU scores)
-detector          ``"none"``, ``"fake"``
+detector          ``"none"``, ``"synthetic"`` (the synthetic fake detector:
+                  ``p(not a clean render)``, for synthetic faces only),
+                  ``"fake"``
 ================  ==========================================================
 
 An identity backend builds an :class:`IdentityEmbedder` (pixels in,
@@ -244,6 +246,7 @@ AU_BACKENDS: dict[str, Factory | str] = {
 }
 DETECTOR_BACKENDS: dict[str, Factory | str] = {
     "none": lambda section: None,
+    "synthetic": f"{_SYNTHETIC}:build_fake_detector",
     "fake": lambda section: fake_detector,
 }
 

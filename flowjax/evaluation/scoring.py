@@ -301,4 +301,5 @@ def check_scorers_fit(study: Study, *scorers: Any) -> None:
                 f"faces, but {study.path} is not a flowjax run on the synthetic study "
                 f"({'its manifest records other images' if study.is_transfer_run else 'a spec'}"
                 "). Choose --config.identity.backend=facenet and "
-                "--config.action_units.backend=openface (or precomputed).")
+                "--config.action_units.backend=openface (or precomputed), and "
+                "--config.detector.backend=none.")
