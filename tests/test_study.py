@@ -391,10 +391,17 @@ def test_the_synthetic_fake_detector_is_refused_on_a_study_before_anything_is_wr
         published, tmp_path):
     folder, _ = published
     spec = write_spec(tmp_path, root=str(folder / "study"))
-    with pytest.raises(ValueError, match=r"SyntheticFakeDetector scores only flowjax.synthetic "
-                                         r".*--config.detector.backend=none"):
+    with pytest.raises(ValueError, match=r"detector.backend = 'synthetic' scores only "
+                                         r"flowjax.synthetic faces.*--config.detector.backend=none"):
         _evaluate(spec, tmp_path / "out", **{"detector.backend": "synthetic"})
     assert not (tmp_path / "out").exists()
+    # The pipeline's own check refuses the detector too (for callers of pipeline.evaluate).
+    from flowjax.evaluation import synthetic_scorers
+
+    with pytest.raises(ValueError, match=r"SyntheticFakeDetector scores only flowjax.synthetic "
+                                         r".*--config.detector.backend=none"):
+        pipeline.check_scorers_fit(pipeline.load_study(spec), None, None,
+                                   synthetic_scorers.build_fake_detector())
 
 
 def test_an_image_without_any_openface_output_is_a_missing_face_never_a_run(tmp_path):
