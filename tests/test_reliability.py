@@ -254,8 +254,8 @@ def test_run_py_bad_config_is_one_line_with_non_zero_exit_and_no_traceback():
     lines = result.stderr.strip().splitlines()
     assert lines == [
         "error: flag --config=configs/transfer.py:bogus: Error whilst parsing config file: "
-        "ValueError: unknown variant(s) ['bogus']; choose from ['repo', 'smoke', "
-        "'std_rescale', 'thesis_half', 'variance', 'z'] (see --helpshort) "
+        "ValueError: unknown variant(s) ['bogus']; choose from ['fine', 'repo', 'smoke', "
+        "'std_rescale', 'subspace', 'thesis_half', 'variance', 'z'] (see --helpshort) "
         "(traceback: --verbosity=1 or FLOWJAX_TRACEBACK=1)"]
 
 
