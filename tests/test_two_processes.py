@@ -8,6 +8,7 @@ machine (the three processes mostly compile).
 """
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -29,7 +30,11 @@ def _free_port() -> int:
 
 def _env() -> dict[str, str]:
     flags = "--xla_force_host_platform_device_count=1 --xla_backend_optimization_level=0"
-    return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags, "PYTHONPATH": str(ROOT)}
+    # One OpenBLAS thread per process: its idle threads spin after each LAPACK call
+    # (the steps' log-determinants) and two processes' worth of them starve the
+    # other process's compilation on a 2-core machine.
+    return {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": flags, "PYTHONPATH": str(ROOT),
+            "OPENBLAS_NUM_THREADS": "1"}
 
 
 def _start(process_id: int, n: int, port: int, out: Path) -> subprocess.Popen:
@@ -38,25 +43,49 @@ def _start(process_id: int, n: int, port: int, out: Path) -> subprocess.Popen:
                             stderr=subprocess.STDOUT, text=True)
 
 
-def _finish(procs: list[subprocess.Popen]) -> None:
+# What gloo says when one process reached the first collective more than 30 s after
+# the other: a scheduling accident of a loaded machine, not a wrong result.
+MISSED_RENDEZVOUS = "Gloo context initialization failed: DEADLINE_EXCEEDED"
+
+
+def _finish(procs: list[subprocess.Popen]) -> list[str]:
     try:
         logs = [p.communicate(timeout=TIMEOUT_S)[0] for p in procs]
     finally:
         for p in procs:
             p.kill()
+    return logs
+
+
+def _check(procs: list[subprocess.Popen], logs: list[str]) -> None:
     for p, log in zip(procs, logs):
         assert p.returncode == 0 and "WORKER_OK" in log, log[-3000:]
+
+
+def _run_pair(out: Path) -> None:
+    """The two processes; started once more (fresh port and folder contents) only if
+    they missed gloo's 30 s rendezvous, which says nothing about their results."""
+    for attempt in range(2):
+        port = _free_port()
+        procs = [_start(0, 2, port, out), _start(1, 2, port, out)]
+        logs = _finish(procs)
+        if attempt == 0 and any(MISSED_RENDEZVOUS in log for log in logs):
+            for stale in out.iterdir():
+                shutil.rmtree(stale) if stale.is_dir() else stale.unlink()
+            continue
+        _check(procs, logs)
+        return
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     one, two = tmp_path_factory.mktemp("one_process"), tmp_path_factory.mktemp("two_processes")
-    port = _free_port()
     # The pair first, alone: its processes must reach their first collective
     # within 30 s of each other (gloo's fixed timeout), so nothing else competes
     # for the CPU while they compile.
-    _finish([_start(0, 2, port, two), _start(1, 2, port, two)])
-    _finish([_start(0, 1, 0, one)])
+    _run_pair(two)
+    single = [_start(0, 1, 0, one)]
+    _check(single, _finish(single))
     load = lambda path: dict(np.load(path, allow_pickle=False))  # noqa: E731
     return load(one / "process_0.npz"), [load(two / f"process_{i}.npz") for i in (0, 1)]
 
