@@ -236,7 +236,7 @@ def stored_inverse(module: nn.Module, compute: Callable[[], Array]) -> Array:
 
 
 def lu_inverse_weight(p: Array, l: Array, u: Array, sign_s: Array, log_s: Array) -> Array:
-    """``(P L U)^-1`` computed in float64 and cast to ``l``'s dtype (any leading axes)."""
+    """``(P L U)^-1`` of one step's factors, computed in float64 and cast to ``l``'s dtype."""
     with jax.enable_x64(True):
         f64 = [a.astype(jnp.float64) for a in (p, l, u, sign_s, log_s)]
         return jnp.linalg.inv(lu_weight(*f64)).astype(l.dtype)
@@ -309,12 +309,10 @@ def random_orthogonal(key: Array, n: int) -> Array:
 
 
 def lu_weight(p: Array, l: Array, u: Array, sign_s: Array, log_s: Array) -> Array:
-    """``W = P (L*strict_lower + I) (U*strict_upper + diag(sign_s exp(log_s)))``
-    (any leading axes: a level's scanned steps at once)."""
-    n = p.shape[-1]
-    eye = jnp.eye(n, dtype=l.dtype)
-    lower = jnp.tril(l, -1) + eye
-    upper = jnp.triu(u, 1) + eye * (sign_s * jnp.exp(log_s))[..., None, :]
+    """``W = P (L*strict_lower + I) (U*strict_upper + diag(sign_s exp(log_s)))``."""
+    n = p.shape[0]
+    lower = jnp.tril(l, -1) + jnp.eye(n, dtype=l.dtype)
+    upper = jnp.triu(u, 1) + jnp.diag(sign_s * jnp.exp(log_s))
     return p @ lower @ upper
 
 
