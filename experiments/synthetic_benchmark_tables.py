@@ -45,9 +45,8 @@ def _means(scores: Scores) -> tuple[float, ...]:
 def _row_stats(scores: Scores) -> tuple[float, float]:
     """AU error standard error over the pairs, and the fraction of pairs kept
     (closer to the target than to the source)."""
-    au = np.asarray(scores.au_error, np.float64).ravel()
-    se = float(np.std(au, ddof=1) / np.sqrt(au.size)) if au.size > 1 else float("nan")
-    return se, float(np.mean(np.asarray(scores.to_target) < np.asarray(scores.to_source)))
+    kept = np.asarray(scores.to_target) < np.asarray(scores.to_source)
+    return ground_truth.standard_error(scores.au_error), float(np.mean(kept))
 
 
 def held_out_table(bench: Benchmark, selection: str = CAPPED) -> tables.Table:

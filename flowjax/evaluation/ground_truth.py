@@ -243,8 +243,11 @@ class PairedDifference:
     pairs: int
 
 
-def _standard_error(values: np.ndarray) -> float:
-    return float(np.std(values, ddof=1) / np.sqrt(np.size(values)))
+def standard_error(values: np.ndarray) -> float:
+    """Standard error of the mean of ``values`` (all of them, any shape); NaN for fewer
+    than two."""
+    values = np.asarray(values, np.float64).ravel()
+    return float(np.std(values, ddof=1) / np.sqrt(values.size)) if values.size > 1 else float("nan")
 
 
 def paired_difference(other: np.ndarray, reference: np.ndarray) -> PairedDifference:
@@ -252,7 +255,7 @@ def paired_difference(other: np.ndarray, reference: np.ndarray) -> PairedDiffere
     diff = np.asarray(other, np.float64) - np.asarray(reference, np.float64)
     if diff.size < 2:
         raise ValueError(f"a paired comparison needs at least 2 pairs, got {diff.size}")
-    return PairedDifference(mean=float(diff.mean()), se=_standard_error(diff),
+    return PairedDifference(mean=float(diff.mean()), se=standard_error(diff),
                             reference_better=int(np.sum(diff > 0)), pairs=int(diff.size))
 
 
@@ -266,17 +269,16 @@ def summarize(scores: Scores, alphas: Sequence[float] | None = None) -> tuple[Su
         if (best.index < 0).any():
             raise ValueError("a pair has no valid AU error at any alpha")
         scores = scores.take(best.index)
-    n = scores.au_error.size
     return Summary(
         best_alpha=float(np.mean(best.alpha)) if best is not None else float("nan"),
         au_error=float(np.mean(scores.au_error)),
-        au_error_se=_standard_error(scores.au_error) if n > 1 else float("nan"),
+        au_error_se=standard_error(scores.au_error),
         to_target=float(np.mean(scores.to_target)),
         to_source=float(np.mean(scores.to_source)),
         identity_kept=float(np.mean(scores.to_target < scores.to_source)),
         oracle_rmse=float(np.mean(scores.oracle_rmse)),
         realism=float(np.mean(scores.realism)),
-        realism_se=_standard_error(scores.realism) if n > 1 else float("nan"),
+        realism_se=standard_error(scores.realism),
         fake_rate=float(np.mean(scores.fake)),
     ), best
 
