@@ -14,7 +14,8 @@ Use through ``Module.apply``::
     enc = model.apply(variables, images, method="encode")
     images_again = model.apply(variables, enc.eps, method="decode")
 
-or through the jitted :func:`encode` / :func:`decode` helpers below.
+or through the jitted :func:`encode` / :func:`decode` helpers below, which run
+large batches on a CPU in cache-sized pieces (:mod:`flowjax.micro_batches`).
 
 Parameter tree: ``level_<i>`` (the scanned steps, every leaf with a leading
 ``depth`` axis, named by the step definition: ``actnorm``, ``invconv``,
@@ -36,6 +37,7 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
+from flowjax import micro_batches
 from flowjax import steps as steps_lib
 from flowjax.bijectors import (
     CONSTANTS, COUPLINGS, INVERSES, PERMUTATIONS, PRECISIONS, split_channels, squeeze2d,
@@ -362,23 +364,58 @@ class Glow(nn.Module):
         return unsqueeze2d(z)
 
 
-# ---- jitted entry points ------------------------------------------------------
+# ---- batched entry points -----------------------------------------------------
 
 
-@functools.partial(jax.jit, static_argnums=0)
+def apply_encode(model: Glow, variables: Any, images: Array, noise: Any = None,
+                 y: Array | None = None, piece: int | None = None) -> Encoding:
+    """``model.encode`` (by name: any registered family, ``flowjax.models``) in
+    cache-sized pieces of the batch (:mod:`flowjax.micro_batches`): ``piece``
+    images at a time, 0 for the whole batch at once, ``None`` for the backend's
+    size. Traceable.
+
+    ``noise`` is cut with the images when it is an array of their shape; a
+    PRNG key takes the whole batch at once, so the noise drawn does not depend
+    on the pieces. Input of the wrong shape goes whole too, so that the model's
+    own check names the problem.
+    """
+    def encode_piece(x, u, c):
+        return model.apply(variables, x, u, c, method="encode")
+
+    whole = (jnp.shape(images)[1:] != tuple(model.image_shape)
+             or (noise is not None and jnp.shape(noise) != jnp.shape(images)))
+    if whole:
+        return encode_piece(images, noise, y)
+    size = micro_batches.piece_size(model, images.shape[0], piece)
+    return micro_batches.map_pieces(encode_piece, (images, noise, y), size)
+
+
+def apply_decode(model: Glow, variables: Any, latents: Sequence[Array], y: Array | None = None,
+                 space: str = "eps", quantize: bool = True, piece: int | None = None) -> Array:
+    """``model.decode`` in cache-sized pieces, as :func:`apply_encode`. Latents with
+    more than one batch axis, or of the wrong shapes, go whole."""
+    def decode_piece(z, c):
+        return model.apply(variables, z, c, space, quantize, method="decode")
+
+    latents = tuple(latents)
+    if [jnp.shape(z)[1:] for z in latents] != [tuple(s) for s in model.latent_shapes]:
+        return decode_piece(latents, y)
+    size = micro_batches.piece_size(model, latents[0].shape[0], piece)
+    return micro_batches.map_pieces(decode_piece, (latents, y), size)
+
+
+@functools.partial(jax.jit, static_argnames=("model", "piece"))
 def encode(model: Glow, variables: Any, images: Array, noise: Any = None,
-           y: Array | None = None) -> Encoding:
-    """Jitted ``model.encode``; compiles once per (model, shapes). Called by name, so
-    any registered family (``flowjax.models``), Glow subclass or not, works."""
-    return model.apply(variables, images, noise, y, method="encode")
+           y: Array | None = None, piece: int | None = None) -> Encoding:
+    """Jitted :func:`apply_encode`; compiles once per (model, shapes)."""
+    return apply_encode(model, variables, images, noise, y, piece)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 4, 5))
+@functools.partial(jax.jit, static_argnames=("model", "space", "quantize", "piece"))
 def decode(model: Glow, variables: Any, latents: Sequence[Array], y: Array | None = None,
-           space: str = "eps", quantize: bool = True) -> Array:
-    """Jitted ``model.decode`` (by name, as :func:`encode`); compiles once per
-    (model, shapes, space, quantize)."""
-    return model.apply(variables, latents, y, space, quantize, method="decode")
+           space: str = "eps", quantize: bool = True, piece: int | None = None) -> Array:
+    """Jitted :func:`apply_decode`; compiles once per (model, shapes, space, quantize)."""
+    return apply_decode(model, variables, latents, y, space, quantize, piece)
 
 
 def abstract_variables(model: Glow) -> dict[str, Any]:

@@ -50,7 +50,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from flowjax import bijectors
+from flowjax import bijectors, glow
 from flowjax import latents as latents_lib
 from flowjax.errors import NonFiniteError
 from flowjax.glow import Encoding, Glow
@@ -212,15 +212,21 @@ def _all_finite(x: Array) -> Array:
     return jnp.all(jnp.isfinite(x).reshape(x.shape[0], -1), axis=1)
 
 
-def _decode_flat(model: Glow, variables: Any, flat: Array, space: str,
-                 quantize: bool) -> tuple[Array, Array]:
+def _piece(sharding: NamedSharding | None) -> int | None:
+    """Cache-sized pieces (flowjax.micro_batches) on one device; a chunk sharded over
+    several goes whole (a loop over pieces would cut across the shards)."""
+    return None if sharding is None else 0
+
+
+def _decode_flat(model: Glow, variables: Any, flat: Array, space: str, quantize: bool,
+                 sharding: NamedSharding | None) -> tuple[Array, Array]:
     """Images of flat latents and, per image, whether latent and image are finite.
 
     The check is on the float image, before quantizing clips NaN away.
     """
+    flat = _constrain(flat, sharding)
     levels = latents_lib.unflatten(flat, model.latent_shapes)
-    # By name: any registered model family (flowjax.models) decodes here.
-    x = model.apply(variables, levels, None, space, False, method="decode")
+    x = glow.apply_decode(model, variables, levels, None, space, False, _piece(sharding))
     finite = _all_finite(flat) & _all_finite(x)
     return (model.apply({}, x, method="postprocess") if quantize else x), finite
 
@@ -231,8 +237,8 @@ def _decode_flat(model: Glow, variables: Any, flat: Array, space: str,
 @functools.partial(jax.jit, static_argnames=("model", "sharding"))
 def _encode_chunk(model: Glow, variables: Any, images: Array,
                   sharding: NamedSharding | None = None) -> tuple[Encoding, Array]:
-    # By name: any registered model family (flowjax.models) encodes here.
-    encoding = model.apply(variables, _constrain(images, sharding), method="encode")
+    encoding = glow.apply_encode(model, variables, _constrain(images, sharding),
+                                 piece=_piece(sharding))
     finite = jnp.ones(images.shape[0], bool)
     for leaf in jax.tree.leaves(encoding):  # eps, z, log_prob, bits_per_dim
         finite = finite & _all_finite(leaf)
@@ -242,7 +248,7 @@ def _encode_chunk(model: Glow, variables: Any, images: Array,
 @functools.partial(jax.jit, static_argnames=("model", "space", "quantize", "sharding"))
 def _decode_chunk(model: Glow, variables: Any, flat: Array, *, space: str, quantize: bool,
                   sharding: NamedSharding | None = None) -> tuple[Array, Array]:
-    return _decode_flat(model, variables, _constrain(flat, sharding), space, quantize)
+    return _decode_flat(model, variables, flat, space, quantize, sharding)
 
 
 def _transfer_latents(method: str, operands: dict[str, Array], index: Array,
@@ -267,7 +273,7 @@ def _transfer_chunk(model: Glow, variables: Any, operands: dict[str, Array], met
     index = _constrain(index, sharding)
     branches = [functools.partial(_transfer_latents, m) for m in latents_lib.TRANSFER_METHODS]
     flat = jax.lax.switch(method_index, branches, operands, index, var_eps)
-    return _decode_flat(model, variables, _constrain(flat, sharding), space, quantize)
+    return _decode_flat(model, variables, flat, space, quantize, sharding)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "space", "quantize", "sharding"))
@@ -281,7 +287,7 @@ def _attribute_chunk(model: Glow, variables: Any, operands: dict[str, Array], in
                                       operands["alphas"][a])
 
     flat = jax.vmap(one)(index[:, 0], index[:, 1], index[:, 2])
-    return _decode_flat(model, variables, _constrain(flat, sharding), space, quantize)
+    return _decode_flat(model, variables, flat, space, quantize, sharding)
 
 
 # ---- public API -------------------------------------------------------------------

@@ -2,7 +2,7 @@
 
 import pytest
 
-from flowjax import model_stats
+from flowjax import micro_batches, model_stats
 from flowjax.glow import Glow
 from tools import profile_layers
 
@@ -31,3 +31,17 @@ def test_profile_refuses_a_flow_step_it_does_not_model():
     with pytest.raises(ValueError, match="permutation"):
         profile_layers.profile(Glow(image_size=16, n_levels=2, depth=2, width=8,
                                     permutation="shuffle"), 1, 1, _calls)
+
+
+def test_a_batch_cut_in_pieces_is_timed_per_piece_and_counted_once_per_piece(monkeypatch):
+    model = Glow(image_size=16, n_levels=2, depth=2, width=8)
+    whole = profile_layers.profile(model, batch=4, repeats=1, median_seconds=_calls)
+    monkeypatch.setattr(micro_batches, "PIECE_BYTES", 2 * micro_batches.widest_activation_bytes(model))
+    cut = profile_layers.profile(model, batch=4, repeats=1, median_seconds=_calls)
+    for direction in ("encode", "decode"):
+        assert (whole[direction]["piece"], cut[direction]["piece"]) == (4, 2)
+        # Every layer call is timed once and counted for both pieces; the work is the batch's.
+        for kind in profile_layers.KINDS:
+            assert cut[direction]["seconds"].get(kind, 0) == \
+                pytest.approx(2 * whole[direction]["seconds"].get(kind, 0))
+        assert cut[direction]["flops"] == whole[direction]["flops"]

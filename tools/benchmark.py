@@ -10,7 +10,11 @@ inverses computed once per model, as flowjax's sweeps do), steady-state images/s
 (median of ``--repeats`` timed calls after a warm-up), achieved FLOP/s from
 ``model_stats.flops_per_image`` and its fraction of the matmul peak, XLA's
 buffer-assignment memory estimate, and the reconstruction error (max |x - x'|
-of the float image, and whether the uint8 image came back exactly). It prints
+of the float image, and whether the uint8 image came back exactly). Encode
+and decode are flowjax's batched entry points (``glow.apply_encode`` /
+``apply_decode``), which on a CPU run a large batch in cache-sized pieces
+(``flowjax.micro_batches``); ``--pieces=auto,whole`` times both that and the
+batch in one piece, for a same-run ratio. It prints
 a markdown table (the one committed to docs/benchmarks.md) and writes JSON.
 A batch size that does not fit is reported as such, not skipped silently.
 
@@ -34,7 +38,7 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
-from flowjax import bijectors, glow, model_stats, models
+from flowjax import bijectors, glow, micro_batches, model_stats, models
 from tools import profile_layers
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
@@ -42,6 +46,11 @@ _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "8"], "Batch sizes to time
 _PRECISIONS = flags.DEFINE_list("precisions", ["highest"], "Glow precisions to time.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls per measurement (median).")
 _MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 0, "Matmul peak size N (0: 2048 CPU, 8192 GPU).")
+# How a batch is cut: "auto", flowjax's default for the backend (cache-sized pieces
+# on a CPU, flowjax.micro_batches), or "whole", one piece.
+PIECE_MODES = {"auto": None, "whole": 0}
+_PIECES = flags.DEFINE_list("pieces", ["auto"], "Batch cutting to time, from "
+                            f"{sorted(PIECE_MODES)}; both give same-run ratios.")
 _JSON = flags.DEFINE_string("json", None, "Write the results as JSON to this file.")
 _PROFILE = flags.DEFINE_bool("profile", False, "Print a per-layer breakdown of one encode and "
                              "one decode per batch size instead (tools/profile_layers.py).")
@@ -86,15 +95,18 @@ def _timed_compile(jitted, *args):
     return compiled, time.perf_counter() - start
 
 
-def benchmark_model(model: glow.Glow, batch_size: int, repeats: int, peak: float) -> dict:
+def benchmark_model(model: glow.Glow, batch_size: int, repeats: int, peak: float,
+                    piece: int | None = None) -> dict:
     key = jax.random.key(0)
     images = jax.random.randint(key, (batch_size, *model.image_shape), 0, 256).astype(jnp.uint8)
     variables = glow.init(model, key, images)
     # Decoding as flowjax's sweeps do it: the 1x1 convs' inverses computed once per
     # model, not in every decode call (flowjax.sweep._decoder_variables).
     decode_variables = bijectors.with_inverse_weights(variables)
-    encode = jax.jit(lambda v, x: model.apply(v, x, method="encode").eps)
-    decode = jax.jit(lambda v, eps: model.apply(v, eps, None, "eps", False, method="decode"))
+    # flowjax's batched entry points: on a CPU a large batch runs in cache-sized
+    # pieces (flowjax.micro_batches) unless ``piece`` is 0 (whole).
+    encode = jax.jit(lambda v, x: glow.apply_encode(model, v, x, piece=piece).eps)
+    decode = jax.jit(lambda v, eps: glow.apply_decode(model, v, eps, None, "eps", False, piece))
     enc_compiled, enc_compile_s = _timed_compile(encode, variables, images)
     eps = enc_compiled(variables, images)
     dec_compiled, dec_compile_s = _timed_compile(decode, decode_variables, eps)
@@ -107,6 +119,7 @@ def benchmark_model(model: glow.Glow, batch_size: int, repeats: int, peak: float
     drop = 8 - model.n_bits  # the low bits an n_bits model cannot represent
     return {
         "batch_size": batch_size, "precision": model.precision,
+        "piece": micro_batches.piece_size(model, batch_size, piece),
         "encode_compile_s": enc_compile_s, "decode_compile_s": dec_compile_s,
         "encode_images_per_s": batch_size / enc_s, "decode_images_per_s": batch_size / dec_s,
         "encode_fraction_of_peak": flops / enc_s / peak,
@@ -123,17 +136,17 @@ def format_table(results: dict) -> str:
         f"Device: {results['device']}; matmul peak (f32, {results['matmul_size']}^2, HIGHEST): "
         f"{results['matmul_peak_flops'] / 1e9:.1f} GFLOP/s; model: {results['flops_per_image'] / 1e9:.2f} "
         f"GFLOP per image and direction.", "",
-        "| batch | precision | encode img/s | decode img/s | encode % peak | decode % peak "
+        "| batch | pieces of | precision | encode img/s | decode img/s | encode % peak | decode % peak "
         "| compile enc/dec (s) | memory enc (MiB) | max abs err | uint8 exact |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results["runs"]:
         if "error" in r:
-            lines.append(f"| {r['batch_size']} | {r['precision']} | {r['error']} ||||||||")
+            lines.append(f"| {r['batch_size']} | {_pieces(r)} | {r['precision']} | {r['error']} ||||||||")
             continue
         mem = r["encode_memory_bytes"]
         lines.append(
-            f"| {r['batch_size']} | {r['precision']} | {r['encode_images_per_s']:.3g} "
+            f"| {r['batch_size']} | {_pieces(r)} | {r['precision']} | {r['encode_images_per_s']:.3g} "
             f"| {r['decode_images_per_s']:.3g} | {100 * r['encode_fraction_of_peak']:.0f}% "
             f"| {100 * r['decode_fraction_of_peak']:.0f}% "
             f"| {r['encode_compile_s']:.1f} / {r['decode_compile_s']:.1f} "
@@ -142,7 +155,11 @@ def format_table(results: dict) -> str:
     return "\n".join(lines)
 
 
-def run(config, batch_sizes, precisions, repeats, matmul_size=0) -> dict:
+def _pieces(row: dict) -> str:
+    return "whole" if row["piece"] >= row["batch_size"] else str(row["piece"])
+
+
+def run(config, batch_sizes, precisions, repeats, matmul_size=0, pieces=("auto",)) -> dict:
     device = jax.devices()[0]
     n = matmul_size or (8192 if device.platform == "gpu" else 2048)
     results = {
@@ -155,14 +172,20 @@ def run(config, batch_sizes, precisions, repeats, matmul_size=0) -> dict:
         model = models.model_from_config({**dict(config.model), "precision": precision})
         results["flops_per_image"] = model_stats.flops_per_image(model)
         for batch_size in batch_sizes:
-            try:
-                row = benchmark_model(model, batch_size, repeats, results["matmul_peak_flops"])
-            except Exception as err:  # noqa: BLE001 -- an OOM is a result to report
-                if "RESOURCE_EXHAUSTED" not in str(err) and "out of memory" not in str(err).lower():
-                    raise
-                row = {"batch_size": batch_size, "precision": precision, "error": "out of memory"}
-            results["runs"].append(row)
-            print(format_table({**results, "runs": [row]}).splitlines()[-1], flush=True)
+            for mode in pieces:
+                piece = PIECE_MODES[mode]
+                try:
+                    row = benchmark_model(model, batch_size, repeats, results["matmul_peak_flops"],
+                                          piece)
+                except Exception as err:  # noqa: BLE001 -- an OOM is a result to report
+                    if ("RESOURCE_EXHAUSTED" not in str(err)
+                            and "out of memory" not in str(err).lower()):
+                        raise
+                    row = {"batch_size": batch_size, "precision": precision,
+                           "piece": micro_batches.piece_size(model, batch_size, piece),
+                           "error": "out of memory"}
+                results["runs"].append(row)
+                print(format_table({**results, "runs": [row]}).splitlines()[-1], flush=True)
     return results
 
 
@@ -183,8 +206,11 @@ def main(argv):
         run_profile(_CONFIG.value, [int(b) for b in _BATCH_SIZES.value], _PRECISIONS.value,
                     _REPEATS.value, _MATMUL_SIZE.value)
         return
+    unknown = set(_PIECES.value) - set(PIECE_MODES)
+    if unknown:
+        raise app.UsageError(f"--pieces: unknown {sorted(unknown)}; choose from {sorted(PIECE_MODES)}")
     results = run(_CONFIG.value, [int(b) for b in _BATCH_SIZES.value], _PRECISIONS.value,
-                  _REPEATS.value, _MATMUL_SIZE.value)
+                  _REPEATS.value, _MATMUL_SIZE.value, _PIECES.value)
     print(format_table(results))
     if _JSON.value:
         with open(_JSON.value, "w") as f:

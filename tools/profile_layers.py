@@ -13,7 +13,9 @@ for the steps' layers). Each row gives its time, its share of the parts' sum,
 its FLOPs (``flowjax.model_stats``' count: the edge indicator is an input
 channel, so the rows' FLOPs sum to ``flops_per_image``) and FLOP/s over the
 same run's matmul peak. The whole model's encode and decode (one jitted call
-each) are timed too, beside the parts' sum. Weights are random (``N(0, 0.05^2)``,
+each) are timed too, beside the parts' sum. A batch runs as flowjax runs it: on
+a CPU a large one in cache-sized pieces (``flowjax.micro_batches``), so the
+layers are timed on a piece and counted once per piece. Weights are random (``N(0, 0.05^2)``,
 1x1 invconvs orthogonal): timings do not depend on values.
 
 Limits: a layer timed alone pays one dispatch (tens of microseconds: it matters
@@ -36,7 +38,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flowjax import bijectors, glow, layers, model_stats, priors
+from flowjax import bijectors, glow, layers, micro_batches, model_stats, priors
 from flowjax.models import random_variables
 
 KINDS = ("actnorm", "invconv", "coupling first conv (3x3, +actnorm, relu)",
@@ -134,26 +136,28 @@ def profile(model: glow.Glow, batch: int, repeats: int, median_seconds) -> dict:
     variables = random_variables(model, seed=0)
     eps = glow.encode(model, variables, images).eps
     whole = {
-        "encode": (jax.jit(lambda v, x: model.apply(v, x, method="encode").eps), (variables, images)),
-        "decode": (jax.jit(lambda v, e: model.apply(v, e, None, "eps", False, method="decode")),
+        "encode": (jax.jit(lambda v, x: glow.apply_encode(model, v, x).eps), (variables, images)),
+        "decode": (jax.jit(lambda v, e: glow.apply_decode(model, v, e, None, "eps", False)),
                    (bijectors.with_inverse_weights(variables), eps)),
     }
+    piece = micro_batches.piece_size(model, batch)
+    pieces = -(-batch // piece)
     for direction in ("encode", "decode"):
         decode = direction == "decode"
         seconds, flops = defaultdict(float), defaultdict(float)
         for level in range(model.n_levels):
-            for kind, fn, args, runs, macs in _level_layers(model, level, batch, decode, rng):
-                s, f = runs * timed(jax.jit(fn), args), runs * 2.0 * macs * batch
+            for kind, fn, args, runs, macs in _level_layers(model, level, piece, decode, rng):
+                s, f = runs * pieces * timed(jax.jit(fn), args), runs * 2.0 * macs * batch
                 for key in (kind, (kind, level)):  # per kind, and per kind and level
                     seconds[key] += s
                     flops[key] += f
         # The image's squeeze on encode, the last unsqueeze on decode.
-        first = jnp.zeros((batch, *model.image_shape) if not decode else
-                          (batch, model.image_size // 2, model.image_size // 2, 4 * model.channels))
-        seconds["squeeze/split"] += timed(
+        first = jnp.zeros((piece, *model.image_shape) if not decode else
+                          (piece, model.image_size // 2, model.image_size // 2, 4 * model.channels))
+        seconds["squeeze/split"] += pieces * timed(
             jax.jit(bijectors.unsqueeze2d if decode else bijectors.squeeze2d), (first,))
         fn, args = whole[direction]
-        result[direction] = {"seconds": dict(seconds), "flops": dict(flops),
+        result[direction] = {"seconds": dict(seconds), "flops": dict(flops), "piece": piece,
                              "whole_s": timed(fn, args),
                              "model_flops": model_stats.flops_per_image(model) * batch}
     return result
@@ -163,7 +167,8 @@ def format_profile(result: dict, batch: int, peak: float) -> str:
     lines = []
     for direction, r in result.items():
         total = sum(s for key, s in r["seconds"].items() if isinstance(key, str))
-        lines += [f"{direction}, batch {batch}: parts' sum {1e3 * total:.1f} ms, whole model "
+        cut = "" if r["piece"] >= batch else f" in pieces of {r['piece']}"
+        lines += [f"{direction}, batch {batch}{cut}: parts' sum {1e3 * total:.1f} ms, whole model "
                   f"{1e3 * r['whole_s']:.1f} ms ({r['model_flops'] / r['whole_s'] / peak:.0%} "
                   f"of peak); matmul peak {peak / 1e9:.1f} GFLOP/s", "",
                   "| layer | ms | share | GFLOP | % peak |", "|---|---:|---:|---:|---:|"]
