@@ -112,6 +112,20 @@ def test_registry_passes_options_to_the_builders(tmp_path):
         scorers.build_au_scorer(section)
 
 
+def test_synthetic_only_sections_names_each_section_whose_backend_is_a_synthetic_scorer():
+    # The one list both experiments refuse on images that are not flowjax.synthetic faces.
+    from configs import evaluate as evaluate_config
+
+    every = evaluate_config.get_config("synthetic")
+    assert scorers.synthetic_only_sections(every) == ["identity", "action_units", "detector"]
+    assert scorers.synthetic_only_sections(evaluate_config.get_config()) == []
+    assert scorers.synthetic_only_sections(evaluate_config.get_config("fake")) == []
+    for section in ("identity", "action_units", "detector"):
+        config = evaluate_config.get_config("fake")
+        config[section].backend = "synthetic"
+        assert scorers.synthetic_only_sections(config) == [section]
+
+
 def test_shipped_files_record_held_out_numbers_that_meet_the_targets():
     _, _, au_record = ss.load_scorer(ss.DEFAULT_WEIGHTS_DIR, "au")
     _, _, id_record = ss.load_scorer(ss.DEFAULT_WEIGHTS_DIR, "identity")
