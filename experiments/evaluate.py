@@ -46,8 +46,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
     """Evaluates ``config.study``, ``config.run_dir`` into ``workdir``, or ``workdir`` in place."""
     # Fail on a bad study, output or option before loading any scorer (facenet takes seconds).
     study, out = _study(config, workdir)
-    synthetic = [f"{name}.backend" for name in ("identity", "action_units", "detector")
-                 if config[name].backend == "synthetic"]
+    synthetic = [f"{name}.backend" for name in scorers.synthetic_only_sections(config)]
     if synthetic and not study.synthetic_faces:
         raise ValueError(
             f"{', '.join(synthetic)} = 'synthetic' scores only flowjax.synthetic faces, but "

@@ -62,7 +62,7 @@ from absl import logging
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from flowjax import latents, names, runs, sweep, synthetic
+from flowjax import latents, names, runs, sweep, synthetic_data
 from flowjax import io as fio
 from flowjax.evaluation import figures, ground_truth, synthetic_scorers
 from flowjax.errors import NonFiniteError
@@ -143,7 +143,7 @@ def _check(methods: Sequence[str], spaces: Sequence[str], alphas: Sequence[float
     names.alpha_labels(alphas)
 
 
-def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer: Any,
+def run_benchmark(model: Any, variables: Any, study: synthetic_data.Study, au_scorer: Any,
                   embedder: Any, *, alphas: Sequence[float],
                   methods: Sequence[str] = latents.TRANSFER_METHODS,
                   spaces: Sequence[str] = SPACES, var_eps: float = latents.DEFAULT_VARIANCE_EPS,
@@ -244,7 +244,7 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
         skipped=tuple(skipped), diverged=diverged)
 
 
-def _operands(encoding: Any, space: str, study: synthetic.Study, target_ids: np.ndarray
+def _operands(encoding: Any, space: str, study: synthetic_data.Study, target_ids: np.ndarray
               ) -> tuple[np.ndarray, latents.IdentityStats, latents.IdentityStats, np.ndarray]:
     """``transfer_sweep``'s sources ``[E, D]``, per-source stats (the actor's, repeated)
     and per-target stats ``[T, D]``, from the encoding's rows (targets, source photos,
@@ -399,10 +399,10 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
     with exp.timed("load"):
         study_config = config.study
         # Twice the targets in one draw: the first half validate, the second half test.
-        study = synthetic.make_study(study_config.seed, 2 * study_config.n_identities,
-                                     study_config.photos_per_identity, study_config.n_expressions,
-                                     exp.geometry.image_size, study_config.nuisance_strength,
-                                     shared_source=True, setting=study_config.setting)
+        study = synthetic_data.make_study(study_config.seed, 2 * study_config.n_identities,
+                                          study_config.photos_per_identity, study_config.n_expressions,
+                                          exp.geometry.image_size, study_config.nuisance_strength,
+                                          shared_source=True, setting=study_config.setting)
         au_scorer = synthetic_scorers.build_au_scorer(config.scorers_dir)
         embedder = synthetic_scorers.build_identity_embedder(config.scorers_dir)
         detector = _detector_if_present(config.scorers_dir)

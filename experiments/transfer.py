@@ -33,6 +33,7 @@ from absl import logging
 
 from flowjax import data, latents, names, runs, sweep, synthetic_files
 from flowjax import io as fio
+from flowjax.evaluation import scorers
 
 VARIANCE_METHODS = latents.VARIANCE_METHODS
 
@@ -57,8 +58,7 @@ def _check_evaluation(config: Any) -> None:
     if evaluation is None or not evaluation.get("enabled", False) or not _user_data(config):
         return
     synthetic = [f"evaluation.{section}.backend"
-                 for section in ("identity", "action_units", "detector")
-                 if evaluation[section].backend == "synthetic"]
+                 for section in scorers.synthetic_only_sections(evaluation)]
     if synthetic:
         raise ValueError(
             f"{', '.join(synthetic)} = 'synthetic' scores only flowjax.synthetic faces, but "

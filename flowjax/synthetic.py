@@ -37,12 +37,14 @@ the mouth box and AU26 only the lower face (mouth, chin, jaw line).
 
 Arrays. ``render`` is pure ``jax.numpy``, one jitted, vmapped call per batch
 (it also works inside a caller's ``jit``), and returns a ``jax.Array``; the
-dataset builders return host ``numpy`` arrays. Images are NHWC ``uint8`` RGB.
+dataset and study builders (``make_dataset``, ``make_study``) are
+``flowjax.synthetic_data`` and return host ``numpy`` arrays. Images are NHWC
+``uint8`` RGB.
 Randomness comes only from explicit seeds and keys; pixel noise is a hash of
 each image's own seed, so an image does not depend on the batch around it.
 
-Settings (``SETTINGS``, the ``setting`` argument of the samplers, ``render``,
-``make_dataset`` and ``make_study``): ``"easy"`` (the default) is the renderer
+Settings (``SETTINGS``, the ``setting`` argument of the samplers, ``render``
+and the builders of ``flowjax.synthetic_data``): ``"easy"`` (the default) is the renderer
 described above; ``"hard"`` adds 3-D head pose, Lambertian lighting, skin
 texture, patterned backgrounds, hair styles and glasses, so that pixel-space
 averages ghost (``flowjax.synthetic_hard``; its identities and nuisance are
@@ -65,7 +67,7 @@ AU_NAMES: tuple[str, ...] = ("AU01", "AU02", "AU04", "AU06", "AU12", "AU15", "AU
 AU_MAX = 5.0
 
 # Strong prototype expressions (AU intensities, 0..5). Their order is the order
-# in which ``make_study`` uses them.
+# in which ``flowjax.synthetic_data.make_study`` uses them.
 PROTOTYPES: Mapping[str, Mapping[str, float]] = {
     "smile": {"AU06": 3.5, "AU12": 4.5, "AU25": 2.5},
     "surprise": {"AU01": 4.5, "AU02": 4.5, "AU25": 3.0, "AU26": 4.0},
@@ -141,42 +143,6 @@ class Nuisance:
     light_gradient: jax.Array
     noise_std: jax.Array
     noise_seed: jax.Array
-
-
-@dataclasses.dataclass(frozen=True)
-class Photos:
-    """Rendered photos with their ground truth (host numpy arrays).
-
-    ``images`` uint8 ``[N, S, S, 3]``; ``identity_ids`` int32 ``[N]``;
-    ``aus`` float32 ``[N, len(AU_NAMES)]`` on the 0..5 scale.
-    """
-
-    images: np.ndarray
-    identity_ids: np.ndarray
-    aus: np.ndarray
-
-
-@dataclasses.dataclass(frozen=True)
-class Study:
-    """The paper's setting: target identities and strong source expressions.
-
-    ``targets``: ``photos_per_identity`` mild, nuisance-on photos of each of
-    identities ``0 .. n_identities-1``. ``sources``: one strong photo per
-    expression; expression ``k`` (``expression_names[k]``) is on its own source
-    identity ``n_identities + k`` (or, with ``shared_source``, all on identity
-    ``n_identities``), never a target. ``source_photos``: mild
-    photos of every source identity, for the source's mean. ``identities``
-    holds every identity's parameters; row ``i`` is identity id ``i``
-    (``HardIdentity`` in the hard setting). ``setting``: the rendering setting
-    (``SETTINGS``), so that oracles are rendered the same way.
-    """
-
-    targets: Photos
-    sources: Photos
-    source_photos: Photos
-    expression_names: tuple[str, ...]
-    identities: IdentityParams
-    setting: str = "easy"
 
 
 # --------------------------------------------------------------------------
@@ -581,7 +547,7 @@ _render_jit = jax.jit(
 # Public rendering and validation
 
 
-def _check_size(size: int) -> None:
+def check_size(size: int) -> None:
     if not isinstance(size, (int, np.integer)) or size < 8 or size & (size - 1):
         raise ValueError(f"size must be a power of two >= 8 (e.g. 32, 64, 128, 256), got {size!r}")
 
@@ -641,7 +607,7 @@ def render(
     samplers with ``setting="hard"``).
     """
     check_setting(setting)
-    _check_size(size)
+    check_size(size)
     _check_aus(aus)
     n = jnp.shape(aus)[0]
     hard = _hard() if setting == "hard" else None
@@ -664,35 +630,13 @@ def render(
     return (hard.render_jit if hard else _render_jit)(identity, aus, nuisance, size=int(size))
 
 
-def _take(tree, index):
-    return jax.tree_util.tree_map(lambda a: a[index], tree)
-
-
-def _render_chunked(identities, ids, aus, nuisance, size: int, setting: str, chunk: int = 1024) -> np.ndarray:
-    """Render row ``i`` as identity ``ids[i]``, in fixed-size chunks, as numpy.
-
-    Every chunk has the same shape (the last is padded by repeating rows), so
-    the renderer compiles once and memory stays bounded. Inputs are numpy.
-    """
-    n = aus.shape[0]
-    out = np.empty((n, size, size, 3), np.uint8)
-    # Chunk sizes are powers of two, so differently sized requests share compilations.
-    step = min(chunk, 1 << (n - 1).bit_length())
-    for start in range(0, n, step):
-        rows = np.minimum(np.arange(start, start + step), n - 1)
-        images = render(_take(identities, ids[rows]), aus[rows], _take(nuisance, rows), size, setting)
-        stop = min(start + step, n)
-        out[start:stop] = np.asarray(images)[: stop - start]
-    return out
-
-
 def au_region_mask(au: str, size: int = 64) -> np.ndarray:
     """Boolean ``[size, size]``: the pixels ``au`` may change, for any identity, without nuisance.
 
     Derived from the fixed layout and the extremes of ``IDENTITY_RANGES``, plus
     one pixel of antialiasing margin.
     """
-    _check_size(size)
+    check_size(size)
     if au not in AU_NAMES:
         raise ValueError(f"unknown AU {au!r}; expected one of {AU_NAMES}")
     px = 2.0 / size
@@ -718,108 +662,3 @@ def au_region_mask(au: str, size: int = 64) -> np.ndarray:
     which = {"AU01": "brows", "AU02": "brows", "AU04": "brows", "AU06": "cheeks", "AU12": "mouth",
              "AU15": "mouth", "AU25": "mouth", "AU26": "jaw", "AU45": "eyes"}
     return regions[which[au]]
-
-
-# --------------------------------------------------------------------------
-# Dataset builders
-
-
-@functools.partial(jax.jit, static_argnames=("n", "n_identities", "nuisance_strength", "setting"))
-def _sample_dataset(seed, n, n_identities, nuisance_strength, setting):
-    k_id, k_perm, k_expr, k_nz = jax.random.split(jax.random.key(seed), 4)
-    identities = sample_identities(k_id, n_identities, setting)
-    ids = jax.random.permutation(k_perm, jnp.arange(n, dtype=jnp.int32) % n_identities)
-    nuisance = sample_nuisance(k_nz, n, nuisance_strength, setting)
-    return identities, ids, sample_expressions(k_expr, n, "mixed"), nuisance
-
-
-def make_dataset(
-    seed: int, n: int, size: int = 64, n_identities: int | None = None, nuisance_strength: float = 1.0,
-    setting: str = "easy",
-) -> Photos:
-    """Training data: ``n`` photos of ``n_identities`` random identities (default ``n // 10``).
-
-    Expressions are ``sample_expressions(..., "mixed")`` (mild to strong),
-    nuisance is on at ``nuisance_strength``. Identities are balanced and the
-    photo order is shuffled. Deterministic in ``seed``. ``setting``: one of
-    ``SETTINGS`` (identities and expressions are the same in both).
-    """
-    check_setting(setting)
-    _check_size(size)
-    if n < 1:
-        raise ValueError(f"n must be >= 1, got {n}")
-    n_identities = max(1, n // 10) if n_identities is None else n_identities
-    if not 1 <= n_identities <= n:
-        raise ValueError(f"n_identities must lie in [1, n={n}], got {n_identities}")
-    sampled = _sample_dataset(seed, n, n_identities, float(nuisance_strength), setting)
-    identities, ids, aus, nuisance = jax.tree_util.tree_map(np.asarray, sampled)
-    images = _render_chunked(identities, ids, aus, nuisance, size, setting)
-    return Photos(images=images, identity_ids=ids, aus=aus)
-
-
-@functools.partial(
-    jax.jit, static_argnames=("n_identities", "n_sources", "photos_per_identity", "n_expressions",
-                              "nuisance_strength", "setting")
-)
-def _sample_study(seed, n_identities, n_sources, photos_per_identity, n_expressions, nuisance_strength, setting):
-    k_id, k_expr, k_nz = jax.random.split(jax.random.key(seed), 3)
-    identities = sample_identities(k_id, n_identities + n_sources, setting)
-    # Rows: the targets' photos, the source identities' mild photos, then the
-    # strong source photos.
-    n_mild = (n_identities + n_sources) * photos_per_identity
-    strong = jnp.asarray(np.stack([prototype_aus(name) for name in tuple(PROTOTYPES)[:n_expressions]]))
-    aus = jnp.concatenate([sample_expressions(k_expr, n_mild, "mild"), strong])
-    return identities, aus, sample_nuisance(k_nz, n_mild + n_expressions, nuisance_strength, setting)
-
-
-def make_study(
-    seed: int,
-    n_identities: int = 5,
-    photos_per_identity: int = 20,
-    n_expressions: int = 5,
-    size: int = 64,
-    nuisance_strength: float = 1.0,
-    shared_source: bool = False,
-    setting: str = "easy",
-) -> Study:
-    """The paper's expression-transfer setting; see ``Study`` for the fields.
-
-    Targets and the source identities' own photos have mild random expressions;
-    the source photos show ``PROTOTYPES``' first ``n_expressions`` expressions
-    at their listed intensities. All photos carry nuisance at
-    ``nuisance_strength``. Deterministic in ``seed``. With ``shared_source``
-    every expression is on ONE source identity ``n_identities`` (one actor
-    showing several expressions, as in the seed study) instead of one source
-    identity per expression. ``setting``: one of ``SETTINGS``.
-    """
-    check_setting(setting)
-    _check_size(size)
-    if not 1 <= n_expressions <= len(PROTOTYPES):
-        raise ValueError(f"n_expressions must lie in [1, {len(PROTOTYPES)}] (PROTOTYPES), got {n_expressions}")
-    if n_identities < 1 or photos_per_identity < 1:
-        raise ValueError(
-            f"n_identities and photos_per_identity must be >= 1, got {n_identities} and {photos_per_identity}"
-        )
-    n_sources = 1 if shared_source else n_expressions
-    sampled = _sample_study(seed, n_identities, n_sources, photos_per_identity, n_expressions,
-                            float(nuisance_strength), setting)
-    identities, aus, nuisance = jax.tree_util.tree_map(np.asarray, sampled)
-    source_ids = (np.full(n_expressions, n_identities, np.int32) if shared_source
-                  else np.arange(n_identities, n_identities + n_expressions, dtype=np.int32))
-    every_identity = np.arange(n_identities + n_sources, dtype=np.int32)
-    ids = np.concatenate([np.repeat(every_identity, photos_per_identity), source_ids])
-    images = _render_chunked(identities, ids, aus, nuisance, size, setting)
-
-    def photos(rows: slice) -> Photos:
-        return Photos(images=images[rows], identity_ids=ids[rows], aus=aus[rows])
-
-    n_targets = n_identities * photos_per_identity
-    n_mild = (n_identities + n_sources) * photos_per_identity
-    return Study(
-        targets=photos(slice(0, n_targets)),
-        sources=photos(slice(n_mild, None)),
-        source_photos=photos(slice(n_targets, n_mild)),
-        expression_names=tuple(PROTOTYPES)[:n_expressions],
-        identities=identities,
-        setting=setting,
-    )

@@ -19,7 +19,7 @@ import jax
 import numpy as np
 
 from flowjax import io as fio
-from flowjax import synthetic
+from flowjax import synthetic, synthetic_data
 
 PathLike = str | os.PathLike
 
@@ -69,7 +69,7 @@ SOURCE_IDENTITY = "source"
 def write_synthetic_study(root: PathLike, seed: int, n_identities: int, photos_per_identity: int,
                           n_expressions: int, size: int,
                           nuisance_strength: float = 1.0, setting: str = "easy") -> dict[str, Any]:
-    """The seed study's layout, rendered (``flowjax.synthetic.make_study``):
+    """The seed study's layout, rendered (``flowjax.synthetic_data.make_study``):
 
     ``root/id<k>/photo_<j>.png``: the targets' mild photos;
     ``root/source/photo_<j>.png``: the source actor's mild photos (its mean);
@@ -79,12 +79,12 @@ def write_synthetic_study(root: PathLike, seed: int, n_identities: int, photos_p
     names, every file's identity and AUs) for the run's records and scoring.
     """
     root = Path(root)
-    study = synthetic.make_study(seed, n_identities, photos_per_identity, n_expressions, size,
-                                 nuisance_strength, shared_source=True, setting=setting)
+    study = synthetic_data.make_study(seed, n_identities, photos_per_identity, n_expressions, size,
+                                      nuisance_strength, shared_source=True, setting=setting)
     names = [f"id{k:02d}" for k in range(n_identities)]
     files: dict[str, dict[str, Any]] = {}
 
-    def write(photos: synthetic.Photos, rels: list[str]) -> None:
+    def write(photos: synthetic_data.Photos, rels: list[str]) -> None:
         identity_names = [names[i] if i < n_identities else SOURCE_IDENTITY
                           for i in photos.identity_ids]
         infos = [{"identity": who, "aus": [round(float(a), 4) for a in au], "seed": seed}

@@ -338,16 +338,16 @@ def _generated_arrays(config: Any, n: int, image_size: int) -> np.ndarray:
     source = config.data.source
     if source == "generated":
         return data.generated_images(config.seed, n, image_size)
-    # flowjax.synthetic is optional: the renderer of cartoon faces.
+    # flowjax.synthetic_data is optional: datasets of the renderer's cartoon faces.
     try:
-        from flowjax import synthetic
+        from flowjax import synthetic_data
     except ImportError:
-        synthetic = None
-    if synthetic is None or not hasattr(synthetic, "make_dataset"):
-        raise RuntimeError("config.data.source='synthetic' needs flowjax.synthetic.make_dataset, "
+        synthetic_data = None
+    if synthetic_data is None or not hasattr(synthetic_data, "make_dataset"):
+        raise RuntimeError("config.data.source='synthetic' needs flowjax.synthetic_data.make_dataset, "
                            "which this installation lacks; use source='generated'")
     setting = config.data.get("synthetic_setting", "easy")
-    return np.asarray(synthetic.make_dataset(config.seed, n, image_size, setting=setting).images)
+    return np.asarray(synthetic_data.make_dataset(config.seed, n, image_size, setting=setting).images)
 
 
 def make_datasets(config: Any, image_size: int) -> tuple[Any, Any | None]:

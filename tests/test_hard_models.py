@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from configs import synthetic_benchmark as benchmark_config
-from flowjax import checkpoints, glow, synthetic
+from flowjax import checkpoints, glow, synthetic, synthetic_data
 from flowjax.evaluation import synthetic_scorers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -25,7 +25,7 @@ EASY, HARD = ROOT / "weights" / "demo", ROOT / "weights" / "demo" / "hard"
 
 @pytest.fixture(scope="module")
 def faces():
-    return {setting: synthetic.make_dataset(777, 32, 64, setting=setting)
+    return {setting: synthetic_data.make_dataset(777, 32, 64, setting=setting)
             for setting in synthetic.SETTINGS}
 
 

@@ -18,7 +18,7 @@ import pytest
 
 from configs import synthetic_benchmark as benchmark_config
 from experiments import synthetic_benchmark
-from flowjax import checkpoints, io as fio, synthetic
+from flowjax import checkpoints, io as fio, synthetic, synthetic_data
 from flowjax.evaluation import ground_truth, synthetic_scorers
 from flowjax.errors import NonFiniteError
 from flowjax.evaluation.ground_truth import Scores
@@ -154,8 +154,8 @@ def test_identity_centroids_are_unit_mean_directions_of_each_identitys_photos():
 
 
 def test_oracle_renders_each_target_with_each_source_expression_only_in_its_au_regions():
-    study = synthetic.make_study(0, n_identities=2, photos_per_identity=1, n_expressions=2,
-                                 size=64, shared_source=True)
+    study = synthetic_data.make_study(0, n_identities=2, photos_per_identity=1, n_expressions=2,
+                                      size=64, shared_source=True)
     oracle = ground_truth.oracle_images(study, 64)
     assert oracle.shape == (2, 2, 64, 64, 3)
     neutral = np.asarray(synthetic.render(
@@ -458,10 +458,10 @@ def test_demo_glow_transfer_moves_the_expression_and_keeps_the_target_identity()
     """
     config = benchmark_config.get_config()
     model, variables = checkpoints.load_model(config.checkpoint)
-    study = synthetic.make_study(config.study.seed, config.study.n_identities,
-                                 config.study.photos_per_identity, config.study.n_expressions,
-                                 model.image_size, config.study.nuisance_strength,
-                                 shared_source=True)
+    study = synthetic_data.make_study(config.study.seed, config.study.n_identities,
+                                      config.study.photos_per_identity, config.study.n_expressions,
+                                      model.image_size, config.study.nuisance_strength,
+                                      shared_source=True)
     bench = synthetic_benchmark.run_benchmark(
         model, variables, study, synthetic_scorers.build_au_scorer(),
         synthetic_scorers.build_identity_embedder(), alphas=(0.0, 0.8, 1.0, 1.2, 1.4),

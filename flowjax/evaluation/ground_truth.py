@@ -43,7 +43,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from flowjax import latents, synthetic
+from flowjax import latents, synthetic, synthetic_data
 from flowjax.evaluation import metrics
 
 
@@ -151,7 +151,7 @@ def pixel_transfer(method: str, sources: np.ndarray, source_photos: np.ndarray,
     return from_unit(moved.reshape(*moved.shape[:3], *shape))
 
 
-def oracle_images(study: synthetic.Study, size: int) -> np.ndarray:
+def oracle_images(study: synthetic_data.Study, size: int) -> np.ndarray:
     """uint8 ``[E, T, S, S, 3]``: target ``t`` rendered with source expression ``e``'s AUs.
 
     No nuisance: the ideal transfer of the expression onto the identity itself,

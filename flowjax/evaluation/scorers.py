@@ -66,7 +66,8 @@ __all__ = [
     "ActionUnitScorer", "DistanceSource", "FakeDetector", "IdentityEmbedder", "FakeEmbedder",
     "FakeAUScorer",
     "fake_detector", "build_identity_embedder", "build_au_scorer", "build_detector",
-    "describe", "IDENTITY_BACKENDS", "AU_BACKENDS", "DETECTOR_BACKENDS",
+    "describe", "IDENTITY_BACKENDS", "AU_BACKENDS", "DETECTOR_BACKENDS", "SECTIONS",
+    "SYNTHETIC_SCORERS", "synthetic_only_sections",
 ]  # fmt: skip
 
 TEST_ONLY = "FAKE scorer for tests only: a fixed function of the pixels, not a face model"
@@ -227,28 +228,47 @@ def _precomputed() -> types.ModuleType:
     return importlib.import_module("flowjax.evaluation.precomputed")
 
 
-_SYNTHETIC = "flowjax.evaluation.synthetic_scorers"
+# The module of the scorers that understand only flowjax.synthetic faces.
+SYNTHETIC_SCORERS = "flowjax.evaluation.synthetic_scorers"
 Factory = Callable[[Any], Any]
 IDENTITY_BACKENDS: dict[str, Factory | str] = {
     "facenet": _facenet,
     "dlib": _dlib,
-    "synthetic": f"{_SYNTHETIC}:build_identity_embedder",
+    "synthetic": f"{SYNTHETIC_SCORERS}:build_identity_embedder",
     "fake": lambda section: FakeEmbedder(),
     "precomputed": lambda section: _precomputed().PrecomputedDistances(),
     "none": lambda section: _precomputed().NO_IDENTITY,
 }
 AU_BACKENDS: dict[str, Factory | str] = {
     "openface": _openface,
-    "synthetic": f"{_SYNTHETIC}:build_au_scorer",
+    "synthetic": f"{SYNTHETIC_SCORERS}:build_au_scorer",
     "fake": lambda section: FakeAUScorer(),
     "precomputed": lambda section: _precomputed().PrecomputedOpenFace(),
     "none": lambda section: None,
 }
 DETECTOR_BACKENDS: dict[str, Factory | str] = {
     "none": lambda section: None,
-    "synthetic": f"{_SYNTHETIC}:build_fake_detector",
+    "synthetic": f"{SYNTHETIC_SCORERS}:build_fake_detector",
     "fake": lambda section: fake_detector,
 }
+# The config sections (``configs/evaluate.py``) and the registry each chooses from.
+SECTIONS: dict[str, Mapping[str, Factory | str]] = {
+    "identity": IDENTITY_BACKENDS, "action_units": AU_BACKENDS, "detector": DETECTOR_BACKENDS,
+}
+
+
+def synthetic_only_sections(config: Any) -> list[str]:
+    """The sections of an evaluation config (:data:`SECTIONS` order) whose backend is a
+    registered synthetic scorer, which understands only flowjax.synthetic faces.
+
+    The experiments refuse these on other images before any scorer loads; the
+    pipeline's own check (``scoring.check_scorers_fit``) catches the built scorers.
+    """
+    def synthetic_only(entry: Factory | str | None) -> bool:
+        return isinstance(entry, str) and entry.partition(":")[0] == SYNTHETIC_SCORERS
+
+    return [name for name, registry in SECTIONS.items()
+            if synthetic_only(registry.get(_option(config[name], "backend", None)))]
 
 
 def _import_callable(spec: str, backend: str, what: str) -> Callable[..., Any]:

@@ -24,10 +24,9 @@ from flowjax import io as fio
 from flowjax.evaluation import metrics
 from flowjax.evaluation.action_units import ActionUnitScorer
 from flowjax.evaluation.datatypes import IdentityScores, ImageRef, Scores, Study
-from flowjax.evaluation.scorers import IdentityEmbedder
+from flowjax.evaluation.scorers import SYNTHETIC_SCORERS, IdentityEmbedder
 
 AU_SET_NAMES = {"thesis": metrics.THESIS_AUS, "all": None, "active": metrics.ACTIVE}
-SYNTHETIC_SCORERS = "flowjax.evaluation.synthetic_scorers"
 
 
 # --------------------------------------------------------------------------
