@@ -124,6 +124,9 @@ def test_synthetic_only_sections_names_each_section_whose_backend_is_a_synthetic
         config = evaluate_config.get_config("fake")
         config[section].backend = "synthetic"
         assert scorers.synthetic_only_sections(config) == [section]
+    direct = evaluate_config.get_config("fake")
+    direct.action_units.backend = f"{scorers.SYNTHETIC_SCORERS}:build_au_scorer"
+    assert scorers.synthetic_only_sections(direct) == ["action_units"]
 
 
 def test_shipped_files_record_held_out_numbers_that_meet_the_targets():

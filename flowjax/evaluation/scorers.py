@@ -259,7 +259,8 @@ SECTIONS: dict[str, Mapping[str, Factory | str]] = {
 
 def synthetic_only_sections(config: Any) -> list[str]:
     """The sections of an evaluation config (:data:`SECTIONS` order) whose backend is a
-    registered synthetic scorer, which understands only flowjax.synthetic faces.
+    synthetic scorer, which understands only flowjax.synthetic faces: registered by
+    name, or given directly as ``"flowjax.evaluation.synthetic_scorers:<factory>"``.
 
     The experiments refuse these on other images before any scorer loads; the
     pipeline's own check (``scoring.check_scorers_fit``) catches the built scorers.
@@ -267,8 +268,11 @@ def synthetic_only_sections(config: Any) -> list[str]:
     def synthetic_only(entry: Factory | str | None) -> bool:
         return isinstance(entry, str) and entry.partition(":")[0] == SYNTHETIC_SCORERS
 
+    def entry(registry: Mapping[str, Factory | str], backend: Any) -> Factory | str | None:
+        return registry.get(backend, backend) if isinstance(backend, str) else None
+
     return [name for name, registry in SECTIONS.items()
-            if synthetic_only(registry.get(_option(config[name], "backend", None)))]
+            if synthetic_only(entry(registry, _option(config[name], "backend", None)))]
 
 
 def _import_callable(spec: str, backend: str, what: str) -> Callable[..., Any]:
