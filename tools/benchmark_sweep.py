@@ -18,8 +18,11 @@ process, so it is reported after each phase and grows monotonically).
 Two geometries: ``64`` (64x64, 3 levels, depth 8, width 512: celeba256's
 ``small`` variant) and ``256`` (celeba256's 6-level 256x256 geometry; on a CPU
 at reduced depth/width, ``--depth256/--width256``, default depth 2 width 64, said
-so in the table). Weights are random (:func:`random_variables`): decoding cost
-does not depend on their values.
+so in the table). Weights come from ``glow.init``'s data-dependent init on
+random images, as in ``tools/benchmark``: the couplings start as identities,
+so random latents decode to finite images (fully random weights at width 512
+overflow, and the sweeps refuse non-finite output). Decoding cost does not
+depend on the weights' values.
 
     python -m tools.benchmark_sweep --out=runs/benchmark_sweep.json
     python -m tools.benchmark_sweep --sizes=64 --chunk_size=32
@@ -40,13 +43,13 @@ from pathlib import Path
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
 from flowjax import glow, latents, sweep
 from flowjax import io as fio
 from flowjax.glow import Glow
-from flowjax.models import random_variables
 
 N_EXPRESSIONS, N_TARGETS = 5, 4
 ALPHAS = latents.alpha_grid(0.30, 0.50, 0.02)
@@ -116,7 +119,8 @@ RUNNERS = {"sweep": _run_sweep, "loop_alpha": _run_loop_alpha, "loop_image": _ru
 
 def benchmark(model: Glow, chunk_size: int, modes: list[str], label: str) -> list[dict[str, Any]]:
     """Times every mode on one model; returns one result row per mode."""
-    variables = random_variables(model)
+    images = jax.random.randint(jax.random.key(0), (8, *model.image_shape), 0, 256)
+    variables = glow.init(model, jax.random.key(0), images.astype(jnp.uint8))
     problem = _problem(model)
     n_images = N_EXPRESSIONS * N_TARGETS * len(ALPHAS)
     rows = []
