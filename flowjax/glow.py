@@ -414,7 +414,12 @@ def encode(model: Glow, variables: Any, images: Array, noise: Any = None,
 @functools.partial(jax.jit, static_argnames=("model", "space", "quantize", "piece"))
 def decode(model: Glow, variables: Any, latents: Sequence[Array], y: Array | None = None,
            space: str = "eps", quantize: bool = True, piece: int | None = None) -> Array:
-    """Jitted :func:`apply_decode`; compiles once per (model, shapes, space, quantize)."""
+    """Jitted :func:`apply_decode`; compiles once per (model, shapes, space, quantize).
+
+    Every call inverts each 1x1 conv unless ``variables`` carry the inverses: for
+    repeated decodes of one model pass ``bijectors.with_inverse_weights(variables)``,
+    computed once (the sweeps do; at batch 1 on a CPU the inverses cost about a
+    third of a decode)."""
     return apply_decode(model, variables, latents, y, space, quantize, piece)
 
 
