@@ -2,8 +2,8 @@
 
 Variants (``--config=configs/train.py:<variant>``):
   tiny       16x16, 2 levels, depth 2, width 16, batch 8, 50 steps, on 288
-             generated images (``flowjax.data.generated_images``): a CPU
-             smoke run (1 s of training after ~35 s of compilation). It uses
+             generated images (``flowjax.training_data.generated_images``): a
+             CPU smoke run (1 s of training after ~35 s of compilation). It uses
              the ``shuffle`` permutation, whose indices live in the "constants"
              collection, so the smoke run covers that path (``invconv`` trains
              as well: the ``demo`` model below uses it).

@@ -38,9 +38,9 @@
   installed; held-out bits/dim and a temperature-sample grid PNG (labelled
   synthetic) at each evaluation; compile time and steady-state throughput
   reported apart in ``summary.json``.
-* **Data.** Batches come from ``flowjax.data`` datasets whose batch is a pure
-  function of the step (so resuming repeats the data order); each epoch
-  drops the remainder of ``len(dataset) / batch_size``.
+* **Data.** Batches come from ``flowjax.training_data`` datasets whose batch
+  is a pure function of the step (so resuming repeats the data order); each
+  epoch drops the remainder of ``len(dataset) / batch_size``.
 
 Multi-host: call ``jax.distributed.initialize()`` before anything else (see
 ``experiments/train.py``); each process loads its contiguous slice of every
@@ -68,7 +68,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from flowjax import checkpoints, data, glow
+from flowjax import checkpoints, data, glow, training_data
 from flowjax import io as fio
 from flowjax import models
 from flowjax.bijectors import CONSTANTS
@@ -337,7 +337,7 @@ def _to_host(x: Array) -> np.ndarray:
 def _generated_arrays(config: Any, n: int, image_size: int) -> np.ndarray:
     source = config.data.source
     if source == "generated":
-        return data.generated_images(config.seed, n, image_size)
+        return training_data.generated_images(config.seed, n, image_size)
     # flowjax.synthetic_data is optional: datasets of the renderer's cartoon faces.
     try:
         from flowjax import synthetic_data
@@ -362,18 +362,19 @@ def make_datasets(config: Any, image_size: int) -> tuple[Any, Any | None]:
         if d.get("eval_folder"):
             eval_files = data.list_image_files_recursive(d.eval_folder)
         else:
-            kept, held = data.hold_out(len(files), d.num_eval, seed)
+            kept, held = training_data.hold_out(len(files), d.num_eval, seed)
             files, eval_files = [files[i] for i in kept], [files[i] for i in held]
-        train_ds = data.ImageFolderDataset(files, batch, seed=seed, **options)
-        eval_ds = (data.ImageFolderDataset(eval_files, eval_batch, shuffle=False, **options)
+        train_ds = training_data.ImageFolderDataset(files, batch, seed=seed, **options)
+        eval_ds = (training_data.ImageFolderDataset(eval_files, eval_batch, shuffle=False,
+                                                    **options)
                    if len(eval_files) >= eval_batch else None)
         return train_ds, eval_ds
     if d.source not in ("synthetic", "generated"):
         raise ValueError(f"config.data.source must be 'folder', 'synthetic' or 'generated', "
                          f"got {d.source!r}")
     images = _generated_arrays(config, d.num_train + d.num_eval, image_size)
-    train_ds = data.ArrayDataset(images[:d.num_train], batch, seed=seed)
-    eval_ds = (data.ArrayDataset(images[d.num_train:], eval_batch, shuffle=False)
+    train_ds = training_data.ArrayDataset(images[:d.num_train], batch, seed=seed)
+    eval_ds = (training_data.ArrayDataset(images[d.num_train:], eval_batch, shuffle=False)
                if d.num_eval >= eval_batch else None)
     return train_ds, eval_ds
 
@@ -535,7 +536,7 @@ def train(config: Any, workdir: str | Path, *, train_dataset: Any = None,
     ``train_dataset`` / ``eval_dataset`` override the config's data source
     (anything with ``batch(step, process_index, process_count)``,
     ``steps_per_epoch``, ``image_shape`` and ``init_batch``, e.g.
-    :class:`flowjax.data.ArrayDataset`).
+    :class:`flowjax.training_data.ArrayDataset`).
     """
     workdir = Path(workdir)
     model = models.model_from_config(config.model)  # any registered family
@@ -625,8 +626,8 @@ def _loop(config, model, optimizer, mesh, ckpt, writer, state, train_ds, eval_ds
     global_shape = (config.batch_size, *model.image_shape)
     to_device = lambda local: jax.make_array_from_process_local_data(
         batch_sharding(mesh), local, global_shape)
-    batches = data.prefetch(train_ds.iterate(start, num_steps, process, n_processes),
-                            config.data.get("prefetch", 2), to_device)
+    batches = training_data.prefetch(train_ds.iterate(start, num_steps, process, n_processes),
+                                     config.data.get("prefetch", 2), to_device)
     t0 = time.perf_counter()
     batch_spec = jax.ShapeDtypeStruct(global_shape, jnp.uint8, sharding=batch_sharding(mesh))
     step_fn = make_train_step(model, optimizer, mesh).lower(state, batch_spec).compile()

@@ -20,6 +20,8 @@ import pytest
 
 from flowjax import glow
 from flowjax import graphdef as gd
+from flowjax.graphdef_reader import parse_graphdef
+from flowjax.graphdef_writer import serialize_graphdef, write_graphdef
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -275,7 +277,7 @@ def test_celeba256_geometry_converts_to_175099620_parameters():
     shapes = openai_weight_shapes(**CELEBA)
     fills = {name: float(n) for n, name in enumerate(shapes)}
     weights = {name: gd.Tensor.filled(gd.DT_FLOAT, shape, fills[name]) for name, shape in shapes.items()}
-    graph = gd.parse_graphdef(gd.serialize_graphdef(openai_graph(weights, 256, 6)))
+    graph = parse_graphdef(serialize_graphdef(openai_graph(weights, 256, 6)))
     variables, report = convert(graph, glow.Glow(**CELEBA))
     params = variables["params"]
     assert report.total_parameters == 175_099_620
@@ -294,7 +296,7 @@ def test_celeba256_geometry_converts_to_175099620_parameters():
 def converted_dir(tmp_path_factory, small_graph, small_model):
     folder = tmp_path_factory.mktemp("convert")
     graph_path = folder / "graph_unoptimized.pb"
-    gd.write_graphdef(graph_path, small_graph)
+    write_graphdef(graph_path, small_graph)
     out = folder / "celeba_small"
     manifest = convert_openai.convert_file(graph_path, out, small_model)
     return graph_path, out, manifest
@@ -555,8 +557,8 @@ def test_verify_tf_script_imports_without_tensorflow_and_finds_the_noise_tensor(
 def test_optimized_graph_differences_are_warnings_in_the_manifest(tmp_path, small_graph,
                                                                   small_model, small_weights):
     weights = {n: w for n, w in small_weights.items() if n != "model/prior/p/W"}
-    gd.write_graphdef(tmp_path / "graph_unoptimized.pb", small_graph)
-    gd.write_graphdef(tmp_path / "graph_optimized.pb", openai_graph(weights, 16, 2))
+    write_graphdef(tmp_path / "graph_unoptimized.pb", small_graph)
+    write_graphdef(tmp_path / "graph_optimized.pb", openai_graph(weights, 16, 2))
     manifest = convert_openai.convert_file(tmp_path / "graph_unoptimized.pb", tmp_path / "out",
                                            small_model,
                                            optimized_graph=tmp_path / "graph_optimized.pb")

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flowjax import checkpoints, data, glow, models, train
+from flowjax import checkpoints, glow, models, train, training_data
 from flowjax.bijectors import Chain, per_image_logdet
 from flowjax.checkpoints import CheckpointError
 from flowjax.steps import StepBijector, StepConfig, openai_step
@@ -137,9 +137,9 @@ def test_a_user_bijector_in_every_step_gets_its_own_parameters_at_every_level():
 def test_a_registered_subclass_trains_saves_and_reloads_to_identical_latents(tmp_path):
     """train.train builds the family config.model names; the export rebuilds it."""
     fields = {"family": "glow_with_channel_scales", **SMALL, "permutation": "shuffle"}
-    images = data.generated_images(0, 16, 8)
+    images = training_data.generated_images(0, 16, 8)
     train.train(_train_config(fields), tmp_path / "run",
-                train_dataset=data.ArrayDataset(images, 4, seed=0))
+                train_dataset=training_data.ArrayDataset(images, 4, seed=0))
     trained_model, trained = checkpoints.load_model(tmp_path / "run")
     assert type(trained_model) is GlowWithChannelScales and trained_model.n_scales == 2
     scale = trained["params"]["level_0"]["channel_scale_1"]["s"]

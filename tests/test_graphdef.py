@@ -1,4 +1,5 @@
-"""flowjax.graphdef: the dependency-free GraphDef reader and writer.
+"""flowjax.graphdef (messages), graphdef_reader and graphdef_writer: the dependency-free
+GraphDef reader and writer.
 
 Round trips through our own encoder and decoder, TensorFlow's value rules for
 TensorProto, and a cross-check in both directions against tensorboard's
@@ -11,6 +12,8 @@ import numpy as np
 import pytest
 
 from flowjax import graphdef as gd
+from flowjax.graphdef_reader import parse_graphdef, read_graphdef
+from flowjax.graphdef_writer import serialize_graphdef, write_graphdef
 
 try:
     from tensorboard.compat.proto import attr_value_pb2, graph_pb2, node_def_pb2, tensor_pb2
@@ -26,7 +29,7 @@ needs_tensorboard = pytest.mark.skipif(
 
 
 def round_trip(graph: gd.GraphDef, **kwargs) -> gd.GraphDef:
-    return gd.parse_graphdef(gd.serialize_graphdef(graph), **kwargs)
+    return parse_graphdef(serialize_graphdef(graph), **kwargs)
 
 
 def const_value(tensor: gd.Tensor) -> np.ndarray:
@@ -58,8 +61,8 @@ def test_scalar_tensor_round_trips():
 
 
 def test_tensor_content_is_decoded_without_a_copy():
-    data = gd.serialize_graphdef(gd.GraphDef([gd.const_node("c", np.arange(6, dtype=np.float32))]))
-    value = gd.parse_graphdef(data).node[0].tensor.numpy()
+    data = serialize_graphdef(gd.GraphDef([gd.const_node("c", np.arange(6, dtype=np.float32))]))
+    value = parse_graphdef(data).node[0].tensor.numpy()
     assert not value.flags.owndata and not value.flags.writeable
     np.testing.assert_array_equal(value, np.arange(6, dtype=np.float32))
 
@@ -115,16 +118,16 @@ def test_attr_ops_limits_attr_decoding_to_those_ops():
 
 def test_write_graphdef_writes_the_serialized_bytes(tmp_path):
     graph = gd.GraphDef([gd.const_node("c", np.ones((2, 2), np.float32))])
-    gd.write_graphdef(tmp_path / "g.pb", graph)
-    assert (tmp_path / "g.pb").read_bytes() == gd.serialize_graphdef(graph)
-    np.testing.assert_array_equal(gd.read_graphdef(tmp_path / "g.pb").node[0].tensor.numpy(),
+    write_graphdef(tmp_path / "g.pb", graph)
+    assert (tmp_path / "g.pb").read_bytes() == serialize_graphdef(graph)
+    np.testing.assert_array_equal(read_graphdef(tmp_path / "g.pb").node[0].tensor.numpy(),
                                   np.ones((2, 2)))
 
 
 def test_write_graphdef_refuses_an_existing_file(tmp_path):
     (tmp_path / "g.pb").write_bytes(b"old")
     with pytest.raises(FileExistsError):
-        gd.write_graphdef(tmp_path / "g.pb", gd.GraphDef())
+        write_graphdef(tmp_path / "g.pb", gd.GraphDef())
     assert (tmp_path / "g.pb").read_bytes() == b"old"
 
 
@@ -139,7 +142,7 @@ def test_single_float_val_fills_the_whole_shape():
 
 def test_filled_tensor_is_tiny_whatever_its_shape():
     big = gd.GraphDef([gd.const_node("c", gd.Tensor.filled(gd.DT_FLOAT, (32, 3, 3, 513, 512), 1.0))])
-    assert len(gd.serialize_graphdef(big)) < 100
+    assert len(serialize_graphdef(big)) < 100
 
 
 def test_single_int_val_fills_the_whole_shape():
@@ -177,10 +180,10 @@ def test_unsupported_dtype_is_named():
 
 
 def test_truncated_file_names_the_source_and_last_node():
-    data = gd.serialize_graphdef(gd.GraphDef([gd.const_node("first", np.ones(4, np.float32)),
-                                              gd.const_node("second", np.ones(4, np.float32))]))
+    data = serialize_graphdef(gd.GraphDef([gd.const_node("first", np.ones(4, np.float32)),
+                                           gd.const_node("second", np.ones(4, np.float32))]))
     with pytest.raises(gd.GraphDefError, match=r"^broken.pb: not a readable GraphDef .*'first'"):
-        gd.parse_graphdef(data[:-5], source="broken.pb")
+        parse_graphdef(data[:-5], source="broken.pb")
 
 
 # Each was a TypeError, UnicodeDecodeError, IndexError or OverflowError before (issue #18):
@@ -212,7 +215,7 @@ MALFORMED = {
 @pytest.mark.parametrize("data, message", MALFORMED.values(), ids=MALFORMED.keys())
 def test_malformed_input_is_a_graphdef_error_naming_file_and_offset(data, message):
     with pytest.raises(gd.GraphDefError, match=r"^bad\.pb: .*" + message):
-        gd.parse_graphdef(data, source="bad.pb")
+        parse_graphdef(data, source="bad.pb")
 
 
 def test_uint64_values_above_int64_are_read_not_overflowed():
@@ -221,9 +224,9 @@ def test_uint64_values_above_int64_are_read_not_overflowed():
 
 
 def test_tensor_errors_name_the_file_and_the_tensors_offset():
-    data = gd.serialize_graphdef(gd.GraphDef(
+    data = serialize_graphdef(gd.GraphDef(
         [gd.const_node("c", gd.Tensor(gd.DT_FLOAT, (2, 2), content=b"\0" * 12))]))
-    tensor = gd.parse_graphdef(data, source="g.pb").node[0].tensor
+    tensor = parse_graphdef(data, source="g.pb").node[0].tensor
     with pytest.raises(gd.GraphDefError, match=r"^g\.pb: tensor at offset \d+: tensor_content "
                                                 r"has 12 bytes"):
         tensor.numpy()
@@ -233,31 +236,31 @@ def test_partial_fill_larger_than_the_file_is_refused_without_allocating():
     # 2 values for 2**26 float32 elements: 256 MiB from a 50-byte graph. TensorFlow's rule
     # (repeat the last value) would allocate them all; the file cannot hold that much.
     big = gd.Tensor(gd.DT_FLOAT, (2**26,), values={5: np.array([1.0, 2.0], np.float32)})
-    data = gd.serialize_graphdef(gd.GraphDef([gd.const_node("c", big)]))
-    tensor = gd.parse_graphdef(data, source="g.pb").node[0].tensor
+    data = serialize_graphdef(gd.GraphDef([gd.const_node("c", big)]))
+    tensor = parse_graphdef(data, source="g.pb").node[0].tensor
     with pytest.raises(gd.GraphDefError, match=rf"^g\.pb: tensor at offset \d+: .* needs "
                                                 rf"{2**28} bytes, more than the {len(data)}-byte"):
         tensor.numpy()
 
 
 def test_shape_beyond_any_array_is_refused():
-    data = gd.serialize_graphdef(gd.GraphDef(
+    data = serialize_graphdef(gd.GraphDef(
         [gd.const_node("c", gd.Tensor.filled(gd.DT_FLOAT, (2**40, 2**40), 1.0))]))
     with pytest.raises(gd.GraphDefError, match="more than any array can hold"):
-        gd.parse_graphdef(data, source="g.pb").node[0].tensor.numpy()
+        parse_graphdef(data, source="g.pb").node[0].tensor.numpy()
 
 
 def test_one_value_and_no_value_fills_of_any_size_allocate_nothing():
     for tensor in (gd.Tensor.filled(gd.DT_FLOAT, (2**20, 2**20), 1.0),
                    gd.Tensor(gd.DT_INT32, (2**20, 2**20))):
-        data = gd.serialize_graphdef(gd.GraphDef([gd.const_node("c", tensor)]))
-        value = gd.parse_graphdef(data).node[0].tensor.numpy()
+        data = serialize_graphdef(gd.GraphDef([gd.const_node("c", tensor)]))
+        value = parse_graphdef(data).node[0].tensor.numpy()
         assert value.shape == (2**20, 2**20) and value.strides == (0, 0)
 
 
 def test_missing_file_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nothing.pb"):
-        gd.read_graphdef(tmp_path / "nothing.pb")
+        read_graphdef(tmp_path / "nothing.pb")
 
 
 def test_duplicate_node_names_are_an_error():
@@ -317,7 +320,7 @@ def _sample_graph() -> gd.GraphDef:
 def test_tensorboard_reads_what_we_write():
     graph = _sample_graph()
     parsed = graph_pb2.GraphDef()
-    parsed.ParseFromString(gd.serialize_graphdef(graph))
+    parsed.ParseFromString(serialize_graphdef(graph))
     assert [n.name for n in parsed.node] == [n.name for n in graph.node]
     assert list(parsed.node[5].input) == ["input/image", "w:0", "^fill"]
     assert list(parsed.node[5].attr["strides"].list.i) == [1, 1, 1, 1]
@@ -350,7 +353,7 @@ def test_we_read_what_tensorboard_writes():
     op.attr["strides"].list.i.extend([1, 2, 2, 1])
     op.experimental_debug_info.original_node_names.append("skipped")  # outside the subset
 
-    ours = gd.parse_graphdef(theirs.SerializeToString())
+    ours = parse_graphdef(theirs.SerializeToString())
     assert ours.producer == 27
     for node in ours.node[:-1]:
         value = node.tensor.numpy()

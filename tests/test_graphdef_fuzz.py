@@ -1,4 +1,5 @@
-"""Fuzzing flowjax.graphdef: malformed bytes get GraphDefError and bounded memory, nothing else.
+"""Fuzzing flowjax.graphdef_reader: malformed bytes get GraphDefError and bounded memory,
+nothing else.
 
 Seeded, so every run tries the same inputs (a failure reproduces). Inputs are
 mutations (flipped, overwritten, inserted, cut) of real graphs: OpenAI-form
@@ -19,6 +20,8 @@ import numpy as np
 import pytest
 
 from flowjax import graphdef as gd
+from flowjax.graphdef_reader import parse_graphdef
+from flowjax.graphdef_writer import serialize_graphdef
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_GRAPH = ROOT / ".." / "shared" / "fixtures" / "openai_glow_32" / "glow_demo_form.pb"
@@ -48,7 +51,7 @@ def _every_kind_graph() -> bytes:
         gd.const_node("zeros", gd.Tensor(gd.DT_UINT64, (4,))),
         gd.placeholder_node("x", gd.DT_FLOAT, (-1, 8, 8, 3)),
     ]
-    return gd.serialize_graphdef(gd.GraphDef(nodes, producer=27, library=b"\x0a\x00"))
+    return serialize_graphdef(gd.GraphDef(nodes, producer=27, library=b"\x0a\x00"))
 
 
 def _mutate(rng: random.Random, data: bytes) -> bytes:
@@ -73,7 +76,7 @@ def _mutate(rng: random.Random, data: bytes) -> bytes:
 
 def _read_everything(data: bytes) -> None:
     """Parse, then turn every tensor into an array, as the converter does."""
-    graph = gd.parse_graphdef(data, source="fuzz.pb")
+    graph = parse_graphdef(data, source="fuzz.pb")
     for node in graph.node:
         for attr in node.attr.values():
             tensors = ([attr.value] if attr.kind == "tensor"
@@ -109,8 +112,8 @@ def _fuzz(seeds: list[bytes], n: int, seed: int) -> dict[str, int]:
 
 
 def test_mutated_small_graphs_give_only_graphdef_errors_in_bounded_memory():
-    real = gd.parse_graphdef(REAL_GRAPH.read_bytes())
-    seeds = [_every_kind_graph(), gd.serialize_graphdef(gd.GraphDef(real.node[:40], producer=27))]
+    real = parse_graphdef(REAL_GRAPH.read_bytes())
+    seeds = [_every_kind_graph(), serialize_graphdef(gd.GraphDef(real.node[:40], producer=27))]
     outcomes = _fuzz(seeds, N_SMALL_INPUTS, seed=18)
     # Both outcomes occur: the mutations are neither all harmless nor all fatal.
     assert outcomes["read"] > 50 and outcomes["GraphDefError"] > 500, outcomes
@@ -125,7 +128,7 @@ def test_a_62_byte_graph_cannot_ask_for_8_gib():
     # Two values for 2**31 float32 elements: TensorFlow's "repeat the last" rule would
     # allocate 8 GiB. Refused because the file cannot hold that tensor.
     tensor = gd.Tensor(gd.DT_FLOAT, (2**31,), values={5: np.array([1.0, 2.0], np.float32)})
-    data = gd.serialize_graphdef(gd.GraphDef([gd.const_node("c", tensor)]))
+    data = serialize_graphdef(gd.GraphDef([gd.const_node("c", tensor)]))
     assert len(data) == 62
     with pytest.raises(gd.GraphDefError, match="needs 8589934592 bytes, more than the 62-byte file"):
         _read_everything(data)

@@ -30,6 +30,7 @@ import pytest
 
 from flowjax import glow, latents
 from flowjax import graphdef as gd
+from flowjax.graphdef_reader import parse_graphdef
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "openai_glow_32"
@@ -65,8 +66,8 @@ def reference():
 
 @pytest.fixture(scope="module")
 def graphs():
-    return {form: gd.parse_graphdef((FIXTURE / form).read_bytes(), source=form,
-                                    attr_ops=convert_openai.ATTR_OPS) for form in FORMS}
+    return {form: parse_graphdef((FIXTURE / form).read_bytes(), source=form,
+                                 attr_ops=convert_openai.ATTR_OPS) for form in FORMS}
 
 
 @pytest.fixture(scope="module")

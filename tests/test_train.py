@@ -1,4 +1,4 @@
-"""Specification of flowjax.train and the training datasets of flowjax.data.
+"""Specification of flowjax.train and the training datasets of flowjax.training_data.
 
 The training tests share the ``:tiny`` config of configs/train.py, so the
 process compiles its initialisation and train step once.
@@ -21,7 +21,7 @@ import optax
 import pytest
 from PIL import Image
 
-from flowjax import checkpoints, data, models
+from flowjax import checkpoints, data, models, training_data
 from flowjax import io as fio
 from flowjax import train
 
@@ -52,14 +52,14 @@ def _subprocess_env(devices: int = 1) -> dict[str, str]:
 
 
 def test_array_dataset_batch_depends_only_on_seed_and_step():
-    images = data.generated_images(0, 10, 4)
-    a, b = data.ArrayDataset(images, 4, seed=3), data.ArrayDataset(images, 4, seed=3)
+    images = training_data.generated_images(0, 10, 4)
+    a, b = training_data.ArrayDataset(images, 4, seed=3), training_data.ArrayDataset(images, 4, seed=3)
     np.testing.assert_array_equal(a.batch(7), b.batch(7))
-    assert not np.array_equal(a.batch(7), data.ArrayDataset(images, 4, seed=4).batch(7))
+    assert not np.array_equal(a.batch(7), training_data.ArrayDataset(images, 4, seed=4).batch(7))
 
 
 def test_each_epoch_is_a_new_shuffle_that_drops_the_remainder():
-    ds = data.ArrayDataset(data.generated_images(0, 10, 4), 4, seed=0)
+    ds = training_data.ArrayDataset(training_data.generated_images(0, 10, 4), 4, seed=0)
     assert ds.steps_per_epoch == 2
     epoch0 = np.concatenate([ds.indices(0), ds.indices(1)])
     epoch1 = np.concatenate([ds.indices(2), ds.indices(3)])
@@ -68,14 +68,14 @@ def test_each_epoch_is_a_new_shuffle_that_drops_the_remainder():
 
 
 def test_process_slices_concatenate_to_the_global_batch():
-    ds = data.ArrayDataset(data.generated_images(0, 12, 4), 6, seed=1)
+    ds = training_data.ArrayDataset(training_data.generated_images(0, 12, 4), 6, seed=1)
     parts = [ds.batch(5, process_index=p, process_count=3) for p in range(3)]
     np.testing.assert_array_equal(np.concatenate(parts), ds.batch(5))
 
 
 def test_dataset_smaller_than_a_batch_is_an_error():
     with pytest.raises(data.ImageDataError, match="3 images, fewer than one batch of 4"):
-        data.ArrayDataset(data.generated_images(0, 3, 4), 4)
+        training_data.ArrayDataset(training_data.generated_images(0, 3, 4), 4)
 
 
 def test_image_folder_dataset_finds_images_recursively_and_skips_hidden(tmp_path):
@@ -84,7 +84,7 @@ def test_image_folder_dataset_finds_images_recursively_and_skips_hidden(tmp_path
         Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / rel, format="PNG")
     files = data.list_image_files_recursive(tmp_path)
     assert [p.relative_to(tmp_path).as_posix() for p in files] == ["3.jpg", "a/1.png", "a/b/2.png"]
-    ds = data.ImageFolderDataset.from_folder(tmp_path, 2, size=4)
+    ds = training_data.ImageFolderDataset.from_folder(tmp_path, 2, size=4)
     assert ds.batch(0).shape == (2, 4, 4, 3) and ds.batch(0).dtype == np.uint8
 
 
@@ -92,25 +92,25 @@ def test_image_folder_dataset_error_names_the_bad_file(tmp_path):
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "a.png")
     Image.fromarray(np.zeros((6, 6, 3), np.uint8)).save(tmp_path / "b.png")
     with pytest.raises(data.ImageDataError, match=r"b\.png: size 6x6"):
-        data.ImageFolderDataset.from_folder(tmp_path, 1, size=4, validate="all")
+        training_data.ImageFolderDataset.from_folder(tmp_path, 1, size=4, validate="all")
 
 
 def test_prefetch_keeps_order_and_reraises_errors_from_its_thread():
-    assert list(data.prefetch(iter(range(5)), 2, lambda x: x * 10)) == [0, 10, 20, 30, 40]
+    assert list(training_data.prefetch(iter(range(5)), 2, lambda x: x * 10)) == [0, 10, 20, 30, 40]
 
     def broken():
         yield 1
         raise OSError("disk gone")
 
     with pytest.raises(OSError, match="disk gone"):
-        list(data.prefetch(broken()))
+        list(training_data.prefetch(broken()))
 
 
 def test_folder_source_holds_out_num_eval_images(tmp_path):
     for i in range(12):
         folder = tmp_path / "faces" / f"person{i % 3}"
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(data.generated_images(i, 1, 16)[0]).save(folder / f"{i}.png")
+        Image.fromarray(training_data.generated_images(i, 1, 16)[0]).save(folder / f"{i}.png")
     config = _tiny_config(**{"data.source": "folder", "data.folder": str(tmp_path / "faces"),
                              "data.num_eval": 4, "eval_batch_size": 2})
     train_ds, eval_ds = train.make_datasets(config, 16)
@@ -332,11 +332,11 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_p
 
 SHARDED_SCRIPT = textwrap.dedent("""
     import json, jax, numpy as np
-    from flowjax import data, train
+    from flowjax import train, training_data
     from flowjax.glow import Glow
     model = Glow(image_size=8, n_levels=2, depth=1, width=8, permutation="shuffle")
     spec = train.OptimizerSpec(learning_rate=3e-3)
-    images = data.generated_images(0, 16, 8)
+    images = training_data.generated_images(0, 16, 8)
     init = train.make_init(model, spec, train.make_mesh())
     initial = jax.device_get(init(jax.random.key(0), images))
     results = {}

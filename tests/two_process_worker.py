@@ -24,7 +24,7 @@ import importlib.util  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from flowjax import checkpoints, data, latents, sweep, train  # noqa: E402
+from flowjax import checkpoints, latents, sweep, train, training_data  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("train_config", ROOT / "configs" / "train.py")
@@ -45,7 +45,7 @@ leaves = {"params" + jax.tree_util.keystr(path): np.asarray(leaf)
 
 # The sweep: encode two identities' images and decode a transfer grid, both
 # sharded over every process's devices (chunk_size is rounded up to them).
-images = data.generated_images(1, 12, model.image_size)
+images = training_data.generated_images(1, 12, model.image_size)
 flat = latents.flatten(list(sweep.encode_images(model, variables, images, chunk_size=4).eps))
 flat = np.asarray(flat)
 source, target = latents.identity_stats(flat[:6]), latents.identity_stats(flat[6:])

@@ -3,7 +3,7 @@
     python weights/convert_openai.py --graph=graph_unoptimized.pb --out=weights/celeba256 \\
         [--optimized_graph=graph_optimized.pb] [--config=configs/celeba256.py]
 
-The frozen GraphDef is parsed as protobuf (``flowjax.graphdef``; no
+The frozen GraphDef is parsed as protobuf (``flowjax.graphdef_reader``; no
 TensorFlow, nothing executed). Every weight is a ``Const`` named after its TF
 variable (``GLOW_SPEC.md`` §4.2-4.3); :data:`STEP_NAMES`, :data:`SPLIT_NAMES`
 and :data:`PRIOR_NAMES` map them one to one onto the flowjax parameter tree.
@@ -62,6 +62,7 @@ from flax import traverse_util
 
 from flowjax import __version__, checkpoints, glow, models
 from flowjax import graphdef as gd
+from flowjax.graphdef_reader import parse_graphdef
 from flowjax.glow import Glow
 
 REPO = Path(__file__).resolve().parents[1]
@@ -508,7 +509,7 @@ def convert_file(graph_path: str | Path, out: str | Path, model: Glow, *,
         raise FileNotFoundError(f"--optimized_graph {optimized_graph} does not exist")
     data = graph_path.read_bytes()
     sha256, size = hashlib.sha256(data).hexdigest(), len(data)
-    graph = gd.parse_graphdef(data, source=str(graph_path), attr_ops=ATTR_OPS)
+    graph = parse_graphdef(data, source=str(graph_path), attr_ops=ATTR_OPS)
     variables, report = convert_graph(graph, model, source=str(graph_path), allow=allow,
                                       skip_consts=skip_consts)
     del graph, data  # the variables are copies: free the 700 MB buffer before writing
@@ -528,8 +529,8 @@ def convert_file(graph_path: str | Path, out: str | Path, model: Glow, *,
         manifest["optimized_graph"] = {
             "path": str(optimized_graph), "sha256": hashlib.sha256(opt_data).hexdigest(),
             "bytes": len(opt_data),
-            **cross_check(gd.parse_graphdef(opt_data, source=str(optimized_graph),
-                                            attr_ops=ATTR_OPS), model, variables)}
+            **cross_check(parse_graphdef(opt_data, source=str(optimized_graph),
+                                         attr_ops=ATTR_OPS), model, variables)}
         del opt_data
         differing = report.tensor_count - manifest["optimized_graph"]["identical"]
         if differing:

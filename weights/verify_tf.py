@@ -322,14 +322,14 @@ def main(argv: list[str]) -> None:
     out_path = Path(f.out)
     if out_path.exists():
         raise SystemExit(f"--out {out_path} already exists; choose a new file")
-    from flowjax import checkpoints, data
+    from flowjax import checkpoints, data, training_data
     from flowjax import io as fio
 
     size = checkpoints.read_model_config(f.checkpoint).image_size
     if f.images:
         images = data.load_images(f.images, size=size).images[:f.n_images]
     else:
-        images = data.generated_images(f.seed, f.n_images, size)
+        images = training_data.generated_images(f.seed, f.n_images, size)
     report, arrays = verify(
         f.graph, f.checkpoint, images, seed=f.seed, eps_atol=f.eps_atol,
         pixel_tolerance=f.pixel_tolerance, noise_tensor=f.noise_tensor, eps_names=f.eps_names,
