@@ -74,7 +74,7 @@ def _base() -> ml_collections.ConfigDict:
     config.num_steps = 100_000
     config.optimizer = ml_collections.ConfigDict(dict(
         name="openai_adamax", learning_rate=1e-3, warmup_steps=200, b1=0.9, b2=0.95, eps=1e-8,
-        grad_clip_norm=0.0))
+        grad_clip_norm=0.0))  # flowjax.optimizers.OptimizerSpec; names: OPTIMIZERS
     config.log_every = 50
     config.eval_every = 2_000
     config.checkpoint = ml_collections.ConfigDict(dict(every=1_000, keep=3, keep_every=0,

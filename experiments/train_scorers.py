@@ -52,7 +52,7 @@ import optax
 from absl import logging
 
 from flowjax import io as fio
-from flowjax import synthetic, synthetic_data
+from flowjax import run_dirs, synthetic, synthetic_data
 from experiments import train_scorers_detector as detector
 from flowjax.evaluation import synthetic_scorers as ss
 
@@ -313,7 +313,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
     log: list[dict[str, Any]] = []
     e = config.eval
     _check_nets(config.nets)
-    with fio.create_run_dir(workdir, overwrite=config.overwrite) as run:
+    with run_dirs.create_run_dir(workdir, overwrite=config.overwrite) as run:
         run.manifest.set_config(config)
         results: dict[str, Any] = {}
         trained = {}

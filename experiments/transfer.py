@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from absl import logging
 
-from flowjax import data, latents, names, runs, sweep, synthetic_files
+from flowjax import data, latents, names, run_dirs, runs, sweep, synthetic_files
 from flowjax import io as fio
 from flowjax.evaluation import scorers
 
@@ -187,7 +187,8 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
     return summary
 
 
-def _write_aligned_inputs(run: fio.RunDir, used: dict[str, data.ImageSet]) -> dict[str, list[str]]:
+def _write_aligned_inputs(run: run_dirs.RunDir,
+                          used: dict[str, data.ImageSet]) -> dict[str, list[str]]:
     """``inputs/aligned/<identity>/<name>.png``: each aligned photo as the transfer encoded
     it (labelled not generated), for viewing and as the evaluation's reference; ``{}``
     when nothing was aligned."""

@@ -4,7 +4,7 @@ Every image crosses into flowjax as ``uint8`` RGB, NHWC. Whatever the file
 held, the conversion to that form is explicit and recorded: each loaded image
 yields an :class:`ImageRecord` (source path, sha256 of the file bytes, original
 format/mode/size, the conversions applied) that the caller puts in the run's
-manifest (``flowjax.io.Manifest.add_inputs``).
+manifest (``flowjax.run_dirs.Manifest.add_inputs``).
 
 Conversion rules (one rule per case, so a manifest can be read without code):
 

@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from flowjax import data, latents, openai_attributes, sweep
+from flowjax import data, latents, openai_attributes, run_dirs, sweep
 from flowjax import io as fio
 
 PNG = "image/png"
@@ -324,7 +324,7 @@ def page() -> str:
 
 
 def create_app(editor: Editor, limits: Limits = Limits(),
-               save_to: fio.RunDir | None = None) -> Any:
+               save_to: run_dirs.RunDir | None = None) -> Any:
     """The Flask app serving ``editor`` (see the module docstring for the routes' rules)."""
     from flask import Flask, jsonify, request
     from werkzeug.exceptions import RequestEntityTooLarge

@@ -52,7 +52,8 @@ import jax
 import numpy as np
 from absl import logging
 
-from flowjax import align, checkpoints, data, glow, latents, models, sweep, synthetic_files
+from flowjax import (align, checkpoints, data, glow, latents, models, run_dirs, sweep,
+                     synthetic_files)
 from flowjax import io as fio
 
 PathLike = str | os.PathLike
@@ -86,12 +87,12 @@ class Experiment:
 
     def staging(self) -> contextlib.AbstractContextManager[Path]:
         """A private folder beside the workdir for inputs generated on the way
-        (``flowjax.io.staging_dir``), removed when the block ends."""
-        return fio.staging_dir(self.workdir)
+        (``flowjax.run_dirs.staging_dir``), removed when the block ends."""
+        return run_dirs.staging_dir(self.workdir)
 
     def timed(self, name: str) -> contextlib.AbstractContextManager[None]:
         """Adds the block's wall time to ``timings[name]`` (also if it raises)."""
-        return fio.timed(self.timings, name)
+        return run_dirs.timed(self.timings, name)
 
     @property
     def geometry(self) -> nn.Module:
@@ -117,8 +118,8 @@ class Experiment:
         return model_label(self.model_record)
 
     @contextlib.contextmanager
-    def run_dir(self, inputs: Mapping[str, Any] | None = None) -> Iterator[fio.RunDir]:
-        """The run directory (``flowjax.io.create_run_dir``), its manifest filled in.
+    def run_dir(self, inputs: Mapping[str, Any] | None = None) -> Iterator[run_dirs.RunDir]:
+        """The run directory (``flowjax.run_dirs.create_run_dir``), its manifest filled in.
 
         The manifest gets the config, the model record, ``inputs`` (image sets;
         generated ones copied into the run, see :func:`record_inputs`; where each
@@ -126,7 +127,7 @@ class Experiment:
         alignment, and the timings, the block itself as ``write``.
         """
         start = time.perf_counter()
-        with fio.create_run_dir(self.workdir, overwrite=self.config.overwrite) as run:
+        with run_dirs.create_run_dir(self.workdir, overwrite=self.config.overwrite) as run:
             manifest = run.manifest
             manifest.set_config(self.config.to_dict())
             if self.model_record is not None:
@@ -273,7 +274,7 @@ def load_identities(config: Any, source: Any, image_size: int) -> dict[str, data
                                 resize=config.data.resize, alpha=config.data.alpha)
 
 
-def record_alignment(manifest: fio.Manifest, image_sets: dict[str, Any]) -> None:
+def record_alignment(manifest: run_dirs.Manifest, image_sets: dict[str, Any]) -> None:
     """The manifest's ``extra.alignment``: one ``AlignmentInfo`` per aligned input file."""
     entries, seen = [], set()
     for image_set in image_sets.values():
@@ -287,9 +288,9 @@ def record_alignment(manifest: fio.Manifest, image_sets: dict[str, Any]) -> None
 
 def check_workdir(workdir: PathLike, overwrite: bool = False, config: Any = None) -> None:
     """Fails early, before any loading, if the run directory could not be written
-    (``flowjax.io.check_workdir``): it exists (without ``overwrite``), is not flowjax's,
+    (``flowjax.run_dirs.check_workdir``): it exists (without ``overwrite``), is not flowjax's,
     is not writable, or, with ``overwrite``, holds one of ``config``'s input paths."""
-    fio.check_workdir(workdir, overwrite, config_paths(config) if config is not None else None)
+    run_dirs.check_workdir(workdir, overwrite, config_paths(config) if config is not None else None)
 
 
 def config_paths(config: Any) -> dict[str, str]:
@@ -331,7 +332,7 @@ def config_paths(config: Any) -> dict[str, str]:
     return found
 
 
-def record_inputs(run: fio.RunDir, image_sets: dict[str, Any],
+def record_inputs(run: run_dirs.RunDir, image_sets: dict[str, Any],
                   generated_root: Path | None) -> tuple[list[dict[str, Any]], dict[Path, str]]:
     """Manifest entries of the inputs, and where each input path is recorded.
 
@@ -368,7 +369,7 @@ def write_configured_faces(config: Any, tmp: PathLike, image_size: int) -> Path 
 # ---- writing a swept grid -----------------------------------------------------------
 
 
-def write_alpha_row(run: fio.RunDir, folder: str, name: str, images: Any, alphas: Any,
+def write_alpha_row(run: run_dirs.RunDir, folder: str, name: str, images: Any, alphas: Any,
                     labels: list[str], provenance: Mapping[str, Any]) -> dict[str, str]:
     """One row of a swept grid (one image per alpha) as ``folder/<label>/<name>_<label>.png``.
 

@@ -40,7 +40,7 @@ from types import ModuleType
 import jax
 from absl import flags
 
-from flowjax import io as fio
+from flowjax import run_dirs
 
 CACHE_ENV = "FLOWJAX_COMPILATION_CACHE"
 DEFAULT_CACHE_DIR = Path.home() / ".cache" / "flowjax" / "jax-compilation"
@@ -166,7 +166,7 @@ def exit_on_sigterm(signum, frame):
     # while it runs certain callbacks (e.g. a gc callback of jax's), so the staging
     # folders go first, and a timer ends the process if the unwinding never starts.
     code = 128 + signum
-    fio.remove_staging_dirs()
+    run_dirs.remove_staging_dirs()
     timer = threading.Timer(SIGTERM_GRACE_S, os._exit, (code,))
     timer.daemon = True  # a normal exit does not wait for it
     timer.start()

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from flowjax import io as fio
+from flowjax import run_dirs
 
 if TYPE_CHECKING:
     from flowjax.evaluation.pipeline import TransferRun
@@ -210,7 +211,7 @@ def render_page(data: Mapping[str, Any]) -> str:
         "</body></html>", ""])
 
 
-def write_viewer(target: fio.RunDir, run: TransferRun) -> str:
+def write_viewer(target: run_dirs.RunDir, run: TransferRun) -> str:
     """Writes ``index.html`` into the evaluation run directory ``target``; returns its
     relative path. Call after the tables are written (it reads them)."""
     page = render_page(page_data(run, target.path))

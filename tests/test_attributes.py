@@ -16,7 +16,7 @@ from configs import common as config_common
 from configs import attributes as attributes_config
 from experiments import attributes
 from flowjax import io as fio
-from flowjax import openai_attributes, synthetic_files
+from flowjax import openai_attributes, run_dirs, synthetic_files
 
 ROOT = Path(__file__).resolve().parents[1]
 D = 16 * 16 * 3
@@ -156,7 +156,7 @@ def test_every_png_has_provenance_and_every_output_is_in_the_manifest(run):
     manifest = json.loads((workdir / "manifest.json").read_text())
     listed = {o["path"]: o["sha256"] for o in manifest["outputs"]}
     on_disk = {p.relative_to(workdir).as_posix() for p in workdir.rglob("*") if p.is_file()}
-    assert set(listed) == on_disk - {"manifest.json", fio.RUN_MARKER}
+    assert set(listed) == on_disk - {"manifest.json", run_dirs.RUN_MARKER}
     assert all(fio.sha256_file(workdir / rel) == digest for rel, digest in listed.items())
     assert manifest["model"]["random_init"] is True
 

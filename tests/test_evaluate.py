@@ -23,6 +23,7 @@ import pytest
 from configs import common as config_common
 from configs import evaluate as evaluate_config
 from flowjax import io as fio
+from flowjax import run_dirs
 from flowjax.evaluation import metrics, pipeline, scorers
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -62,7 +63,7 @@ def lookup_detector(images):
 
 def make_hand_run(path: Path) -> Path:
     """A transfer run directory as experiments/transfer.py lays it out."""
-    with fio.create_run_dir(path) as run:
+    with run_dirs.create_run_dir(path) as run:
         inputs = []
         for identity, value in (("src", SOURCE), ("tgt", TARGET_MEAN)):
             target = run.write_png(f"inputs/{identity}/smile.png", _grey(value), generated=False)

@@ -22,7 +22,7 @@ from PIL import Image
 
 from configs import common as config_common
 from configs import explore as explore_config
-from flowjax import explore, sweep
+from flowjax import explore, run_dirs, sweep
 from flowjax import io as fio
 
 pytest.importorskip("flask", reason="the live editor needs flask (pip install -e '.[explore]')")
@@ -171,7 +171,7 @@ def test_too_many_requests_from_one_client_get_429(editor):
 
 
 def test_a_saved_edit_is_the_served_png_in_the_run_directory(editor, tmp_path):
-    with fio.create_run_dir(tmp_path / "run") as run:
+    with run_dirs.create_run_dir(tmp_path / "run") as run:
         client = explore.create_app(editor, save_to=run).test_client()
         body = {"kind": "mix", "face": "id01", "other": "id02", "weight": 0.5}
         saved = Path(client.post("/api/save", json=body).json["saved"])

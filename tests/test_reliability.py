@@ -3,7 +3,7 @@ error, before any work where possible, and leave nothing behind (issue #18, item
 1, 3, 6, 7; docs/reliability.md lists every case).
 
 The library-level guards have their own tests (tests/test_sweep.py: non-finite
-points and alphas; tests/test_io.py: workdir checks, staging folder); these run
+points and alphas; tests/test_run_dirs.py: workdir checks, staging folder); these run
 the transfer experiment and ``run.py`` as a user would.
 """
 
@@ -25,8 +25,7 @@ import pytest
 from configs import common as config_common
 from configs import transfer as transfer_config
 from experiments import transfer
-from flowjax import data, glow, models, runs, sweep, synthetic_files
-from flowjax import io as fio
+from flowjax import data, glow, models, run_dirs, runs, sweep, synthetic_files
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = glow.Glow(image_size=16, n_levels=2, depth=2, width=8)
@@ -150,7 +149,7 @@ def test_alphas_out_of_range_are_refused_before_any_work(tmp_path, no_work, alph
 def test_overwrite_with_the_inputs_inside_the_old_run_is_refused_before_any_work(
         tmp_path, no_work):
     workdir = tmp_path / "run"
-    with fio.create_run_dir(workdir):
+    with run_dirs.create_run_dir(workdir):
         pass
     faces = _faces(workdir / "faces")  # the user kept the photos in the old run's folder
     config = _config(faces, overwrite=True)
@@ -162,7 +161,7 @@ def test_overwrite_with_the_inputs_inside_the_old_run_is_refused_before_any_work
 
 def test_overwrite_with_a_checkpoint_inside_the_old_run_is_refused(tmp_path, no_work):
     workdir = tmp_path / "run"
-    with fio.create_run_dir(workdir) as run:
+    with run_dirs.create_run_dir(workdir) as run:
         run.write_text("model/weights.txt", "stand-in for an exported model")
     config = _config(_faces(tmp_path / "faces"), overwrite=True,
                      checkpoint=str(workdir / "model"))
@@ -196,7 +195,7 @@ except PermissionError as err:
 """
 
 
-@pytest.mark.slow  # a subprocess (~6 s); test_io.py checks the refusal itself by default
+@pytest.mark.slow  # a subprocess (~6 s); test_run_dirs.py checks the refusal itself by default
 @pytest.mark.skipif(os.geteuid() == 0 and shutil.which("setpriv") is None,
                     reason="as root, needs setpriv to run as an unprivileged user")
 def test_read_only_workdir_is_refused_within_a_second_with_the_default_config():

@@ -11,7 +11,7 @@ from absl import flags
 from ml_collections import config_flags
 
 from flowjax import io as fio
-from flowjax import models, runs
+from flowjax import models, run_dirs, runs
 from flowjax.glow import Glow
 from flowjax.runtime import config_module
 
@@ -64,7 +64,7 @@ def test_celeba256_geometry_is_openai_hyperparameters_once():
 
 def test_write_alpha_row_names_files_by_label_and_records_each_alpha(tmp_path):
     images = np.zeros((2, 4, 4, 3), np.uint8)
-    with fio.create_run_dir(tmp_path / "run") as run:
+    with run_dirs.create_run_dir(tmp_path / "run") as run:
         written = runs.write_alpha_row(run, "grid/a", "face", images, [0.0, 0.5],
                                        ["0.00", "0.50"], {"kind": "test"})
     assert written == {"0.00": "grid/a/0.00/face_0.00.png", "0.50": "grid/a/0.50/face_0.50.png"}
@@ -73,7 +73,7 @@ def test_write_alpha_row_names_files_by_label_and_records_each_alpha(tmp_path):
 
 
 def test_write_alpha_row_refuses_images_and_alphas_of_different_lengths(tmp_path):
-    with fio.create_run_dir(tmp_path / "run") as run:
+    with run_dirs.create_run_dir(tmp_path / "run") as run:
         with pytest.raises(ValueError, match="3 images for 2 alphas"):
             runs.write_alpha_row(run, "grid", "face", np.zeros((3, 4, 4, 3), np.uint8),
                                  [0.0, 1.0], ["0.00", "1.00"], {})

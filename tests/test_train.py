@@ -15,15 +15,13 @@ import textwrap
 from pathlib import Path
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 from PIL import Image
 
 from flowjax import checkpoints, data, models, training_data
 from flowjax import io as fio
-from flowjax import train
+from flowjax import optimizers, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -118,49 +116,6 @@ def test_folder_source_holds_out_num_eval_images(tmp_path):
     assert not set(train_ds.files) & set(eval_ds.files)
 
 
-# --- optimizers -------------------------------------------------------------
-
-
-def test_warmup_is_linear_and_moves_from_the_first_step():
-    schedule = train.warmup_schedule(1e-3, 4)
-    np.testing.assert_allclose([schedule(c) for c in range(6)],
-                               [2.5e-4, 5e-4, 7.5e-4, 1e-3, 1e-3, 1e-3], rtol=1e-6)
-
-
-def test_openai_adamax_matches_its_formula():
-    grads = [np.array([0.5, -2.0]), np.array([-1.0, 0.25]), np.array([0.1, 0.1])]
-    lr, b1, b2, eps = 0.1, 0.9, 0.95, 1e-8
-    opt = train.openai_adamax(lr, b1, b2, eps)
-    params = jnp.zeros(2)
-    state = opt.init(params)
-    m, u, expected = np.zeros(2), np.zeros(2), np.zeros(2)
-    for t, g in enumerate(grads, start=1):
-        m = b1 * m + (1 - b1) * g
-        u = np.maximum(b2 * u, np.abs(g))
-        expected = expected - lr * np.sqrt(1 - b2**t) / (1 - b1**t) * m / (u + eps)
-        updates, state = opt.update(jnp.asarray(g, jnp.float32), state)
-        params = optax.apply_updates(params, updates)
-    np.testing.assert_allclose(params, expected, rtol=1e-5)
-
-
-def test_gradient_clipping_bounds_the_global_norm_the_optimizer_sees():
-    grads, params = {"w": jnp.full(3, 10.0)}, {"w": jnp.zeros(3)}
-    first_moment_norm = {}
-    for clip in (0.0, 1.0):
-        opt = train.OptimizerSpec(name="adam", b1=0.9, grad_clip_norm=clip).build()
-        _, state = opt.update(grads, opt.init(params), params)
-        adam_state = state[-1][0] if clip else state[0]
-        first_moment_norm[clip] = float(train.global_norm(adam_state.mu))
-    # after one step mu = (1 - b1) * gradient
-    np.testing.assert_allclose(first_moment_norm[1.0], 0.1, rtol=1e-5)
-    np.testing.assert_allclose(first_moment_norm[0.0], 0.1 * np.sqrt(300), rtol=1e-5)
-
-
-def test_unknown_optimizer_is_an_error():
-    with pytest.raises(ValueError, match="optimizer must be one of"):
-        train.OptimizerSpec(name="sgd")
-
-
 # --- training ---------------------------------------------------------------
 
 
@@ -176,7 +131,7 @@ def tiny_run(tmp_path_factory):
 def test_bits_per_dim_on_a_fixed_batch_decreases_over_50_steps(tiny_run):
     config, workdir, _ = tiny_run
     model = models.model_from_config(config.model)
-    spec = train.OptimizerSpec.from_config(config.optimizer)
+    spec = optimizers.OptimizerSpec.from_config(config.optimizer)
     mesh = train.make_mesh()
     dataset, _ = train.make_datasets(config, model.image_size)
     initial = train.make_init(model, spec, mesh)(
@@ -203,7 +158,7 @@ def test_training_writes_metrics_config_samples_and_summary(tiny_run):
 def test_constants_are_carried_but_not_optimised(tiny_run):
     config, workdir, _ = tiny_run
     model, variables = checkpoints.load_model(workdir)
-    spec = train.OptimizerSpec.from_config(config.optimizer)
+    spec = optimizers.OptimizerSpec.from_config(config.optimizer)
     dataset, _ = train.make_datasets(config, model.image_size)
     initial = train.make_init(model, spec, train.make_mesh())(
         jax.random.key(config.seed), dataset.init_batch(config.init_batch_size, config.seed))
@@ -332,10 +287,10 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_p
 
 SHARDED_SCRIPT = textwrap.dedent("""
     import json, jax, numpy as np
-    from flowjax import train, training_data
+    from flowjax import optimizers, train, training_data
     from flowjax.glow import Glow
     model = Glow(image_size=8, n_levels=2, depth=1, width=8, permutation="shuffle")
-    spec = train.OptimizerSpec(learning_rate=3e-3)
+    spec = optimizers.OptimizerSpec(learning_rate=3e-3)
     images = training_data.generated_images(0, 16, 8)
     init = train.make_init(model, spec, train.make_mesh())
     initial = jax.device_get(init(jax.random.key(0), images))

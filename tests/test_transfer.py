@@ -20,7 +20,7 @@ from PIL import Image
 from configs import common as config_common
 from configs import transfer as transfer_config
 from experiments import transfer
-from flowjax import align, glow, models, synthetic_files
+from flowjax import align, glow, models, run_dirs, synthetic_files
 from flowjax import io as fio
 from flowjax.data import ImageDataError
 
@@ -127,7 +127,7 @@ def test_manifest_lists_every_output_with_its_checksum(run):
     workdir, _ = run
     manifest = json.loads((workdir / "manifest.json").read_text())
     listed = {o["path"]: o["sha256"] for o in manifest["outputs"]}
-    on_disk = set(_files(workdir)) - {"manifest.json", fio.RUN_MARKER}
+    on_disk = set(_files(workdir)) - {"manifest.json", run_dirs.RUN_MARKER}
     assert set(listed) == on_disk
     for rel, digest in listed.items():
         assert fio.sha256_file(workdir / rel) == digest, rel

@@ -22,7 +22,7 @@ import pytest
 from PIL import Image
 
 from flowjax import io as fio
-from flowjax import viewer
+from flowjax import run_dirs, viewer
 from flowjax.evaluation import pipeline
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -61,7 +61,7 @@ class LookupAUs:
 
 def make_run(path: Path) -> Path:
     """A transfer run directory laid out as experiments/transfer.py writes it."""
-    with fio.create_run_dir(path) as run:
+    with run_dirs.create_run_dir(path) as run:
         inputs = []
         for expression, value in SOURCES.items():
             written = run.write_png(f"inputs/src/{expression}.png", _grey(value), generated=False)

@@ -51,6 +51,7 @@ from typing import Any
 import numpy as np
 
 from flowjax import io as fio
+from flowjax import run_dirs
 from flowjax import viewer
 from flowjax.evaluation import figures, metrics, report, tables
 from flowjax.evaluation.action_units import ActionUnitScorer
@@ -99,10 +100,10 @@ def resolve_output_dir(run_dir: fio.PathLike, out_dir: fio.PathLike | None = Non
                          "there could replace the transfer outputs. Choose another directory.")
     if out_abs.is_relative_to(run_abs):
         top = out_abs.relative_to(run_abs).parts[0]
-        manifest = run_dir / fio.MANIFEST_NAME
-        taken = {fio.MANIFEST_NAME, fio.RUN_MARKER}
+        manifest = run_dir / run_dirs.MANIFEST_NAME
+        taken = {run_dirs.MANIFEST_NAME, run_dirs.RUN_MARKER}
         if manifest.is_file():
-            outputs = _read_json(manifest, fio.MANIFEST_NAME).get("outputs", [])
+            outputs = _read_json(manifest, run_dirs.MANIFEST_NAME).get("outputs", [])
             taken |= {Path(o["path"]).parts[0] for o in outputs if o.get("path")}
         if top in taken:
             raise ValueError(f"output directory {out} lies in {top!r}, one of the transfer run's "
@@ -119,7 +120,7 @@ def check_output_dir(out: Path, overwrite: bool) -> None:
             raise FileExistsError(
                 f"evaluation directory {out} already exists and is not empty; pass "
                 "overwrite=True (--config.overwrite=True) to replace it, or choose another one")
-        if not (out / fio.RUN_MARKER).is_file():
+        if not (out / run_dirs.RUN_MARKER).is_file():
             raise FileExistsError(f"{out} is not empty and was not written by flowjax; refusing "
                                   "to replace it. Choose another output directory.")
 
@@ -226,7 +227,7 @@ def evaluate_study(
     t0 = time.perf_counter()
     rendered = figures.render_all(scores) if make_figures else {}
     t_figures = time.perf_counter() - t0
-    with fio.create_run_dir(out, overwrite=overwrite) as target:
+    with run_dirs.create_run_dir(out, overwrite=overwrite) as target:
         t0 = time.perf_counter()
         files = tables.write_all(target, scores)
         if published_tables:
@@ -247,7 +248,8 @@ def evaluate_study(
     return summary
 
 
-def _record(manifest: fio.Manifest, study: Study, scorers: dict[str, Any], config: Any) -> None:
+def _record(manifest: run_dirs.Manifest, study: Study, scorers: dict[str, Any],
+            config: Any) -> None:
     """What was evaluated, with which scorers, against which references and inputs."""
     if config is not None:
         manifest.set_config(config.to_dict() if hasattr(config, "to_dict") else config)
@@ -255,7 +257,7 @@ def _record(manifest: fio.Manifest, study: Study, scorers: dict[str, Any], confi
         manifest.set_extra("evaluated_run", {
             "path": os.fspath(study.path.resolve()),
             "transfer_json_sha256": fio.sha256_file(study.path / "transfer.json"),
-            "manifest_sha256": fio.sha256_file(study.path / fio.MANIFEST_NAME),
+            "manifest_sha256": fio.sha256_file(study.path / run_dirs.MANIFEST_NAME),
             "model": study.summary.get("model")})
     else:
         spec = study.spec_path

@@ -43,7 +43,7 @@ import numpy as np
 from flowjax.evaluation.datatypes import Scores
 
 if TYPE_CHECKING:
-    from flowjax import io as fio
+    from flowjax import run_dirs
 
 INDEX = ""  # header of the row-name column
 
@@ -217,12 +217,12 @@ def trend_table(scores: Scores) -> Table:
                   "mean_distance_to_target_mean"), tuple(rows))
 
 
-def _write(run_dir: fio.RunDir, rel: str, table: Table) -> str:
+def _write(run_dir: run_dirs.RunDir, rel: str, table: Table) -> str:
     run_dir.write_csv(rel, table.csv_rows(), header=table.header)
     return rel
 
 
-def write_all(run_dir: fio.RunDir, scores: Scores) -> dict[str, Any]:
+def write_all(run_dir: run_dirs.RunDir, scores: Scores) -> dict[str, Any]:
     """Writes every table under ``tables/``; returns ``{name: relpath}`` (per
     expression: ``{name: {expression: relpath}}``)."""
     files: dict[str, Any] = {"scores": _write(run_dir, "tables/scores.csv", scores_table(scores)),
@@ -241,7 +241,7 @@ def write_all(run_dir: fio.RunDir, scores: Scores) -> dict[str, Any]:
     return files
 
 
-def write_published(run_dir: fio.RunDir, scores: Scores) -> dict[str, dict[str, str]]:
+def write_published(run_dir: run_dirs.RunDir, scores: Scores) -> dict[str, dict[str, str]]:
     """Writes the published study's layout under ``tables/published/`` (see the
     module docstring); returns ``{table: {expression: relpath}}``."""
     files: dict[str, dict[str, str]] = {}

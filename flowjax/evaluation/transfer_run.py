@@ -29,6 +29,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flowjax import io as fio
+from flowjax import run_dirs
 from flowjax.evaluation import study as study_spec
 from flowjax.evaluation.datatypes import TRANSFER_RUN, Study
 
@@ -138,9 +139,9 @@ def transfer_spec(run_dir: fio.PathLike) -> dict[str, Any]:
       is not a recorded output, or a source input that is gone.
     """
     run_dir = Path(run_dir)
-    summary_path, manifest_path = run_dir / "transfer.json", run_dir / fio.MANIFEST_NAME
+    summary_path, manifest_path = run_dir / "transfer.json", run_dir / run_dirs.MANIFEST_NAME
     summary = _read_json(summary_path, "transfer.json")
-    manifest = _read_json(manifest_path, fio.MANIFEST_NAME)
+    manifest = _read_json(manifest_path, run_dirs.MANIFEST_NAME)
     if manifest.get("status") != "complete":
         raise ValueError(f"{manifest_path}: status is {manifest.get('status')!r}, not 'complete': "
                          "the transfer run did not finish; re-run it before evaluating")
@@ -214,7 +215,7 @@ def read_transfer_run(run_dir: fio.PathLike) -> Study:
     run_dir = Path(run_dir)
     spec = transfer_spec(run_dir)
     summary = json.loads((run_dir / "transfer.json").read_text())
-    manifest = json.loads((run_dir / fio.MANIFEST_NAME).read_text())
+    manifest = json.loads((run_dir / run_dirs.MANIFEST_NAME).read_text())
     return study_spec.study_from_spec(
         spec, run_dir, where=os.fspath(run_dir / "transfer.json"), kind=TRANSFER_RUN,
         summary=summary, manifest=manifest,
