@@ -6,6 +6,8 @@ a squeeze, then per level ``depth`` flow steps as one ``nn.scan`` body
 ``"openai"``, ActNorm -> permutation -> coupling, is the default); after every level but the last, half the
 channels are factored out under the split prior and the rest squeezed; the
 last level's output is scored by the top prior. Decoding runs it backwards.
+That layout and the public API below are :class:`flowjax.image_flow.MultiScaleFlow`'s,
+shared with :mod:`flowjax.rosinality`; :class:`Glow` adds OpenAI's steps and priors.
 
 Use through ``Module.apply``::
 
@@ -28,69 +30,22 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import math
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import flax.linen as nn
-import flax.struct
 import jax
 import jax.numpy as jnp
 
 from flowjax import micro_batches
 from flowjax import steps as steps_lib
-from flowjax.bijectors import (
-    CONSTANTS, COUPLINGS, INVERSES, PERMUTATIONS, PRECISIONS, split_channels, squeeze2d,
-    unsqueeze2d,
+from flowjax.bijectors import CONSTANTS, INVERSES, PERMUTATIONS
+from flowjax.image_flow import (  # noqa: F401  (glow's public names since before image_flow)
+    SPACES, Encoding, MultiScaleFlow, Shape, SplitPriors, TopPriorFn, latent_shapes,
 )
-from flowjax.priors import SplitPrior, TopPrior, gaussian_log_prob, standardize, unstandardize
+from flowjax.priors import SplitPrior, TopPrior
 
 Array = jax.Array
-Shape = tuple[int, int, int]
-SPACES = ("eps", "z")
-
-
-def latent_shapes(image_size: int, n_levels: int, channels: int = 3) -> list[Shape]:
-    """Per-level latent shapes (H, W, C) of a Glow, without the batch axis.
-
-    The first squeeze gives ``(S/2, S/2, 4*channels)``; every split level emits
-    half its channels and squeezes the rest, so level ``i < L-1`` emits
-    ``(S/2^(i+1), S/2^(i+1), 2*channels*2^i)`` and the top emits the whole
-    remaining ``(S/2^L, S/2^L, 4*channels*2^(L-1))``.
-    """
-    if n_levels < 1:
-        raise ValueError(f"n_levels must be >= 1, got {n_levels}")
-    if image_size % (2**n_levels):
-        raise ValueError(
-            f"image_size must be divisible by 2**n_levels = {2**n_levels} "
-            f"(n_levels={n_levels}), got {image_size}"
-        )
-    shapes: list[Shape] = []
-    for level in range(n_levels):
-        side = image_size // 2 ** (level + 1)
-        level_channels = 4 * channels * 2**level
-        if level < n_levels - 1:
-            shapes.append((side, side, level_channels // 2))
-        else:
-            shapes.append((side, side, level_channels))
-    return shapes
-
-
-@flax.struct.dataclass
-class Encoding:
-    """What :meth:`Glow.encode` returns (a pytree: jit/vmap friendly).
-
-    eps: per-level standardized latents ``(z - mean) / std`` under the priors.
-    z: the same latents before standardization (raw z space).
-    log_prob: log-probability (nats) of the n_bits-quantized image, per image:
-        ``-D ln(n_bins) + sum(logdets) + sum(prior log-densities)``.
-    bits_per_dim: ``-log_prob / (D ln 2)``, per image.
-    """
-
-    eps: tuple[Array, ...]
-    z: tuple[Array, ...]
-    log_prob: Array
-    bits_per_dim: Array
 
 
 class FlowStep(nn.Module):
@@ -127,7 +82,7 @@ def scan_steps(body: type[nn.Module], depth: int, reverse: bool, unroll: int = 1
                    split_rngs={"params": True}, length=depth, reverse=reverse, unroll=unroll)
 
 
-class Glow(nn.Module):
+class Glow(MultiScaleFlow):
     """Multi-scale Glow with OpenAI's layout (see the module docstring).
 
     Attributes:
@@ -170,138 +125,19 @@ class Glow(nn.Module):
     flow_step: str = "openai"
 
     def __post_init__(self):
-        checks = [
-            (self.coupling in COUPLINGS, f"coupling must be one of {sorted(COUPLINGS)}, got {self.coupling!r}"),
-            (self.permutation in PERMUTATIONS,
-             f"permutation must be one of {sorted(PERMUTATIONS)}, got {self.permutation!r}"),
-            (self.precision in PRECISIONS, f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}"),
-            (1 <= self.n_bits <= 8, f"n_bits must be in 1..8, got {self.n_bits}"),
-            (self.depth >= 1 and self.width >= 1,
-             f"depth and width must be >= 1, got depth={self.depth}, width={self.width}"),
-            (self.scan_unroll >= 1, f"scan_unroll must be >= 1, got {self.scan_unroll}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
         steps_lib.flow_step(self.flow_step)  # an unknown name fails here, naming it
-        latent_shapes(self.image_size, self.n_levels, self.channels)  # validates
         super().__post_init__()
 
-    # ---- geometry -----------------------------------------------------------
+    @nn.nowrap
+    def _config_checks(self) -> list[tuple[bool, str]]:
+        return [
+            *super()._config_checks(),
+            (self.permutation in PERMUTATIONS,
+             f"permutation must be one of {sorted(PERMUTATIONS)}, got {self.permutation!r}"),
+            (self.scan_unroll >= 1, f"scan_unroll must be >= 1, got {self.scan_unroll}"),
+        ]
 
-    @property
-    def latent_shapes(self) -> list[tuple[int, int, int]]:
-        """Per-level latent shapes (H, W, C), level 0 first."""
-        return latent_shapes(self.image_size, self.n_levels, self.channels)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (self.image_size, self.image_size, self.channels)
-
-    @property
-    def num_dims(self) -> int:
-        return self.image_size * self.image_size * self.channels
-
-    # ---- public API ---------------------------------------------------------
-
-    def __call__(self, images: Array, noise: Any = None, y: Array | None = None) -> Encoding:
-        """Same as :meth:`encode` (so ``Glow.init(key, images)`` does the DDI)."""
-        return self.encode(images, noise, y)
-
-    def encode(self, images: Array, noise: Any = None, y: Array | None = None) -> Encoding:
-        """uint8 images [B, S, S, C] -> :class:`Encoding`.
-
-        ``noise`` is the dequantisation noise ``u`` added to the scaled image:
-        ``None`` for deterministic mid-bin noise ``0.5 / n_bins`` (the default
-        for inference: encode -> decode is then exact), a PRNG key for
-        ``u ~ U[0, 1/n_bins)`` (training; OpenAI's encoder), or a float array
-        of the images' shape holding ``u`` itself (values in [0, 1/n_bins),
-        e.g. the noise a TensorFlow reference run used).
-        """
-        x = self._preprocess(images, noise)
-        return self._flow(x=x, y=y)
-
-    def decode(self, latents: Sequence[Array], y: Array | None = None, space: str = "eps",
-               quantize: bool = True) -> Array:
-        """Per-level latents -> images.
-
-        ``space="eps"`` takes standardized latents (as :meth:`encode`'s ``eps``),
-        ``"z"`` raw ones. ``quantize=True`` returns uint8 images (OpenAI's
-        postprocess: ``floor((x + 0.5) n_bins) * 256 / n_bins``, clipped);
-        ``False`` the continuous float image in [-0.5, 0.5).
-        """
-        if space not in SPACES:
-            raise ValueError(f"space must be one of {SPACES}, got {space!r}")
-        self._check_latents(latents)
-        x = self._flow(latents=tuple(latents), y=y, space=space)
-        return self.postprocess(x) if quantize else x
-
-    def sample(self, key: Array, n: int, temperature: float = 0.7, y: Array | None = None,
-               quantize: bool = True) -> Array:
-        """Draw ``n`` images; ``temperature`` scales the standardized noise at
-        every level (split priors and top), not the means (OpenAI's eps_std)."""
-        keys = jax.random.split(key, self.n_levels)
-        eps = [temperature * jax.random.normal(k, (n, *s), jnp.float32)
-               for k, s in zip(keys, self.latent_shapes)]
-        return self.decode(eps, y=y, quantize=quantize)
-
-    def log_prob(self, images: Array, noise: Any = None, y: Array | None = None) -> Array:
-        """Log-probability (nats) per image; see :class:`Encoding`."""
-        return self.encode(images, noise, y).log_prob
-
-    def bits_per_dim(self, images: Array, noise: Any = None, y: Array | None = None) -> Array:
-        return self.encode(images, noise, y).bits_per_dim
-
-    # ---- pre/post-processing ------------------------------------------------
-
-    @property
-    def n_bins(self) -> int:
-        return 2**self.n_bits
-
-    def _preprocess(self, images: Array, noise: Any) -> Array:
-        self._check_images(images)
-        quantized = images // (2 ** (8 - self.n_bits))
-        x = quantized.astype(jnp.float32) / self.n_bins - 0.5
-        return x + self._dequantization_noise(noise, images.shape)
-
-    def _dequantization_noise(self, noise: Any, shape: tuple[int, ...]) -> Array:
-        if noise is None:
-            return jnp.float32(0.5 / self.n_bins)
-        noise = jnp.asarray(noise)
-        is_typed_key = jnp.issubdtype(noise.dtype, jax.dtypes.prng_key)
-        is_raw_key = noise.dtype == jnp.uint32 and noise.shape == (2,)
-        if is_typed_key or is_raw_key:
-            return jax.random.uniform(noise, shape, jnp.float32, 0.0, 1.0 / self.n_bins)
-        if noise.shape != tuple(shape) or not jnp.issubdtype(noise.dtype, jnp.floating):
-            raise ValueError(
-                f"noise must be None, a PRNG key or a float array of the images' shape "
-                f"{tuple(shape)}; got {noise.dtype} array of shape {noise.shape}")
-        return noise.astype(jnp.float32)
-
-    def postprocess(self, x: Array) -> Array:
-        """Continuous image in [-0.5, 0.5) -> uint8 (no half-bin offset)."""
-        q = jnp.floor((x + 0.5) * self.n_bins) * (256 // self.n_bins)
-        return jnp.clip(q, 0, 255).astype(jnp.uint8)
-
-    def _check_images(self, images: Array) -> None:
-        expected = self.image_shape
-        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
-            raise ValueError(f"images must have shape [batch, {', '.join(map(str, expected))}] "
-                             f"for this Glow; got shape {tuple(images.shape)}")
-        if images.dtype != jnp.uint8:
-            raise ValueError(f"images must be uint8 (0..255 RGB); got dtype {images.dtype}")
-
-    def _check_latents(self, latents: Sequence[Array]) -> None:
-        shapes = self.latent_shapes
-        if len(latents) != len(shapes):
-            raise ValueError(f"expected {len(shapes)} latent levels, got {len(latents)}")
-        batch = latents[0].shape[:-3]
-        for i, (z, s) in enumerate(zip(latents, shapes)):
-            if tuple(z.shape) != (*batch, *s):
-                raise ValueError(f"latent level {i} must have shape {(*batch, *s)}, "
-                                 f"got {tuple(z.shape)}")
-
-    # ---- the flow -------------------------------------------------------------
+    # ---- the flow's parts (the level loop is MultiScaleFlow's) ----------------
 
     def step_config(self) -> steps_lib.StepConfig:
         """What every flow step's definition is called with."""
@@ -313,61 +149,17 @@ class Glow(nn.Module):
         return scanned(self.flow_step, self.step_config(), reverse=reverse,
                        name=f"level_{level}")
 
-    @nn.compact
-    def _flow(self, x: Array | None = None, latents: tuple[Array, ...] | None = None,
-              y: Array | None = None, space: str = "eps") -> Any:
-        """Encode (``x`` given) or decode (``latents`` given); one compact method
-        so both directions create and share the same parameter names."""
+    def _priors(self) -> tuple[SplitPriors, TopPriorFn]:
         splits = [SplitPrior(self.precision, name=f"split_{i}") for i in range(self.n_levels - 1)]
         top = TopPrior(self.latent_shapes[-1], self.learn_top, self.n_classes, self.precision,
                        name="prior")
-        if x is not None:
-            return self._encode_flow(x, y, splits, top)
-        return self._decode_flow(latents, y, space, splits, top)
-
-    def _encode_flow(self, x, y, splits, top) -> Encoding:
-        batch = x.shape[:-3]
-        z = squeeze2d(x)
-        logdet = jnp.zeros(batch, x.dtype)
-        log_prior = jnp.zeros(batch, x.dtype)
-        eps, zs = [], []
-        for level in range(self.n_levels):
-            (z, logdet), _ = self._steps(level, reverse=False)((z, logdet), None)
-            if level < self.n_levels - 1:
-                z, factored = split_channels(z)
-                mean, logs = splits[level](z)
-                z = squeeze2d(z)
-            else:
-                factored = z
-                mean, logs = top(batch, y)
-            log_prior = log_prior + gaussian_log_prob(factored, mean, logs)
-            eps.append(standardize(factored, mean, logs))
-            zs.append(factored)
-        log_prob = -self.num_dims * math.log(self.n_bins) + logdet + log_prior
-        return Encoding(eps=tuple(eps), z=tuple(zs), log_prob=log_prob,
-                        bits_per_dim=-log_prob / (self.num_dims * math.log(2.0)))
-
-    def _decode_flow(self, latents, y, space, splits, top) -> Array:
-        batch = latents[0].shape[:-3]
-        no_logdet = jnp.zeros(batch, latents[0].dtype)
-        z = None
-        for level in reversed(range(self.n_levels)):
-            if level == self.n_levels - 1:
-                mean, logs = top(batch, y)
-                z = latents[level] if space == "z" else unstandardize(latents[level], mean, logs)
-            else:
-                kept = unsqueeze2d(z)
-                mean, logs = splits[level](kept)
-                factored = latents[level] if space == "z" else unstandardize(latents[level], mean, logs)
-                z = jnp.concatenate([kept, factored], axis=-1)
-            (z, _), _ = self._steps(level, reverse=True)((z, no_logdet), None)
-        return unsqueeze2d(z)
+        return splits, top
 
 
 # ---- batched entry points -----------------------------------------------------
 
 
-def apply_encode(model: Glow, variables: Any, images: Array, noise: Any = None,
+def apply_encode(model: MultiScaleFlow, variables: Any, images: Array, noise: Any = None,
                  y: Array | None = None, piece: int | None = None) -> Encoding:
     """``model.encode`` (by name: any registered family, ``flowjax.models``) in
     cache-sized pieces of the batch (:mod:`flowjax.micro_batches`): ``piece``
@@ -390,8 +182,9 @@ def apply_encode(model: Glow, variables: Any, images: Array, noise: Any = None,
     return micro_batches.map_pieces(encode_piece, (images, noise, y), size)
 
 
-def apply_decode(model: Glow, variables: Any, latents: Sequence[Array], y: Array | None = None,
-                 space: str = "eps", quantize: bool = True, piece: int | None = None) -> Array:
+def apply_decode(model: MultiScaleFlow, variables: Any, latents: Sequence[Array],
+                 y: Array | None = None, space: str = "eps", quantize: bool = True,
+                 piece: int | None = None) -> Array:
     """``model.decode`` in cache-sized pieces, as :func:`apply_encode`. Latents with
     more than one batch axis, or of the wrong shapes, go whole."""
     def decode_piece(z, c):
@@ -405,14 +198,14 @@ def apply_decode(model: Glow, variables: Any, latents: Sequence[Array], y: Array
 
 
 @functools.partial(jax.jit, static_argnames=("model", "piece"))
-def encode(model: Glow, variables: Any, images: Array, noise: Any = None,
+def encode(model: MultiScaleFlow, variables: Any, images: Array, noise: Any = None,
            y: Array | None = None, piece: int | None = None) -> Encoding:
     """Jitted :func:`apply_encode`; compiles once per (model, shapes)."""
     return apply_encode(model, variables, images, noise, y, piece)
 
 
 @functools.partial(jax.jit, static_argnames=("model", "space", "quantize", "piece"))
-def decode(model: Glow, variables: Any, latents: Sequence[Array], y: Array | None = None,
+def decode(model: MultiScaleFlow, variables: Any, latents: Sequence[Array], y: Array | None = None,
            space: str = "eps", quantize: bool = True, piece: int | None = None) -> Array:
     """Jitted :func:`apply_decode`; compiles once per (model, shapes, space, quantize).
 
@@ -423,20 +216,22 @@ def decode(model: Glow, variables: Any, latents: Sequence[Array], y: Array | Non
     return apply_decode(model, variables, latents, y, space, quantize, piece)
 
 
-def abstract_variables(model: Glow) -> dict[str, Any]:
-    """The model's variables as ``ShapeDtypeStruct``s, via ``jax.eval_shape``
-    of its init: nothing is computed or allocated."""
+def abstract_variables(model: MultiScaleFlow) -> dict[str, Any]:
+    """The model's variables (any registered family) as ``ShapeDtypeStruct``s,
+    via ``jax.eval_shape`` of its init: nothing is computed or allocated."""
     images = jax.ShapeDtypeStruct((1, *model.image_shape), jnp.uint8)
     y = jax.ShapeDtypeStruct((1,), jnp.int32) if model.n_classes else None
     return dict(jax.eval_shape(lambda k, x, y: model.init(k, x, None, y),
                                jax.random.key(0), images, y))
 
 
-def init(model: Glow, key: Array, images: Array, y: Array | None = None) -> Any:
-    """``model.init`` with data-dependent initialisation on ``images`` (jitted).
+def init(model: MultiScaleFlow, key: Array, images: Array, y: Array | None = None) -> Any:
+    """``model.init`` with data-dependent initialisation on ``images`` (jitted;
+    any registered family).
 
     ActNorms are initialised in forward order from this batch (mid-bin
-    dequantisation noise), couplings start as identities, priors as N(0, 1).
+    dequantisation noise); in a :class:`Glow` couplings start as identities,
+    priors as N(0, 1).
     """
     return jax.jit(lambda k, x, y: model.init(k, x, None, y))(key, images, y)
 

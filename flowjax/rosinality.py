@@ -1,7 +1,8 @@
 """The Glow of rosinality/glow-pytorch (and eth-sri/lassi): a second model family.
 
 The same multi-scale layout as :mod:`flowjax.glow` (squeeze, ``depth`` flow
-steps per level, split priors, learned top prior), with that code's own
+steps per level, split priors, learned top prior; the shared level loop and
+public API are :class:`flowjax.image_flow.MultiScaleFlow`'s), with that code's own
 parametrisation (``../shared/fixtures/rosinality_glow_32/README.md``, quirks
 1-13), so a converted PyTorch checkpoint (``weights/convert_rosinality.py``)
 reproduces its z's, log-densities and decodes:
@@ -52,25 +53,19 @@ scale}; ``split_<i>`` and ``prior``: {kernel, bias, scale}. Kernels are HWIO.
 
 from __future__ import annotations
 
-import functools
-import math
-from collections.abc import Sequence
-from typing import Any
-
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from flowjax import latents as latents_lib
 from flowjax.bijectors import (
-    CONSTANTS, COUPLINGS, LOGSCALE_FACTOR, PRECISIONS, Chain, InvConv, _num_positions,
+    CONSTANTS, LOGSCALE_FACTOR, Chain, InvConv, _num_positions,
     additive_coupling, affine_coupling, channel_mix, conv1x1, edge_bias, get_precision,
     lu_inverse_weight, lu_weight, per_image_logdet, random_orthogonal, split_channels,
-    squeeze2d, stored_inverse, unsqueeze2d, zero_conv,
+    stored_inverse, zero_conv,
 )
 from flowjax import steps as steps_lib
-from flowjax.glow import SPACES, Encoding, FlowStep, scan_steps
-from flowjax.priors import gaussian_log_prob, standardize, unstandardize
+from flowjax.glow import FlowStep, scan_steps
+from flowjax.image_flow import MultiScaleFlow, SplitPriors, TopPriorFn
 
 Array = jax.Array
 Shape = tuple[int, ...]
@@ -340,7 +335,7 @@ def rosinality_step(config: steps_lib.StepConfig) -> Chain:
 # --------------------------------------------------------------------------
 
 
-class RosinalityGlow(nn.Module):
+class RosinalityGlow(MultiScaleFlow):
     """rosinality's ``Glow(in_channel, n_flow, n_block, affine, conv_lu)`` on NHWC images.
 
     Attributes (rosinality's constructor argument in brackets):
@@ -355,9 +350,16 @@ class RosinalityGlow(nn.Module):
       channels: [in_channel] colour channels (3).
       precision: "highest" (full float32), "high" or "default".
 
-    Same interface as :class:`flowjax.glow.Glow`: ``encode``/``decode``/
-    ``sample``/``log_prob``/``bits_per_dim``, ``latent_shapes``, returns
-    :class:`flowjax.glow.Encoding`. Not class-conditional (``y`` must be None).
+    The interface is :class:`flowjax.image_flow.MultiScaleFlow`'s, as
+    :class:`flowjax.glow.Glow`'s: ``encode``/``decode``/``sample``/``log_prob``/
+    ``bits_per_dim``, ``latent_shapes``, returning an
+    :class:`~flowjax.image_flow.Encoding`. Not class-conditional (``y`` must be None).
+    Its preprocessing is the shared one: train.py's ``floor(x/255 * 255 /
+    2**(8-n_bits))`` is the integer division for every uint8 (fixture README
+    quirk 12), and a PRNG key draws train.py's ``U[0, 1) / n_bins``. ``encode``'s
+    ``z`` are rosinality's ``z_outs`` (NHWC); ``decode(space="z")`` is its
+    ``reverse(z, reconstruct=True)``, ``"eps"`` its ``reconstruct=False``, and
+    ``quantize=False`` returns its reverse output (in [-0.5, 0.5)).
     """
 
     image_size: int = 64
@@ -372,137 +374,20 @@ class RosinalityGlow(nn.Module):
 
     n_classes = 0  # the experiments ask; rosinality's Glow has no labels
 
-    def __post_init__(self):
-        checks = [
-            (self.coupling in COUPLINGS,
-             f"coupling must be one of {sorted(COUPLINGS)}, got {self.coupling!r}"),
-            (self.precision in PRECISIONS,
-             f"precision must be one of {sorted(PRECISIONS)}, got {self.precision!r}"),
-            (1 <= self.n_bits <= 8, f"n_bits must be in 1..8, got {self.n_bits}"),
-            (self.depth >= 1 and self.width >= 1,
-             f"depth and width must be >= 1, got depth={self.depth}, width={self.width}"),
-            (isinstance(self.conv_lu, bool), f"conv_lu must be a bool, got {self.conv_lu!r}"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise ValueError(message)
-        latents_lib.latent_shapes(self.image_size, self.n_levels, self.channels)  # validates
-        super().__post_init__()
-
-    # ---- geometry -----------------------------------------------------------
-
-    @property
-    def latent_shapes(self) -> list[tuple[int, int, int]]:
-        """Per-level latent shapes (H, W, C), level 0 first (as flowjax's Glow)."""
-        return latents_lib.latent_shapes(self.image_size, self.n_levels, self.channels)
-
-    @property
-    def image_shape(self) -> tuple[int, int, int]:
-        return (self.image_size, self.image_size, self.channels)
-
-    @property
-    def num_dims(self) -> int:
-        return self.image_size * self.image_size * self.channels
-
-    @property
-    def n_bins(self) -> int:
-        return 2**self.n_bits
+    @nn.nowrap
+    def _config_checks(self) -> list[tuple[bool, str]]:
+        return [*super()._config_checks(),
+                (isinstance(self.conv_lu, bool), f"conv_lu must be a bool, got {self.conv_lu!r}")]
 
     def level_uses_lu(self, level: int) -> bool:
         """Whether block ``level`` has LU 1x1 convs (the last one always: quirk 1)."""
         return self.conv_lu or level == self.n_levels - 1
 
-    # ---- public API -----------------------------------------------------------
-
-    def __call__(self, images: Array, noise: Any = None, y: Array | None = None) -> Encoding:
-        """Same as :meth:`encode` (so ``init(key, images)`` does the data-dependent init)."""
-        return self.encode(images, noise, y)
-
-    def encode(self, images: Array, noise: Any = None, y: Array | None = None) -> Encoding:
-        """uint8 images [B, S, S, C] -> :class:`~flowjax.glow.Encoding`.
-
-        ``noise``: None (mid-bin ``0.5 / n_bins``), a PRNG key (``U[0, 1) /
-        n_bins`` as train.py) or the float array added itself (values in
-        ``[0, 1/n_bins)``, NHWC). ``z`` are rosinality's ``z_outs`` (NHWC),
-        ``eps`` the same standardised under the priors.
-        """
-        self._check_labels(y)
-        return self._flow(x=self._preprocess(images, noise))
-
-    def decode(self, latents: Sequence[Array], y: Array | None = None, space: str = "eps",
-               quantize: bool = True) -> Array:
-        """Per-level latents -> images. ``space="z"`` is rosinality's
-        ``reverse(z, reconstruct=True)``, ``"eps"`` its ``reconstruct=False``.
-        ``quantize=False`` returns the float image (rosinality's reverse output,
-        in [-0.5, 0.5)); True the uint8 image ``floor((x + 0.5) n_bins) * 2**(8-n_bits)``.
-        """
-        if space not in SPACES:
-            raise ValueError(f"space must be one of {SPACES}, got {space!r}")
-        self._check_labels(y)
-        self._check_latents(latents)
-        x = self._flow(latents=tuple(latents), space=space)
-        return self.postprocess(x) if quantize else x
-
-    def sample(self, key: Array, n: int, temperature: float = 0.7, y: Array | None = None,
-               quantize: bool = True) -> Array:
-        """``n`` images; ``temperature`` scales eps at every level (train.py's ``randn * temp``)."""
-        keys = jax.random.split(key, self.n_levels)
-        eps = [temperature * jax.random.normal(k, (n, *s), jnp.float32)
-               for k, s in zip(keys, self.latent_shapes)]
-        return self.decode(eps, y=y, quantize=quantize)
-
-    def log_prob(self, images: Array, noise: Any = None, y: Array | None = None) -> Array:
-        return self.encode(images, noise, y).log_prob
-
-    def bits_per_dim(self, images: Array, noise: Any = None, y: Array | None = None) -> Array:
-        return self.encode(images, noise, y).bits_per_dim
-
-    # ---- pre/post-processing ----------------------------------------------------
-
-    def _preprocess(self, images: Array, noise: Any) -> Array:
-        expected = self.image_shape
-        if images.ndim != 4 or tuple(images.shape[1:]) != expected:
-            raise ValueError(f"images must have shape [batch, {', '.join(map(str, expected))}] "
-                             f"for this model; got shape {tuple(images.shape)}")
-        if images.dtype != jnp.uint8:
-            raise ValueError(f"images must be uint8 (0..255 RGB); got dtype {images.dtype}")
-        # train.py: floor(x/255 * 255 / 2**(8-n_bits)); (k/255)*255 == k in float32
-        # for every uint8 k, so this is the integer division (fixture README quirk 12).
-        x = (images // 2 ** (8 - self.n_bits)).astype(jnp.float32) / self.n_bins - 0.5
-        return x + self._noise(noise, images.shape)
-
-    def _noise(self, noise: Any, shape: Shape) -> Array:
-        if noise is None:
-            return jnp.float32(0.5 / self.n_bins)
-        noise = jnp.asarray(noise)
-        if jnp.issubdtype(noise.dtype, jax.dtypes.prng_key) or (
-                noise.dtype == jnp.uint32 and noise.shape == (2,)):
-            return jax.random.uniform(noise, shape, jnp.float32) / self.n_bins
-        if noise.shape != tuple(shape) or not jnp.issubdtype(noise.dtype, jnp.floating):
-            raise ValueError(f"noise must be None, a PRNG key or a float array of the images' "
-                             f"shape {tuple(shape)}; got {noise.dtype} array of shape {noise.shape}")
-        return noise.astype(jnp.float32)
-
-    def postprocess(self, x: Array) -> Array:
-        """Continuous image in [-0.5, 0.5) -> uint8 on the n_bits grid (no half-bin)."""
-        q = jnp.floor((x + 0.5) * self.n_bins) * (256 // self.n_bins)
-        return jnp.clip(q, 0, 255).astype(jnp.uint8)
-
     def _check_labels(self, y: Array | None) -> None:
         if y is not None:
             raise ValueError("rosinality's Glow is not class-conditional: pass y=None")
 
-    def _check_latents(self, latents: Sequence[Array]) -> None:
-        shapes = self.latent_shapes
-        if len(latents) != len(shapes):
-            raise ValueError(f"expected {len(shapes)} latent levels, got {len(latents)}")
-        batch = latents[0].shape[:-3]
-        for i, (z, s) in enumerate(zip(latents, shapes)):
-            if tuple(z.shape) != (*batch, *s):
-                raise ValueError(f"latent level {i} must have shape {(*batch, *s)} (NHWC), "
-                                 f"got {tuple(z.shape)}")
-
-    # ---- the flow ---------------------------------------------------------------
+    # ---- the flow's parts (the level loop is MultiScaleFlow's) ------------------
 
     def _steps(self, level: int, reverse: bool) -> nn.Module:
         scanned = scan_steps(FlowStep, self.depth, reverse)
@@ -510,85 +395,16 @@ class RosinalityGlow(nn.Module):
         config = steps_lib.StepConfig(self.width, self.coupling, permutation, self.precision)
         return scanned("rosinality", config, reverse=reverse, name=f"level_{level}")
 
+    def _priors(self) -> tuple[SplitPriors, TopPriorFn]:
+        """Split and top priors are ones-padded ZeroConvs whose output halves are
+        ``(mean, log_sd)``; the top prior's input is zeros (quirk 9)."""
+        splits = [OnesPaddedZeroConv(2 * self.latent_shapes[i][-1], self.precision,
+                                     name=f"split_{i}") for i in range(self.n_levels - 1)]
+        top = OnesPaddedZeroConv(2 * self.latent_shapes[-1][-1], self.precision, name="prior")
+        split_priors = [lambda kept, conv=conv: split_channels(conv(kept)) for conv in splits]
+        return split_priors, lambda batch, _y: self._prior_of_zeros(top, batch)
+
     def _prior_of_zeros(self, top: nn.Module, batch: Shape) -> tuple[Array, Array]:
         h_, w_, c = self.latent_shapes[-1]
         h = jnp.broadcast_to(top.of_zeros((h_, w_, c)), (*batch, h_, w_, 2 * c))
         return split_channels(h)
-
-    @nn.compact
-    def _flow(self, x: Array | None = None, latents: tuple[Array, ...] | None = None,
-              space: str = "eps") -> Any:
-        """Encode (``x`` given) or decode (``latents`` given); one compact method
-        so both directions create the same parameters."""
-        splits = [OnesPaddedZeroConv(2 * self.latent_shapes[i][-1], self.precision,
-                                     name=f"split_{i}") for i in range(self.n_levels - 1)]
-        top = OnesPaddedZeroConv(2 * self.latent_shapes[-1][-1], self.precision, name="prior")
-        if x is not None:
-            return self._encode_flow(x, splits, top)
-        return self._decode_flow(latents, space, splits, top)
-
-    def _encode_flow(self, x: Array, splits, top) -> Encoding:
-        batch = x.shape[:-3]
-        z = squeeze2d(x)
-        logdet = jnp.zeros(batch, x.dtype)
-        log_prior = jnp.zeros(batch, x.dtype)
-        eps, zs = [], []
-        for level in range(self.n_levels):
-            (z, logdet), _ = self._steps(level, reverse=False)((z, logdet), None)
-            if level < self.n_levels - 1:
-                z, factored = split_channels(z)
-                mean, log_sd = split_channels(splits[level](z))
-                z = squeeze2d(z)
-            else:
-                factored = z
-                mean, log_sd = self._prior_of_zeros(top, batch)
-            log_prior = log_prior + gaussian_log_prob(factored, mean, log_sd)
-            eps.append(standardize(factored, mean, log_sd))
-            zs.append(factored)
-        log_prob = -self.num_dims * math.log(self.n_bins) + logdet + log_prior
-        return Encoding(eps=tuple(eps), z=tuple(zs), log_prob=log_prob,
-                        bits_per_dim=-log_prob / (self.num_dims * math.log(2.0)))
-
-    def _decode_flow(self, latents, space, splits, top) -> Array:
-        batch = latents[0].shape[:-3]
-        no_logdet = jnp.zeros(batch, latents[0].dtype)
-        z = None
-        for level in reversed(range(self.n_levels)):
-            if level == self.n_levels - 1:
-                mean, log_sd = self._prior_of_zeros(top, batch)
-                z = latents[level] if space == "z" else unstandardize(latents[level], mean, log_sd)
-            else:
-                kept = unsqueeze2d(z)
-                mean, log_sd = split_channels(splits[level](kept))
-                factored = (latents[level] if space == "z"
-                            else unstandardize(latents[level], mean, log_sd))
-                z = jnp.concatenate([kept, factored], axis=-1)
-            (z, _), _ = self._steps(level, reverse=True)((z, no_logdet), None)
-        return unsqueeze2d(z)
-
-
-# ---- jitted entry points (as flowjax.glow's; the family is registered in flowjax.models) ----
-
-
-@functools.partial(jax.jit, static_argnums=0)
-def encode(model: RosinalityGlow, variables: Any, images: Array, noise: Any = None) -> Encoding:
-    """Jitted :meth:`RosinalityGlow.encode`."""
-    return model.apply(variables, images, noise, method="encode")
-
-
-@functools.partial(jax.jit, static_argnums=(0, 3, 4))
-def decode(model: RosinalityGlow, variables: Any, latents: Sequence[Array], space: str = "eps",
-           quantize: bool = True) -> Array:
-    """Jitted :meth:`RosinalityGlow.decode`."""
-    return model.apply(variables, latents, None, space, quantize, method="decode")
-
-
-def init(model: RosinalityGlow, key: Array, images: Array) -> Any:
-    """``model.init`` with rosinality's data-dependent ActNorm init on ``images``."""
-    return jax.jit(lambda k, x: model.init(k, x))(key, images)
-
-
-def abstract_variables(model: RosinalityGlow) -> dict[str, Any]:
-    """The model's variables as ``ShapeDtypeStruct``s (``jax.eval_shape`` of init)."""
-    images = jax.ShapeDtypeStruct((1, *model.image_shape), jnp.uint8)
-    return dict(jax.eval_shape(model.init, jax.random.key(0), images))

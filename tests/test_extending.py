@@ -1,5 +1,6 @@
 """Specification of extending flowjax (docs/extending.md): a user bijector in every
-flow step, a registered Glow subclass, and refusing architectures nobody registered.
+flow step, a registered Glow subclass, a family on MultiScaleFlow, and refusing
+architectures nobody registered.
 
 The user code below is the docs' example; each test checks one promise of it.
 """
@@ -21,6 +22,7 @@ import pytest
 from flowjax import checkpoints, glow, models, train, training_data
 from flowjax.bijectors import Chain, per_image_logdet
 from flowjax.checkpoints import CheckpointError
+from flowjax.image_flow import MultiScaleFlow
 from flowjax.steps import StepBijector, StepConfig, openai_step
 from flowjax.testing import assert_bijector
 
@@ -224,3 +226,31 @@ def test_a_taken_family_name_or_step_name_cannot_be_reregistered_silently():
     # Registering the same thing again is harmless (re-imported modules).
     assert models.register_model("glow_with_channel_scales", GlowWithChannelScales) \
         is GlowWithChannelScales
+
+
+def test_a_family_on_multi_scale_flow_must_provide_its_steps_and_priors():
+    """MultiScaleFlow gives a family the whole interface but not its own parts."""
+
+    class FlowWithoutParts(MultiScaleFlow):
+        image_size: int = 8
+        n_levels: int = 2
+        depth: int = 1
+        width: int = 4
+        coupling: str = "additive"
+        n_bits: int = 5
+        channels: int = 3
+        precision: str = "highest"
+        n_classes = 0
+
+    with pytest.raises(NotImplementedError, match=r"FlowWithoutParts must define _priors\(\)"):
+        FlowWithoutParts().init(jax.random.key(0), np.zeros((1, 8, 8, 3), np.uint8))
+
+    class FlowWithPriorsOnly(FlowWithoutParts):
+        def _priors(self):
+            return [], lambda batch, y: (0.0, 0.0)
+
+    with pytest.raises(NotImplementedError,
+                       match=r"FlowWithPriorsOnly must define _steps\(level, reverse\)"):
+        FlowWithPriorsOnly().init(jax.random.key(0), np.zeros((1, 8, 8, 3), np.uint8))
+    with pytest.raises(ValueError, match=r"coupling must be one of \['additive', 'affine'\]"):
+        FlowWithoutParts(coupling="additve")

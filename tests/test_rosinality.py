@@ -22,7 +22,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from flowjax import latents, rosinality
+from flowjax import glow, latents, rosinality
 from flowjax.testing import assert_bijector
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ def converted(state):
 @pytest.fixture(scope="module")
 def encoding(converted, reference):
     model, variables = converted
-    return rosinality.encode(model, variables, reference["images_uint8"], nhwc(reference["noise"]))
+    return glow.encode(model, variables, reference["images_uint8"], nhwc(reference["noise"]))
 
 
 def test_architecture_is_read_from_the_keys(state):
@@ -113,20 +113,20 @@ def test_fixture_log_density_matches_pytorch(encoding, reference):
 
 def test_fixture_decode_of_z_matches_reverse_reconstruct(converted, reference):
     model, variables = converted
-    x = rosinality.decode(model, variables, [nhwc(reference[f"z_{i}"]) for i in range(3)],
-                          "z", False)
+    x = glow.decode(model, variables, [nhwc(reference[f"z_{i}"]) for i in range(3)], None,
+                    "z", False)
     np.testing.assert_allclose(np.asarray(x), nhwc(reference["x_recon"]), rtol=0, atol=DECODE_ATOL)
     # the sampling draws used directly as z (reverse(..., reconstruct=True))
-    x = rosinality.decode(model, variables, [nhwc(reference[f"sample_eps_{i}"]) for i in range(3)],
-                          "z", False)
+    x = glow.decode(model, variables, [nhwc(reference[f"sample_eps_{i}"]) for i in range(3)],
+                    None, "z", False)
     np.testing.assert_allclose(np.asarray(x), nhwc(reference["sample_x_reconstruct"]), rtol=0,
                                atol=DECODE_ATOL)
 
 
 def test_fixture_decode_of_eps_matches_sampling(converted, reference):
     model, variables = converted
-    x = rosinality.decode(model, variables, [nhwc(reference[f"sample_eps_{i}"]) for i in range(3)],
-                          "eps", False)
+    x = glow.decode(model, variables, [nhwc(reference[f"sample_eps_{i}"]) for i in range(3)],
+                    None, "eps", False)
     np.testing.assert_allclose(np.asarray(x), nhwc(reference["sample_x"]), rtol=0, atol=DECODE_ATOL)
 
 
@@ -135,8 +135,8 @@ def test_encode_decode_round_trips_exactly(converted, reference):
     images = reference["images_uint8"]
     # Mid-bin noise, given as an array so the encode compiled for the fixture is reused.
     mid_bin = np.full(images.shape, 0.5 / model.n_bins, np.float32)
-    eps = rosinality.encode(model, variables, images, mid_bin).eps
-    decoded = rosinality.decode(model, variables, eps, "eps", False)
+    eps = glow.encode(model, variables, images, mid_bin).eps
+    decoded = glow.decode(model, variables, eps, None, "eps", False)
     np.testing.assert_array_equal(np.asarray(model.postprocess(decoded)), images // 8 * 8)
 
 
@@ -351,14 +351,62 @@ def test_affine_plain_model_matches_the_pytorch_forward(affine_plain):
     # The reference runs in float64: it is the truth flowjax's float32 is measured against.
     state64 = {k: v.astype(np.float64) if v.dtype == np.float32 else v for k, v in state.items()}
     z_ref, log_p, logdet = torch_reference_forward(state64, torch.from_numpy(x), 2, 2, affine=True)
-    ours = rosinality.encode(model, variables, images, noise)
+    ours = glow.encode(model, variables, images, noise)
     for i in range(2):
         np.testing.assert_allclose(np.asarray(ours.z[i]), nhwc(z_ref[i]), rtol=0, atol=Z_ATOL)
     np.testing.assert_allclose(np.asarray(ours.log_prob),
                                log_p + logdet - 192 * math.log(32),
                                rtol=LOG_PROB_RTOL, atol=0)
-    decoded = rosinality.decode(model, variables, ours.z, "z", False)
+    decoded = glow.decode(model, variables, ours.z, None, "z", False)
     np.testing.assert_allclose(np.asarray(decoded), nhwc(x), rtol=0, atol=DECODE_ATOL)
+
+
+# ---- the shared image-flow interface (flowjax.image_flow) with rosinality's own rules ------
+
+
+def test_key_noise_is_train_pys_uniform_divided_by_n_bins(affine_plain):
+    # train.py adds U[0, 1) / n_bins; the shared preprocessing draws U[0, 1/n_bins),
+    # which must be the same bits (n_bins is a power of two).
+    _, model, _ = affine_plain
+    images = np.random.default_rng(4).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)
+    key = jax.random.key(5)
+    train_py = images // 8 / np.float32(32) - np.float32(0.5) + (
+        jax.random.uniform(key, images.shape, jnp.float32) / 32)
+    np.testing.assert_array_equal(np.asarray(model._preprocess(images, key)), np.asarray(train_py))
+
+
+def test_labels_are_refused_by_encode_decode_and_sample(affine_plain):
+    _, model, variables = affine_plain
+    y = jnp.zeros((1,), jnp.int32)
+    eps = [jnp.zeros((1, *s), jnp.float32) for s in model.latent_shapes]
+    calls = {"encode": lambda: glow.encode(model, variables, np.zeros((1, 8, 8, 3), np.uint8), None, y),
+             "decode": lambda: glow.decode(model, variables, eps, y),
+             "sample": lambda: model.apply(variables, jax.random.key(0), 1, 0.7, y, method="sample")}
+    for name, call in calls.items():
+        with pytest.raises(ValueError, match=r"not class-conditional: pass y=None"):
+            call()
+            pytest.fail(f"{name} accepted labels")
+
+
+def test_bad_images_and_latents_are_named_for_this_family(affine_plain):
+    _, model, variables = affine_plain
+    with pytest.raises(ValueError, match=r"shape \[batch, 8, 8, 3\] for this RosinalityGlow; "
+                                         r"got shape \(1, 3, 8, 8\)"):
+        glow.encode(model, variables, np.zeros((1, 3, 8, 8), np.uint8))
+    nchw = [jnp.zeros((1, s[2], s[0], s[1]), jnp.float32) for s in model.latent_shapes]
+    with pytest.raises(ValueError, match=r"latent level 0 must have shape \(1, 4, 4, 6\), "
+                                         r"got \(1, 6, 4, 4\) \(latents are NHWC"):
+        glow.decode(model, variables, nchw)
+
+
+def test_sample_at_temperature_zero_decodes_the_prior_means(affine_plain):
+    # temperature scales eps, not the priors' means (train.py's randn * temp)
+    _, model, variables = affine_plain
+    sample = model.apply(variables, jax.random.key(0), 2, 0.0, None, False, method="sample")
+    means = glow.decode(model, variables, [jnp.zeros((2, *s), jnp.float32)
+                                           for s in model.latent_shapes], None, "eps", False)
+    assert float(jnp.max(jnp.abs(means))) > 0.01  # the random priors are not centred at 0
+    np.testing.assert_allclose(np.asarray(sample), np.asarray(means), rtol=0, atol=1e-6)
 
 
 # ---- the bijector contract (flowjax.testing: round trip, log-dets, brute-force Jacobian) ----

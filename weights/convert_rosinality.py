@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 from flax import traverse_util
 
-from flowjax import __version__, checkpoints, models, rosinality
+from flowjax import __version__, checkpoints, glow, models
 from flowjax.rosinality import RosinalityGlow
 
 DATA_PARALLEL_PREFIX = "module."
@@ -205,7 +205,7 @@ def expected_keys(model: RosinalityGlow) -> dict[str, KeySpec]:
     """``{rosinality key: (collection, flowjax path, flow index or None, layout, stored shape)}``
     for every tensor the model needs (buffers checked separately: ``initialized``,
     LU masks), derived from ``jax.eval_shape`` of the model's init."""
-    abstract = rosinality.abstract_variables(model)
+    abstract = glow.abstract_variables(model)
     leaves = {(col, path): leaf.shape for col, tree in abstract.items()
               for path, leaf in traverse_util.flatten_dict(tree).items()}
     table: dict[str, Any] = {}
