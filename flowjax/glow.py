@@ -39,7 +39,8 @@ import jax.numpy as jnp
 
 from flowjax import micro_batches
 from flowjax import steps as steps_lib
-from flowjax.bijectors import CONSTANTS, INVERSES, PERMUTATIONS
+from flowjax.bijectors import CONSTANTS
+from flowjax.permutations import INVERSES, PERMUTATIONS
 from flowjax.image_flow import (  # noqa: F401  (glow's public names since before image_flow)
     SPACES, Encoding, MultiScaleFlow, Shape, SplitPriors, TopPriorFn, latent_shapes,
 )
@@ -77,7 +78,7 @@ def scan_steps(body: type[nn.Module], depth: int, reverse: bool, unroll: int = 1
                ) -> type[nn.Module]:
     """``body`` (a :class:`FlowStep`) scanned over a level's ``depth`` steps; the
     steps' 1x1 conv inverses, where a sweep computed them once
-    (:func:`flowjax.bijectors.with_inverse_weights`), are scanned with the weights."""
+    (:func:`flowjax.permutations.with_inverse_weights`), are scanned with the weights."""
     return nn.scan(body, variable_axes={"params": 0, CONSTANTS: 0, INVERSES: 0},
                    split_rngs={"params": True}, length=depth, reverse=reverse, unroll=unroll)
 
@@ -210,7 +211,7 @@ def decode(model: MultiScaleFlow, variables: Any, latents: Sequence[Array], y: A
     """Jitted :func:`apply_decode`; compiles once per (model, shapes, space, quantize).
 
     Every call inverts each 1x1 conv unless ``variables`` carry the inverses: for
-    repeated decodes of one model pass ``bijectors.with_inverse_weights(variables)``,
+    repeated decodes of one model pass ``permutations.with_inverse_weights(variables)``,
     computed once (the sweeps do; at batch 1 on a CPU the inverses cost about a
     third of a decode)."""
     return apply_decode(model, variables, latents, y, space, quantize, piece)

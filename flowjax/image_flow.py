@@ -36,7 +36,8 @@ import flax.struct
 import jax
 import jax.numpy as jnp
 
-from flowjax.bijectors import COUPLINGS, PRECISIONS, split_channels, squeeze2d, unsqueeze2d
+from flowjax.bijectors import COUPLINGS, split_channels, squeeze2d, unsqueeze2d
+from flowjax.layers import PRECISIONS
 from flowjax.priors import gaussian_log_prob, standardize, unstandardize
 
 Array = jax.Array

@@ -10,7 +10,7 @@ reproduces its z's, log-densities and decodes:
 * ActNorm ``y = scale * (x + loc)`` (a scale, not a log-scale; logdet
   ``H W sum log|scale|``): :func:`scale_actnorm_forward`;
 * 1x1 convs in PyTorch's column convention ``y = W x``: plain (stored here
-  transposed, so flowjax's :class:`~flowjax.bijectors.InvConv` runs it
+  transposed, so flowjax's :class:`~flowjax.permutations.InvConv` runs it
   unchanged) or LU, ``W = P (L*strict_lower + I) (U*strict_upper +
   diag(sign_S exp(log_S)))``, logdet ``H W sum log_S`` (:class:`InvConvLUColumns`).
   The last level always uses LU (quirk 1: ``conv_lu`` is not passed to it);
@@ -58,10 +58,13 @@ import jax
 import jax.numpy as jnp
 
 from flowjax.bijectors import (
-    CONSTANTS, LOGSCALE_FACTOR, Chain, InvConv, _num_positions,
-    additive_coupling, affine_coupling, channel_mix, conv1x1, edge_bias, get_precision,
-    lu_inverse_weight, lu_weight, per_image_logdet, random_orthogonal, split_channels,
-    stored_inverse, zero_conv,
+    CONSTANTS, _num_positions, additive_coupling, affine_coupling, per_image_logdet,
+    split_channels,
+)
+from flowjax.composition import Chain
+from flowjax.layers import LOGSCALE_FACTOR, conv1x1, edge_bias, get_precision, zero_conv
+from flowjax.permutations import (
+    InvConv, channel_mix, lu_inverse_weight, lu_weight, random_orthogonal, stored_inverse,
 )
 from flowjax import steps as steps_lib
 from flowjax.glow import FlowStep, scan_steps
@@ -107,8 +110,8 @@ def ones_padding_kernel(kernel: Array) -> Array:
     Padding with the constant 1 adds, at every output position, the kernel
     taps that fall on the pad summed over the input channels: exactly an edge
     indicator channel whose weight is ``kernel.sum(input channels)``. Appending
-    that channel lets :func:`~flowjax.bijectors.zero_conv` /
-    :func:`~flowjax.bijectors.edge_padded_conv` compute the ones-padded conv.
+    that channel lets :func:`~flowjax.layers.zero_conv` /
+    :func:`~flowjax.layers.edge_padded_conv` compute the ones-padded conv.
     """
     return jnp.concatenate([kernel, jnp.sum(kernel, axis=2, keepdims=True)], axis=2)
 
@@ -169,7 +172,7 @@ class InvConvLUColumns(nn.Module):
     """rosinality's LU 1x1 conv, column convention ``y = W x`` (``x @ W^T``).
 
     ``W = P (L*strict_lower + I) (U*strict_upper + diag(sign_S exp(log_S)))``
-    (:func:`~flowjax.bijectors.lu_weight`; entries outside the masks are
+    (:func:`~flowjax.permutations.lu_weight`; entries outside the masks are
     ignored, as rosinality's masks ignore them); logdet = H W sum(log_S).
     The inverse uses W^-1 computed once in float64. Trainable ``L``, ``U``,
     ``log_S``; ``P`` and ``sign_S`` in the ``"constants"`` collection

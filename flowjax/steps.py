@@ -3,7 +3,7 @@
 A *flow step* is what a multi-scale model repeats ``depth`` times per level
 (Glow scans it with ``nn.scan``). A step definition is a function::
 
-    def my_step(config: StepConfig) -> bijectors.Chain: ...
+    def my_step(config: StepConfig) -> composition.Chain: ...
 
 called inside the scanned body's ``@nn.compact`` method, so the bijectors it
 constructs become that body's children: give each an explicit ``name=`` (it
@@ -27,7 +27,9 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from flowjax.bijectors import PERMUTATIONS, ActNorm, Chain, Coupling
+from flowjax.bijectors import ActNorm, Coupling
+from flowjax.composition import Chain
+from flowjax.permutations import PERMUTATIONS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -36,7 +38,7 @@ class StepConfig:
 
     width: hidden channels of the coupling conditioner.
     coupling: a key of ``bijectors.COUPLINGS`` ("additive", "affine").
-    permutation: a key of ``bijectors.PERMUTATIONS`` ("invconv", ...).
+    permutation: a key of ``permutations.PERMUTATIONS`` ("invconv", ...).
     precision: "highest", "high" or "default" for convs and matmuls.
     """
 

@@ -50,7 +50,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from flowjax import bijectors, glow
+from flowjax import glow, permutations
 from flowjax import latents as latents_lib
 from flowjax.errors import NonFiniteError
 from flowjax.glow import Encoding, Glow
@@ -297,7 +297,7 @@ def _decoder_variables(variables: Any, placement: Placement) -> Any:
     """``variables`` with every 1x1 conv's inverse weight computed once, here, for all the
     chunks a sweep decodes (else each jitted chunk recomputes them: on CPU the LAPACK
     calls cost more than a small batch's convs), placed on the devices."""
-    return placement.replicate(bijectors.with_inverse_weights(variables))
+    return placement.replicate(permutations.with_inverse_weights(variables))
 
 
 def _check_flat(name: str, array: Any, model: Glow, ndim: int) -> np.ndarray:

@@ -7,24 +7,28 @@ import numpy as np
 import pytest
 
 from flowjax import bijectors as bj
+from flowjax import composition as comp
+from flowjax import layers
+from flowjax import permutations as perm
 from flowjax import steps
 from flowjax.testing import assert_bijector
 
 # Every bijector of the project: (id, factory, input shape [B, H, W, C]).
 BIJECTORS = [
     ("actnorm", lambda: bj.ActNorm(), (2, 4, 4, 4)),
-    ("invconv", lambda: bj.InvConv(), (2, 4, 4, 4)),
-    ("invconv_lu", lambda: bj.InvConvLU(), (2, 4, 4, 4)),
-    ("reverse", lambda: bj.Reverse(), (2, 4, 4, 4)),
-    ("shuffle", lambda: bj.Shuffle(), (2, 4, 4, 4)),
+    ("invconv", lambda: perm.InvConv(), (2, 4, 4, 4)),
+    ("invconv_lu", lambda: perm.InvConvLU(), (2, 4, 4, 4)),
+    ("reverse", lambda: perm.Reverse(), (2, 4, 4, 4)),
+    ("shuffle", lambda: perm.Shuffle(), (2, 4, 4, 4)),
     ("coupling_additive", lambda: bj.Coupling(width=8, kind="additive"), (2, 4, 4, 4)),
     ("coupling_affine", lambda: bj.Coupling(width=8, kind="affine"), (2, 4, 4, 4)),
     ("squeeze", lambda: bj.Squeeze(), (2, 4, 4, 3)),
-    ("chain", lambda: bj.Chain((bj.ActNorm(), bj.InvConv(), bj.Coupling(width=8))), (2, 4, 4, 4)),
-    ("inverse_of_affine_coupling", lambda: bj.Inverse(bj.Coupling(width=8, kind="affine")),
+    ("chain", lambda: comp.Chain((bj.ActNorm(), perm.InvConv(), bj.Coupling(width=8))),
+     (2, 4, 4, 4)),
+    ("inverse_of_affine_coupling", lambda: comp.Inverse(bj.Coupling(width=8, kind="affine")),
      (2, 4, 4, 4)),
     ("chain_through_inverse_squeeze",
-     lambda: bj.Chain((bj.Squeeze(), bj.ActNorm(), bj.Inverse(bj.Squeeze()))), (2, 4, 4, 3)),
+     lambda: comp.Chain((bj.Squeeze(), bj.ActNorm(), comp.Inverse(bj.Squeeze()))), (2, 4, 4, 3)),
     ("openai_flow_step", lambda: steps.StepBijector(
         "openai", steps.StepConfig(width=8, coupling="affine", permutation="invconv_lu",
                                    precision="highest")), (2, 4, 4, 4)),
@@ -140,20 +144,20 @@ def test_edge_padded_conv_matches_explicit_indicator_channel():
     expected = jax.lax.conv_general_dilated(
         padded, w, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"),
         precision=jax.lax.Precision.HIGHEST)
-    got = bj.edge_padded_conv(x, w, jax.lax.Precision.HIGHEST)
+    got = layers.edge_padded_conv(x, w, jax.lax.Precision.HIGHEST)
     np.testing.assert_allclose(got, expected, atol=1e-5)
 
 
 def test_invconv_is_x_times_w_row_vector_convention():
     w = jnp.array([[1.0, 2.0], [3.0, 4.0]])
     x = jnp.array([1.0, 10.0]).reshape(1, 1, 1, 2)
-    y, logdet = bj.invconv_forward(x, w, bj.log_abs_det(w), jax.lax.Precision.HIGHEST)
+    y, logdet = perm.invconv_forward(x, w, perm.log_abs_det(w), jax.lax.Precision.HIGHEST)
     np.testing.assert_allclose(y.reshape(-1), [31.0, 42.0])
     np.testing.assert_allclose(logdet, [np.log(2.0)], rtol=1e-6)
 
 
 def test_lu_constants_live_outside_params():
-    b = bj.InvConvLU()
+    b = perm.InvConvLU()
     _, variables = _init(b, (1, 2, 2, 4))
     assert set(variables["params"]) == {"L", "U", "log_S"}
     assert set(variables[bj.CONSTANTS]) == {"P", "sign_S"}
@@ -183,7 +187,7 @@ class _Double(nn.Module):
 
 def test_chain_applies_steps_in_list_order():
     """forward = double(add_one(x)) = 2x + 2; the reversed order would give 2x + 1."""
-    chain = bj.Chain((_AddOne(), _Double()))
+    chain = comp.Chain((_AddOne(), _Double()))
     x = jnp.arange(8.0).reshape(2, 2, 2, 1)
     y, _ = chain.apply({}, x, method=chain.forward)
     np.testing.assert_array_equal(y, 2.0 * x + 2.0)
@@ -191,14 +195,14 @@ def test_chain_applies_steps_in_list_order():
 
 def test_chain_inverse_undoes_the_steps_from_last_to_first():
     """inverse = add_one^-1(double^-1(y)) = y/2 - 1; the reversed order would give (y - 1)/2."""
-    chain = bj.Chain((_AddOne(), _Double()))
+    chain = comp.Chain((_AddOne(), _Double()))
     y = jnp.arange(8.0).reshape(2, 2, 2, 1)
     x, _ = chain.apply({}, y, method=chain.inverse)
     np.testing.assert_array_equal(x, y / 2.0 - 1.0)
 
 
 def test_chain_is_callable_so_init_runs_forward():
-    chain = bj.Chain((bj.ActNorm(), bj.Squeeze()))
+    chain = comp.Chain((bj.ActNorm(), bj.Squeeze()))
     x = jax.random.normal(jax.random.key(0), (3, 4, 4, 2)) * 3.0 + 1.0
     variables = chain.init(jax.random.key(1), x)
     y, logdet = chain.apply(variables, x)
@@ -206,14 +210,14 @@ def test_chain_is_callable_so_init_runs_forward():
 
 
 def test_chain_keeps_an_explicit_step_name():
-    chain = bj.Chain((bj.ActNorm(name="normalise"), bj.InvConv(name="mix")))
+    chain = comp.Chain((bj.ActNorm(name="normalise"), perm.InvConv(name="mix")))
     variables = chain.init(jax.random.key(0), jnp.ones((1, 2, 2, 4)))
     assert set(variables["params"]) == {"normalise", "mix"}
 
 
 def test_chain_default_names_count_per_class_and_survive_inserting_another_class():
-    before = bj.Chain((bj.ActNorm(), bj.InvConv(), bj.ActNorm()))
-    after = bj.Chain((bj.ActNorm(), bj.Reverse(), bj.InvConv(), bj.Squeeze(), bj.ActNorm()))
+    before = comp.Chain((bj.ActNorm(), perm.InvConv(), bj.ActNorm()))
+    after = comp.Chain((bj.ActNorm(), perm.Reverse(), perm.InvConv(), bj.Squeeze(), bj.ActNorm()))
     x = jax.random.normal(jax.random.key(0), (2, 4, 4, 4))
     names_before = set(before.init(jax.random.key(1), x)["params"])
     names_after = set(after.init(jax.random.key(1), x)["params"])
@@ -222,7 +226,7 @@ def test_chain_default_names_count_per_class_and_survive_inserting_another_class
 
 
 def test_inverse_swaps_the_directions_and_shapes():
-    squeeze, unsqueeze = bj.Squeeze(), bj.Inverse(bj.Squeeze())
+    squeeze, unsqueeze = bj.Squeeze(), comp.Inverse(bj.Squeeze())
     x = jax.random.normal(jax.random.key(0), (1, 2, 2, 8))
     y, _ = unsqueeze.apply({}, x)
     np.testing.assert_array_equal(y, bj.unsqueeze2d(x))
@@ -232,11 +236,11 @@ def test_inverse_swaps_the_directions_and_shapes():
 
 def test_inverse_refuses_a_non_bijector():
     with pytest.raises(TypeError, match=r"Inverse needs a bijector.*got Dense"):
-        bj.Inverse(nn.Dense(3))
+        comp.Inverse(nn.Dense(3))
 
 
 def test_chain_names_the_incompatible_neighbours():
-    chain = bj.Chain((bj.Squeeze(), bj.Squeeze(), bj.Squeeze()))
+    chain = comp.Chain((bj.Squeeze(), bj.Squeeze(), bj.Squeeze()))
     x = jnp.zeros((1, 4, 4, 1))
     with pytest.raises(ValueError, match=r"step 2 \(Squeeze\) cannot run after step 1 \(Squeeze\)"):
         chain.init(jax.random.key(0), x, method=chain.forward)
@@ -244,7 +248,7 @@ def test_chain_names_the_incompatible_neighbours():
 
 def test_chain_rejects_a_step_without_the_bijector_contract():
     with pytest.raises(TypeError, match=r"step 1 \(Dense\) has no forward\(\)"):
-        bj.Chain((bj.Squeeze(), nn.Dense(3)))
+        comp.Chain((bj.Squeeze(), nn.Dense(3)))
 
 
 def test_coupling_rejects_an_odd_channel_count():
@@ -255,10 +259,10 @@ def test_coupling_rejects_an_odd_channel_count():
 
 def test_log_abs_det_gradient_is_the_inverse_transpose():
     w = jax.random.normal(jax.random.key(0), (6, 6))
-    np.testing.assert_allclose(jax.grad(bj.log_abs_det)(w), jnp.linalg.inv(w).T, atol=1e-4)
+    np.testing.assert_allclose(jax.grad(perm.log_abs_det)(w), jnp.linalg.inv(w).T, atol=1e-4)
 
 
-@pytest.mark.parametrize("factory", [bj.InvConv, bj.InvConvLU], ids=["plain", "lu"])
+@pytest.mark.parametrize("factory", [perm.InvConv, perm.InvConvLU], ids=["plain", "lu"])
 def test_invconv_log_det_gradient_matches_finite_differences(factory):
     """Training differentiates the float64 determinant path: check it end to end."""
     b = factory()

@@ -20,7 +20,8 @@ import numpy as np
 import pytest
 
 from flowjax import checkpoints, glow, models, train, training_data
-from flowjax.bijectors import Chain, per_image_logdet
+from flowjax.bijectors import per_image_logdet
+from flowjax.composition import Chain
 from flowjax.checkpoints import CheckpointError
 from flowjax.image_flow import MultiScaleFlow
 from flowjax.steps import StepBijector, StepConfig, openai_step

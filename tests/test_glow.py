@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from flowjax import bijectors as bj
+from flowjax import permutations as perm
 from flowjax import glow
 from flowjax import latents, models
 from flowjax.glow import Glow
@@ -95,7 +96,7 @@ def test_precomputed_inverses_leave_decode_without_factorisations_and_change_no_
     x = _images(2, 16)
     variables = _perturbed(model, x)
     eps = glow.encode(model, variables, x).eps
-    stored = bj.with_inverse_weights(variables)
+    stored = perm.with_inverse_weights(variables)
 
     def factorisations(v):
         hlo = jax.jit(lambda v, e: model.apply(v, e, method="decode")).lower(v, eps) \

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
-from flowjax import bijectors, glow, micro_batches, model_stats, models
+from flowjax import glow, micro_batches, model_stats, models, permutations
 from tools import profile_layers
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
@@ -102,7 +102,7 @@ def benchmark_model(model: glow.Glow, batch_size: int, repeats: int, peak: float
     variables = glow.init(model, key, images)
     # Decoding as flowjax's sweeps do it: the 1x1 convs' inverses computed once per
     # model, not in every decode call (flowjax.sweep._decoder_variables).
-    decode_variables = bijectors.with_inverse_weights(variables)
+    decode_variables = permutations.with_inverse_weights(variables)
     # flowjax's batched entry points: on a CPU a large batch runs in cache-sized
     # pieces (flowjax.micro_batches) unless ``piece`` is 0 (whole).
     encode = jax.jit(lambda v, x: glow.apply_encode(model, v, x, piece=piece).eps)

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from flowjax import bijectors, glow, layers, model_stats
+from flowjax import glow, layers, model_stats, permutations
 from flowjax.glow import Glow
 from flowjax.models import random_variables
 from tools.benchmark import matmul_peak_flops
@@ -84,7 +84,7 @@ def model_rows(peak: float, batch_sizes: list[int], repeats: int, rounds: int) -
         images = np.random.default_rng(batch).integers(0, 256, (batch, 64, 64, 3), np.uint8)
         eps = glow.encode(model, variables, images).eps
         # Decoding as the sweeps do it: inverses of the 1x1 convs computed once per model.
-        decode_variables = bijectors.with_inverse_weights(variables)
+        decode_variables = permutations.with_inverse_weights(variables)
         best = {(m, d): float("inf") for m in MODES for d in ("encode", "decode")}
         for _ in range(rounds):
             for mode, ratio in MODES.items():

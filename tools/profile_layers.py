@@ -6,10 +6,11 @@ How it is measured: every layer kind of a level (the flow step's ActNorm, 1x1
 invconv, the coupling's first 3x3 conv, its 1x1 conv and its zero conv, the
 coupling's split/add/concat; per level the split prior or the top prior, and
 the squeeze/split) is its own jitted function, built from the same functions
-the model runs (``flowjax.layers``, ``flowjax.bijectors``, ``flowjax.priors``),
-timed on an input of the shape it sees in the model (median of ``repeats``
-calls after a warm-up), and multiplied by how often one pass runs it (``depth``
-for the steps' layers). Each row gives its time, its share of the parts' sum,
+the model runs (``flowjax.layers``, ``flowjax.bijectors``,
+``flowjax.permutations``, ``flowjax.priors``), timed on an input of the shape
+it sees in the model (median of ``repeats`` calls after a warm-up), and
+multiplied by how often one pass runs it (``depth`` for the steps' layers).
+Each row gives its time, its share of the parts' sum,
 its FLOPs (``flowjax.model_stats``' count: the edge indicator is an input
 channel, so the rows' FLOPs sum to ``flops_per_image``) and FLOP/s over the
 same run's matmul peak. The whole model's encode and decode (one jitted call
@@ -25,7 +26,7 @@ neighbours (the real graph fuses each ActNorm + ReLU into the conv before
 it, which is why those are timed with their conv, and the ActNorm of the step
 into the invconv's matmul). So the parts' sum is not the model's time; the gap
 is reported. Decode runs as flowjax's sweeps run it, with the 1x1 convs'
-inverses computed once per model (``bijectors.with_inverse_weights``), so
+inverses computed once per model (``permutations.with_inverse_weights``), so
 neither the parts nor the whole include them. Only OpenAI's flow step with the ``invconv`` or ``invconv_lu``
 permutation is profiled.
 """
@@ -38,7 +39,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flowjax import bijectors, glow, layers, micro_batches, model_stats, priors
+from flowjax import bijectors, glow, layers, micro_batches, model_stats, permutations, priors
 from flowjax.models import random_variables
 
 KINDS = ("actnorm", "invconv", "coupling first conv (3x3, +actnorm, relu)",
@@ -87,7 +88,7 @@ def _level_layers(model: glow.Glow, level: int, batch: int, decode: bool, rng):
     actnorm = bijectors.actnorm_inverse if decode else bijectors.actnorm_forward
     rows = [
         ("actnorm", lambda x, b, lg: actnorm(x, b, lg)[0], (x, bias, logs), model.depth, 0),
-        ("invconv", lambda x, k: bijectors.channel_mix(x, k, precision), (x, invconv_w),
+        ("invconv", lambda x, k: permutations.channel_mix(x, k, precision), (x, invconv_w),
          model.depth, hw * c * c),
         (KINDS[2], first_conv, (z1, conv1_w, act_b, act_logs), model.depth, hw * 9 * (half + 1) * w),
         (KINDS[3], one_by_one, (hidden, conv2_w, act_b, act_logs), model.depth, hw * w * w),
@@ -138,7 +139,7 @@ def profile(model: glow.Glow, batch: int, repeats: int, median_seconds) -> dict:
     whole = {
         "encode": (jax.jit(lambda v, x: glow.apply_encode(model, v, x).eps), (variables, images)),
         "decode": (jax.jit(lambda v, e: glow.apply_decode(model, v, e, None, "eps", False)),
-                   (bijectors.with_inverse_weights(variables), eps)),
+                   (permutations.with_inverse_weights(variables), eps)),
     }
     piece = micro_batches.piece_size(model, batch)
     pieces = -(-batch // piece)
