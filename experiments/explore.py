@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 from absl import logging
 
-from flowjax import align, data, explore, names, runs, synthetic_files
+from flowjax import align, data, explore, face_detectors, names, runs, synthetic_files
 
 
 def _faces_root(config: Any, tmp: str, size: int) -> tuple[Any, dict[str, Any] | None]:
@@ -64,7 +64,7 @@ class _LazyAligner:
     default (MTCNN) imports torch, seconds that a session without alignment never pays."""
 
     def __init__(self, config: Any, size: int) -> None:
-        align.parse_detector_spec(config.align_detector, "config.align_detector")
+        face_detectors.parse_detector_spec(config.align_detector, "config.align_detector")
         self.spec, self.size, self.multiple_faces = (config.align_detector, size,
                                                      config.align_multiple_faces)
         self.detector = None
@@ -72,7 +72,8 @@ class _LazyAligner:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         if self.detector is None:
             try:
-                self.detector = align.detector_from_spec(self.spec, "config.align_detector")
+                self.detector = face_detectors.detector_from_spec(self.spec,
+                                                                  "config.align_detector")
             except (ImportError, RuntimeError) as error:
                 raise ValueError(f"alignment is not available on this server: the face "
                                  f"detector {self.spec!r} does not load ({error}); upload an "

@@ -17,7 +17,7 @@ licence excludes commercial use, so that model must not be used in a
 commercial product. The ResNet face-recognition model and the 5-landmark
 predictor have no such restriction.
 
-:class:`DlibDetector` is the :data:`flowjax.align.Detector` behind
+:class:`DlibDetector` is the :data:`flowjax.face_detectors.Detector` behind
 ``--config.align_detector=dlib``. It runs what OpenAI's ``demo/align_face.py``
 runs (GLOW_SPEC.md section 5): the photo resized to width 800 (area filter when
 shrinking; the demo uses OpenCV's INTER_AREA, here PIL's box filter, and
@@ -207,7 +207,8 @@ def landmarks_of(shape: Any) -> np.ndarray:
 
 
 class DlibDetector:
-    """OpenAI's demo detection as a :data:`flowjax.align.Detector` (see the module docstring).
+    """OpenAI's demo detection as a :data:`flowjax.face_detectors.Detector` (see the
+    module docstring).
 
     Returns boxes ``[N, 4]`` (x0, y0, x1, y1, photo pixels), dlib's HOG scores
     ``[N]`` (an SVM margin, not a probability; > 0 is a detection) in dlib's

@@ -223,7 +223,7 @@ class Editor:
         if align:
             if self.aligner is None:
                 raise EditError(f"{name}: alignment is not available on this server (no face "
-                                "detector loaded; see flowjax.align.mtcnn_import_error); upload "
+                                "detector loaded; see flowjax.face_detectors.mtcnn_import_error); upload "
                                 f"an aligned {self.size}x{self.size} face instead")
             try:
                 image = self.aligner(image)

@@ -52,8 +52,8 @@ import jax
 import numpy as np
 from absl import logging
 
-from flowjax import (align, checkpoints, data, glow, latents, models, run_dirs, sweep,
-                     synthetic_files)
+from flowjax import (align, checkpoints, data, face_detectors, glow, latents, models, run_dirs,
+                     sweep, synthetic_files)
 from flowjax import io as fio
 
 PathLike = str | os.PathLike
@@ -246,13 +246,13 @@ def check_alignment(config: Any, synthetic_study: bool = False) -> None:
     if config.align_multiple_faces not in align.MULTIPLE_FACES_POLICIES:
         raise ValueError(f"config.align_multiple_faces must be one of "
                          f"{align.MULTIPLE_FACES_POLICIES}, got {config.align_multiple_faces!r}")
-    align.parse_detector_spec(config.align_detector, "config.align_detector")
+    face_detectors.parse_detector_spec(config.align_detector, "config.align_detector")
 
 
 def _align_options(config: Any) -> dict[str, Any]:
     options = {k: v for k, v in config.get("align_detector_options", {}).items() if v is not None}
-    return {"detector": align.detector_from_spec(config.align_detector, "config.align_detector",
-                                                 options),
+    return {"detector": face_detectors.detector_from_spec(config.align_detector,
+                                                          "config.align_detector", options),
             "multiple_faces": config.align_multiple_faces, "alpha": config.data.alpha}
 
 

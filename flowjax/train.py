@@ -27,12 +27,13 @@
   metrics to ``metrics.jsonl`` (one line per log interval: ``step`` = updates
   done, ``split``, the interval's means; a ``"resumed"`` line where a run
   continued) and to TensorBoard event files when ``tensorboard`` is
-  installed; held-out bits/dim and a temperature-sample grid PNG (labelled
-  synthetic) at each evaluation; compile time and steady-state throughput
-  reported apart in ``summary.json``.
-* **Data.** Batches come from ``flowjax.training_data`` datasets whose batch
-  is a pure function of the step (so resuming repeats the data order); each
-  epoch drops the remainder of ``len(dataset) / batch_size``.
+  installed (``flowjax.training_log``); held-out bits/dim and a
+  temperature-sample grid PNG (labelled synthetic) at each evaluation;
+  compile time and steady-state throughput reported apart in ``summary.json``.
+* **Data.** Batches come from ``flowjax.training_data`` datasets (built from
+  ``config.data`` by its ``make_datasets``) whose batch is a pure function of
+  the step (so resuming repeats the data order); each epoch drops the
+  remainder of ``len(dataset) / batch_size``.
 
 Multi-host: call ``jax.distributed.initialize()`` before anything else (see
 ``experiments/train.py``); each process loads its contiguous slice of every
@@ -59,7 +60,7 @@ import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 from tqdm.auto import tqdm
 
-from flowjax import checkpoints, data, glow, training_data
+from flowjax import checkpoints, glow, training_data, training_log
 from flowjax import io as fio
 from flowjax import models
 from flowjax.bijectors import CONSTANTS
@@ -69,7 +70,6 @@ from flowjax.optimizers import OptimizerSpec
 
 Array = jax.Array
 DATA_AXIS = "data"
-METRICS_NAME = "metrics.jsonl"
 SUMMARY_NAME = "summary.json"
 CONFIG_NAME = "config.json"
 SAMPLES_DIR = "samples"
@@ -230,98 +230,6 @@ def _to_host(x: Array) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------
-# Datasets from the config
-# --------------------------------------------------------------------------
-
-
-def _generated_arrays(config: Any, n: int, image_size: int) -> np.ndarray:
-    source = config.data.source
-    if source == "generated":
-        return training_data.generated_images(config.seed, n, image_size)
-    # flowjax.synthetic_data is optional: datasets of the renderer's cartoon faces.
-    try:
-        from flowjax import synthetic_data
-    except ImportError:
-        synthetic_data = None
-    if synthetic_data is None or not hasattr(synthetic_data, "make_dataset"):
-        raise RuntimeError("config.data.source='synthetic' needs flowjax.synthetic_data.make_dataset, "
-                           "which this installation lacks; use source='generated'")
-    setting = config.data.get("synthetic_setting", "easy")
-    return np.asarray(synthetic_data.make_dataset(config.seed, n, image_size, setting=setting).images)
-
-
-def make_datasets(config: Any, image_size: int) -> tuple[Any, Any | None]:
-    """(train, eval or None) datasets for ``config.data`` (see configs/train.py)."""
-    d = config.data
-    seed, batch, eval_batch = config.seed, config.batch_size, config.eval_batch_size
-    if d.source == "folder":
-        if not d.folder:
-            raise ValueError("config.data.source='folder' needs config.data.folder")
-        options = dict(size=image_size, resize=d.resize, alpha=d.alpha, validate=d.validate)
-        files = data.list_image_files_recursive(d.folder)
-        if d.get("eval_folder"):
-            eval_files = data.list_image_files_recursive(d.eval_folder)
-        else:
-            kept, held = training_data.hold_out(len(files), d.num_eval, seed)
-            files, eval_files = [files[i] for i in kept], [files[i] for i in held]
-        train_ds = training_data.ImageFolderDataset(files, batch, seed=seed, **options)
-        eval_ds = (training_data.ImageFolderDataset(eval_files, eval_batch, shuffle=False,
-                                                    **options)
-                   if len(eval_files) >= eval_batch else None)
-        return train_ds, eval_ds
-    if d.source not in ("synthetic", "generated"):
-        raise ValueError(f"config.data.source must be 'folder', 'synthetic' or 'generated', "
-                         f"got {d.source!r}")
-    images = _generated_arrays(config, d.num_train + d.num_eval, image_size)
-    train_ds = training_data.ArrayDataset(images[:d.num_train], batch, seed=seed)
-    eval_ds = (training_data.ArrayDataset(images[d.num_train:], eval_batch, shuffle=False)
-               if d.num_eval >= eval_batch else None)
-    return train_ds, eval_ds
-
-
-# --------------------------------------------------------------------------
-# Metric writing
-# --------------------------------------------------------------------------
-
-
-class MetricWriter:
-    """Appends JSON lines to ``metrics.jsonl``; TensorBoard events when available."""
-
-    def __init__(self, workdir: Path, enabled: bool = True):
-        self.enabled = enabled
-        self._file = open(workdir / METRICS_NAME, "a", encoding="utf-8") if enabled else None
-        self._tb = None
-        if enabled:
-            try:  # tensorboard is optional; its writer needs no TensorFlow
-                from tensorboard.compat.proto import event_pb2, summary_pb2
-                from tensorboard.summary.writer.event_file_writer import EventFileWriter
-            except ImportError:
-                pass
-            else:
-                self._tb = (EventFileWriter(str(workdir / "tensorboard")), event_pb2, summary_pb2)
-
-    def write(self, step: int, split: str, values: Mapping[str, float]) -> None:
-        if not self.enabled:
-            return
-        record = {"step": int(step), "split": split, "time": time.time(), **values}
-        self._file.write(json.dumps(record) + "\n")
-        self._file.flush()
-        if self._tb is not None and values:
-            writer, event_pb2, summary_pb2 = self._tb
-            summary = summary_pb2.Summary(value=[
-                summary_pb2.Summary.Value(tag=f"{split}/{k}", simple_value=float(v))
-                for k, v in values.items()])
-            writer.add_event(event_pb2.Event(wall_time=time.time(), step=int(step),
-                                             summary=summary))
-
-    def close(self) -> None:
-        if self._file is not None:
-            self._file.close()
-        if self._tb is not None:
-            self._tb[0].close()
-
-
-# --------------------------------------------------------------------------
 # The loop
 # --------------------------------------------------------------------------
 
@@ -449,7 +357,7 @@ def train(config: Any, workdir: str | Path, *, train_dataset: Any = None,
         raise ValueError(f"batch_size {config.batch_size} must be a multiple of the "
                          f"{n_devices} devices (data parallel)")
     if train_dataset is None:
-        train_dataset, eval_dataset = make_datasets(config, model.image_size)
+        train_dataset, eval_dataset = training_data.make_datasets(config, model.image_size)
     if tuple(train_dataset.image_shape) != model.image_shape:
         raise ValueError(f"dataset images are {tuple(train_dataset.image_shape)}, the model "
                          f"expects {model.image_shape}; set config.model.image_size")
@@ -458,7 +366,7 @@ def train(config: Any, workdir: str | Path, *, train_dataset: Any = None,
     ckpt = checkpoints.TrainCheckpointer(workdir, keep=config.checkpoint.keep,
                                          keep_every=config.checkpoint.get("keep_every") or None,
                                          async_save=config.checkpoint.get("async_save", True))
-    writer = MetricWriter(workdir, enabled=is_main)
+    writer = training_log.MetricWriter(workdir, enabled=is_main)
     summary: dict[str, Any] = {"workdir": str(workdir), "devices": n_devices,
                                "processes": n_processes, "batch_size": config.batch_size}
     try:

@@ -4,7 +4,8 @@
 a folder, searched recursively, decoded per batch by ``flowjax.data``'s rules);
 shuffled per epoch from a seed, batched, the remainder of each epoch dropped;
 :func:`prefetch` overlaps loading with training. :func:`hold_out` splits
-off an evaluation set; :func:`generated_images` makes simple test images.
+off an evaluation set; :func:`generated_images` makes simple test images;
+:func:`make_datasets` builds the (train, eval) pair ``config.data`` describes.
 
 Two datasets with one contract: ``batch(step)`` is the global batch of
 training step ``step`` (uint8 [B, H, W, 3]), a pure function of (seed,
@@ -244,3 +245,52 @@ def prefetch(iterator: Iterable[Any], buffer_size: int = 2,
     finally:
         stop.set()
         thread.join(timeout=5)
+
+
+# --------------------------------------------------------------------------
+# Datasets from the config
+# --------------------------------------------------------------------------
+
+
+def _generated_arrays(config: Any, n: int, image_size: int) -> np.ndarray:
+    source = config.data.source
+    if source == "generated":
+        return generated_images(config.seed, n, image_size)
+    # flowjax.synthetic_data is optional: datasets of the renderer's cartoon faces.
+    try:
+        from flowjax import synthetic_data
+    except ImportError:
+        synthetic_data = None
+    if synthetic_data is None or not hasattr(synthetic_data, "make_dataset"):
+        raise RuntimeError("config.data.source='synthetic' needs flowjax.synthetic_data.make_dataset, "
+                           "which this installation lacks; use source='generated'")
+    setting = config.data.get("synthetic_setting", "easy")
+    return np.asarray(synthetic_data.make_dataset(config.seed, n, image_size, setting=setting).images)
+
+
+def make_datasets(config: Any, image_size: int) -> tuple[Any, Any | None]:
+    """(train, eval or None) datasets for ``config.data`` (see configs/train.py)."""
+    d = config.data
+    seed, batch, eval_batch = config.seed, config.batch_size, config.eval_batch_size
+    if d.source == "folder":
+        if not d.folder:
+            raise ValueError("config.data.source='folder' needs config.data.folder")
+        options = dict(size=image_size, resize=d.resize, alpha=d.alpha, validate=d.validate)
+        files = list_image_files_recursive(d.folder)
+        if d.get("eval_folder"):
+            eval_files = list_image_files_recursive(d.eval_folder)
+        else:
+            kept, held = hold_out(len(files), d.num_eval, seed)
+            files, eval_files = [files[i] for i in kept], [files[i] for i in held]
+        train_ds = ImageFolderDataset(files, batch, seed=seed, **options)
+        eval_ds = (ImageFolderDataset(eval_files, eval_batch, shuffle=False, **options)
+                   if len(eval_files) >= eval_batch else None)
+        return train_ds, eval_ds
+    if d.source not in ("synthetic", "generated"):
+        raise ValueError(f"config.data.source must be 'folder', 'synthetic' or 'generated', "
+                         f"got {d.source!r}")
+    images = _generated_arrays(config, d.num_train + d.num_eval, image_size)
+    train_ds = ArrayDataset(images[:d.num_train], batch, seed=seed)
+    eval_ds = (ArrayDataset(images[d.num_train:], eval_batch, shuffle=False)
+               if d.num_eval >= eval_batch else None)
+    return train_ds, eval_ds

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flowjax import align, dlib_faces
+from flowjax import align, dlib_faces, face_detectors
 from flowjax import io as fio
 
 pytestmark = pytest.mark.skipif(dlib_faces.dlib_import_error() is not None,
@@ -61,7 +61,7 @@ def astronaut():
 
 @pytest.fixture(scope="module")
 def dlib_detector():
-    return align.detector_from_spec("dlib")
+    return face_detectors.detector_from_spec("dlib")
 
 
 @pytest.fixture(scope="module")
@@ -187,19 +187,19 @@ def test_dlib_identity_backend_is_built_from_the_evaluation_config():
 # ---------------------------------------------------------------- MTCNN
 
 
-MTCNN_ERROR = align.mtcnn_import_error()
+MTCNN_ERROR = face_detectors.mtcnn_import_error()
 
 
 @pytest.mark.skipif(MTCNN_ERROR is not None,
                     reason=f"facenet-pytorch's MTCNN does not import: {MTCNN_ERROR}")
 def test_mtcnn_aligns_the_astronaut_near_dlibs_alignment(astronaut, dlib_detector):
-    aligned, info = align.align_photo(astronaut, detector=align.mtcnn_detector(), size=256,
-                                      multiple_faces="error")
-    assert info.detector["min_score"] == align.MTCNN_MIN_SCORE
+    aligned, info = align.align_photo(astronaut, detector=face_detectors.mtcnn_detector(),
+                                      size=256, multiple_faces="error")
+    assert info.detector["min_score"] == face_detectors.MTCNN_MIN_SCORE
     _, _, points = dlib_detector(aligned)
     eyes = np.stack(align.eye_centers(points[0]))
     # Measured with torch 2.14.1 + torchvision 0.29.1: 2.5 px off at worst (MTCNN's eyes
-    # are 3.5% closer together than dlib's here; see align.MtcnnDetector).
+    # are 3.5% closer together than dlib's here; see face_detectors.MtcnnDetector).
     np.testing.assert_allclose(eyes, _template_eyes(256), atol=4.0)
 
 

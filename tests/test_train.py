@@ -111,7 +111,7 @@ def test_folder_source_holds_out_num_eval_images(tmp_path):
         Image.fromarray(training_data.generated_images(i, 1, 16)[0]).save(folder / f"{i}.png")
     config = _tiny_config(**{"data.source": "folder", "data.folder": str(tmp_path / "faces"),
                              "data.num_eval": 4, "eval_batch_size": 2})
-    train_ds, eval_ds = train.make_datasets(config, 16)
+    train_ds, eval_ds = training_data.make_datasets(config, 16)
     assert (len(train_ds), len(eval_ds)) == (8, 4)
     assert not set(train_ds.files) & set(eval_ds.files)
 
@@ -133,7 +133,7 @@ def test_bits_per_dim_on_a_fixed_batch_decreases_over_50_steps(tiny_run):
     model = models.model_from_config(config.model)
     spec = optimizers.OptimizerSpec.from_config(config.optimizer)
     mesh = train.make_mesh()
-    dataset, _ = train.make_datasets(config, model.image_size)
+    dataset, _ = training_data.make_datasets(config, model.image_size)
     initial = train.make_init(model, spec, mesh)(
         jax.random.key(config.seed), dataset.init_batch(config.init_batch_size, config.seed))
     trained = initial.replace(params=_params(workdir))
@@ -159,7 +159,7 @@ def test_constants_are_carried_but_not_optimised(tiny_run):
     config, workdir, _ = tiny_run
     model, variables = checkpoints.load_model(workdir)
     spec = optimizers.OptimizerSpec.from_config(config.optimizer)
-    dataset, _ = train.make_datasets(config, model.image_size)
+    dataset, _ = training_data.make_datasets(config, model.image_size)
     initial = train.make_init(model, spec, train.make_mesh())(
         jax.random.key(config.seed), dataset.init_batch(config.init_batch_size, config.seed))
     assert model.permutation == "shuffle" and "constants" in variables

@@ -77,12 +77,12 @@ def main(argv: list[str]) -> None:
         _install_numpy_nms()
     import skimage.data
 
-    from flowjax import align
+    from flowjax import align, face_detectors
     from flowjax.evaluation.dlib_identity import DlibEmbedder
 
     result: dict = {}
     start = time.perf_counter()
-    dlib_detector = align.detector_from_spec("dlib")
+    dlib_detector = face_detectors.detector_from_spec("dlib")
     embedder = DlibEmbedder()
     result["dlib_models_load_s"] = round(time.perf_counter() - start, 2)
     astronaut = skimage.data.astronaut()
@@ -95,14 +95,14 @@ def main(argv: list[str]) -> None:
         "512": _median_time(lambda: embedder.embed(astronaut[None]), _REPEATS.value),
         "64 aligned": _median_time(lambda: embedder.embed(aligned64[None]), _REPEATS.value)}
 
-    error = None if _NUMPY_NMS.value else align.mtcnn_import_error()
+    error = None if _NUMPY_NMS.value else face_detectors.mtcnn_import_error()
     if error is not None:
         result["mtcnn"] = f"not measured: {error}"
     else:
-        mtcnn = align.mtcnn_detector(min_face_size=0, min_score=0)
+        mtcnn = face_detectors.mtcnn_detector(min_face_size=0, min_score=0)
         result["mtcnn_detect_s"] = {w: _median_time(lambda im=im: mtcnn(im), _REPEATS.value)
                                     for w, im in sizes.items()}
-        full = align.mtcnn_detector(min_face_size=0, min_score=0, max_width=None)
+        full = face_detectors.mtcnn_detector(min_face_size=0, min_score=0, max_width=None)
         result["mtcnn_detect_full_resolution_s"] = {
             w: _median_time(lambda im=im: full(im), _REPEATS.value) for w, im in sizes.items()}
     if error is None and _COMPARE_EYES.value:

@@ -74,7 +74,7 @@ import torch
 from PIL import Image
 
 from flowjax import io as fio
-from flowjax.align import mtcnn_import_error
+from flowjax.face_detectors import mtcnn_import_error
 
 logger = logging.getLogger(__name__)
 
@@ -180,7 +180,7 @@ class WeightsProvenance:
 def mtcnn_unavailable_reason() -> str | None:
     """None if facenet-pytorch's MTCNN imports, else the import error as text.
 
-    The import is attempted once per process (shared with ``flowjax.align``).
+    The import is attempted once per process (shared with ``flowjax.face_detectors``).
     """
     return mtcnn_import_error()
 
