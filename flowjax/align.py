@@ -33,9 +33,9 @@ loading policy (PNG/JPEG only, alpha composited over white by default, 16-bit
 scaled, EXIF orientation applied, every conversion recorded); arrays must
 already be uint8 RGB. :func:`load_aligned_images` and
 :func:`load_aligned_identities` take what ``flowjax.data.load_images`` /
-``load_identities`` take, list the files by its rules, align every photo and
-return the same ``ImageSet`` (records extended by the alignment), so the
-experiments switch to them with ``config.align=True``.
+``flowjax.identity_images.load_identities`` take, list the files by their
+rules, align every photo and return the same ``ImageSet`` (records extended
+by the alignment), so the experiments switch to them with ``config.align=True``.
 
 Detectors live in :mod:`flowjax.face_detectors` (the ``Detector`` contract,
 MTCNN, dlib by name, ``"module:factory"`` specs as ``config.align_detector``
@@ -54,7 +54,7 @@ from typing import Any, Literal
 import numpy as np
 from PIL import Image
 
-from flowjax import data
+from flowjax import data, identity_images
 from flowjax.face_detectors import Detector, default_detector, detector_settings
 
 # imutils FaceAligner parameters used by OpenAI's demo (GLOW_SPEC.md section 5).
@@ -415,7 +415,7 @@ def load_aligned_images(
 
 
 def load_aligned_identities(
-    source: data.IdentitySource,
+    source: identity_images.IdentitySource,
     *,
     size: int,
     base_dir: data.PathLike | None = None,
@@ -425,14 +425,14 @@ def load_aligned_identities(
     background: Sequence[int] = (255, 255, 255),
     antialias: bool = True,
 ) -> dict[str, AlignedImageSet]:
-    """:func:`flowjax.data.load_identities` for unaligned photos (see :func:`load_aligned_images`).
+    """:func:`flowjax.identity_images.load_identities` for unaligned photos (see :func:`load_aligned_images`).
 
     ``source`` is a root folder ``root/<identity>/*.png`` or an ``{identity:
     paths}`` mapping (relative paths against ``base_dir``), as there; every
     folder is listed before the first photo is read.
     """
     detector = _prepare(size, multiple_faces, alpha, background, detector)
-    groups = data.identity_files(source, base_dir=base_dir)
+    groups = identity_images.identity_files(source, base_dir=base_dir)
     return {
         identity: _align_files(files, size, detector, multiple_faces, alpha, background, antialias)
         for identity, files in groups.items()

@@ -42,10 +42,11 @@ Conversion rules (one rule per case, so a manifest can be read without code):
 Order is deterministic: a folder's files are sorted by name (code-point
 order, so ``B.png`` sorts before ``a.png``); hidden files (``.*``, e.g. macOS
 ``._x.png``) and files with other extensions are skipped; subfolders are not
-searched. Explicit lists keep the caller's order. :func:`image_files` and
-:func:`identity_files` give these listings alone (``flowjax.align`` loads
-unaligned photos by them); :func:`list_image_files_recursive` lists a whole
-tree (training folders).
+searched. Explicit lists keep the caller's order. :func:`image_files` gives
+this listing alone (``flowjax.align`` loads unaligned photos by it);
+:func:`list_image_files_recursive` lists a whole tree (training folders).
+Images grouped by identity (``root/<identity>/*.png`` or a mapping) are
+:mod:`flowjax.identity_images`.
 
 Model preprocessing (``n_bits`` quantisation, float conversion) is not here;
 training datasets that decode files by these rules are in
@@ -58,7 +59,7 @@ import dataclasses
 import hashlib
 import io
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any, Union
 
@@ -188,11 +189,12 @@ class ImageSet:
 # --------------------------------------------------------------------------
 
 
-def _is_image_name(path: Path) -> bool:
+def is_image_name(path: Path) -> bool:
+    """Whether a listing takes ``path``: an image extension, any case, and not hidden."""
     return path.suffix.lower() in IMAGE_EXTENSIONS and not path.name.startswith(".")
 
 
-def _refuse_broken_links(paths: Iterable[Path]) -> None:
+def refuse_broken_links(paths: Iterable[Path]) -> None:
     """A symlink whose target is gone would be silently skipped as "not a file": name it."""
     for path in paths:
         if path.is_symlink() and not path.exists() and not path.name.startswith("."):
@@ -214,8 +216,8 @@ def list_image_files(folder: PathLike) -> list[Path]:
     if not folder.is_dir():
         raise NotADirectoryError(f"{folder} is not a folder; expected a folder of images")
     entries = sorted(folder.iterdir(), key=lambda p: p.name)
-    _refuse_broken_links(entries)
-    files = [p for p in entries if p.is_file() and _is_image_name(p)]
+    refuse_broken_links(entries)
+    files = [p for p in entries if p.is_file() and is_image_name(p)]
     if not files:
         others = [p.name for p in entries][:5]
         found = f"found only {others}" if others else "it is empty"
@@ -240,8 +242,8 @@ def list_image_files_recursive(folder: PathLike) -> list[Path]:
     files = []
     for root, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
-        _refuse_broken_links(Path(root, name) for name in filenames)
-        files.extend(Path(root, name) for name in filenames if _is_image_name(Path(name)))
+        refuse_broken_links(Path(root, name) for name in filenames)
+        files.extend(Path(root, name) for name in filenames if is_image_name(Path(name)))
     if not files:
         raise ImageDataError(
             f"image folder {folder} has no images in it or its subfolders (extensions "
@@ -439,7 +441,8 @@ def _read_bytes(path: Path) -> bytes:
         raise ImageDataError(f"{path}: cannot read the file ({e}); check permissions") from e
 
 
-def _load_files(files: Sequence[Path], options: LoadOptions) -> ImageSet:
+def load_files_with_options(files: Sequence[Path], options: LoadOptions) -> ImageSet:
+    """``files`` (already listed) as one ImageSet of one size, with options already checked."""
     images, records = [], []
     for path in files:
         image, record = load_image_with_options(path, options)
@@ -468,7 +471,7 @@ def load_images(
     The options are described in the module docstring.
     """
     options = LoadOptions.make(size, resize, alpha, background)
-    return _load_files(image_files(source), options)
+    return load_files_with_options(image_files(source), options)
 
 
 def image_files(source: PathLike | Sequence[PathLike]) -> list[Path]:
@@ -478,98 +481,3 @@ def image_files(source: PathLike | Sequence[PathLike]) -> list[Path]:
     must list them by the same rules.
     """
     return _expand_sources(source)
-
-
-IdentitySource = Union[PathLike, Mapping[str, Union[PathLike, Sequence[PathLike]]]]
-
-
-def load_identities(
-    source: IdentitySource,
-    *,
-    base_dir: PathLike | None = None,
-    size: int | Sequence[int] | None = None,
-    resize: str | None = None,
-    alpha: str = "composite",
-    background: Sequence[int] = (255, 255, 255),
-) -> dict[str, ImageSet]:
-    """Images grouped by identity, all of one size.
-
-    ``source`` is either a root folder laid out ``root/<identity>/*.png``
-    (identities sorted by folder name; hidden folders skipped; an image lying
-    directly in the root is an error, since it belongs to no identity), or a
-    mapping ``{identity: folder | file | [files or folders]}`` as a config would
-    give it (mapping order kept; relative paths resolved against ``base_dir``).
-    """
-    options = LoadOptions.make(size, resize, alpha, background)
-    sets: dict[str, ImageSet] = {}
-    first: tuple[str, ImageSet] | None = None
-    for identity, files in identity_files(source, base_dir=base_dir).items():
-        image_set = _load_files(files, options)
-        if first is not None and image_set.images.shape[1:] != first[1].images.shape[1:]:
-            h, w = image_set.images.shape[1:3]
-            fh, fw = first[1].images.shape[1:3]
-            raise ImageDataError(
-                f"{image_set.paths[0]}: identity {identity!r} has images of size {h}x{w} "
-                f"(HxW) but identity {first[0]!r} has {fh}x{fw}; all identities must "
-                "share one size. Pass size=... and resize='lanczos'."
-            )
-        first = first or (identity, image_set)
-        sets[identity] = image_set
-    return sets
-
-
-def identity_files(
-    source: IdentitySource, *, base_dir: PathLike | None = None
-) -> dict[str, list[Path]]:
-    """The files :func:`load_identities` reads, per identity, in its order.
-
-    Every folder is listed (and every listing error raised) before any file
-    is decoded.
-    """
-    if isinstance(source, Mapping):
-        groups = _identity_mapping(source, base_dir)
-    else:
-        groups = _identity_folders(Path(source))
-    return {identity: _expand_sources(items) for identity, items in groups.items()}
-
-
-def _identity_folders(root: Path) -> dict[str, list[Path]]:
-    if not root.exists():
-        raise FileNotFoundError(f"identity root folder {root} does not exist; check the path")
-    if not root.is_dir():
-        raise NotADirectoryError(f"{root} is not a folder; expected root/<identity>/*.png")
-    entries = sorted(root.iterdir(), key=lambda p: p.name)
-    _refuse_broken_links(entries)
-    loose = [p for p in entries if p.is_file() and _is_image_name(p)]
-    if loose:
-        raise ImageDataError(
-            f"{loose[0]} lies directly in the identity root {root}; expected "
-            f"{root}/<identity>/{loose[0].name}. Move it into an identity folder "
-            "or pass an explicit {identity: [paths]} mapping."
-        )
-    folders = [p for p in entries if p.is_dir() and not p.name.startswith(".")]
-    if not folders:
-        raise ImageDataError(
-            f"identity root {root} has no identity folders; expected root/<identity>/*.png"
-        )
-    return {p.name: [p] for p in folders}
-
-
-def _identity_mapping(
-    mapping: Mapping[str, PathLike | Sequence[PathLike]], base_dir: PathLike | None
-) -> dict[str, list[Path]]:
-    base = Path(base_dir) if base_dir is not None else None
-    if not mapping:
-        raise ImageDataError("the identity mapping is empty; give at least one identity")
-
-    def resolve(p: PathLike) -> Path:
-        p = Path(p)
-        return base / p if base is not None and not p.is_absolute() else p
-
-    groups: dict[str, list[Path]] = {}
-    for identity, items in mapping.items():
-        listed = [items] if isinstance(items, (str, os.PathLike)) else list(items)
-        if not listed:
-            raise ImageDataError(f"identity {identity!r} lists no images; add paths or a folder")
-        groups[str(identity)] = [resolve(p) for p in listed]
-    return groups

@@ -26,7 +26,8 @@ and the pieces it uses, for experiments that need only some:
   is not writable, or would take an input with it (:func:`config_paths`);
 * :func:`check_alignment`, :func:`load_images`, :func:`load_identities`,
   :func:`record_alignment` -- the configured images, aligned on the way in
-  when ``config.align`` (``flowjax.align``), else as ``flowjax.data`` loads them;
+  when ``config.align`` (``flowjax.align``), else as ``flowjax.data`` and
+  ``flowjax.identity_images`` load them;
 * :func:`encode_sets` -- one batched encode of several image sets, flat
   latents per set; :func:`record_inputs` -- the manifest's input entries.
 
@@ -52,8 +53,8 @@ import jax
 import numpy as np
 from absl import logging
 
-from flowjax import (align, checkpoints, data, face_detectors, glow, latents, models, run_dirs,
-                     sweep, synthetic_files)
+from flowjax import (align, checkpoints, data, face_detectors, glow, identity_images, latents,
+                     models, run_dirs, sweep, synthetic_files)
 from flowjax import io as fio
 
 PathLike = str | os.PathLike
@@ -265,13 +266,13 @@ def load_images(config: Any, source: Any, image_size: int) -> data.ImageSet:
 
 
 def load_identities(config: Any, source: Any, image_size: int) -> dict[str, data.ImageSet]:
-    """``data.load_identities(source)`` at the model's size, or aligned when ``config.align``."""
+    """``identity_images.load_identities(source)`` at the model's size, or aligned when ``config.align``."""
     if config.get("align", False):
         return align.load_aligned_identities(source, size=image_size,
                                              base_dir=config.data.base_dir,
                                              **_align_options(config))
-    return data.load_identities(source, base_dir=config.data.base_dir, size=image_size,
-                                resize=config.data.resize, alpha=config.data.alpha)
+    return identity_images.load_identities(source, base_dir=config.data.base_dir, size=image_size,
+                                           resize=config.data.resize, alpha=config.data.alpha)
 
 
 def record_alignment(manifest: run_dirs.Manifest, image_sets: dict[str, Any]) -> None:

@@ -3,8 +3,8 @@
 The easy faces differ only by small 2-D nuisance, so averaging photos in pixel
 space already gives a sharp face and pixel arithmetic (mean of the target's
 photos + source - source mean) looks almost right. The hard setting keeps the
-same face parts, identities and Action Units (``synthetic._face_layers`` draws
-them) but adds factors that make pixel averages ghost while leaving a good
+same face parts, identities and Action Units (``synthetic_drawing.face_layers``
+draws them) but adds factors that make pixel averages ghost while leaving a good
 latent space something to factor out:
 
 * **Head pose** (per image): yaw and pitch up to 15 degrees as a pseudo-3D
@@ -43,6 +43,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from flowjax import synthetic as syn
+from flowjax import synthetic_drawing as drawing
 
 _MAX_ANGLE = math.radians(15.0)  # yaw, pitch and roll at nuisance strength 1
 _HEAD_DEPTH = 0.40  # depth of the head cap's centre in front of its rim (face units)
@@ -184,13 +185,13 @@ def _value_noise(x: jax.Array, y: jax.Array, seed: jax.Array, frequency: float |
     ix, iy = jnp.floor(gx), jnp.floor(gy)
     fx, fy = gx - ix, gy - iy
     fx, fy = fx * fx * (3.0 - 2.0 * fx), fy * fy * (3.0 - 2.0 * fy)
-    salt = syn._hash32(seed.astype(jnp.uint32) + jnp.uint32(0x68E31DA4))
+    salt = drawing.hash32(seed.astype(jnp.uint32) + jnp.uint32(0x68E31DA4))
 
     def lattice(dx, dy):
         # Lattice indices offset to stay positive for any canvas coordinate.
         cx = (ix + dx + 4096.0).astype(jnp.uint32)
         cy = (iy + dy + 4096.0).astype(jnp.uint32)
-        h = syn._hash32(cx * jnp.uint32(0x9E3779B1) ^ syn._hash32(cy ^ salt))
+        h = drawing.hash32(cx * jnp.uint32(0x9E3779B1) ^ drawing.hash32(cy ^ salt))
         return (h >> 8).astype(jnp.float32) * (2.0 / 2.0**24) - 1.0
 
     top = lattice(0, 0) + fx * (lattice(1, 0) - lattice(0, 0))
@@ -212,7 +213,7 @@ def _depth(idp: syn.IdentityParams, x: jax.Array, y: jax.Array):
     d = _HEAD_DEPTH * jnp.where(inside, cap, 0.0)
     ddx = jnp.where(inside, -2.0 * _HEAD_DEPTH * x / a**2, 0.0)
     ddy = jnp.where(inside, -2.0 * _HEAD_DEPTH * y / b**2, 0.0)
-    ny = y - (syn._EYE_Y + 0.6 * idp.nose_length)
+    ny = y - (drawing.EYE_Y + 0.6 * idp.nose_length)
     sx, sy = 0.06, 0.6 * idp.nose_length
     bump = _NOSE_DEPTH * jnp.exp(-0.5 * ((x / sx) ** 2 + (ny / sy) ** 2))
     return d + bump, ddx - bump * x / sx**2, ddy - bump * ny / sy**2
@@ -246,7 +247,7 @@ def _hair_layers(hid: HardIdentity, x, y, cover):
     length, volume = hid.hair_length, hid.hair_volume
     rx = idp.face_width * 1.12 + 0.03 + 0.10 * volume
     ry = idp.face_height * 1.08 + 0.04 * volume + 0.25 * length
-    sd = jnp.maximum(syn._sd_ellipse(x, y + 0.06 - 0.25 * length, rx, ry), y - (0.12 + 0.55 * length))
+    sd = jnp.maximum(drawing.sd_ellipse(x, y + 0.06 - 0.25 * length, rx, ry), y - (0.12 + 0.55 * length))
     return [(idp.hair_color * 0.92, cover(sd))]
 
 
@@ -257,11 +258,11 @@ def _glasses_layers(hid: HardIdentity, x, y, cover, fpx):
     es, ez = idp.eye_spacing, idp.eye_size
     rx = jnp.minimum(ez * hid.glasses_size, es - 0.03)  # the lenses never overlap at the midline
     ry = 0.75 * ez * hid.glasses_size
-    lens = syn._sd_ellipse(ax - es, y - syn._EYE_Y - 0.01, rx, ry)
+    lens = drawing.sd_ellipse(ax - es, y - drawing.EYE_Y - 0.01, rx, ry)
     ring = cover(jnp.abs(lens) - jnp.maximum(0.012, 0.5 * fpx))
-    bridge = cover(syn._sd_segment(ax, y, 0.0, syn._EYE_Y - 0.02, es - rx, syn._EYE_Y - 0.02, 0.010))
-    temple = cover(syn._sd_segment(ax, y, es + rx, syn._EYE_Y - 0.02, idp.face_width * 0.98,
-                                   syn._EYE_Y - 0.05, 0.009))
+    bridge = cover(drawing.sd_segment(ax, y, 0.0, drawing.EYE_Y - 0.02, es - rx, drawing.EYE_Y - 0.02, 0.010))
+    temple = cover(drawing.sd_segment(ax, y, es + rx, drawing.EYE_Y - 0.02, idp.face_width * 0.98,
+                                      drawing.EYE_Y - 0.05, 0.009))
     frame = jnp.maximum(ring, jnp.maximum(bridge, temple))
     return [(jnp.array([0.75, 0.85, 0.95]), hid.glasses * 0.15 * cover(lens)),  # lens tint
             (hid.glasses_color, hid.glasses * frame)]
@@ -282,8 +283,8 @@ def _background(idp: syn.IdentityParams, nz: HardNuisance, u, v) -> list[jax.Arr
 
 def _geometry(hid: HardIdentity, nz: HardNuisance, size: int):
     """Face coordinates ``x, y`` and camera-frame normals ``(nx, ny, nz)`` of every pixel, each ``[S, S]``."""
-    u, v = syn._canvas(size)
-    xr, yr = syn._undo_placement(u, v, nz.base)
+    u, v = drawing.canvas(size)
+    xr, yr = drawing.undo_placement(u, v, nz.base)
     x, y, normal = _unpose(hid.base, xr, yr, nz.yaw, nz.pitch)
     return x, y, *normal
 
@@ -292,18 +293,18 @@ def _draw_one(hid: HardIdentity, aus: jax.Array, nz: HardNuisance, geometry, siz
     """One hard face, float32 ``[S, S, 3]`` in [0, 1] before noise, given its ``_geometry``."""
     idp = hid.base
     x, y, nx, ny, nz_ = geometry
-    u, v = syn._canvas(size)
+    u, v = drawing.canvas(size)
     fpx = (2.0 / size) / nz.base.scale  # one pixel in face units (the warp changes it by < 30 %)
     cover = lambda sd: jnp.clip(0.5 - sd / fpx, 0.0, 1.0)  # noqa: E731
 
-    layers = _hair_layers(hid, x, y, cover) + syn._face_layers(idp, aus, x, y, fpx)
+    layers = _hair_layers(hid, x, y, cover) + drawing.face_layers(idp, aus / syn.AU_MAX, x, y, fpx)
     layers += _glasses_layers(hid, x, y, cover, fpx)
-    img = syn._composite(layers, _background(idp, nz, u, v), size)
+    img = drawing.composite(layers, _background(idp, nz, u, v), size)
 
     # Skin texture: fixed per identity, in face coordinates, on the head only.
     seed = hid.texture_seed
     texture = _value_noise(x, y, seed, 6.0) + 0.5 * _value_noise(x, y, seed + jnp.uint32(1), 14.0)
-    head = cover(syn._sd_ellipse(x, y, idp.face_width, idp.face_height))
+    head = cover(drawing.sd_ellipse(x, y, idp.face_width, idp.face_height))
     img = img * (1.0 + hid.texture_amount * head * texture / 1.5)[..., None]
 
     # Lambertian shading of the head's normals (flat, facing the camera, off the head).
@@ -319,7 +320,7 @@ def _geometry_batch(identity: HardIdentity, nuisance: HardNuisance, size: int):
 
 def _draw_batch(identity: HardIdentity, aus: jax.Array, nuisance: HardNuisance, geometry, size: int):
     img = jax.vmap(_draw_one, in_axes=(0, 0, 0, 0, None))(identity, aus, nuisance, geometry, size)
-    return syn._noise_and_quantize(img, nuisance.base, size)
+    return drawing.noise_and_quantize(img, nuisance.base, size)
 
 
 def render_batch(identity: HardIdentity, aus: jax.Array, nuisance: HardNuisance, size: int) -> jax.Array:

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flowjax import align, data, face_detectors
+from flowjax import align, face_detectors, identity_images
 
 TX, TY = align.LEFT_EYE_TEMPLATE
 # Half a pixel is the size of a pixel-convention bug; real errors are ~0.01 px.
@@ -487,7 +487,7 @@ def test_identities_are_listed_by_data_rules_and_each_aligned(tmp_path):
     write_photo(root / "bob" / "y.png", 92, 93, [((45.0, 40.0), 25.0, 0.1)])
     (root / "bob" / "notes.txt").write_text("not an image")
     sets = align.load_aligned_identities(root, size=32, detector=drawn_faces_detector())
-    assert list(sets) == list(data.identity_files(root)) == ["ann", "bob"]
+    assert list(sets) == list(identity_images.identity_files(root)) == ["ann", "bob"]
     assert [s.paths for s in sets.values()] == [(root / "ann" / "x.png",), (root / "bob" / "y.png",)]
     assert all(s.images.shape == (1, 32, 32, 3) for s in sets.values())
 

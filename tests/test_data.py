@@ -1,4 +1,5 @@
-"""Specification of flowjax.data: loading, conversion records and validation."""
+"""Specification of flowjax.data (loading, conversion records and validation) and of
+flowjax.identity_images, which groups the same loading by identity."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flowjax import data
+from flowjax import data, identity_images
 from flowjax.data import ImageDataError
 
 RNG = np.random.default_rng(0)
@@ -290,7 +291,7 @@ def test_identities_from_folder_layout_are_sorted_by_name(tmp_path):
     for identity in ["zoe", "adam"]:
         _save(tmp_path / identity / "1.png", _rgb())
         _save(tmp_path / identity / "2.png", _rgb())
-    sets = data.load_identities(tmp_path)
+    sets = identity_images.load_identities(tmp_path)
     assert list(sets) == ["adam", "zoe"]
     assert sets["zoe"].images.shape == (2, 4, 4, 3)
 
@@ -298,7 +299,7 @@ def test_identities_from_folder_layout_are_sorted_by_name(tmp_path):
 def test_identities_from_a_mapping_resolve_relative_to_base_dir(tmp_path):
     _save(tmp_path / "x" / "1.png", _rgb())
     _save(tmp_path / "y.png", _rgb())
-    sets = data.load_identities({"p2": "x", "p1": ["y.png", "x/1.png"]}, base_dir=tmp_path)
+    sets = identity_images.load_identities({"p2": "x", "p1": ["y.png", "x/1.png"]}, base_dir=tmp_path)
     assert list(sets) == ["p2", "p1"]
     assert [p.name for p in sets["p1"].paths] == ["y.png", "1.png"]
 
@@ -307,18 +308,18 @@ def test_empty_identity_folder_is_rejected_naming_it(tmp_path):
     _save(tmp_path / "adam" / "1.png", _rgb())
     (tmp_path / "eve").mkdir()
     with pytest.raises(ImageDataError, match=r"eve has no images"):
-        data.load_identities(tmp_path)
+        identity_images.load_identities(tmp_path)
 
 
 def test_image_outside_identity_folders_is_rejected(tmp_path):
     _save(tmp_path / "adam" / "1.png", _rgb())
     _save(tmp_path / "loose.png", _rgb())
     with pytest.raises(ImageDataError, match=r"loose\.png lies directly in the identity root"):
-        data.load_identities(tmp_path)
+        identity_images.load_identities(tmp_path)
 
 
 def test_identities_must_share_one_size(tmp_path):
     _save(tmp_path / "adam" / "1.png", _rgb(4, 4))
     _save(tmp_path / "eve" / "1.png", _rgb(8, 8))
     with pytest.raises(ImageDataError, match=r"identity 'eve' has images of size 8x8"):
-        data.load_identities(tmp_path)
+        identity_images.load_identities(tmp_path)

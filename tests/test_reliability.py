@@ -25,7 +25,7 @@ import pytest
 from configs import common as config_common
 from configs import transfer as transfer_config
 from experiments import transfer
-from flowjax import data, glow, models, run_dirs, runs, sweep, synthetic_files
+from flowjax import data, glow, identity_images, models, run_dirs, runs, sweep, synthetic_files
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = glow.Glow(image_size=16, n_levels=2, depth=2, width=8)
@@ -223,7 +223,7 @@ def test_broken_symlink_among_the_images_is_an_error_naming_it(tmp_path):
     with pytest.raises(data.ImageDataError,
                        match=r"id01/frown.png is a broken symbolic link \(it points to "
                              r".*moved/frown.png"):
-        data.load_identities(faces, size=16)
+        identity_images.load_identities(faces, size=16)
     with pytest.raises(data.ImageDataError, match="frown.png is a broken symbolic link"):
         transfer.main(_config(faces), str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
@@ -233,7 +233,7 @@ def test_broken_symlink_in_place_of_an_identity_folder_is_an_error_naming_it(tmp
     faces = _faces(tmp_path / "faces")
     (faces / "id03").symlink_to(tmp_path / "unmounted" / "id03")
     with pytest.raises(data.ImageDataError, match=r"faces/id03 is a broken symbolic link"):
-        data.load_identities(faces, size=16)
+        identity_images.load_identities(faces, size=16)
 
 
 def test_broken_symlink_in_a_training_folder_is_an_error_naming_it(tmp_path):
