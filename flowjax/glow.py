@@ -40,10 +40,8 @@ import jax.numpy as jnp
 from flowjax import micro_batches
 from flowjax import steps as steps_lib
 from flowjax.bijectors import CONSTANTS
+from flowjax.image_flow import Encoding, MultiScaleFlow, SplitPriors, TopPriorFn
 from flowjax.permutations import INVERSES, PERMUTATIONS
-from flowjax.image_flow import (  # noqa: F401  (glow's public names since before image_flow)
-    SPACES, Encoding, MultiScaleFlow, Shape, SplitPriors, TopPriorFn, latent_shapes,
-)
 from flowjax.priors import SplitPrior, TopPrior
 
 Array = jax.Array

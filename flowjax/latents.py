@@ -33,9 +33,9 @@ from typing import Any, NamedTuple
 import jax.numpy as jnp
 import numpy as np
 
-# The shapes are the model's geometry, so they live beside it (glow); re-exported
-# here because every latent computation starts from them.
-from flowjax.glow import Shape, latent_shapes  # noqa: F401
+# The shapes are the models' geometry, so they live beside it (image_flow);
+# re-exported here because every latent computation starts from them.
+from flowjax.image_flow import Shape, latent_shapes  # noqa: F401
 
 # An array (flat [..., D] or one level) or a list/tuple of per-level arrays.
 Latent = Any
