@@ -1,0 +1,20 @@
+"""tools.export_model: the metrics it records come from the training log as written."""
+
+from flowjax import training_log
+from tools import export_model
+
+
+def test_exported_metrics_are_each_splits_last_line_up_to_the_checkpoint_step(tmp_path):
+    writer = training_log.MetricWriter(tmp_path)
+    writer.write(100, "train", {"bits_per_dim": 3.0})
+    writer.write(100, "eval", {"bits_per_dim": 3.2})
+    writer.write(200, "train", {"bits_per_dim": 2.5})
+    writer.write(300, "train", {"bits_per_dim": 2.0})  # logged after the last checkpoint
+    writer.close()
+    last = export_model.last_metrics(tmp_path, up_to_step=200)
+    assert {split: (r["step"], r["bits_per_dim"]) for split, r in last.items()} == {
+        "train": (200, 2.5), "eval": (100, 3.2)}
+
+
+def test_a_workdir_without_a_training_log_has_no_metrics(tmp_path):
+    assert export_model.last_metrics(tmp_path, up_to_step=10) == {}
