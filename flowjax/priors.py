@@ -94,6 +94,9 @@ class TopPrior(nn.Module):
                                  "pass labels y of shape batch_shape")
             emb = ClassEmbedding(self.n_classes, 2 * c, name="y_emb")(y)
             h = h + emb[..., None, None, :]
+        elif y is not None:  # ignoring them would be a silent wrong result
+            raise ValueError("this Glow is not class-conditional (n_classes=0), so labels y "
+                             "would be ignored: pass y=None, or use a model with n_classes > 0")
         return h[..., :c], h[..., c:]
 
 

@@ -308,3 +308,18 @@ def test_model_config_round_trips_and_rejects_unknown_keys():
     assert glow.model_from_config(glow.model_config(model)) == model
     with pytest.raises(ValueError, match=r"unknown Glow config keys \['levels'\]"):
         glow.model_from_config({"levels": 3})
+
+
+def test_labels_are_required_by_a_conditional_glow_and_refused_by_an_unconditional_one():
+    x = _images(2, 16)
+    conditional = Glow(**TINY, n_classes=3)
+    variables = glow.init(conditional, jax.random.key(0), x, jnp.array([0, 1]))
+    with pytest.raises(ValueError, match=r"class-conditional \(n_classes=3\): pass labels y"):
+        glow.encode(conditional, variables, x)
+    plain = Glow(**TINY)
+    variables = glow.init(plain, jax.random.key(0), x)
+    with pytest.raises(ValueError, match=r"not class-conditional \(n_classes=0\).*pass y=None"):
+        glow.encode(plain, variables, x, None, jnp.array([0, 1]))
+    eps = glow.encode(plain, variables, x).eps
+    with pytest.raises(ValueError, match=r"not class-conditional"):
+        glow.decode(plain, variables, eps, jnp.array([0, 1]))
