@@ -4,10 +4,10 @@ Why: at level 0 a Glow's conditioner writes and reads back hidden activations
 of ``(S/2)^2 x width`` floats per image (2 MiB at 64x64, width 512). While a
 batch's worth of them stays in the CPU's last-level cache (32 MiB on the
 project's machine), the convs feed from cache; a larger batch streams them
-through memory. Measured on that machine (64x64, width 512, encode, same
-process): 38-42 img/s at batch 32 in one piece, 47-52 img/s as eight pieces
-of 4 in one compiled loop; at 256x256 one image's activations already exceed
-the cache and pieces did not help (``docs/benchmarks.md``). A GPU takes the
+through memory. Measured on that machine (64x64, width 512, batch 32,
+``tools/benchmark --pieces``, ``docs/benchmarks.md``): 77% of the matmul peak
+for the uncut batch, 89% in pieces of 4, 79% in pieces of 8; at 256x256 one
+image's activations already exceed the cache and pieces did not help. A GPU takes the
 whole batch in one launch, so nothing is split there.
 
 Every Glow computation outside data-dependent init is per image, so the pieces
@@ -26,7 +26,7 @@ import jax.numpy as jnp
 
 # The level-0 activation one piece may hold: a quarter of the measured machine's
 # 32 MiB last-level cache (the conditioner keeps several such tensors live).
-# Chosen by measurement: pieces of 4 (8 MiB) beat 8 (16 MiB) and whole batches.
+# Chosen by measurement: pieces of 4 (8 MiB) beat 1, 2, 8, 16 and whole batches.
 PIECE_BYTES = 8 * 2**20
 
 
