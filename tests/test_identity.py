@@ -1,4 +1,5 @@
-"""Specification of flowjax.evaluation.identity (FaceNet identity embeddings).
+"""Specification of flowjax.evaluation.identity (FaceNet identity embeddings)
+and flowjax.evaluation.facenet_weights (the network and its checked weights).
 
 All networks here are randomly initialised (no download); a few images only,
 since InceptionResnetV1 takes ~0.1 s per 160x160 image on a CPU.
@@ -6,6 +7,7 @@ since InceptionResnetV1 takes ~0.1 s per 160x160 image on a CPU.
 
 import hashlib
 import json
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -15,7 +17,7 @@ import pytest
 import torch
 from PIL import Image
 
-from flowjax.evaluation import identity
+from flowjax.evaluation import facenet_weights, identity
 from flowjax.evaluation.identity import FaceEmbedder, FixedCrop
 
 
@@ -238,7 +240,7 @@ def test_checksum_mismatch_names_file_expected_and_actual(tmp_path):
         FaceEmbedder("vggface2", path, crop="fixed", device="cpu")
     message = str(info.value)
     assert str(path) in message
-    assert identity.PRETRAINED["vggface2"].sha256 in message
+    assert facenet_weights.PRETRAINED["vggface2"].sha256 in message
     assert _sha256(path) in message
 
 
@@ -249,30 +251,51 @@ def test_missing_weights_file_says_where_to_put_which_file_from_where(tmp_path):
     message = str(info.value)
     assert str(path) in message
     assert "20180408-102900-casia-webface.pt" in message
-    assert identity.PRETRAINED["casia-webface"].url in message
+    assert facenet_weights.PRETRAINED["casia-webface"].url in message
 
 
 def test_without_weights_path_the_facenet_cache_is_used(tmp_path, monkeypatch):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     expected = tmp_path / "checkpoints" / "20180402-114759-vggface2.pt"
-    assert identity.default_weights_path("vggface2") == expected
+    assert facenet_weights.default_weights_path("vggface2") == expected
     with pytest.raises(FileNotFoundError, match=str(expected)):
         FaceEmbedder(crop="fixed", device="cpu", download=False)
 
 
 def test_weights_without_known_checksum_record_their_actual_sha256(tmp_path, random_state_dict):
-    assert identity.PRETRAINED["casia-webface"].sha256 is None
+    assert facenet_weights.PRETRAINED["casia-webface"].sha256 is None
     path = tmp_path / "casia.pt"
     torch.save(random_state_dict, path)  # no logits layer: accepted
-    _, w = identity.load_weights_file(path, "casia-webface")
+    _, w = facenet_weights.load_weights_file(path, "casia-webface")
     assert (w.sha256, w.expected_sha256, w.verified) == (_sha256(path), None, False)
+
+
+class _TouchesAFileWhenUnpickled:
+    """A pickle payload with a visible side effect: unpickling it creates ``marker``."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def test_weights_file_is_loaded_without_unpickling_arbitrary_objects(tmp_path):
+    # torch.load(weights_only=True) must refuse the payload before running it,
+    # even when the caller vouches for the file's checksum.
+    marker = tmp_path / "unpickled"
+    path = tmp_path / "w.pt"
+    torch.save({"payload": _TouchesAFileWhenUnpickled(marker)}, path)
+    with pytest.raises(ValueError, match=r"could not be loaded as a torch state dict"):
+        facenet_weights.load_weights_file(path, "vggface2", expected_sha256=_sha256(path))
+    assert not marker.exists(), "loading the weights file executed pickled code"
 
 
 def test_logits_layer_of_the_other_variant_is_rejected(tmp_path):
     path = tmp_path / "casia.pt"
     torch.save({"logits.weight": torch.zeros(10575, 512)}, path)
     with pytest.raises(ValueError, match=r"\(10575, 512\).*vggface2 weights classify 8631"):
-        identity.load_weights_file(path, "vggface2", expected_sha256=_sha256(path))
+        facenet_weights.load_weights_file(path, "vggface2", expected_sha256=_sha256(path))
 
 
 def test_state_dict_with_wrong_keys_names_them(tmp_path, random_state_dict):
