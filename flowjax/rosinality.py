@@ -58,13 +58,12 @@ import jax
 import jax.numpy as jnp
 
 from flowjax.bijectors import (
-    CONSTANTS, _num_positions, additive_coupling, affine_coupling, per_image_logdet,
-    split_channels,
+    _num_positions, additive_coupling, affine_coupling, per_image_logdet, split_channels,
 )
 from flowjax.composition import Chain
 from flowjax.layers import LOGSCALE_FACTOR, conv1x1, edge_bias, get_precision, zero_conv
 from flowjax.permutations import (
-    InvConv, channel_mix, lu_inverse_weight, lu_weight, random_orthogonal, stored_inverse,
+    InvConv, InvConvLU, channel_mix, lu_inverse_weight, lu_weight, stored_inverse,
 )
 from flowjax import steps as steps_lib
 from flowjax.glow import FlowStep, scan_steps
@@ -168,40 +167,18 @@ class ScaleActNorm(nn.Module):
         return shape
 
 
-class InvConvLUColumns(nn.Module):
+class InvConvLUColumns(InvConvLU):
     """rosinality's LU 1x1 conv, column convention ``y = W x`` (``x @ W^T``).
 
     ``W = P (L*strict_lower + I) (U*strict_upper + diag(sign_S exp(log_S)))``
     (:func:`~flowjax.permutations.lu_weight`; entries outside the masks are
     ignored, as rosinality's masks ignore them); logdet = H W sum(log_S).
-    The inverse uses W^-1 computed once in float64. Trainable ``L``, ``U``,
-    ``log_S``; ``P`` and ``sign_S`` in the ``"constants"`` collection
-    (PyTorch buffers ``w_p``, ``s_sign``).
+    The inverse uses W^-1 computed once in float64. Its parameters are
+    :class:`~flowjax.permutations.InvConvLU`'s (``params``, the same
+    initialisation): trainable ``L``, ``U``, ``log_S``; ``P`` and ``sign_S``
+    in the ``"constants"`` collection (PyTorch buffers ``w_p``, ``s_sign``).
+    Only the side ``W`` multiplies from differs.
     """
-
-    precision: str = "highest"
-
-    @nn.compact
-    def params(self, x: Array) -> tuple[Array, ...]:
-        c = x.shape[-1]
-        drawn: dict[str, Array] = {}
-
-        def init(name):
-            def initializer(key=None, *_):
-                if not drawn:  # all five from one decomposition (first key drawn)
-                    p, l, u = jax.scipy.linalg.lu(random_orthogonal(key, c))
-                    s = jnp.diag(u)
-                    drawn.update(P=p, L=l, U=jnp.triu(u, 1), sign_S=jnp.sign(s),
-                                 log_S=jnp.log(jnp.abs(s)))
-                return drawn[name]
-            return initializer
-
-        l = self.param("L", init("L"))
-        u = self.param("U", init("U"))
-        log_s = self.param("log_S", init("log_S"))
-        p = self.variable(CONSTANTS, "P", init("P")).value
-        sign_s = self.variable(CONSTANTS, "sign_S", init("sign_S")).value
-        return p, l, u, sign_s, log_s
 
     def forward(self, x: Array) -> tuple[Array, Array]:
         p, l, u, sign_s, log_s = self.params(x)
@@ -215,12 +192,6 @@ class InvConvLUColumns(nn.Module):
         w_inv = stored_inverse(self, lambda: lu_inverse_weight(p, l, u, sign_s, log_s))
         x = channel_mix(y, w_inv.T, get_precision(self.precision))
         return x, per_image_logdet(-_num_positions(y) * jnp.sum(log_s), y)
-
-    def output_shape(self, shape: Shape) -> Shape:
-        return shape
-
-    def input_shape(self, shape: Shape) -> Shape:
-        return shape
 
 
 class OnesPaddedZeroConv(nn.Module):
