@@ -2,12 +2,12 @@
 
 Kept short on purpose: parse flags, start multi-host JAX when
 ``config.distributed`` is set, turn on the persistent compilation cache
-(``flowjax.runtime``), log the devices, dispatch to
+(``flowjax.runs.runtime``), log the devices, dispatch to
 ``experiments/<config.experiment>.py``'s ``main(config, workdir)``.
 
 Expected errors (bad input, bad config, missing weights...) are printed as one
 line with exit status 1; ``--verbosity=1`` or ``FLOWJAX_TRACEBACK=1`` adds the
-traceback (``flowjax.runtime``).
+traceback (``flowjax.runs.runtime``).
 """
 
 import datetime
@@ -21,7 +21,7 @@ import jax
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from flowjax import runtime
+from flowjax.runs import runtime
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Path to a config file (ml_collections).")
 _WORKDIR = flags.DEFINE_string(

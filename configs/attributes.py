@@ -38,7 +38,7 @@ reconstruction and positive alphas add the attribute.
 import ml_collections
 from ml_collections import config_dict
 
-from flowjax.runtime import config_module
+from flowjax.runs.runtime import config_module
 
 common = config_module("common", __file__)
 
@@ -51,7 +51,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.attribute = "attribute"  # its name: output folder, and the row of a vector file
     config.vectors = config_dict.placeholder(str)  # .npy; None: compute from positive/negative
     config.demo_edits = False  # OpenAI's demo edits of z_manipulate.npy
-    config.vector_scale = 1.0  # OpenAI's demo used 1.6 (flowjax.latents.OPENAI_VECTOR_SCALE)
+    config.vector_scale = 1.0  # OpenAI's demo used 1.6 (flowjax.transfer.latents.OPENAI_VECTOR_SCALE)
     config.alphas = (-1.0, -0.5, 0.0, 0.5, 1.0)
     config.strips = True
     # Each a folder, an image file or a glob; relative to data.base_dir when set.

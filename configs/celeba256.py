@@ -16,7 +16,7 @@ the parameter count, latent shapes and offsets, and FLOPs per image.
 
 import ml_collections
 
-from flowjax.runtime import config_module
+from flowjax.runs.runtime import config_module
 
 common = config_module("common", __file__)
 

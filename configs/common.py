@@ -1,10 +1,10 @@
 """What the configs share: one variant parser, the model defaults, the fields of the
 experiments that read images with a model.
 
-Configs load this file and one another with ``flowjax.runtime.config_module``
+Configs load this file and one another with ``flowjax.runs.runtime.config_module``
 (by file, so a config works however it is started)::
 
-    from flowjax.runtime import config_module
+    from flowjax.runs.runtime import config_module
     common = config_module("common", __file__)
 
 * :func:`parse_variants` -- ``:a,b`` applies variants in order; :func:`one_variant`
@@ -25,7 +25,7 @@ import ml_collections
 from ml_collections import config_dict
 
 from flowjax import models
-from flowjax.runtime import config_module
+from flowjax.runs.runtime import config_module
 
 _HERE = os.path.dirname(os.path.abspath(__file__))
 DEMO_CHECKPOINT = os.path.normpath(os.path.join(_HERE, "..", "weights", "demo", "glow"))
@@ -71,7 +71,7 @@ def base_config() -> ml_collections.ConfigDict:
     config.chunk_size = 8
     config.overwrite = False
     config.progress = config_dict.placeholder(bool)  # None: a bar on long runs
-    # Align unaligned photos on the way in (flowjax.align; docs/configs.md).
+    # Align unaligned photos on the way in (flowjax.faces.align; docs/configs.md).
     config.align = False
     config.align_multiple_faces = "largest"  # or "most_confident", "error"
     config.align_detector = "mtcnn"  # "mtcnn", "dlib" (OpenAI's demo; .[faces]) or "module:factory"

@@ -68,7 +68,7 @@ import sys
 import ml_collections
 from ml_collections import config_dict
 
-from flowjax.runtime import config_module
+from flowjax.runs.runtime import config_module
 
 VARIANTS = {
     "study": {"identity.backend": "precomputed", "action_units.backend": "precomputed",

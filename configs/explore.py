@@ -3,7 +3,7 @@
 Serves http://127.0.0.1:8050/ (loopback only unless ``--config.allow_remote``)
 with a checkpoint loaded (default: the shipped demo Glow, ``weights/demo/glow``,
 64x64 faces): upload a photo (``align`` detects and aligns it with
-``flowjax.align``; otherwise it must be an aligned face of the model's size),
+``flowjax.faces.align``; otherwise it must be an aligned face of the model's size),
 move it along attribute directions, transfer an expression of the source
 identity onto a target with an alpha slider, mix two faces. Each edit is one
 jitted decode; every PNG served or saved carries flowjax's provenance labels.
@@ -36,7 +36,7 @@ Fields: docs/configs.md.
 import ml_collections
 from ml_collections import config_dict
 
-from flowjax.runtime import config_module
+from flowjax.runs.runtime import config_module
 
 common = config_module("common", __file__)
 

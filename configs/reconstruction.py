@@ -25,7 +25,7 @@ Expected (``:smoke``, ~10-20 s): 9 images, all exact at 5 bits
 import ml_collections
 from ml_collections import config_dict
 
-from flowjax.runtime import config_module
+from flowjax.runs.runtime import config_module
 
 common = config_module("common", __file__)
 

@@ -14,7 +14,7 @@ Commands::
     python run.py --config=configs/synthetic_benchmark.py --workdir=runs/synthetic-benchmark
     # seconds: a tiny random-init Glow, 5 methods, 3 alphas (tests the plumbing only)
     python run.py --config=configs/synthetic_benchmark.py:smoke --workdir=/tmp/sb-smoke
-    # the hard synthetic setting (flowjax.synthetic_hard): needs a Glow and
+    # the hard synthetic setting (flowjax.synthetic.hard): needs a Glow and
     # scorers trained on it in weights/demo/hard/{glow,scorers}
     python run.py --config=configs/synthetic_benchmark.py:hard --workdir=runs/synthetic-benchmark-hard
 
@@ -51,13 +51,13 @@ import os
 import ml_collections
 from ml_collections import config_dict
 
-from flowjax.runtime import config_module
+from flowjax.runs.runtime import config_module
 
 common = config_module("common", __file__)
 
 
 def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
-    from flowjax.latents import alpha_grid
+    from flowjax.transfer.latents import alpha_grid
 
     demo = config_module("transfer", __file__).get_config()
     config = ml_collections.ConfigDict()

@@ -2,7 +2,7 @@
 
 Variants (``--config=configs/train.py:<variant>``):
   tiny       16x16, 2 levels, depth 2, width 16, batch 8, 50 steps, on 288
-             generated images (``flowjax.training_data.generated_images``): a
+             generated images (``flowjax.training.datasets.generated_images``): a
              CPU smoke run (1 s of training after ~35 s of compilation). It uses
              the ``shuffle`` permutation, whose indices live in the "constants"
              collection, so the smoke run covers that path (``invconv`` trains
@@ -49,7 +49,7 @@ training: docs/configs.md.
 import ml_collections
 from ml_collections import config_dict
 
-from flowjax.runtime import config_module
+from flowjax.runs.runtime import config_module
 
 common = config_module("common", __file__)
 
@@ -74,7 +74,7 @@ def _base() -> ml_collections.ConfigDict:
     config.num_steps = 100_000
     config.optimizer = ml_collections.ConfigDict(dict(
         name="openai_adamax", learning_rate=1e-3, warmup_steps=200, b1=0.9, b2=0.95, eps=1e-8,
-        grad_clip_norm=0.0))  # flowjax.optimizers.OptimizerSpec; names: OPTIMIZERS
+        grad_clip_norm=0.0))  # flowjax.training.optimizers.OptimizerSpec; names: OPTIMIZERS
     config.log_every = 50
     config.eval_every = 2_000
     config.checkpoint = ml_collections.ConfigDict(dict(every=1_000, keep=3, keep_every=0,

@@ -53,7 +53,7 @@ clean: AUC 0.69 for that kind alone). 600 steps gave AUC 0.871.
 import ml_collections
 from ml_collections import config_dict
 
-from flowjax.runtime import config_module
+from flowjax.runs.runtime import config_module
 
 common = config_module("common", __file__)
 

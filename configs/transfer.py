@@ -1,8 +1,8 @@
 """Expression transfer with Glow (Valenzuela et al., CVPRW 2021).
 
 The source identity's images are the expressions; each is moved onto every
-target identity's mean face for every alpha (``flowjax.latents.transfer``), all
-decoded in one compiled, chunked sweep (``flowjax.sweep``).
+target identity's mean face for every alpha (``flowjax.transfer.latents.transfer``), all
+decoded in one compiled, chunked sweep (``flowjax.transfer.sweep``).
 
 Commands::
 
@@ -72,7 +72,7 @@ docs/configs.md.
 import ml_collections
 from ml_collections import config_dict
 
-from flowjax.runtime import config_module
+from flowjax.runs.runtime import config_module
 
 common = config_module("common", __file__)
 
@@ -89,7 +89,7 @@ VARIANTS = {
 
 def _alphas(spec):
     if spec and spec[0] == "grid":
-        from flowjax.latents import alpha_grid
+        from flowjax.transfer.latents import alpha_grid
 
         return alpha_grid(*spec[1:])
     return tuple(spec)

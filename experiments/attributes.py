@@ -1,7 +1,7 @@
 """Attribute manipulation: ``main(config, workdir)``; see configs/attributes.py.
 
 Every image of ``config.data.images`` is encoded, moved along the attribute
-direction for every alpha (``flowjax.latents.manipulate``) and decoded in one
+direction for every alpha (``flowjax.transfer.latents.manipulate``) and decoded in one
 compiled sweep. Run directory::
 
     attributes/<attribute>/<image>/<alpha>/<image>_<alpha>.png
@@ -25,8 +25,11 @@ from typing import Any
 import numpy as np
 from absl import logging
 
-from flowjax import data, latents, names, openai_attributes, runs, sweep
+from flowjax import runs
 from flowjax import io as fio
+from flowjax.faces import openai_attributes
+from flowjax.runs import names
+from flowjax.transfer import latents, sweep
 
 
 def load_vector(path: str, attribute: str, expected_dim: int, space: str,
@@ -34,7 +37,7 @@ def load_vector(path: str, attribute: str, expected_dim: int, space: str,
     """The flat direction ``[D]`` named ``attribute`` in a ``.npy`` file, and a record.
 
     ``[40, D]`` files are OpenAI's ``z_manipulate.npy`` layout, read by
-    :mod:`flowjax.openai_attributes` (rows by CelebA name; ``demo_edits``
+    :mod:`flowjax.faces.openai_attributes` (rows by CelebA name; ``demo_edits``
     applies the demo's renames and scalings); their vectors live in eps space.
     ``[D]`` or ``[1, D]`` files are one direction, as this experiment saves
     them; a ``.json`` beside it, when present, must name the same space.
@@ -81,7 +84,7 @@ def load_vector(path: str, attribute: str, expected_dim: int, space: str,
     return vector.astype(np.float32), record
 
 
-def _load(config: Any, base_dir: Any, size: int, what: str) -> data.ImageSet:
+def _load(config: Any, base_dir: Any, size: int, what: str) -> fio.ImageSet:
     value = config.data[what]
     if not value:
         raise ValueError(f"config.data.{what} is not set; give a folder, an image or a glob")

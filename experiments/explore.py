@@ -1,5 +1,5 @@
 """The live editor: ``main(config, workdir)`` loads the model and faces, then serves
-``flowjax.explore``'s Flask app until interrupted; see configs/explore.py.
+``flowjax.app.explore``'s Flask app until interrupted; see configs/explore.py.
 
 :func:`build_editor` does everything but serving (tests use it with their own
 server thread).
@@ -15,7 +15,11 @@ from typing import Any
 import numpy as np
 from absl import logging
 
-from flowjax import align, data, explore, face_detectors, names, runs, synthetic_files
+from flowjax import runs, synthetic
+from flowjax import io as fio
+from flowjax.app import explore
+from flowjax.faces import align, detectors
+from flowjax.runs import names
 
 
 def _faces_root(config: Any, tmp: str, size: int) -> tuple[Any, dict[str, Any] | None]:
@@ -26,7 +30,7 @@ def _faces_root(config: Any, tmp: str, size: int) -> tuple[Any, dict[str, Any] |
     study = config.data.synthetic
     if study.enabled and not config.data.identities:
         root = Path(tmp) / "faces"
-        truth = synthetic_files.write_synthetic_study(
+        truth = synthetic.write_synthetic_study(
             root, study.seed, study.n_identities, study.photos_per_identity, study.n_expressions,
             size, study.nuisance_strength, study.get("setting", "easy"))
         return root, truth
@@ -36,7 +40,7 @@ def _faces_root(config: Any, tmp: str, size: int) -> tuple[Any, dict[str, Any] |
     return config.data.identities, None
 
 
-def _expressions(config: Any, source_set: data.ImageSet, truth: dict | None) -> dict[str, int]:
+def _expressions(config: Any, source_set: fio.ImageSet, truth: dict | None) -> dict[str, int]:
     stems = {Path(p).stem: i for i, p in enumerate(source_set.paths)}
     wanted = list(config.expressions) or (truth["expressions"] if truth else list(stems))
     missing = [e for e in wanted if e not in stems]
@@ -64,7 +68,7 @@ class _LazyAligner:
     default (MTCNN) imports torch, seconds that a session without alignment never pays."""
 
     def __init__(self, config: Any, size: int) -> None:
-        face_detectors.parse_detector_spec(config.align_detector, "config.align_detector")
+        detectors.parse_detector_spec(config.align_detector, "config.align_detector")
         self.spec, self.size, self.multiple_faces = (config.align_detector, size,
                                                      config.align_multiple_faces)
         self.detector = None
@@ -72,7 +76,7 @@ class _LazyAligner:
     def __call__(self, image: np.ndarray) -> np.ndarray:
         if self.detector is None:
             try:
-                self.detector = face_detectors.detector_from_spec(self.spec,
+                self.detector = detectors.detector_from_spec(self.spec,
                                                                   "config.align_detector")
             except (ImportError, RuntimeError) as error:
                 raise ValueError(f"alignment is not available on this server: the face "

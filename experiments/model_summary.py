@@ -16,7 +16,9 @@ import os
 from absl import app, flags
 from ml_collections import config_flags
 
-from flowjax import glow, latents, model_stats, models
+from flowjax import models
+from flowjax.models import glow, model_stats
+from flowjax.transfer import latents
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
 _JSON = flags.DEFINE_string("json", None, "Also write the summary as JSON to this file.")

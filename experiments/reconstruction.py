@@ -28,7 +28,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from flowjax import latents, names, runs, sweep
+from flowjax import runs
+from flowjax.runs import names
+from flowjax.transfer import latents, sweep
 
 
 def psnr(a: np.ndarray, b: np.ndarray, peak: float = 255.0) -> float:

@@ -12,7 +12,7 @@ Units), every transfer method of ``config.methods`` is run in every space of
   have no pixel form: their pixel rows are skipped (the summary says so);
   ``subspace`` in pixels is PCA of the actor's photos' pixels.
 
-Methods (``flowjax.latents.METHODS``): the thesis' ``linear``, ``half``,
+Methods (``flowjax.transfer.latents.METHODS``): the thesis' ``linear``, ``half``,
 ``variance``, ``std_rescale``, and two that carry only part of the expression
 displacement ``s - m_s`` (``m_t + alpha * W (s - m_s)``): ``fine``/``top``/
 ``levels`` (per-level weights: only the finer levels, only the top, or
@@ -47,12 +47,14 @@ them). Outputs under the workdir::
     figures/benchmark.png            AU error and identity distances against alpha
     examples/<expression>.png        first test target: none | each space at the held-out alpha | oracle
     manifest.json                    config, model, scorers, timings
+
+Longer than 400 lines because one benchmark run renders its study, sweeps every method
+in three spaces, scores and draws them; its tables are in
+experiments/synthetic_benchmark_tables.py.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import functools
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -62,69 +64,21 @@ from absl import logging
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from flowjax import latents, names, runs, sweep, synthetic_data
+from flowjax import runs, synthetic
 from flowjax import io as fio
 from flowjax.evaluation import figures, ground_truth, synthetic_scorers
-from flowjax.errors import NonFiniteError
 from flowjax.evaluation.ground_truth import Scores
+from flowjax.models.errors import NonFiniteError
+from flowjax.runs import names
+from flowjax.transfer import latents, sweep
 
 # The tables live beside the experiment (one responsibility each); re-exported here.
 from experiments.synthetic_benchmark_tables import (  # noqa: F401  (public API)
-    BASELINE, CAPPED, FREE, best_alpha_table, best_line, chosen_alpha_table, curves_table,
+    BASELINE, CAPPED, FREE, Benchmark, best_alpha_table, best_line, chosen_alpha_table, curves_table,
     held_out_table, in_sample_table, paired_table, score_header, scores_table, space_table)
 
 SPACES = ("eps", "z", "pixel")
 REFERENCES = ("none", "oracle")
-
-
-@dataclasses.dataclass(frozen=True)
-class Benchmark:
-    """Scores and images of every row: ``transfers[(space, method)]`` are
-    ``[E, T, A]`` scores, ``references[name]`` ``[E, T]``, over every target;
-    ``validation[t]`` marks the validation targets (the rest are the test targets)."""
-
-    alphas: tuple[float, ...]
-    expressions: tuple[str, ...]
-    targets: tuple[str, ...]
-    transfers: dict[tuple[str, str], Scores]
-    references: dict[str, Scores]
-    transfer_images: dict[tuple[str, str], np.ndarray]
-    reference_images: dict[str, np.ndarray]
-    validation: np.ndarray
-    identity_cap: float | None = None  # absolute d(target), from identity_slack
-    identity_slack: float | None = None
-    skipped: tuple[tuple[str, str], ...] = ()
-    # Rows whose sweep decoded non-finite images (NonFiniteError): (space, method) ->
-    # (non-finite grid points, all grid points). They have no scores.
-    diverged: dict[tuple[str, str], tuple[int, int]] = dataclasses.field(default_factory=dict)
-
-    @property
-    def test_targets(self) -> tuple[str, ...]:
-        return tuple(t for t, v in zip(self.targets, self.validation) if not v)
-
-    @functools.cached_property
-    def held_out(self) -> dict[str, dict[tuple[str, str], ground_truth.HeldOut]]:
-        """``{CAPPED | FREE: {(space, method): HeldOut}}``: alphas chosen on the
-        validation targets with / without the identity cap, test targets' scores."""
-        return {name: {key: ground_truth.held_out(scores, self.alphas, self.validation, cap)
-                       for key, scores in self.transfers.items()}
-                for name, cap in ((CAPPED, self.identity_cap), (FREE, None))}
-
-    @functools.cached_property
-    def test_references(self) -> dict[str, Scores]:
-        return {name: s.targets(~self.validation) for name, s in self.references.items()}
-
-    @functools.cached_property
-    def summaries(self) -> list[tuple[str, str, ground_truth.Summary, Any]]:
-        """In-sample (space, method, summary, per-pair best) rows on the test targets:
-        none, the transfers, oracle (each pair at the best alpha of its own scores)."""
-        test = ~self.validation
-        rows = [("none", "-", *ground_truth.summarize(self.test_references["none"]))]
-        for (space, method), scores in self.transfers.items():
-            rows.append((space, method, *ground_truth.summarize(scores.targets(test),
-                                                                self.alphas)))
-        rows.append(("oracle", "-", *ground_truth.summarize(self.test_references["oracle"])))
-        return rows
 
 
 def _check(methods: Sequence[str], spaces: Sequence[str], alphas: Sequence[float],
@@ -143,7 +97,7 @@ def _check(methods: Sequence[str], spaces: Sequence[str], alphas: Sequence[float
     names.alpha_labels(alphas)
 
 
-def run_benchmark(model: Any, variables: Any, study: synthetic_data.Study, au_scorer: Any,
+def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer: Any,
                   embedder: Any, *, alphas: Sequence[float],
                   methods: Sequence[str] = latents.TRANSFER_METHODS,
                   spaces: Sequence[str] = SPACES, var_eps: float = latents.DEFAULT_VARIANCE_EPS,
@@ -244,7 +198,7 @@ def run_benchmark(model: Any, variables: Any, study: synthetic_data.Study, au_sc
         skipped=tuple(skipped), diverged=diverged)
 
 
-def _operands(encoding: Any, space: str, study: synthetic_data.Study, target_ids: np.ndarray
+def _operands(encoding: Any, space: str, study: synthetic.Study, target_ids: np.ndarray
               ) -> tuple[np.ndarray, latents.IdentityStats, latents.IdentityStats, np.ndarray]:
     """``transfer_sweep``'s sources ``[E, D]``, per-source stats (the actor's, repeated)
     and per-target stats ``[T, D]``, from the encoding's rows (targets, source photos,
@@ -399,7 +353,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
     with exp.timed("load"):
         study_config = config.study
         # Twice the targets in one draw: the first half validate, the second half test.
-        study = synthetic_data.make_study(study_config.seed, 2 * study_config.n_identities,
+        study = synthetic.make_study(study_config.seed, 2 * study_config.n_identities,
                                           study_config.photos_per_identity, study_config.n_expressions,
                                           exp.geometry.image_size, study_config.nuisance_strength,
                                           shared_source=True, setting=study_config.setting)

@@ -1,6 +1,6 @@
-"""The tables of the synthetic ground-truth benchmark (experiments/synthetic_benchmark.py).
+"""The results of the synthetic ground-truth benchmark (experiments/synthetic_benchmark.py) and their tables.
 
-Every table reads a :class:`~experiments.synthetic_benchmark.Benchmark`; the score
+Every table reads a :class:`Benchmark` (the experiment builds it); the score
 columns come from :class:`flowjax.evaluation.ground_truth.Scores`' fields, so a field
 added there appears in every table without a change here.
 """
@@ -8,15 +8,13 @@ added there appears in every table without a change here.
 from __future__ import annotations
 
 import dataclasses
-from typing import TYPE_CHECKING
+import functools
+from typing import Any
 
 import numpy as np
 
 from flowjax.evaluation import ground_truth, tables
 from flowjax.evaluation.ground_truth import Scores
-
-if TYPE_CHECKING:
-    from experiments.synthetic_benchmark import Benchmark
 
 BASELINE = ("eps", "half")  # the thesis' best published setting: every row is paired with it
 CAPPED, FREE = "capped", "unconstrained"
@@ -25,6 +23,56 @@ CAPPED, FREE = "capped", "unconstrained"
 # shown by its own name, so every table picks it up unchanged.
 SCORE_LABELS = {"au_error": "AU error", "to_target": "d(target)", "to_source": "d(source)",
                 "oracle_rmse": "RMSE to oracle"}
+
+
+@dataclasses.dataclass(frozen=True)
+class Benchmark:
+    """Scores and images of every row: ``transfers[(space, method)]`` are
+    ``[E, T, A]`` scores, ``references[name]`` ``[E, T]``, over every target;
+    ``validation[t]`` marks the validation targets (the rest are the test targets)."""
+
+    alphas: tuple[float, ...]
+    expressions: tuple[str, ...]
+    targets: tuple[str, ...]
+    transfers: dict[tuple[str, str], Scores]
+    references: dict[str, Scores]
+    transfer_images: dict[tuple[str, str], np.ndarray]
+    reference_images: dict[str, np.ndarray]
+    validation: np.ndarray
+    identity_cap: float | None = None  # absolute d(target), from identity_slack
+    identity_slack: float | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
+    # Rows whose sweep decoded non-finite images (NonFiniteError): (space, method) ->
+    # (non-finite grid points, all grid points). They have no scores.
+    diverged: dict[tuple[str, str], tuple[int, int]] = dataclasses.field(default_factory=dict)
+
+    @property
+    def test_targets(self) -> tuple[str, ...]:
+        return tuple(t for t, v in zip(self.targets, self.validation) if not v)
+
+    @functools.cached_property
+    def held_out(self) -> dict[str, dict[tuple[str, str], ground_truth.HeldOut]]:
+        """``{CAPPED | FREE: {(space, method): HeldOut}}``: alphas chosen on the
+        validation targets with / without the identity cap, test targets' scores."""
+        return {name: {key: ground_truth.held_out(scores, self.alphas, self.validation, cap)
+                       for key, scores in self.transfers.items()}
+                for name, cap in ((CAPPED, self.identity_cap), (FREE, None))}
+
+    @functools.cached_property
+    def test_references(self) -> dict[str, Scores]:
+        return {name: s.targets(~self.validation) for name, s in self.references.items()}
+
+    @functools.cached_property
+    def summaries(self) -> list[tuple[str, str, ground_truth.Summary, Any]]:
+        """In-sample (space, method, summary, per-pair best) rows on the test targets:
+        none, the transfers, oracle (each pair at the best alpha of its own scores)."""
+        test = ~self.validation
+        rows = [("none", "-", *ground_truth.summarize(self.test_references["none"]))]
+        for (space, method), scores in self.transfers.items():
+            rows.append((space, method, *ground_truth.summarize(scores.targets(test),
+                                                                self.alphas)))
+        rows.append(("oracle", "-", *ground_truth.summarize(self.test_references["oracle"])))
+        return rows
 
 
 def score_header() -> tuple[str, ...]:

@@ -1,4 +1,4 @@
-"""Train (or resume) a Glow: ``main(config, workdir)``; the loop is ``flowjax.train.train``.
+"""Train (or resume) a Glow: ``main(config, workdir)``; the loop is ``flowjax.training.train.train``.
 
 Single host (every local device; the batch is split over them)::
 
@@ -33,7 +33,7 @@ from typing import Any
 import jax
 from absl import logging
 
-from flowjax import train as train_lib
+from flowjax.training import train as train_lib
 
 
 def main(config: Any, workdir: str) -> dict[str, Any]:

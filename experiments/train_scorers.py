@@ -6,7 +6,7 @@ variants in the config's docstring). Every net learns from fresh renders
 expressions and nuisance every step), so it never sees an image twice and the
 data cost no host memory. Each step's batch is rendered by its own compiled
 calls before the jitted train step, not inside it: the hard setting's renderer
-is fast only as two programs (``flowjax.synthetic_hard.render_jit``), and
+is fast only as two programs (``flowjax.synthetic.hard.render_jit``), and
 traced into a caller's program it draws tens of faces a second.
 
 * AU regressor: Huber loss on the 9 intensities (0-5 scale).
@@ -51,8 +51,9 @@ import numpy as np
 import optax
 from absl import logging
 
+from flowjax import synthetic
 from flowjax import io as fio
-from flowjax import run_dirs, synthetic, synthetic_data
+from flowjax.runs import run_dirs
 from experiments import train_scorers_detector as detector
 from flowjax.evaluation import synthetic_scorers as ss
 
@@ -180,7 +181,7 @@ def train(name: str, model: ss.ScorerCNN, c: Any, loss_fn: Callable,
 # ---- evaluation -----------------------------------------------------------------------
 
 
-def evaluate_au(predict: Callable[[np.ndarray], np.ndarray], photos: synthetic_data.Photos) -> dict[str, Any]:
+def evaluate_au(predict: Callable[[np.ndarray], np.ndarray], photos: synthetic.Photos) -> dict[str, Any]:
     """Mean absolute error (0-5 scale) per AU and overall, with predictions clipped to [0, 5]."""
     pred = np.clip(predict(photos.images), 0.0, synthetic.AU_MAX)
     err = np.abs(pred - photos.aus)
@@ -226,8 +227,8 @@ def best_threshold(distances: np.ndarray, same: np.ndarray) -> tuple[float, floa
     return float(candidates[k]), float(acc[k])
 
 
-def evaluate_identity(embed: Callable[[np.ndarray], np.ndarray], val: synthetic_data.Photos,
-                      test: synthetic_data.Photos, n_pairs: int, seed: int) -> dict[str, Any]:
+def evaluate_identity(embed: Callable[[np.ndarray], np.ndarray], val: synthetic.Photos,
+                      test: synthetic.Photos, n_pairs: int, seed: int) -> dict[str, Any]:
     """Verification accuracy on ``test`` at the threshold that is best on ``val``.
 
     Also the test set's rank-1 identification (nearest neighbour among all its
@@ -273,7 +274,7 @@ def _check_nets(nets: Any) -> None:
 def _train_detector(config: Any, strength: float, render: Callable, log: list[dict[str, Any]]
                     ) -> tuple[dict[str, Any], tuple[ss.ScorerCNN, Any]]:
     """Glow pools (training and held-out, from different keys), training, evaluation."""
-    from flowjax.checkpoints import load_model
+    from flowjax.models.checkpoints import load_model
 
     c, e = config.detector, config.eval
     if not c.glow:
@@ -333,7 +334,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                 params, timing = train("au", model, a, au_objective, au_batch, config.seed, log,
                                        config.progress)
             with run.timed("evaluate_au"):
-                held_out = synthetic_data.make_dataset(e.au_seed, e.au_images, IMAGE_SIZE, e.au_identities,
+                held_out = synthetic.make_dataset(e.au_seed, e.au_images, IMAGE_SIZE, e.au_identities,
                                                        strength, setting)
                 results["au"] = {**evaluate_au(_predictor(model, params), held_out), "training": timing}
             logging.info("AU held-out MAE %.3f %s", results["au"]["mae"], results["au"]["mae_per_au"])
@@ -356,9 +357,9 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                                           config.seed + 1, log, config.progress)
             with run.timed("evaluate_identity"):
                 n = e.id_identities * e.id_photos_per_identity
-                val = synthetic_data.make_dataset(e.id_val_seed, n, IMAGE_SIZE, e.id_identities, strength,
+                val = synthetic.make_dataset(e.id_val_seed, n, IMAGE_SIZE, e.id_identities, strength,
                                                   setting)
-                test = synthetic_data.make_dataset(e.id_test_seed, n, IMAGE_SIZE, e.id_identities, strength,
+                test = synthetic.make_dataset(e.id_test_seed, n, IMAGE_SIZE, e.id_identities, strength,
                                                    setting)
                 results["identity"] = {**evaluate_identity(_predictor(id_model, id_params), val, test,
                                                            e.id_pairs, e.pair_seed), "training": timing}

@@ -13,7 +13,7 @@ write the run directory::
     manifest.json                      config, versions, model + checksum, inputs, outputs, timings
 
 With ``config.align`` the photos are aligned to the model's size as they load
-(``flowjax.runs.load_identities``, ``flowjax.align``), the manifest's
+(``flowjax.runs.load_identities``, ``flowjax.faces.align``), the manifest's
 ``extra.alignment`` records each alignment, and the aligned photos are written
 to ``inputs/aligned/<identity>/`` (labelled not generated; ``transfer.json``
 lists them, and its ``source_images`` are the evaluation's AU references).
@@ -31,9 +31,11 @@ from typing import Any
 import numpy as np
 from absl import logging
 
-from flowjax import data, latents, names, run_dirs, runs, sweep, synthetic_files
+from flowjax import runs, synthetic
 from flowjax import io as fio
 from flowjax.evaluation import scorers
+from flowjax.runs import names, run_dirs
+from flowjax.transfer import latents, sweep
 
 VARIANCE_METHODS = latents.VARIANCE_METHODS
 
@@ -90,7 +92,7 @@ def _identity_source(config: Any, generated_root: Path | None) -> Any:
 
 
 def _select(config: Any,
-            identities: dict[str, data.ImageSet]) -> tuple[str, dict[str, int], list[str]]:
+            identities: dict[str, fio.ImageSet]) -> tuple[str, dict[str, int], list[str]]:
     """The source identity, its expressions ``{name: image index}``, the targets."""
     identity_names = list(identities)
     source = config.source
@@ -130,7 +132,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
             if generated_root is None and _uses_synthetic_study(config):
                 generated_root = exp.generated_root = Path(tmp) / "faces"
                 study = config.data.synthetic
-                ground_truth = synthetic_files.write_synthetic_study(
+                ground_truth = synthetic.write_synthetic_study(
                     generated_root, study.seed, study.n_identities, study.photos_per_identity,
                     study.n_expressions, size, study.nuisance_strength, study.get("setting", "easy"))
                 config = exp.config = _with_study_defaults(config, ground_truth)
@@ -188,7 +190,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
 
 
 def _write_aligned_inputs(run: run_dirs.RunDir,
-                          used: dict[str, data.ImageSet]) -> dict[str, list[str]]:
+                          used: dict[str, fio.ImageSet]) -> dict[str, list[str]]:
     """``inputs/aligned/<identity>/<name>.png``: each aligned photo as the transfer encoded
     it (labelled not generated), for viewing and as the evaluation's reference; ``{}``
     when nothing was aligned."""
@@ -203,7 +205,7 @@ def _write_aligned_inputs(run: run_dirs.RunDir,
                                              alignment):
             rel = f"inputs/aligned/{identity}/{name}.png"
             run.write_png(rel, image, {
-                "kind": "aligned input photo (flowjax.align): the image the transfer encoded",
+                "kind": "aligned input photo (flowjax.faces.align): the image the transfer encoded",
                 "identity": identity, "source_file": record.path,
                 "source_sha256": record.sha256, "alignment": info.describe()},
                 generated=False)

@@ -22,7 +22,7 @@ def pytest_sessionstart(session):
     # ~/.cache). Subprocess runs of the tests share one cache folder of the
     # session instead, so the suite leaves nothing in the home folder and the
     # later runs of a program reuse the first one's compiles.
-    from flowjax import runtime
+    from flowjax.runs import runtime
     if runtime.CACHE_ENV not in os.environ:
         folder = session.config._tmp_path_factory.mktemp("xla-compilation-cache")  # noqa: SLF001
         os.environ[runtime.CACHE_ENV] = str(folder)

@@ -1,5 +1,5 @@
-"""Specification of flowjax.align (OpenAI demo face alignment without OpenCV) and of
-flowjax.face_detectors (MTCNN, detector specs)."""
+"""Specification of flowjax.faces.align (OpenAI demo face alignment without OpenCV) and of
+flowjax.faces.detectors (MTCNN, detector specs)."""
 
 import hashlib
 import json
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flowjax import align, face_detectors, identity_images
+from flowjax.faces import align, detectors, identity_folders
 
 TX, TY = align.LEFT_EYE_TEMPLATE
 # Half a pixel is the size of a pixel-convention bug; real errors are ~0.01 px.
@@ -259,13 +259,13 @@ def test_array_input_is_aligned_like_a_file(tmp_path):
 
 # ---------------------------------------------------------------- MTCNN
 
-MTCNN_ERROR = face_detectors.mtcnn_import_error()
+MTCNN_ERROR = detectors.mtcnn_import_error()
 
 
 @pytest.mark.skipif(MTCNN_ERROR is None, reason="facenet-pytorch MTCNN imports here")
 def test_missing_mtcnn_is_reported_with_the_cause_and_the_fix():
     with pytest.raises(ImportError) as raised:
-        face_detectors.mtcnn_detector()
+        detectors.mtcnn_detector()
     message = str(raised.value)
     assert MTCNN_ERROR in message and "install the torchvision" in message
 
@@ -273,7 +273,7 @@ def test_missing_mtcnn_is_reported_with_the_cause_and_the_fix():
 @pytest.mark.skipif(MTCNN_ERROR is None, reason="facenet-pytorch MTCNN imports here")
 def test_default_detector_spec_fails_with_the_mtcnn_import_error():
     with pytest.raises(ImportError) as raised:
-        face_detectors.detector_from_spec(face_detectors.DEFAULT_DETECTOR_SPEC)
+        detectors.detector_from_spec(detectors.DEFAULT_DETECTOR_SPEC)
     assert MTCNN_ERROR in str(raised.value)
 
 
@@ -283,7 +283,7 @@ def test_default_detector_spec_fails_with_the_mtcnn_import_error():
 def test_mtcnn_finds_no_face_in_a_blank_photo(tmp_path):
     with pytest.raises(ValueError, match=r"blank\.png: no face found"):
         align.align_photo(photo_file(tmp_path, "blank.png"),
-                          detector=face_detectors.mtcnn_detector())
+                          detector=detectors.mtcnn_detector())
 
 
 class _FakeMTCNN:
@@ -305,8 +305,8 @@ def test_mtcnn_adapter_returns_the_detector_contract_and_none_as_no_face(monkeyp
     import types
 
     monkeypatch.setitem(sys.modules, "facenet_pytorch", types.SimpleNamespace(MTCNN=_FakeMTCNN))
-    monkeypatch.setattr(face_detectors, "mtcnn_import_error", lambda: None)
-    detect = face_detectors.mtcnn_detector()
+    monkeypatch.setattr(detectors, "mtcnn_import_error", lambda: None)
+    detect = detectors.mtcnn_detector()
     boxes, probs, points = detect(np.full((100, 100, 3), 255, np.uint8))
     assert boxes.shape == (1, 4) and probs.shape == (1,) and points.shape == (1, 5, 2)
     assert points.dtype == np.float64 and points[0, 1, 0] == 60.0
@@ -342,12 +342,12 @@ def recording_mtcnn(monkeypatch):
     _RecordingMTCNN.seen = []
     monkeypatch.setitem(sys.modules, "facenet_pytorch",
                         types.SimpleNamespace(MTCNN=_RecordingMTCNN))
-    monkeypatch.setattr(face_detectors, "mtcnn_import_error", lambda: None)
+    monkeypatch.setattr(detectors, "mtcnn_import_error", lambda: None)
     return _RecordingMTCNN
 
 
 def test_mtcnn_detects_on_a_copy_at_most_800_wide_and_maps_back(recording_mtcnn):
-    detect = face_detectors.mtcnn_detector(min_face_size=0, min_score=0)
+    detect = detectors.mtcnn_detector(min_face_size=0, min_score=0)
     boxes, _, points = detect(np.zeros((1000, 2000, 3), np.uint8))
     assert recording_mtcnn.seen == [(800, 400)]
     np.testing.assert_allclose(boxes[0], [625.0, 300.0, 1125.0, 900.0])
@@ -358,15 +358,15 @@ def test_mtcnn_detects_on_a_copy_at_most_800_wide_and_maps_back(recording_mtcnn)
 
 
 def test_mtcnn_drops_faces_too_small_or_too_unlikely(recording_mtcnn):
-    _, probs, _ = face_detectors.mtcnn_detector()(np.zeros((600, 800, 3), np.uint8))
+    _, probs, _ = detectors.mtcnn_detector()(np.zeros((600, 800, 3), np.uint8))
     np.testing.assert_array_equal(probs, [0.999])  # defaults: 40 px, probability 0.95
-    _, probs, _ = face_detectors.mtcnn_detector(min_face_size=10, min_score=0.8)(
+    _, probs, _ = detectors.mtcnn_detector(min_face_size=10, min_score=0.8)(
         np.zeros((600, 800, 3), np.uint8))
     assert len(probs) == 3
 
 
 def test_mtcnn_settings_are_recorded_in_the_alignment_info(recording_mtcnn):
-    detect = face_detectors.detector_from_spec("mtcnn", options={"min_face_size": 60.0})
+    detect = detectors.detector_from_spec("mtcnn", options={"min_face_size": 60.0})
     _, info = align.align_photo(np.zeros((600, 800, 3), np.uint8), detector=detect,
                                 multiple_faces="error")
     assert info.detector["min_face_size"] == 60.0 and info.detector["min_score"] == 0.95
@@ -376,14 +376,14 @@ def test_mtcnn_settings_are_recorded_in_the_alignment_info(recording_mtcnn):
 
 def test_unknown_detector_options_are_named(recording_mtcnn):
     with pytest.raises(ValueError, match=r"does not take the detector options \['min_size'\]"):
-        face_detectors.detector_from_spec("mtcnn", options={"min_size": 3})
+        detectors.detector_from_spec("mtcnn", options={"min_size": 3})
 
 
 @pytest.mark.parametrize("options", [{"min_score": 1.5}, {"min_face_size": -1},
                                      {"max_width": 0}])
 def test_invalid_mtcnn_thresholds_are_rejected(recording_mtcnn, options):
     with pytest.raises(ValueError, match=next(iter(options))):
-        face_detectors.mtcnn_detector(**options)
+        detectors.mtcnn_detector(**options)
 
 
 def _one_face_detector(image):
@@ -487,7 +487,7 @@ def test_identities_are_listed_by_data_rules_and_each_aligned(tmp_path):
     write_photo(root / "bob" / "y.png", 92, 93, [((45.0, 40.0), 25.0, 0.1)])
     (root / "bob" / "notes.txt").write_text("not an image")
     sets = align.load_aligned_identities(root, size=32, detector=drawn_faces_detector())
-    assert list(sets) == list(identity_images.identity_files(root)) == ["ann", "bob"]
+    assert list(sets) == list(identity_folders.identity_files(root)) == ["ann", "bob"]
     assert [s.paths for s in sets.values()] == [(root / "ann" / "x.png",), (root / "bob" / "y.png",)]
     assert all(s.images.shape == (1, 32, 32, 3) for s in sets.values())
 
@@ -534,22 +534,22 @@ def test_transparent_photo_is_composited_over_white_by_default(tmp_path):
 
 
 def test_detector_spec_names_a_factory_by_import_path():
-    assert callable(face_detectors.detector_from_spec(DETECTOR_SPEC))
+    assert callable(detectors.detector_from_spec(DETECTOR_SPEC))
 
 
-@pytest.mark.parametrize("spec", ["flowjax.face_detectors.default_detector",
-                                  "flowjax.face_detectors:", "a:b:c", ""])
+@pytest.mark.parametrize("spec", ["flowjax.faces.detectors.default_detector",
+                                  "flowjax.faces.detectors:", "a:b:c", ""])
 def test_malformed_detector_spec_is_rejected_with_the_expected_form(spec):
     with pytest.raises(ValueError, match=r"is not an import path 'module:factory' .* nor a "
                                          r"detector name \['dlib', 'mtcnn'\]"):
-        face_detectors.detector_from_spec(spec, "config.align_detector")
+        detectors.detector_from_spec(spec, "config.align_detector")
 
 
 def test_detector_spec_of_a_missing_module_names_it():
     with pytest.raises(ImportError, match=r"cannot import module 'no_such_module_xyz'"):
-        face_detectors.detector_from_spec("no_such_module_xyz:factory")
+        detectors.detector_from_spec("no_such_module_xyz:factory")
 
 
 def test_detector_spec_of_a_non_function_is_rejected():
-    with pytest.raises(ValueError, match=r"flowjax.align.DEFAULT_SIZE is int, expected a function"):
-        face_detectors.detector_from_spec("flowjax.align:DEFAULT_SIZE")
+    with pytest.raises(ValueError, match=r"flowjax.faces.align.DEFAULT_SIZE is int, expected a function"):
+        detectors.detector_from_spec("flowjax.faces.align:DEFAULT_SIZE")

@@ -15,8 +15,10 @@ from PIL import Image
 from configs import common as config_common
 from configs import attributes as attributes_config
 from experiments import attributes
+from flowjax import synthetic
 from flowjax import io as fio
-from flowjax import openai_attributes, run_dirs, synthetic_files
+from flowjax.faces import openai_attributes
+from flowjax.runs import run_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 D = 16 * 16 * 3
@@ -41,7 +43,7 @@ def _config(faces: Path, **overrides):
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory):
     root = tmp_path_factory.mktemp("faces")
-    synthetic_files.write_generated_faces(root, n_identities=3,
+    synthetic.write_generated_faces(root, n_identities=3,
                                           expressions=("neutral", "smile"), size=16)
     return root
 

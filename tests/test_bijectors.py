@@ -6,12 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flowjax import bijectors as bj
-from flowjax import composition as comp
-from flowjax import layers
-from flowjax import permutations as perm
-from flowjax import steps
-from flowjax.testing import assert_bijector
+from flowjax.flows import bijectors as bj, composition as comp, layers, permutations as perm, steps
+from flowjax.flows.testing import assert_bijector
 
 # Every bijector of the project: (id, factory, input shape [B, H, W, C]).
 BIJECTORS = [
@@ -52,7 +48,7 @@ def _perturb(variables, seed=7, scale=0.1):
 
 @pytest.mark.parametrize("name,factory,shape", BIJECTORS, ids=IDS)
 def test_satisfies_the_bijector_contract(name, factory, shape):
-    """Round trip, log-det sum, float64 Jacobian and jit parity (flowjax.testing)."""
+    """Round trip, log-det sum, float64 Jacobian and jit parity (flowjax.flows.testing)."""
     errors = assert_bijector(factory(), shape, perturb=0.1)
     assert set(errors) == {"round_trip", "logdet_sum", "jacobian", "jit"}
 

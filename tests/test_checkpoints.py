@@ -1,4 +1,4 @@
-"""Specification of flowjax.checkpoints: model exports, training checkpoints, load_model."""
+"""Specification of flowjax.models.checkpoints: model exports, training checkpoints, load_model."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flowjax import checkpoints, glow, models
+from flowjax import models
 from flowjax import io as fio
-from flowjax.checkpoints import CheckpointError
-from flowjax.glow import Glow
+from flowjax.models import checkpoints, glow
+from flowjax.models.checkpoints import CheckpointError
+from flowjax.models.glow import Glow
 
 # Small, with a "constants" collection (shuffle indices) and a split prior.
 MODEL = Glow(image_size=8, n_levels=2, depth=1, width=8, permutation="shuffle")
@@ -250,7 +251,7 @@ def test_training_steps_get_their_checksums_once_the_background_save_finished(tm
 def test_export_without_checksums_still_loads_unverified(tmp_path, variables, caplog):
     out = checkpoints.save_model(tmp_path / "export", MODEL, variables)
     (out / "checksums.json").unlink()  # as exports written before the record existed
-    with caplog.at_level("WARNING", logger="flowjax.checkpoints"):
+    with caplog.at_level("WARNING", logger="flowjax.models.checkpoints"):
         _, loaded = checkpoints.load_model(out)
     _assert_trees_equal(loaded, variables)
     assert "has no checksums.json: loading it unverified" in caplog.text

@@ -18,10 +18,10 @@ import jax
 import numpy as np
 import pytest
 
-from flowjax import glow
-from flowjax import graphdef as gd
-from flowjax.graphdef_reader import parse_graphdef
-from flowjax.graphdef_writer import serialize_graphdef, write_graphdef
+from flowjax.convert import graphdef as gd
+from flowjax.convert.graphdef_reader import parse_graphdef
+from flowjax.convert.graphdef_writer import serialize_graphdef, write_graphdef
+from flowjax.models import glow
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -303,7 +303,7 @@ def converted_dir(tmp_path_factory, small_graph, small_model):
 
 
 def test_checkpoint_loads_the_converted_model(converted_dir, small_model, small_weights):
-    from flowjax import checkpoints
+    from flowjax.models import checkpoints
 
     _, out, _ = converted_dir
     model, variables = checkpoints.load_model(out)
@@ -313,7 +313,7 @@ def test_checkpoint_loads_the_converted_model(converted_dir, small_model, small_
 
 
 def test_converted_model_round_trips_images(converted_dir):
-    from flowjax import checkpoints
+    from flowjax.models import checkpoints
 
     model, variables = checkpoints.load_model(converted_dir[1])
     images = np.random.default_rng(1).integers(0, 256, (3, 16, 16, 3), dtype=np.uint8)

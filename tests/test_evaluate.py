@@ -23,8 +23,8 @@ import pytest
 from configs import common as config_common
 from configs import evaluate as evaluate_config
 from flowjax import io as fio
-from flowjax import run_dirs
 from flowjax.evaluation import metrics, pipeline, scorers
+from flowjax.runs import run_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -326,10 +326,10 @@ def _files(folder: Path) -> dict[str, str]:
 def smoke_run(tmp_path_factory) -> Path:
     from configs import transfer as transfer_config
     from experiments import transfer
-    from flowjax import synthetic_files
+    from flowjax import synthetic
 
     root = tmp_path_factory.mktemp("smoke")
-    synthetic_files.write_generated_faces(root / "faces", n_identities=2,
+    synthetic.write_generated_faces(root / "faces", n_identities=2,
                                  expressions=("neutral", "smile"), size=16)
     config = transfer_config.get_config()
     config.data.identities = str(root / "faces")

@@ -1,4 +1,4 @@
-"""The live editor (flowjax/explore.py, experiments/explore.py, configs/explore.py).
+"""The live editor (flowjax/app/explore.py, experiments/explore.py, configs/explore.py).
 
 One editor for the module: configs/explore.py's smoke variant shrunk to a
 16x16 random-init Glow on generated faces (seconds), built by
@@ -22,8 +22,10 @@ from PIL import Image
 
 from configs import common as config_common
 from configs import explore as explore_config
-from flowjax import explore, run_dirs, sweep
 from flowjax import io as fio
+from flowjax.app import explore
+from flowjax.runs import run_dirs
+from flowjax.transfer import sweep
 
 pytest.importorskip("flask", reason="the live editor needs flask (pip install -e '.[explore]')")
 
@@ -54,10 +56,10 @@ def client(editor):
 def synthetic_faces(tmp_path_factory) -> list[Path]:
     """Faces flowjax.synthetic renders at the model's size, of identities the editor has not
     seen (another seed; the same batch shape as the editor's faces, so no new compile)."""
-    from flowjax import synthetic_files
+    from flowjax import synthetic
 
     generated = tiny_config().data.generated
-    faces = synthetic_files.write_generated_faces(tmp_path_factory.mktemp("uploads"),
+    faces = synthetic.write_generated_faces(tmp_path_factory.mktemp("uploads"),
                                          generated.n_identities, generated.expressions, SIZE,
                                          seed=generated.seed + 7)
     return [path for paths in faces.values() for path in paths]
@@ -182,7 +184,7 @@ def test_a_saved_edit_is_the_served_png_in_the_run_directory(editor, tmp_path):
 
 
 def test_openai_attribute_rows_become_sliders_with_the_demo_edits(editor, tmp_path):
-    from flowjax import openai_attributes
+    from flowjax.faces import openai_attributes
 
     rows = np.random.default_rng(0).standard_normal(
         (len(openai_attributes.CELEBA_ATTRIBUTES), editor.dimension)).astype(np.float32)
@@ -211,7 +213,7 @@ def test_align_without_a_detector_says_so(editor, client, synthetic_faces, monke
 def test_an_upload_sent_with_align_goes_through_the_aligner(editor, client, monkeypatch):
     seen = []
 
-    def aligner(image):  # a stand-in for flowjax.align with a detector
+    def aligner(image):  # a stand-in for flowjax.faces.align with a detector
         seen.append(image.shape)
         return np.full((SIZE, SIZE, 3), 128, np.uint8)
 
@@ -317,14 +319,14 @@ def test_demo_editor_edits_an_uploaded_face(browser, tmp_path, save_screenshot):
     from playwright.sync_api import expect
     from werkzeug.serving import make_server
 
-    from flowjax import synthetic_files
+    from flowjax import synthetic
     from experiments import explore as experiment
 
     config = explore_config.get_config()
     config.progress = False
     editor = experiment.build_editor(config)[0]
     editor.warm_up()
-    faces = synthetic_files.write_generated_faces(tmp_path / "faces", 1, ("neutral",), 64, seed=11)
+    faces = synthetic.write_generated_faces(tmp_path / "faces", 1, ("neutral",), 64, seed=11)
     server = make_server("127.0.0.1", 0, explore.create_app(editor), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:

@@ -1,11 +1,11 @@
 """tools.export_model: the metrics it records come from the training log as written."""
 
-from flowjax import training_log
+from flowjax.training import log
 from tools import export_model
 
 
 def test_exported_metrics_are_each_splits_last_line_up_to_the_checkpoint_step(tmp_path):
-    writer = training_log.MetricWriter(tmp_path)
+    writer = log.MetricWriter(tmp_path)
     writer.write(100, "train", {"bits_per_dim": 3.0})
     writer.write(100, "eval", {"bits_per_dim": 3.2})
     writer.write(200, "train", {"bits_per_dim": 2.5})

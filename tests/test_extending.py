@@ -19,13 +19,15 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flowjax import checkpoints, glow, models, train, training_data
-from flowjax.bijectors import per_image_logdet
-from flowjax.composition import Chain
-from flowjax.checkpoints import CheckpointError
-from flowjax.image_flow import MultiScaleFlow
-from flowjax.steps import StepBijector, StepConfig, openai_step
-from flowjax.testing import assert_bijector
+from flowjax import models
+from flowjax.flows.bijectors import per_image_logdet
+from flowjax.flows.composition import Chain
+from flowjax.flows.steps import StepBijector, StepConfig, openai_step
+from flowjax.flows.testing import assert_bijector
+from flowjax.models import checkpoints, glow
+from flowjax.models.checkpoints import CheckpointError
+from flowjax.models.image_flow import MultiScaleFlow
+from flowjax.training import datasets, train
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = dict(image_size=8, n_levels=2, depth=2, width=4, n_bits=5)
@@ -140,9 +142,9 @@ def test_a_user_bijector_in_every_step_gets_its_own_parameters_at_every_level():
 def test_a_registered_subclass_trains_saves_and_reloads_to_identical_latents(tmp_path):
     """train.train builds the family config.model names; the export rebuilds it."""
     fields = {"family": "glow_with_channel_scales", **SMALL, "permutation": "shuffle"}
-    images = training_data.generated_images(0, 16, 8)
+    images = datasets.generated_images(0, 16, 8)
     train.train(_train_config(fields), tmp_path / "run",
-                train_dataset=training_data.ArrayDataset(images, 4, seed=0))
+                train_dataset=datasets.ArrayDataset(images, 4, seed=0))
     trained_model, trained = checkpoints.load_model(tmp_path / "run")
     assert type(trained_model) is GlowWithChannelScales and trained_model.n_scales == 2
     scale = trained["params"]["level_0"]["channel_scale_1"]["s"]

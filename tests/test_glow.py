@@ -11,11 +11,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flowjax import bijectors as bj
-from flowjax import permutations as perm
-from flowjax import glow
-from flowjax import latents, models
-from flowjax.glow import Glow
+from flowjax import models
+from flowjax.flows import bijectors as bj, permutations as perm
+from flowjax.models import glow
+from flowjax.models.glow import Glow
+from flowjax.transfer import latents
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

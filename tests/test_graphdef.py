@@ -1,4 +1,4 @@
-"""flowjax.graphdef (messages), graphdef_reader and graphdef_writer: the dependency-free
+"""flowjax.convert.graphdef (messages), graphdef_reader and graphdef_writer: the dependency-free
 GraphDef reader and writer.
 
 Round trips through our own encoder and decoder, TensorFlow's value rules for
@@ -11,9 +11,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flowjax import graphdef as gd
-from flowjax.graphdef_reader import parse_graphdef, read_graphdef
-from flowjax.graphdef_writer import serialize_graphdef, write_graphdef
+from flowjax.convert import graphdef as gd
+from flowjax.convert.graphdef_reader import parse_graphdef, read_graphdef
+from flowjax.convert.graphdef_writer import serialize_graphdef, write_graphdef
 
 try:
     from tensorboard.compat.proto import attr_value_pb2, graph_pb2, node_def_pb2, tensor_pb2

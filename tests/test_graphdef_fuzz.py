@@ -1,4 +1,4 @@
-"""Fuzzing flowjax.graphdef_reader: malformed bytes get GraphDefError and bounded memory,
+"""Fuzzing flowjax.convert.graphdef_reader: malformed bytes get GraphDefError and bounded memory,
 nothing else.
 
 Seeded, so every run tries the same inputs (a failure reproduces). Inputs are
@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from flowjax import graphdef as gd
-from flowjax.graphdef_reader import parse_graphdef
-from flowjax.graphdef_writer import serialize_graphdef
+from flowjax.convert import graphdef as gd
+from flowjax.convert.graphdef_reader import parse_graphdef
+from flowjax.convert.graphdef_writer import serialize_graphdef
 
 ROOT = Path(__file__).resolve().parents[1]
 REAL_GRAPH = ROOT / ".." / "shared" / "fixtures" / "openai_glow_32" / "glow_demo_form.pb"
@@ -143,7 +143,7 @@ def test_converter_on_the_two_byte_file_names_it_and_the_offset(tmp_path):
     converter = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = converter  # its dataclasses look the module up there
     spec.loader.exec_module(converter)
-    from flowjax import glow
+    from flowjax.models import glow
 
     (tmp_path / "two.pb").write_bytes(b"\x20\x01")
     with pytest.raises(gd.GraphDefError, match=r"two\.pb: .*field 4 at offset 0 is varint"):

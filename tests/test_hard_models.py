@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 
 from configs import synthetic_benchmark as benchmark_config
-from flowjax import checkpoints, glow, synthetic, synthetic_data
+from flowjax import synthetic
 from flowjax.evaluation import synthetic_scorers
+from flowjax.models import checkpoints, glow
 
 ROOT = Path(__file__).resolve().parents[1]
 EASY, HARD = ROOT / "weights" / "demo", ROOT / "weights" / "demo" / "hard"
@@ -25,7 +26,7 @@ EASY, HARD = ROOT / "weights" / "demo", ROOT / "weights" / "demo" / "hard"
 
 @pytest.fixture(scope="module")
 def faces():
-    return {setting: synthetic_data.make_dataset(777, 32, 64, setting=setting)
+    return {setting: synthetic.make_dataset(777, 32, 64, setting=setting)
             for setting in synthetic.SETTINGS}
 
 

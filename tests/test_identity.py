@@ -313,21 +313,21 @@ def test_state_dict_with_wrong_keys_names_them(tmp_path, random_state_dict):
 
 
 def test_dlib_backend_without_the_extra_says_how_to_install_it(monkeypatch):
-    from flowjax import dlib_faces
     from flowjax.evaluation import scorers
+    from flowjax.faces import dlib_models
 
-    monkeypatch.setattr(dlib_faces, "dlib_import_error",
+    monkeypatch.setattr(dlib_models, "dlib_import_error",
                         lambda: "dlib does not import (ModuleNotFoundError); "
-                                + dlib_faces.INSTALL_HINT)
+                                + dlib_models.INSTALL_HINT)
     with pytest.raises(ImportError, match=r"pip install -e '\.\[faces\]'"):
         scorers.build_identity_embedder({"backend": "dlib"})
 
 
 @pytest.mark.parametrize("option", [{"crop": "mtcnn"}, {"num_jitters": -1}, {"upsample": 1.5}])
 def test_dlib_backend_rejects_invalid_options_before_loading_models(monkeypatch, option):
-    from flowjax import dlib_faces
     from flowjax.evaluation.dlib_identity import DlibEmbedder
+    from flowjax.faces import dlib_models
 
-    monkeypatch.setattr(dlib_faces, "require_dlib", lambda: pytest.fail("models loaded"))
+    monkeypatch.setattr(dlib_models, "require_dlib", lambda: pytest.fail("models loaded"))
     with pytest.raises(ValueError, match=next(iter(option))):
         DlibEmbedder(**option)

@@ -1,4 +1,4 @@
-"""Specification of flowjax.latents' arithmetic: statistics, attributes, transfer.
+"""Specification of flowjax.transfer.latents' arithmetic: statistics, attributes, transfer.
 
 Pure functions, checked against numpy on flat and per-level latents (the
 decoding side is in test_sweep.py).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from flowjax import latents
+from flowjax.transfer import latents
 
 RNG = np.random.default_rng(0)
 SHAPES = latents.latent_shapes(8, 2)  # [(4, 4, 6), (2, 2, 24)]

@@ -1,10 +1,10 @@
-"""flowjax.layers: the 3x3 convs computed per shape equal XLA's convolution."""
+"""flowjax.flows.layers: the 3x3 convs computed per shape equal XLA's convolution."""
 
 import jax
 import numpy as np
 import pytest
 
-from flowjax import layers
+from flowjax.flows import layers
 
 HIGHEST = jax.lax.Precision.HIGHEST
 

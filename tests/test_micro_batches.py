@@ -6,8 +6,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from flowjax import glow, micro_batches
-from flowjax.glow import Glow
+from flowjax.models import glow, micro_batches
+from flowjax.models.glow import Glow
 
 TINY = dict(image_size=16, n_levels=2, depth=2, width=8)
 

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from flowjax import model_stats
-from flowjax.glow import Glow
+from flowjax.models import model_stats
+from flowjax.models.glow import Glow
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 

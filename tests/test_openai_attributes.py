@@ -1,12 +1,12 @@
-"""Specification of flowjax.openai_attributes: loading OpenAI's z_manipulate.npy."""
+"""Specification of flowjax.faces.openai_attributes: loading OpenAI's z_manipulate.npy."""
 
 import json
 
 import numpy as np
 import pytest
 
-from flowjax import latents
-from flowjax.openai_attributes import (
+from flowjax.transfer import latents
+from flowjax.faces.openai_attributes import (
     CELEBA_ATTRIBUTES,
     OPENAI_FLAT_DIM,
     AttributeVectors,

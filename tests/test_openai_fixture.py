@@ -28,9 +28,10 @@ import jax
 import numpy as np
 import pytest
 
-from flowjax import glow, latents
-from flowjax import graphdef as gd
-from flowjax.graphdef_reader import parse_graphdef
+from flowjax.convert import graphdef as gd
+from flowjax.convert.graphdef_reader import parse_graphdef
+from flowjax.models import glow
+from flowjax.transfer import latents
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "openai_glow_32"

@@ -1,4 +1,4 @@
-"""Specification of flowjax.optimizers: the warmup schedule, OpenAI's Adamax,
+"""Specification of flowjax.training.optimizers: the warmup schedule, OpenAI's Adamax,
 gradient clipping and the optimizer spec built from ``config.optimizer``."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ import numpy as np
 import optax
 import pytest
 
-from flowjax import optimizers
+from flowjax.training import optimizers
 
 
 def test_warmup_is_linear_and_moves_from_the_first_step():

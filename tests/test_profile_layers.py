@@ -2,8 +2,8 @@
 
 import pytest
 
-from flowjax import micro_batches, model_stats
-from flowjax.glow import Glow
+from flowjax.models import micro_batches, model_stats
+from flowjax.models.glow import Glow
 from tools import profile_layers
 
 

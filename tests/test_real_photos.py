@@ -19,11 +19,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flowjax import align, dlib_faces, face_detectors
 from flowjax import io as fio
+from flowjax.faces import align, detectors, dlib_models
 
-pytestmark = pytest.mark.skipif(dlib_faces.dlib_import_error() is not None,
-                                reason=f"dlib unavailable: {dlib_faces.dlib_import_error()}")
+pytestmark = pytest.mark.skipif(dlib_models.dlib_import_error() is not None,
+                                reason=f"dlib unavailable: {dlib_models.dlib_import_error()}")
 skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (the test photos) "
                                    "is not installed; pip install -e '.[faces]'")
 
@@ -61,7 +61,7 @@ def astronaut():
 
 @pytest.fixture(scope="module")
 def dlib_detector():
-    return face_detectors.detector_from_spec("dlib")
+    return detectors.detector_from_spec("dlib")
 
 
 @pytest.fixture(scope="module")
@@ -75,25 +75,25 @@ def embedder():
 
 
 def test_model_files_are_the_pinned_ones():
-    for name, model in dlib_faces.MODELS.items():
-        record = dlib_faces.provenance(name)
+    for name, model in dlib_models.MODELS.items():
+        record = dlib_models.provenance(name)
         assert record["verified"] and record["sha256"] == model.sha256
         assert fio.sha256_file(record["file"]) == model.sha256
         assert Path(record["file"]).stat().st_size == model.bytes
 
 
 def test_a_corrupt_model_file_is_refused_naming_it_and_both_checksums(tmp_path, monkeypatch):
-    good = dlib_faces.models_dir() / dlib_faces.MODELS["shape_predictor_5"].filename
+    good = dlib_models.models_dir() / dlib_models.MODELS["shape_predictor_5"].filename
     (tmp_path / good.name).write_bytes(good.read_bytes()[:-1] + b"x")
-    monkeypatch.setattr(dlib_faces, "models_dir", lambda: tmp_path)
-    dlib_faces.verified_path.cache_clear()
-    expected = dlib_faces.MODELS["shape_predictor_5"].sha256
+    monkeypatch.setattr(dlib_models, "models_dir", lambda: tmp_path)
+    dlib_models.verified_path.cache_clear()
+    expected = dlib_models.MODELS["shape_predictor_5"].sha256
     try:
         with pytest.raises(ValueError, match=rf"checksum mismatch for dlib model {tmp_path}.*"
                                              rf"expected sha256 {expected}"):
-            dlib_faces.verified_path("shape_predictor_5")
+            dlib_models.verified_path("shape_predictor_5")
     finally:
-        dlib_faces.verified_path.cache_clear()
+        dlib_models.verified_path.cache_clear()
 
 
 # ---------------------------------------------------------------- dlib alignment
@@ -113,7 +113,7 @@ def test_dlib_alignment_records_the_demo_settings_and_checksum(astronaut, dlib_d
     _, info = align.align_photo(astronaut, detector=dlib_detector, size=64)
     settings = json.loads(json.dumps(info.to_dict()))["detector"]
     assert settings["width"] == 800 and settings["upsample"] == 2 and settings["min_score"] == 0
-    assert settings["landmarks"]["sha256"] == dlib_faces.MODELS["shape_predictor_68"].sha256
+    assert settings["landmarks"]["sha256"] == dlib_models.MODELS["shape_predictor_68"].sha256
     assert 0 < info.probability and info.box[2] - info.box[0] > 60  # the face, not a speck
 
 
@@ -125,7 +125,7 @@ def test_photo_without_a_face_is_named(tmp_path, dlib_detector):
 
 
 def test_aligned_face_round_trips_exactly_through_the_demo_glow(astronaut, dlib_detector):
-    from flowjax import checkpoints, glow
+    from flowjax.models import checkpoints, glow
 
     model, variables = checkpoints.load_model(DEMO_GLOW)
     aligned, _ = align.align_photo(astronaut, detector=dlib_detector, size=model.image_size)
@@ -177,7 +177,7 @@ def test_dlib_identity_backend_is_built_from_the_evaluation_config():
     config.identity.dlib.crop = "fixed"
     embedder = scorers.build_identity_embedder(config.identity)
     record = scorers.describe(embedder, "dlib")["provenance"]
-    assert record["weights"]["sha256"] == dlib_faces.MODELS["face_recognition_resnet"].sha256
+    assert record["weights"]["sha256"] == dlib_models.MODELS["face_recognition_resnet"].sha256
     assert record["weights"]["verified"] and record["same_person_threshold"] == 0.6
     assert record["crop"]["requested"] == "fixed"
     face = np.zeros((1, 64, 64, 3), np.uint8)
@@ -187,19 +187,19 @@ def test_dlib_identity_backend_is_built_from_the_evaluation_config():
 # ---------------------------------------------------------------- MTCNN
 
 
-MTCNN_ERROR = face_detectors.mtcnn_import_error()
+MTCNN_ERROR = detectors.mtcnn_import_error()
 
 
 @pytest.mark.skipif(MTCNN_ERROR is not None,
                     reason=f"facenet-pytorch's MTCNN does not import: {MTCNN_ERROR}")
 def test_mtcnn_aligns_the_astronaut_near_dlibs_alignment(astronaut, dlib_detector):
-    aligned, info = align.align_photo(astronaut, detector=face_detectors.mtcnn_detector(),
+    aligned, info = align.align_photo(astronaut, detector=detectors.mtcnn_detector(),
                                       size=256, multiple_faces="error")
-    assert info.detector["min_score"] == face_detectors.MTCNN_MIN_SCORE
+    assert info.detector["min_score"] == detectors.MTCNN_MIN_SCORE
     _, _, points = dlib_detector(aligned)
     eyes = np.stack(align.eye_centers(points[0]))
     # Measured with torch 2.14.1 + torchvision 0.29.1: 2.5 px off at worst (MTCNN's eyes
-    # are 3.5% closer together than dlib's here; see face_detectors.MtcnnDetector).
+    # are 3.5% closer together than dlib's here; see detectors.MtcnnDetector).
     np.testing.assert_allclose(eyes, _template_eyes(256), atol=4.0)
 
 

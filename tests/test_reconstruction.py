@@ -16,8 +16,9 @@ import pytest
 from configs import common as config_common
 from configs import reconstruction as reconstruction_config
 from experiments import reconstruction
-from flowjax import align, synthetic_files
+from flowjax import synthetic
 from flowjax import io as fio
+from flowjax.faces import align
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -36,7 +37,7 @@ def _config(faces: Path, **overrides):
 @pytest.fixture(scope="module")
 def faces(tmp_path_factory):
     root = tmp_path_factory.mktemp("faces")
-    synthetic_files.write_generated_faces(root, n_identities=2,
+    synthetic.write_generated_faces(root, n_identities=2,
                                           expressions=("neutral", "smile"), size=16)
     return root
 

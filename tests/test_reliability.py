@@ -25,7 +25,12 @@ import pytest
 from configs import common as config_common
 from configs import transfer as transfer_config
 from experiments import transfer
-from flowjax import data, glow, identity_images, models, run_dirs, runs, sweep, synthetic_files
+from flowjax import models, runs, synthetic
+from flowjax import io as fio
+from flowjax.faces import identity_folders
+from flowjax.models import glow
+from flowjax.runs import run_dirs
+from flowjax.transfer import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = glow.Glow(image_size=16, n_levels=2, depth=2, width=8)
@@ -34,7 +39,7 @@ ENV.pop("FLOWJAX_TRACEBACK", None)
 
 
 def _faces(root: Path) -> Path:
-    synthetic_files.write_generated_faces(root, n_identities=3,
+    synthetic.write_generated_faces(root, n_identities=3,
                                           expressions=("neutral", "smile"), size=16)
     return root
 
@@ -66,7 +71,7 @@ def no_work(monkeypatch):
 @pytest.fixture(scope="module")
 def nan_checkpoint(tmp_path_factory) -> Path:
     """A model export with one NaN among its weights (as a damaged file or diverged run)."""
-    from flowjax import checkpoints
+    from flowjax.models import checkpoints
 
     variables = jax.tree.map(np.array, models.random_variables(MODEL, seed=3))
     variables["params"]["level_1"]["invconv"]["W"][0, 0, 1] = np.nan
@@ -220,11 +225,11 @@ def test_read_only_workdir_is_refused_within_a_second_with_the_default_config():
 def test_broken_symlink_among_the_images_is_an_error_naming_it(tmp_path):
     faces = _faces(tmp_path / "faces")
     (faces / "id01" / "frown.png").symlink_to(tmp_path / "moved" / "frown.png")
-    with pytest.raises(data.ImageDataError,
+    with pytest.raises(fio.ImageDataError,
                        match=r"id01/frown.png is a broken symbolic link \(it points to "
                              r".*moved/frown.png"):
-        identity_images.load_identities(faces, size=16)
-    with pytest.raises(data.ImageDataError, match="frown.png is a broken symbolic link"):
+        identity_folders.load_identities(faces, size=16)
+    with pytest.raises(fio.ImageDataError, match="frown.png is a broken symbolic link"):
         transfer.main(_config(faces), str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
 
@@ -232,16 +237,16 @@ def test_broken_symlink_among_the_images_is_an_error_naming_it(tmp_path):
 def test_broken_symlink_in_place_of_an_identity_folder_is_an_error_naming_it(tmp_path):
     faces = _faces(tmp_path / "faces")
     (faces / "id03").symlink_to(tmp_path / "unmounted" / "id03")
-    with pytest.raises(data.ImageDataError, match=r"faces/id03 is a broken symbolic link"):
-        identity_images.load_identities(faces, size=16)
+    with pytest.raises(fio.ImageDataError, match=r"faces/id03 is a broken symbolic link"):
+        identity_folders.load_identities(faces, size=16)
 
 
 def test_broken_symlink_in_a_training_folder_is_an_error_naming_it(tmp_path):
     folder = tmp_path / "train" / "sub"
     folder.mkdir(parents=True)
     (folder / "gone.jpg").symlink_to(tmp_path / "nowhere.jpg")
-    with pytest.raises(data.ImageDataError, match=r"sub/gone.jpg is a broken symbolic link"):
-        data.list_image_files_recursive(tmp_path / "train")
+    with pytest.raises(fio.ImageDataError, match=r"sub/gone.jpg is a broken symbolic link"):
+        fio.list_image_files_recursive(tmp_path / "train")
 
 
 # ---- item 7: errors a person can read --------------------------------------------

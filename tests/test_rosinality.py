@@ -1,4 +1,4 @@
-"""rosinality/glow-pytorch checkpoints in flowjax: weights/convert_rosinality.py and flowjax.rosinality.
+"""rosinality/glow-pytorch checkpoints in flowjax: weights/convert_rosinality.py and flowjax.models.rosinality.
 
 Two references: the fixture ``../shared/fixtures/rosinality_glow_32`` (a state_dict
 and the z's, log-densities and decodes rosinality's own code computed), and, for
@@ -22,8 +22,9 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from flowjax import glow, latents, rosinality
-from flowjax.testing import assert_bijector
+from flowjax.flows.testing import assert_bijector
+from flowjax.models import glow, rosinality
+from flowjax.transfer import latents
 
 ROOT = Path(__file__).resolve().parents[1]
 FIXTURE = ROOT.parent / "shared" / "fixtures" / "rosinality_glow_32"
@@ -361,7 +362,7 @@ def test_affine_plain_model_matches_the_pytorch_forward(affine_plain):
     np.testing.assert_allclose(np.asarray(decoded), nhwc(x), rtol=0, atol=DECODE_ATOL)
 
 
-# ---- the shared image-flow interface (flowjax.image_flow) with rosinality's own rules ------
+# ---- the shared image-flow interface (flowjax.models.image_flow) with rosinality's own rules ------
 
 
 def test_key_noise_is_train_pys_uniform_divided_by_n_bins(affine_plain):
@@ -409,7 +410,7 @@ def test_sample_at_temperature_zero_decodes_the_prior_means(affine_plain):
     np.testing.assert_allclose(np.asarray(sample), np.asarray(means), rtol=0, atol=1e-6)
 
 
-# ---- the bijector contract (flowjax.testing: round trip, log-dets, brute-force Jacobian) ----
+# ---- the bijector contract (flowjax.flows.testing: round trip, log-dets, brute-force Jacobian) ----
 
 
 @pytest.mark.slow  # ~10 s each (jacfwd); the fixture and PyTorch comparisons cover the maths
@@ -432,7 +433,8 @@ def test_actnorm_with_negative_scales_keeps_the_contract():
 
 
 def test_converted_checkpoint_reloads_as_the_rosinality_family(tmp_path, converted):
-    from flowjax import checkpoints, models
+    from flowjax import models
+    from flowjax.models import checkpoints
 
     model, variables = converted
     manifest = convert_rosinality.convert_file(FIXTURE / "state_dict.pt", tmp_path / "ckpt", 32)
@@ -451,7 +453,7 @@ def test_converted_checkpoint_reloads_as_the_rosinality_family(tmp_path, convert
 
 
 def test_sweeps_decode_rosinality_latents_in_flowjaxs_flat_layout(affine_plain):
-    from flowjax import sweep
+    from flowjax.transfer import sweep
 
     _, model, variables = affine_plain
     images = np.random.default_rng(3).integers(0, 256, (2, 8, 8, 3), dtype=np.uint8)

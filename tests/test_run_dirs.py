@@ -1,4 +1,4 @@
-"""Specification of flowjax.run_dirs: workdir checks, staging folders, run
+"""Specification of flowjax.runs.run_dirs: workdir checks, staging folders, run
 directories and the manifests that record their outputs."""
 
 from __future__ import annotations
@@ -16,9 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flowjax import data
 from flowjax import io as fio
-from flowjax import run_dirs
+from flowjax.runs import run_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = np.arange(4 * 6 * 3, dtype=np.uint8).reshape(4, 6, 3)
@@ -70,7 +69,7 @@ def test_an_input_reached_through_a_symlink_into_the_run_is_refused(tmp_path):
 
 _READ_ONLY_SCRIPT = """
 import sys, time
-from flowjax import run_dirs
+from flowjax.runs import run_dirs
 start = time.perf_counter()
 try:
     run_dirs.check_workdir(sys.argv[1])
@@ -241,7 +240,7 @@ def test_manifest_records_config_versions_model_inputs_and_timings(tmp_path):
     Image.fromarray(IMAGE).save(tmp_path / "face.png")
     checkpoint = tmp_path / "model.npz"
     checkpoint.write_bytes(b"params")
-    image_set = data.load_images(tmp_path / "face.png")
+    image_set = fio.load_images(tmp_path / "face.png")
     with run_dirs.create_run_dir(tmp_path / "run") as run:
         run.manifest.set_config({"alphas": (0.5, 1.0), "data": {"size": 4}})
         run.manifest.set_model(checkpoint)

@@ -1,4 +1,4 @@
-"""run.py's process set-up: the persistent compilation cache (flowjax.runtime)."""
+"""run.py's process set-up: the persistent compilation cache (flowjax.runs.runtime)."""
 
 import subprocess
 import sys
@@ -6,14 +6,14 @@ import textwrap
 
 import pytest
 
-from flowjax import runtime
+from flowjax.runs import runtime
 
 # A program whose compile takes well over runtime.MIN_COMPILE_SECONDS; prints
 # how many of its compiles were read from the persistent cache.
 _PROGRAM = textwrap.dedent("""
     import sys
     import jax, jax.numpy as jnp
-    from flowjax import runtime
+    from flowjax.runs import runtime
     hits = []
     jax.monitoring.register_event_listener(
         lambda event, **kw: hits.append(event) if event == "/jax/compilation_cache/cache_hits" else None)

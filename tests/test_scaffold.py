@@ -10,10 +10,11 @@ import pytest
 from absl import flags
 from ml_collections import config_flags
 
+from flowjax import models, runs
 from flowjax import io as fio
-from flowjax import models, run_dirs, runs
-from flowjax.glow import Glow
-from flowjax.runtime import config_module
+from flowjax.models.glow import Glow
+from flowjax.runs import run_dirs
+from flowjax.runs.runtime import config_module
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 MODEL_CONFIGS = ["transfer", "attributes", "reconstruction", "explore", "celeba256", "train",

@@ -1,4 +1,4 @@
-"""Specification of flowjax.sweep: the one-call grid decode equals the naive loop.
+"""Specification of flowjax.transfer.sweep: the one-call grid decode equals the naive loop.
 
 A tiny random Glow (8x8, 2 levels) keeps compilation short; decoding does not
 depend on the weights being trained.
@@ -16,8 +16,8 @@ import jax
 import numpy as np
 import pytest
 
-from flowjax.models import random_variables
-from flowjax import glow, latents, sweep
+from flowjax.models import glow, random_variables
+from flowjax.transfer import latents, sweep
 
 MODEL = glow.Glow(image_size=8, n_levels=2, depth=2, width=8)
 SHAPES = MODEL.latent_shapes
@@ -213,8 +213,8 @@ def test_zero_var_eps_is_refused_for_the_variance_methods(variables, encoding, m
 
 _SHARDED_SCRIPT = textwrap.dedent("""
     import jax, numpy as np
-    from flowjax.models import random_variables
-    from flowjax import glow, latents, sweep
+    from flowjax.models import glow, random_variables
+    from flowjax.transfer import latents, sweep
     assert len(jax.devices()) == 4, jax.devices()
     chunk = sweep.Placement().shard_batch(np.zeros((4, 3)))
     assert len(chunk.sharding.device_set) == 4, chunk.sharding

@@ -6,7 +6,7 @@ import jax
 import numpy as np
 import pytest
 
-from flowjax import synthetic, synthetic_data
+from flowjax import synthetic
 
 SIZE = 64
 N_AU = len(synthetic.AU_NAMES)
@@ -54,16 +54,16 @@ def test_au_names_follow_openface_order():
 
 
 def test_same_seed_gives_identical_bytes():
-    a = synthetic_data.make_dataset(3, 8, size=32)
-    b = synthetic_data.make_dataset(3, 8, size=32)
+    a = synthetic.make_dataset(3, 8, size=32)
+    b = synthetic.make_dataset(3, 8, size=32)
     assert a.images.tobytes() == b.images.tobytes()
     np.testing.assert_array_equal(a.identity_ids, b.identity_ids)
     np.testing.assert_array_equal(a.aus, b.aus)
 
 
 def test_different_seed_gives_different_images():
-    a = synthetic_data.make_dataset(3, 8, size=32)
-    b = synthetic_data.make_dataset(4, 8, size=32)
+    a = synthetic.make_dataset(3, 8, size=32)
+    b = synthetic.make_dataset(4, 8, size=32)
     assert a.images.tobytes() != b.images.tobytes()
 
 
@@ -180,7 +180,7 @@ def test_prototypes_name_their_aus():
 
 
 def test_study_sources_are_other_identities_with_strong_expressions():
-    study = synthetic_data.make_study(0, n_identities=1, photos_per_identity=2, n_expressions=2, size=32)
+    study = synthetic.make_study(0, n_identities=1, photos_per_identity=2, n_expressions=2, size=32)
     assert study.targets.images.shape == (2, 32, 32, 3)
     assert study.sources.images.shape == (2, 32, 32, 3)
     assert study.expression_names == ("smile", "surprise")
@@ -194,7 +194,7 @@ def test_study_sources_are_other_identities_with_strong_expressions():
 
 
 def test_shared_source_study_puts_every_expression_on_one_actor():
-    study = synthetic_data.make_study(0, n_identities=2, photos_per_identity=2, n_expressions=3, size=32,
+    study = synthetic.make_study(0, n_identities=2, photos_per_identity=2, n_expressions=3, size=32,
                                       shared_source=True)
     np.testing.assert_array_equal(study.sources.identity_ids, [2, 2, 2])
     np.testing.assert_array_equal(study.source_photos.identity_ids, [2, 2])
@@ -203,7 +203,7 @@ def test_shared_source_study_puts_every_expression_on_one_actor():
 
 
 def test_dataset_balances_identities_and_keeps_aus_in_range():
-    photos = synthetic_data.make_dataset(0, 8, size=32, n_identities=2)
+    photos = synthetic.make_dataset(0, 8, size=32, n_identities=2)
     assert photos.images.shape == (8, 32, 32, 3) and photos.images.dtype == np.uint8
     assert np.bincount(photos.identity_ids).tolist() == [4, 4]
     assert photos.aus.shape == (8, N_AU) and 0.0 <= photos.aus.min() and photos.aus.max() <= 5.0

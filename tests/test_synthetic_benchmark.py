@@ -18,10 +18,12 @@ import pytest
 
 from configs import synthetic_benchmark as benchmark_config
 from experiments import synthetic_benchmark
-from flowjax import checkpoints, io as fio, synthetic, synthetic_data
+from flowjax import synthetic
+from flowjax import io as fio
 from flowjax.evaluation import ground_truth, synthetic_scorers
-from flowjax.errors import NonFiniteError
 from flowjax.evaluation.ground_truth import Scores
+from flowjax.models import checkpoints
+from flowjax.models.errors import NonFiniteError
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -154,7 +156,7 @@ def test_identity_centroids_are_unit_mean_directions_of_each_identitys_photos():
 
 
 def test_oracle_renders_each_target_with_each_source_expression_only_in_its_au_regions():
-    study = synthetic_data.make_study(0, n_identities=2, photos_per_identity=1, n_expressions=2,
+    study = synthetic.make_study(0, n_identities=2, photos_per_identity=1, n_expressions=2,
                                       size=64, shared_source=True)
     oracle = ground_truth.oracle_images(study, 64)
     assert oracle.shape == (2, 2, 64, 64, 3)
@@ -458,7 +460,7 @@ def test_demo_glow_transfer_moves_the_expression_and_keeps_the_target_identity()
     """
     config = benchmark_config.get_config()
     model, variables = checkpoints.load_model(config.checkpoint)
-    study = synthetic_data.make_study(config.study.seed, config.study.n_identities,
+    study = synthetic.make_study(config.study.seed, config.study.n_identities,
                                       config.study.photos_per_identity, config.study.n_expressions,
                                       model.image_size, config.study.nuisance_strength,
                                       shared_source=True)

@@ -11,8 +11,9 @@ import jax
 import numpy as np
 import pytest
 
-from flowjax import synthetic, synthetic_data, synthetic_hard
+from flowjax import synthetic
 from flowjax.evaluation import ground_truth
+from flowjax.synthetic import hard as synthetic_hard
 
 SIZE = 64
 N_AU = len(synthetic.AU_NAMES)
@@ -58,10 +59,10 @@ def _render_hard(identity, aus, **nuisance_fields) -> np.ndarray:
 # last bits (the samplers' jit is not pinned), so a pin must fix the flags.
 _EASY_DIGESTS = """
 import hashlib, numpy as np
-from flowjax import synthetic_data
+from flowjax import synthetic
 h = lambda a: hashlib.sha256(np.ascontiguousarray(a).tobytes()).hexdigest()
-print(h(synthetic_data.make_dataset(3, 16, 32).images))
-st = synthetic_data.make_study(1, 2, 3, 2, 32, shared_source=True)
+print(h(synthetic.make_dataset(3, 16, 32).images))
+st = synthetic.make_study(1, 2, 3, 2, 32, shared_source=True)
 print(h(np.concatenate([st.targets.images, st.source_photos.images, st.sources.images])))
 """
 
@@ -71,24 +72,24 @@ def test_easy_renders_are_bit_identical_to_main_before_the_settings():
     # bb2788b (before the settings existed), by this same snippet, CPU backend,
     # jax 0.10.2. The easy path must keep its sampled values and pixel arithmetic.
     env = {**os.environ, "JAX_PLATFORMS": "cpu", "XLA_FLAGS": "",
-           "PYTHONPATH": os.pathsep.join([str(Path(synthetic.__file__).parents[1]), os.environ.get("PYTHONPATH", "")])}
+           "PYTHONPATH": os.pathsep.join([str(Path(synthetic.__file__).parents[2]), os.environ.get("PYTHONPATH", "")])}
     out = subprocess.run([sys.executable, "-c", _EASY_DIGESTS], env=env, capture_output=True, text=True,
                          timeout=300, check=True).stdout.split()
     assert out == ["171d2a2367aedf02997cac201b3e3297b6c3e3b66ee6229f3d93abf5dd49323f",
                    "c528d93a868e1124e45debf4d33bddf948c231bc94f0216eccb25ef7d5d2b983"]
-    assert synthetic_data.make_study(1, 1, 1, 1, 32).setting == "easy"
+    assert synthetic.make_study(1, 1, 1, 1, 32).setting == "easy"
 
 
 def test_easy_is_the_default_everywhere():
-    a = synthetic_data.make_dataset(5, 8, 32)
-    b = synthetic_data.make_dataset(5, 8, 32, setting="easy")
+    a = synthetic.make_dataset(5, 8, 32)
+    b = synthetic.make_dataset(5, 8, 32, setting="easy")
     assert a.images.tobytes() == b.images.tobytes()
     assert isinstance(synthetic.sample_identities(jax.random.key(0), 2), synthetic.IdentityParams)
 
 
 @pytest.mark.parametrize("call", [
-    lambda: synthetic_data.make_dataset(0, 4, 32, setting="medium"),
-    lambda: synthetic_data.make_study(0, 1, 2, 1, 32, setting="medium"),
+    lambda: synthetic.make_dataset(0, 4, 32, setting="medium"),
+    lambda: synthetic.make_study(0, 1, 2, 1, 32, setting="medium"),
     lambda: synthetic.sample_nuisance(jax.random.key(0), 2, setting="medium"),
     lambda: synthetic.render(synthetic.sample_identities(jax.random.key(0), 1), np.zeros((1, N_AU)),
                              size=32, setting="medium"),
@@ -123,8 +124,8 @@ def test_hard_identity_shares_the_easy_identity_of_the_same_key():
 
 
 def test_hard_dataset_is_deterministic_and_each_image_independent_of_its_batch():
-    a = synthetic_data.make_dataset(4, 8, 32, setting="hard")
-    b = synthetic_data.make_dataset(4, 8, 32, setting="hard")
+    a = synthetic.make_dataset(4, 8, 32, setting="hard")
+    b = synthetic.make_dataset(4, 8, 32, setting="hard")
     assert a.images.tobytes() == b.images.tobytes()
     key = jax.random.key(1)
     identity = synthetic.sample_identities(key, 6, "hard")
@@ -230,7 +231,7 @@ def test_skin_texture_is_an_identity_factor_on_the_head_only():
     head = np.zeros((SIZE, SIZE), bool)
     head[16:48, 22:42] = True
     np.testing.assert_array_equal(two[0][head], two[1][head])
-    study = synthetic_data.make_study(0, 3, 2, 2, 32, setting="hard")
+    study = synthetic.make_study(0, 3, 2, 2, 32, setting="hard")
     assert len(np.unique(np.asarray(study.identities.texture_seed))) == 5  # one seed per identity
 
 
@@ -251,7 +252,7 @@ def test_au_locality_holds_relative_to_a_same_pose_render():
 
 
 def test_oracle_of_a_hard_study_renders_the_targets_factors_in_canonical_nuisance():
-    study = synthetic_data.make_study(0, 3, 2, 2, 32, setting="hard", shared_source=True)
+    study = synthetic.make_study(0, 3, 2, 2, 32, setting="hard", shared_source=True)
     assert study.setting == "hard"
     oracle = ground_truth.oracle_images(study, 32)
     targets = np.unique(study.targets.identity_ids)
@@ -279,7 +280,7 @@ def _high_frequency_energy(images: np.ndarray) -> float:
 def test_the_mean_of_twenty_hard_photos_ghosts_more_than_in_the_easy_setting():
     def sharpness_kept(setting: str) -> float:
         # HF energy of each identity's 20-photo pixel mean over that of its photos.
-        photos = synthetic_data.make_dataset(11, 60, SIZE, n_identities=3, setting=setting)
+        photos = synthetic.make_dataset(11, 60, SIZE, n_identities=3, setting=setting)
         ratios = []
         for i in range(3):
             own = photos.images[photos.identity_ids == i]

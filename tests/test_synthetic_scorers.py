@@ -8,9 +8,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from flowjax import synthetic, synthetic_data
-from flowjax.evaluation import scorers
-from flowjax.evaluation import synthetic_scorers as ss
+from flowjax import synthetic
+from flowjax.evaluation import scorers, synthetic_scorers as ss
 from flowjax.evaluation.action_units import ActionUnitScorer
 
 
@@ -50,7 +49,7 @@ def test_au_scorer_tells_a_full_smile_from_neutral_on_the_same_face(au_scorer, f
 @pytest.fixture(scope="module")
 def photos():
     """Fresh renders (identities never seen in training), random expressions, nuisance on."""
-    return synthetic_data.make_dataset(seed=424242, n=32, n_identities=8)
+    return synthetic.make_dataset(seed=424242, n=32, n_identities=8)
 
 
 def test_au_scorer_recovers_fresh_random_expressions(au_scorer, photos):
@@ -142,7 +141,7 @@ def test_shipped_scorers_meet_the_targets_on_fresh_held_out_renders(au_scorer, e
     verification accuracy 99.4% on 2,000 pairs at the shipped threshold."""
     from experiments import train_scorers
 
-    photos = synthetic_data.make_dataset(seed=424242, n=600, n_identities=60)
+    photos = synthetic.make_dataset(seed=424242, n=600, n_identities=60)
     assert np.mean(np.abs(au_scorer(photos.images) - photos.aus)) < 0.3
     embeddings = embedder.embed(photos.images)
     i, j, same = train_scorers.verification_pairs(photos.identity_ids, 1000, seed=1)
@@ -259,7 +258,7 @@ def test_shipped_detector_tells_fresh_clean_renders_from_their_double_exposures(
     of 32 identities no training batch drew, and on blends of pairs of them (w = 0.5)."""
     detector = ss.build_fake_detector()
     assert detector.record["evaluation"]["auc"] > 0.9 and detector.threshold == 0.5
-    photos = synthetic_data.make_dataset(seed=515151, n=64, n_identities=32)
+    photos = synthetic.make_dataset(seed=515151, n=64, n_identities=32)
     from flowjax.evaluation import fakes
 
     blends = np.asarray(fakes.blend(photos.images[0::2], photos.images[1::2], 0.5))

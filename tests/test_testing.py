@@ -1,12 +1,12 @@
-"""Specification of flowjax.testing.assert_bijector: each check catches the bug it is for."""
+"""Specification of flowjax.flows.testing.assert_bijector: each check catches the bug it is for."""
 
 import flax.linen as nn
 import jax
 import numpy as np
 import pytest
 
-from flowjax.bijectors import per_image_logdet
-from flowjax.testing import assert_bijector
+from flowjax.flows.bijectors import per_image_logdet
+from flowjax.flows.testing import assert_bijector
 
 SHAPE = (2, 2, 2, 2)
 LOG2 = np.log(2.0)

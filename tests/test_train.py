@@ -1,4 +1,4 @@
-"""Specification of flowjax.train and the training datasets of flowjax.training_data.
+"""Specification of flowjax.training.train and the training datasets of flowjax.training.datasets.
 
 The training tests share the ``:tiny`` config of configs/train.py, so the
 process compiles its initialisation and train step once.
@@ -19,9 +19,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flowjax import checkpoints, data, models, training_data
+from flowjax import models
 from flowjax import io as fio
-from flowjax import optimizers, train
+from flowjax.models import checkpoints
+from flowjax.training import datasets, optimizers, train
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -50,14 +51,14 @@ def _subprocess_env(devices: int = 1) -> dict[str, str]:
 
 
 def test_array_dataset_batch_depends_only_on_seed_and_step():
-    images = training_data.generated_images(0, 10, 4)
-    a, b = training_data.ArrayDataset(images, 4, seed=3), training_data.ArrayDataset(images, 4, seed=3)
+    images = datasets.generated_images(0, 10, 4)
+    a, b = datasets.ArrayDataset(images, 4, seed=3), datasets.ArrayDataset(images, 4, seed=3)
     np.testing.assert_array_equal(a.batch(7), b.batch(7))
-    assert not np.array_equal(a.batch(7), training_data.ArrayDataset(images, 4, seed=4).batch(7))
+    assert not np.array_equal(a.batch(7), datasets.ArrayDataset(images, 4, seed=4).batch(7))
 
 
 def test_each_epoch_is_a_new_shuffle_that_drops_the_remainder():
-    ds = training_data.ArrayDataset(training_data.generated_images(0, 10, 4), 4, seed=0)
+    ds = datasets.ArrayDataset(datasets.generated_images(0, 10, 4), 4, seed=0)
     assert ds.steps_per_epoch == 2
     epoch0 = np.concatenate([ds.indices(0), ds.indices(1)])
     epoch1 = np.concatenate([ds.indices(2), ds.indices(3)])
@@ -66,52 +67,52 @@ def test_each_epoch_is_a_new_shuffle_that_drops_the_remainder():
 
 
 def test_process_slices_concatenate_to_the_global_batch():
-    ds = training_data.ArrayDataset(training_data.generated_images(0, 12, 4), 6, seed=1)
+    ds = datasets.ArrayDataset(datasets.generated_images(0, 12, 4), 6, seed=1)
     parts = [ds.batch(5, process_index=p, process_count=3) for p in range(3)]
     np.testing.assert_array_equal(np.concatenate(parts), ds.batch(5))
 
 
 def test_dataset_smaller_than_a_batch_is_an_error():
-    with pytest.raises(data.ImageDataError, match="3 images, fewer than one batch of 4"):
-        training_data.ArrayDataset(training_data.generated_images(0, 3, 4), 4)
+    with pytest.raises(fio.ImageDataError, match="3 images, fewer than one batch of 4"):
+        datasets.ArrayDataset(datasets.generated_images(0, 3, 4), 4)
 
 
 def test_image_folder_dataset_finds_images_recursively_and_skips_hidden(tmp_path):
     for rel in ["a/1.png", "a/b/2.png", "3.jpg", ".hidden/4.png", "a/.5.png", "notes.txt"]:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / rel, format="PNG")
-    files = data.list_image_files_recursive(tmp_path)
+    files = fio.list_image_files_recursive(tmp_path)
     assert [p.relative_to(tmp_path).as_posix() for p in files] == ["3.jpg", "a/1.png", "a/b/2.png"]
-    ds = training_data.ImageFolderDataset.from_folder(tmp_path, 2, size=4)
+    ds = datasets.ImageFolderDataset.from_folder(tmp_path, 2, size=4)
     assert ds.batch(0).shape == (2, 4, 4, 3) and ds.batch(0).dtype == np.uint8
 
 
 def test_image_folder_dataset_error_names_the_bad_file(tmp_path):
     Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "a.png")
     Image.fromarray(np.zeros((6, 6, 3), np.uint8)).save(tmp_path / "b.png")
-    with pytest.raises(data.ImageDataError, match=r"b\.png: size 6x6"):
-        training_data.ImageFolderDataset.from_folder(tmp_path, 1, size=4, validate="all")
+    with pytest.raises(fio.ImageDataError, match=r"b\.png: size 6x6"):
+        datasets.ImageFolderDataset.from_folder(tmp_path, 1, size=4, validate="all")
 
 
 def test_prefetch_keeps_order_and_reraises_errors_from_its_thread():
-    assert list(training_data.prefetch(iter(range(5)), 2, lambda x: x * 10)) == [0, 10, 20, 30, 40]
+    assert list(datasets.prefetch(iter(range(5)), 2, lambda x: x * 10)) == [0, 10, 20, 30, 40]
 
     def broken():
         yield 1
         raise OSError("disk gone")
 
     with pytest.raises(OSError, match="disk gone"):
-        list(training_data.prefetch(broken()))
+        list(datasets.prefetch(broken()))
 
 
 def test_folder_source_holds_out_num_eval_images(tmp_path):
     for i in range(12):
         folder = tmp_path / "faces" / f"person{i % 3}"
         folder.mkdir(parents=True, exist_ok=True)
-        Image.fromarray(training_data.generated_images(i, 1, 16)[0]).save(folder / f"{i}.png")
+        Image.fromarray(datasets.generated_images(i, 1, 16)[0]).save(folder / f"{i}.png")
     config = _tiny_config(**{"data.source": "folder", "data.folder": str(tmp_path / "faces"),
                              "data.num_eval": 4, "eval_batch_size": 2})
-    train_ds, eval_ds = training_data.make_datasets(config, 16)
+    train_ds, eval_ds = datasets.make_datasets(config, 16)
     assert (len(train_ds), len(eval_ds)) == (8, 4)
     assert not set(train_ds.files) & set(eval_ds.files)
 
@@ -133,7 +134,7 @@ def test_bits_per_dim_on_a_fixed_batch_decreases_over_50_steps(tiny_run):
     model = models.model_from_config(config.model)
     spec = optimizers.OptimizerSpec.from_config(config.optimizer)
     mesh = train.make_mesh()
-    dataset, _ = training_data.make_datasets(config, model.image_size)
+    dataset, _ = datasets.make_datasets(config, model.image_size)
     initial = train.make_init(model, spec, mesh)(
         jax.random.key(config.seed), dataset.init_batch(config.init_batch_size, config.seed))
     trained = initial.replace(params=_params(workdir))
@@ -159,7 +160,7 @@ def test_constants_are_carried_but_not_optimised(tiny_run):
     config, workdir, _ = tiny_run
     model, variables = checkpoints.load_model(workdir)
     spec = optimizers.OptimizerSpec.from_config(config.optimizer)
-    dataset, _ = training_data.make_datasets(config, model.image_size)
+    dataset, _ = datasets.make_datasets(config, model.image_size)
     initial = train.make_init(model, spec, train.make_mesh())(
         jax.random.key(config.seed), dataset.init_batch(config.init_batch_size, config.seed))
     assert model.permutation == "shuffle" and "constants" in variables
@@ -225,7 +226,7 @@ def test_resume_falls_back_to_the_newest_checkpoint_that_verifies(tmp_path, capl
     train.train(config, workdir)
     flipped = _flip_a_parameter_byte(workdir / "checkpoints" / "4")
     config.num_steps = 6
-    with caplog.at_level("WARNING", logger="flowjax.train"):
+    with caplog.at_level("WARNING", logger="flowjax.training.train"):
         summary = train.train(config, workdir)
     assert summary["start_step"] == 2 and summary["final_step"] == 6
     assert str(flipped) in caplog.text and "resuming from step 2" in caplog.text
@@ -287,11 +288,11 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_p
 
 SHARDED_SCRIPT = textwrap.dedent("""
     import json, jax, numpy as np
-    from flowjax import optimizers, train, training_data
-    from flowjax.glow import Glow
+    from flowjax.models.glow import Glow
+    from flowjax.training import datasets, optimizers, train
     model = Glow(image_size=8, n_levels=2, depth=1, width=8, permutation="shuffle")
     spec = optimizers.OptimizerSpec(learning_rate=3e-3)
-    images = training_data.generated_images(0, 16, 8)
+    images = datasets.generated_images(0, 16, 8)
     init = train.make_init(model, spec, train.make_mesh())
     initial = jax.device_get(init(jax.random.key(0), images))
     results = {}

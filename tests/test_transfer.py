@@ -20,9 +20,12 @@ from PIL import Image
 from configs import common as config_common
 from configs import transfer as transfer_config
 from experiments import transfer
-from flowjax import align, glow, models, run_dirs, synthetic_files
+from flowjax import models, synthetic
 from flowjax import io as fio
-from flowjax.data import ImageDataError
+from flowjax.faces import align
+from flowjax.io.images import ImageDataError
+from flowjax.models import glow
+from flowjax.runs import run_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 MODEL = glow.Glow(image_size=16, n_levels=2, depth=2, width=8)
@@ -31,14 +34,14 @@ ALPHAS = (0.0, 0.5, 1.0)
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    from flowjax import checkpoints
+    from flowjax.models import checkpoints
 
     path = tmp_path_factory.mktemp("ckpt") / "model"
     return checkpoints.save_model(path, MODEL, models.random_variables(MODEL, seed=3))
 
 
 def _faces(root: Path, size: int = 16) -> Path:
-    synthetic_files.write_generated_faces(root, n_identities=3,
+    synthetic.write_generated_faces(root, n_identities=3,
                                           expressions=("neutral", "smile"), size=size)
     return root
 
@@ -269,7 +272,7 @@ def _unaligned_photos(root: Path, size: int = 32) -> Path:
     shifted into a square photo of its own size: root/photos/<identity>/*.png."""
     tx, ty = align.LEFT_EYE_TEMPLATE
     marks = np.array([[tx, ty], [1 - tx, ty], [0.5, 0.62], [0.4, 0.78], [0.6, 0.78]]) * size
-    generated = synthetic_files.write_generated_faces(root / "aligned", n_identities=3,
+    generated = synthetic.write_generated_faces(root / "aligned", n_identities=3,
                                              expressions=("neutral", "smile"), size=size)
     for k, (identity, files) in enumerate(generated.items()):
         (root / "photos" / identity).mkdir(parents=True)

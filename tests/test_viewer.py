@@ -1,4 +1,4 @@
-"""The static run viewer (flowjax/viewer.py): the page the evaluation writes, and
+"""The static run viewer (flowjax/evaluation/viewer.py): the page the evaluation writes, and
 the page in a real headless Chromium (the ``browser`` fixture of conftest.py).
 
 The run here is hand-made (2 expressions x 2 targets x 3 alphas of 8x8 solid
@@ -22,8 +22,8 @@ import pytest
 from PIL import Image
 
 from flowjax import io as fio
-from flowjax import run_dirs, viewer
-from flowjax.evaluation import pipeline
+from flowjax.evaluation import pipeline, viewer
+from flowjax.runs import run_dirs
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPRESSIONS, TARGETS, LABELS = ("smile", "frown"), ("tgt1", "tgt2"), ("0.00", "0.50", "1.00")

@@ -16,7 +16,7 @@ process_id, num_processes, port, out = int(sys.argv[1]), int(sys.argv[2]), sys.a
 if num_processes > 1:
     os.environ.update(JAX_COORDINATOR_ADDRESS=f"127.0.0.1:{port}",
                       JAX_NUM_PROCESSES=str(num_processes), JAX_PROCESS_ID=str(process_id))
-    from flowjax import runtime
+    from flowjax.runs import runtime
     runtime.initialize_distributed()
 
 import importlib.util  # noqa: E402
@@ -24,7 +24,9 @@ import importlib.util  # noqa: E402
 import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
-from flowjax import checkpoints, latents, sweep, train, training_data  # noqa: E402
+from flowjax.models import checkpoints  # noqa: E402
+from flowjax.training import datasets, train
+from flowjax.transfer import latents, sweep
 
 ROOT = Path(__file__).resolve().parents[1]
 spec = importlib.util.spec_from_file_location("train_config", ROOT / "configs" / "train.py")
@@ -45,7 +47,7 @@ leaves = {"params" + jax.tree_util.keystr(path): np.asarray(leaf)
 
 # The sweep: encode two identities' images and decode a transfer grid, both
 # sharded over every process's devices (chunk_size is rounded up to them).
-images = training_data.generated_images(1, 12, model.image_size)
+images = datasets.generated_images(1, 12, model.image_size)
 flat = latents.flatten(list(sweep.encode_images(model, variables, images, chunk_size=4).eps))
 flat = np.asarray(flat)
 source, target = latents.identity_stats(flat[:6]), latents.identity_stats(flat[6:])

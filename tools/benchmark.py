@@ -13,7 +13,7 @@ buffer-assignment memory estimate, and the reconstruction error (max |x - x'|
 of the float image, and whether the uint8 image came back exactly). Encode
 and decode are flowjax's batched entry points (``glow.apply_encode`` /
 ``apply_decode``), which on a CPU run a large batch in cache-sized pieces
-(``flowjax.micro_batches``); ``--pieces=auto,whole`` times both that and the
+(``flowjax.models.micro_batches``); ``--pieces=auto,whole`` times both that and the
 batch in one piece, for a same-run ratio (``--pieces=2,4,8`` fixes the size). It prints
 a markdown table (the one committed to docs/benchmarks.md) and writes JSON.
 A batch size that does not fit is reported as such, not skipped silently.
@@ -38,7 +38,9 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
-from flowjax import glow, micro_batches, model_stats, models, permutations
+from flowjax import models
+from flowjax.flows import permutations
+from flowjax.models import glow, micro_batches, model_stats
 from tools import profile_layers
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
@@ -47,7 +49,7 @@ _PRECISIONS = flags.DEFINE_list("precisions", ["highest"], "Glow precisions to t
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls per measurement (median).")
 _MATMUL_SIZE = flags.DEFINE_integer("matmul_size", 0, "Matmul peak size N (0: 2048 CPU, 8192 GPU).")
 # How a batch is cut: "auto", flowjax's default for the backend (cache-sized pieces
-# on a CPU, flowjax.micro_batches), "whole", one piece, or N images per piece.
+# on a CPU, flowjax.models.micro_batches), "whole", one piece, or N images per piece.
 PIECE_MODES = {"auto": None, "whole": 0}
 _PIECES = flags.DEFINE_list("pieces", ["auto"], "Batch cutting to time: auto, whole or a "
                             "number of images per piece; several give same-run ratios.")
@@ -110,10 +112,10 @@ def benchmark_model(model: glow.Glow, batch_size: int, repeats: int, peak: float
     images = jax.random.randint(key, (batch_size, *model.image_shape), 0, 256).astype(jnp.uint8)
     variables = glow.init(model, key, images)
     # Decoding as flowjax's sweeps do it: the 1x1 convs' inverses computed once per
-    # model, not in every decode call (flowjax.sweep._decoder_variables).
+    # model, not in every decode call (flowjax.transfer.sweep._decoder_variables).
     decode_variables = permutations.with_inverse_weights(variables)
     # flowjax's batched entry points: on a CPU a large batch runs in cache-sized
-    # pieces (flowjax.micro_batches) unless ``piece`` is 0 (whole).
+    # pieces (flowjax.models.micro_batches) unless ``piece`` is 0 (whole).
     encode = jax.jit(lambda v, x: glow.apply_encode(model, v, x, piece=piece).eps)
     decode = jax.jit(lambda v, eps: glow.apply_decode(model, v, eps, None, "eps", False, piece))
     enc_compiled, enc_compile_s = _timed_compile(encode, variables, images)

@@ -2,7 +2,7 @@
 
     python -m tools.benchmark_convs --batch_sizes=1,8,16,32 --repeats=5
 
-``flowjax.layers`` computes a 3x3 conv with far fewer output than input channels
+``flowjax.flows.layers`` computes a 3x3 conv with far fewer output than input channels
 (the zero convs, 512 -> 6) as one matmul plus shifted adds, and one with far
 fewer input channels (the couplings' first conv, 6 -> 512) as im2col + matmul.
 This tool times, in one process and alternating rounds (so machine load hits both
@@ -11,7 +11,7 @@ run's matmul peak, and (2) encode and decode of celeba256's ``small`` model
 (64x64, 3 levels, depth 8, width 512) with XLA's convolution everywhere
 (``layers.NARROW_RATIO`` out of reach) and with the per-shape choice. Decode
 gets the 1x1 convs' inverses computed once per model, as flowjax's sweeps do
-(``flowjax.sweep._decoder_variables``). Prints
+(``flowjax.transfer.sweep._decoder_variables``). Prints
 markdown tables (committed in docs/benchmarks.md). Weights are random.
 """
 
@@ -25,9 +25,9 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from flowjax import glow, layers, model_stats, permutations
-from flowjax.glow import Glow
-from flowjax.models import random_variables
+from flowjax.flows import layers, permutations
+from flowjax.models import glow, model_stats, random_variables
+from flowjax.models.glow import Glow
 from tools.benchmark import matmul_peak_flops
 
 # --batch_sizes and --repeats are tools.benchmark's flags (defined on its import).

@@ -3,7 +3,7 @@
 The whole transfer sweep of ``5 expressions x 4 targets x 11 alphas`` (220
 images, the repository's alpha grid 0.30..0.50) is decoded three ways:
 
-* ``sweep``: :func:`flowjax.sweep.transfer_sweep`, one jitted chunk function
+* ``sweep``: :func:`flowjax.transfer.sweep.transfer_sweep`, one jitted chunk function
   (vmap over the grid points, chunked, sharded over all devices);
 * ``loop_alpha``: a Python loop over alphas; per alpha the 20 latents are built
   on the host (numpy) and decoded as one batch with ``glow.decode``;
@@ -47,9 +47,10 @@ import jax.numpy as jnp
 import numpy as np
 from absl import app, flags
 
-from flowjax import glow, latents, sweep
 from flowjax import io as fio
-from flowjax.glow import Glow
+from flowjax.models import glow
+from flowjax.models.glow import Glow
+from flowjax.transfer import latents, sweep
 
 N_EXPRESSIONS, N_TARGETS = 5, 4
 ALPHAS = latents.alpha_grid(0.30, 0.50, 0.02)

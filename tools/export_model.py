@@ -15,7 +15,8 @@ from pathlib import Path
 
 from absl import app, flags
 
-from flowjax import checkpoints, training_log
+from flowjax.models import checkpoints
+from flowjax.training import log
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (experiments/train.py).")
 _OUT = flags.DEFINE_string("out", None, "New directory for the exported model.")
@@ -25,7 +26,7 @@ def last_metrics(workdir: Path, up_to_step: int) -> dict[str, dict]:
     """The last line of each split ("train", "eval") in metrics.jsonl logged at or
     before ``up_to_step`` (a run may have logged past its last checkpoint)."""
     last: dict[str, dict] = {}
-    metrics = workdir / training_log.METRICS_NAME
+    metrics = workdir / log.METRICS_NAME
     if metrics.is_file():
         for line in metrics.read_text().splitlines():
             record = json.loads(line)

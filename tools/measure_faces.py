@@ -1,10 +1,10 @@
 """Measure the real-face components on scikit-image's bundled photographs.
 
-Prints, as JSON: per-photo wall times of dlib alignment (``flowjax.align`` with
+Prints, as JSON: per-photo wall times of dlib alignment (``flowjax.faces.align`` with
 the ``dlib`` detector), dlib identity embedding and MTCNN detection, and how
 MTCNN's two eye landmarks differ from dlib's 68-point eye centres on the same
 faces (inter-eye distance ratio; midpoint offset across and down the face, in
-units of dlib's inter-eye distance). The numbers in ``flowjax.align``'s
+units of dlib's inter-eye distance). The numbers in ``flowjax.faces.align``'s
 ``MtcnnDetector`` docstring come from the first command, the README's
 times per photo from the second (run where MTCNN imports)::
 
@@ -77,12 +77,12 @@ def main(argv: list[str]) -> None:
         _install_numpy_nms()
     import skimage.data
 
-    from flowjax import align, face_detectors
     from flowjax.evaluation.dlib_identity import DlibEmbedder
+    from flowjax.faces import align, detectors
 
     result: dict = {}
     start = time.perf_counter()
-    dlib_detector = face_detectors.detector_from_spec("dlib")
+    dlib_detector = detectors.detector_from_spec("dlib")
     embedder = DlibEmbedder()
     result["dlib_models_load_s"] = round(time.perf_counter() - start, 2)
     astronaut = skimage.data.astronaut()
@@ -95,14 +95,14 @@ def main(argv: list[str]) -> None:
         "512": _median_time(lambda: embedder.embed(astronaut[None]), _REPEATS.value),
         "64 aligned": _median_time(lambda: embedder.embed(aligned64[None]), _REPEATS.value)}
 
-    error = None if _NUMPY_NMS.value else face_detectors.mtcnn_import_error()
+    error = None if _NUMPY_NMS.value else detectors.mtcnn_import_error()
     if error is not None:
         result["mtcnn"] = f"not measured: {error}"
     else:
-        mtcnn = face_detectors.mtcnn_detector(min_face_size=0, min_score=0)
+        mtcnn = detectors.mtcnn_detector(min_face_size=0, min_score=0)
         result["mtcnn_detect_s"] = {w: _median_time(lambda im=im: mtcnn(im), _REPEATS.value)
                                     for w, im in sizes.items()}
-        full = face_detectors.mtcnn_detector(min_face_size=0, min_score=0, max_width=None)
+        full = detectors.mtcnn_detector(min_face_size=0, min_score=0, max_width=None)
         result["mtcnn_detect_full_resolution_s"] = {
             w: _median_time(lambda im=im: full(im), _REPEATS.value) for w, im in sizes.items()}
     if error is None and _COMPARE_EYES.value:

@@ -6,16 +6,16 @@ How it is measured: every layer kind of a level (the flow step's ActNorm, 1x1
 invconv, the coupling's first 3x3 conv, its 1x1 conv and its zero conv, the
 coupling's split/add/concat; per level the split prior or the top prior, and
 the squeeze/split) is its own jitted function, built from the same functions
-the model runs (``flowjax.layers``, ``flowjax.bijectors``,
-``flowjax.permutations``, ``flowjax.priors``), timed on an input of the shape
+the model runs (``flowjax.flows.layers``, ``flowjax.flows.bijectors``,
+``flowjax.flows.permutations``, ``flowjax.flows.priors``), timed on an input of the shape
 it sees in the model (median of ``repeats`` calls after a warm-up), and
 multiplied by how often one pass runs it (``depth`` for the steps' layers).
 Each row gives its time, its share of the parts' sum,
-its FLOPs (``flowjax.model_stats``' count: the edge indicator is an input
+its FLOPs (``flowjax.models.model_stats``' count: the edge indicator is an input
 channel, so the rows' FLOPs sum to ``flops_per_image``) and FLOP/s over the
 same run's matmul peak. The whole model's encode and decode (one jitted call
 each) are timed too, beside the parts' sum. A batch runs as flowjax runs it: on
-a CPU a large one in cache-sized pieces (``flowjax.micro_batches``), so the
+a CPU a large one in cache-sized pieces (``flowjax.models.micro_batches``), so the
 layers are timed on a piece and counted once per piece. Weights are random (``N(0, 0.05^2)``,
 1x1 invconvs orthogonal): timings do not depend on values.
 
@@ -39,8 +39,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flowjax import bijectors, glow, layers, micro_batches, model_stats, permutations, priors
-from flowjax.models import random_variables
+from flowjax.flows import bijectors, layers, permutations, priors
+from flowjax.models import glow, micro_batches, model_stats, random_variables
 
 KINDS = ("actnorm", "invconv", "coupling first conv (3x3, +actnorm, relu)",
          "coupling 1x1 conv (+actnorm, relu)", "coupling zero conv (3x3)",

@@ -16,8 +16,8 @@ import time
 import numpy as np
 from absl import app, flags
 
+from flowjax import synthetic
 from flowjax import io as fio
-from flowjax import synthetic, synthetic_data
 
 _OUT = flags.DEFINE_string("out", "docs/synthetic_hard.png", "PNG to write (replaced)")
 _SETTING = flags.DEFINE_enum("setting", "hard", list(synthetic.SETTINGS), "rendering setting of the sheet")
@@ -37,16 +37,16 @@ def contact_sheet(images: np.ndarray, rows: int, cols: int, upscale: int) -> np.
 
 
 def throughput(setting: str, n: int) -> float:
-    synthetic_data.make_dataset(1, n, 64, setting=setting)  # compiles
+    synthetic.make_dataset(1, n, 64, setting=setting)  # compiles
     start = time.perf_counter()
-    synthetic_data.make_dataset(2, n, 64, setting=setting)
+    synthetic.make_dataset(2, n, 64, setting=setting)
     return n / (time.perf_counter() - start)
 
 
 def main(argv):
     del argv
     n = _ROWS.value * _COLS.value
-    photos = synthetic_data.make_dataset(_SEED.value, n, 64, n_identities=n, setting=_SETTING.value)
+    photos = synthetic.make_dataset(_SEED.value, n, 64, n_identities=n, setting=_SETTING.value)
     sheet = contact_sheet(photos.images, _ROWS.value, _COLS.value, _UPSCALE.value)
     fio.write_png(_OUT.value, sheet, {"kind": "synthetic contact sheet", "setting": _SETTING.value,
                                       "seed": _SEED.value, "renderer": "flowjax.synthetic"}, overwrite=True)

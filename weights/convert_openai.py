@@ -3,7 +3,7 @@
     python weights/convert_openai.py --graph=graph_unoptimized.pb --out=weights/celeba256 \\
         [--optimized_graph=graph_optimized.pb] [--config=configs/celeba256.py]
 
-The frozen GraphDef is parsed as protobuf (``flowjax.graphdef_reader``; no
+The frozen GraphDef is parsed as protobuf (``flowjax.convert.graphdef_reader``; no
 TensorFlow, nothing executed). Every weight is a ``Const`` named after its TF
 variable (``GLOW_SPEC.md`` §4.2-4.3); :data:`STEP_NAMES`, :data:`SPLIT_NAMES`
 and :data:`PRIOR_NAMES` map them one to one onto the flowjax parameter tree.
@@ -36,12 +36,16 @@ The converter refuses to guess. Each of these is an error naming the node(s):
 
 Int Consts and one-element float Consts (shapes, scalars) are skipped and
 counted; ``--skip_const=NAME`` skips one more named Const explicitly (it is
-recorded). The output directory is written by ``flowjax.checkpoints.save_model``
+recorded). The output directory is written by ``flowjax.models.checkpoints.save_model``
 (model config, variables) with the conversion manifest as its metadata: the
 source file's sha256 and size, tensor count, total parameters, the skipped
 Consts, the graph's inputs/outputs, the tracing results and all warnings.
 ``--optimized_graph`` only cross-checks names, shapes and values against
 ``graph_optimized.pb`` (its weights may be folded: differences are warnings).
+
+Longer than 400 lines because the name table of every OpenAI tensor, the inspection that
+refuses to guess and the conversion are one converter, pinned end to end by
+tests/test_convert_openai.py.
 """
 
 from __future__ import annotations
@@ -60,10 +64,11 @@ from typing import Any
 import numpy as np
 from flax import traverse_util
 
-from flowjax import __version__, checkpoints, glow, models
-from flowjax import graphdef as gd
-from flowjax.graphdef_reader import parse_graphdef
-from flowjax.glow import Glow
+from flowjax import __version__, models
+from flowjax.convert import graphdef as gd
+from flowjax.convert.graphdef_reader import parse_graphdef
+from flowjax.models import checkpoints, glow
+from flowjax.models.glow import Glow
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "configs" / "celeba256.py"

@@ -20,12 +20,15 @@ batch) and LU buffers that are not rosinality's constants (strict masks,
 identity ``l_eye``, a permutation ``w_p``, +-1 ``s_sign``) are all listed, by
 key, in one :class:`ConversionError`.
 
-Layout changes (the model is :class:`flowjax.rosinality.RosinalityGlow`):
+Layout changes (the model is :class:`flowjax.models.rosinality.RosinalityGlow`):
 conv weights OIHW -> HWIO, ``(1, C, 1, 1)`` vectors -> ``[C]``, the plain 1x1
 conv ``weight[:, :, 0, 0]`` transposed (flowjax's ``y = x @ W``), per-flow
 tensors stacked along a leading depth axis. The checkpoint is written by
-``flowjax.checkpoints.save_model`` with the conversion manifest (source
+``flowjax.models.checkpoints.save_model`` with the conversion manifest (source
 sha256, constructor arguments, counts) as metadata.
+
+Longer than 400 lines because the key table, the checks of every key and the layout
+changes are one converter, pinned end to end by tests/test_rosinality.py.
 """
 
 from __future__ import annotations
@@ -41,8 +44,9 @@ from typing import Any
 import numpy as np
 from flax import traverse_util
 
-from flowjax import __version__, checkpoints, glow, models
-from flowjax.rosinality import RosinalityGlow
+from flowjax import __version__, models
+from flowjax.models import checkpoints, glow
+from flowjax.models.rosinality import RosinalityGlow
 
 DATA_PARALLEL_PREFIX = "module."
 _LU_KEYS = ("w_p", "w_l", "w_s", "w_u", "u_mask", "l_mask", "s_sign", "l_eye")

@@ -253,8 +253,8 @@ def verify(graph: str | Path, checkpoint: str | Path, images: np.ndarray, *, see
     import jax
 
     jax.config.update("jax_default_matmul_precision", "highest")
-    from flowjax import checkpoints, glow
     from flowjax import io as fio
+    from flowjax.models import checkpoints, glow
 
     model, variables = checkpoints.load_model(checkpoint)
     rng = np.random.default_rng(seed)
@@ -322,14 +322,16 @@ def main(argv: list[str]) -> None:
     out_path = Path(f.out)
     if out_path.exists():
         raise SystemExit(f"--out {out_path} already exists; choose a new file")
-    from flowjax import checkpoints, data, training_data
     from flowjax import io as fio
+    from flowjax import io as fio
+    from flowjax.models import checkpoints
+    from flowjax.training import datasets
 
     size = checkpoints.read_model_config(f.checkpoint).image_size
     if f.images:
-        images = data.load_images(f.images, size=size).images[:f.n_images]
+        images = fio.load_images(f.images, size=size).images[:f.n_images]
     else:
-        images = training_data.generated_images(f.seed, f.n_images, size)
+        images = datasets.generated_images(f.seed, f.n_images, size)
     report, arrays = verify(
         f.graph, f.checkpoint, images, seed=f.seed, eps_atol=f.eps_atol,
         pixel_tolerance=f.pixel_tolerance, noise_tensor=f.noise_tensor, eps_names=f.eps_names,

@@ -177,7 +177,7 @@ def _check_images(images: np.ndarray) -> np.ndarray:
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(
             "expected uint8 RGB images [N, H, W, 3], got "
-            f"{images.dtype} {images.shape}; convert with flowjax.data first."
+            f"{images.dtype} {images.shape}; convert with flowjax.io.images first."
         )
     return images
 

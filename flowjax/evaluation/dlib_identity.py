@@ -4,7 +4,7 @@ The identity backend ``"dlib"`` (``--config.identity.backend=dlib`` in
 ``configs/evaluate.py``; ``--config.evaluation.identity.backend=dlib`` in the
 transfer config). Needs the optional extra ``pip install -e '.[faces]'``; the
 model files come from ``face-recognition-models`` and are checked against the
-sha256 pinned in :data:`flowjax.dlib_faces.MODELS` before they are read.
+sha256 pinned in :data:`flowjax.faces.dlib_models.MODELS` before they are read.
 
 Pipeline, per image (uint8 RGB ``[H, W, 3]``):
 
@@ -15,7 +15,7 @@ Pipeline, per image (uint8 RGB ``[H, W, 3]``):
    (``upsample`` passes), the largest box; where it finds none, the fixed box
    :data:`FIXED_BOX` (reported per image as ``"fixed_no_face"``).
    ``crop="fixed"``: always the fixed box, for images already aligned to the
-   project's layout (``flowjax.align``).
+   project's layout (``flowjax.faces.align``).
 3. dlib's 5-point shape predictor inside the box, then
    ``compute_face_descriptor`` (dlib aligns a 150x150 chip with padding 0.25
    from the 5 points and runs the ResNet; ``num_jitters`` random jitters are
@@ -35,14 +35,14 @@ from typing import Any, Literal
 
 import numpy as np
 
-from flowjax import dlib_faces
+from flowjax.faces import dlib_models
 
 EMBEDDING_DIM = 128
 SAME_PERSON_THRESHOLD = 0.6
 MIN_WIDTH = 256
 CHIP_PADDING = 0.25  # dlib's default for compute_face_descriptor
 
-# dlib's HOG box on faces aligned by flowjax.align (dlib detector), as
+# dlib's HOG box on faces aligned by flowjax.faces.align (dlib detector), as
 # fractions (x0, y0, x1, y1) of the image: the median over scikit-image's
 # astronaut and 35 LFW-subset faces aligned to 256 (the boxes varied by
 # 0.02-0.04 of the image, standard deviation).
@@ -83,15 +83,15 @@ class DlibEmbedder:
                 raise ValueError(f"{name} must be an int >= {lowest}, got {value!r}")
         self.crop_requested, self.upsample = crop, upsample
         self.num_jitters, self.min_width = num_jitters, min_width
-        self._dlib = dlib_faces.require_dlib()
-        self._detector = dlib_faces.hog_detector()
-        self._predictor = dlib_faces.shape_predictor("shape_predictor_5")
-        self._model = dlib_faces.face_recognition_model()
+        self._dlib = dlib_models.require_dlib()
+        self._detector = dlib_models.hog_detector()
+        self._predictor = dlib_models.shape_predictor("shape_predictor_5")
+        self._model = dlib_models.face_recognition_model()
 
     def _prepare(self, image: np.ndarray) -> np.ndarray:
         if image.shape[1] >= self.min_width:
             return np.ascontiguousarray(image)
-        return dlib_faces.resize_to_width(image, self.min_width)
+        return dlib_models.resize_to_width(image, self.min_width)
 
     def _box(self, image: np.ndarray) -> tuple[Any, str]:
         if self.crop_requested == "auto":
@@ -137,8 +137,8 @@ class DlibEmbedder:
         """JSON-ready description for a run manifest."""
         return {
             "model": "dlib ResNet face recognition (dlib_face_recognition_resnet_model_v1)",
-            "weights": dlib_faces.provenance("face_recognition_resnet"),
-            "landmarks": dlib_faces.provenance("shape_predictor_5"),
+            "weights": dlib_models.provenance("face_recognition_resnet"),
+            "landmarks": dlib_models.provenance("shape_predictor_5"),
             "crop": {"requested": self.crop_requested, "detector": "dlib HOG frontal",
                      "upsample": self.upsample, "fixed_box": list(FIXED_BOX),
                      "min_width": self.min_width, "chip": "150x150, padding 0.25"},

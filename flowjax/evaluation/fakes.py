@@ -30,7 +30,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flowjax import latents, sweep
+from flowjax.transfer import latents, sweep
 
 __all__ = ["BANDS", "band_mask", "blend", "splice", "quantize", "glow_samples",
            "glow_noisy_reconstructions"]

@@ -31,7 +31,7 @@ target identity rendered with the source expression's AUs, which is what a
 perfect transfer would produce; its errors are the scorers' own floor).
 
 :func:`pixel_transfer` applies the latent arithmetic of
-:mod:`flowjax.latents` to pixels instead, to show what the flow buys.
+:mod:`flowjax.transfer.latents` to pixels instead, to show what the flow buys.
 """
 
 from __future__ import annotations
@@ -43,8 +43,9 @@ from typing import Any
 import jax
 import numpy as np
 
-from flowjax import latents, synthetic, synthetic_data
+from flowjax import synthetic
 from flowjax.evaluation import metrics
+from flowjax.transfer import latents
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,7 +152,7 @@ def pixel_transfer(method: str, sources: np.ndarray, source_photos: np.ndarray,
     return from_unit(moved.reshape(*moved.shape[:3], *shape))
 
 
-def oracle_images(study: synthetic_data.Study, size: int) -> np.ndarray:
+def oracle_images(study: synthetic.Study, size: int) -> np.ndarray:
     """uint8 ``[E, T, S, S, 3]``: target ``t`` rendered with source expression ``e``'s AUs.
 
     No nuisance: the ideal transfer of the expression onto the identity itself,

@@ -13,7 +13,7 @@ Pipeline, per image:
    largest face, ``margin`` pixels of context in the 160 px output, as in
    facenet-pytorch's own LFW evaluation, which uses ``margin=14``).
    ``crop="fixed"``: a fixed square for images already aligned to the
-   project's layout (``flowjax.align``: eyes at ``0.48 S``, inter-eye distance
+   project's layout (``flowjax.faces.align``: eyes at ``0.48 S``, inter-eye distance
    ``0.258 S``), see :data:`FIXED_CROP`. ``crop="auto"`` uses MTCNN when it
    imports and the fixed crop otherwise. If MTCNN finds no face in an image,
    that image gets the fixed crop and is reported as ``"fixed_no_face"``
@@ -55,7 +55,7 @@ from flowjax.evaluation.facenet_weights import (
     pretrained_weights,
     resolve_weights_file,
 )
-from flowjax.face_detectors import mtcnn_import_error
+from flowjax.faces.detectors import mtcnn_import_error
 
 logger = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ class FixedCrop:
 
 
 # For the project's alignment (eyes at 0.48 S, inter-eye distance d = 0.258 S,
-# see flowjax.align) this square spans 0.15-0.85 S across and 0.25-0.95 S down:
+# see flowjax.faces.align) this square spans 0.15-0.85 S across and 0.25-0.95 S down:
 # the eyes sit a third of the way down and it reaches 1.8 d below the eye line
 # (about the chin), roughly the framing of an MTCNN crop. It is a fixed
 # convention derived from that geometry, not fitted to MTCNN's boxes.
@@ -103,7 +103,7 @@ FIXED_CROP = FixedCrop(center_x=0.5, center_y=0.60, side=0.70)
 def mtcnn_unavailable_reason() -> str | None:
     """None if facenet-pytorch's MTCNN imports, else the import error as text.
 
-    The import is attempted once per process (shared with ``flowjax.face_detectors``).
+    The import is attempted once per process (shared with ``flowjax.faces.detectors``).
     """
     return mtcnn_import_error()
 
@@ -122,7 +122,7 @@ def _check_images(images: np.ndarray, name: str = "images") -> np.ndarray:
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(
             f"{name} must be uint8 RGB [N, H, W, 3], got {images.dtype} "
-            f"{images.shape}; convert with flowjax.data (and add a batch axis with "
+            f"{images.shape}; convert with flowjax.io.images (and add a batch axis with "
             "images[None] for a single image)."
         )
     return images

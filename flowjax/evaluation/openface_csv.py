@@ -26,6 +26,10 @@ Facts about OpenFace's output that this module relies on (from
 Anything else (another header, a row with the wrong number of fields, a value
 that is not a number, an AU intensity outside OpenFace's 0-5 scale) raises
 ``ValueError`` naming the file and line.
+
+Longer than 400 lines because it is one file format read strictly: the column layout,
+number parsing, face policy and per-image results change together when OpenFace's output
+does.
 """
 
 from __future__ import annotations

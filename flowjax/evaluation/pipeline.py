@@ -51,12 +51,11 @@ from typing import Any
 import numpy as np
 
 from flowjax import io as fio
-from flowjax import run_dirs
-from flowjax import viewer
-from flowjax.evaluation import figures, metrics, report, tables
+from flowjax.evaluation import figures, metrics, report, tables, viewer
 from flowjax.evaluation.action_units import ActionUnitScorer
 from flowjax.evaluation.datatypes import Scores, Study, TransferRun
 from flowjax.evaluation.scorers import describe
+from flowjax.runs import run_dirs
 from flowjax.evaluation.scoring import (AU_SET_NAMES, StudyImages, check_scorers_fit,
                                         check_threshold, parse_au_set, score_run, score_study,
                                         verify_files)

@@ -19,7 +19,6 @@ from typing import Any
 
 import numpy as np
 
-from flowjax import data
 from flowjax import io as fio
 from flowjax.evaluation import metrics
 from flowjax.evaluation.action_units import ActionUnitScorer
@@ -68,13 +67,13 @@ class StudyImages:
     @cached_property
     def generated(self) -> np.ndarray:
         s = self.study
-        images = data.load_images(s.generated_files()).images
+        images = fio.load_images(s.generated_files()).images
         return images.reshape(len(s.expressions), len(s.targets), len(s.labels),
                               *images.shape[1:])
 
     @cached_property
     def means(self) -> np.ndarray:
-        return self._same_size("mean face", data.load_images(self.study.mean_files()).images,
+        return self._same_size("mean face", fio.load_images(self.study.mean_files()).images,
                                self.study.mean_files())
 
     @cached_property
@@ -90,7 +89,7 @@ class StudyImages:
                     f"source input {path} changed since the study recorded it: sha256 "
                     f"{fio.sha256_file(path)}, recorded {digest}. The AU reference must be the "
                     "image the transfer encoded; restore it or re-run the transfer.")
-            image, _ = data.load_image(path, size=opts.get("size"), resize=opts.get("resize"),
+            image, _ = fio.load_image(path, size=opts.get("size"), resize=opts.get("resize"),
                                        alpha=opts.get("alpha", "composite"),
                                        background=tuple(opts.get("background",
                                                                  (255, 255, 255))))

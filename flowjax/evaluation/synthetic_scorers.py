@@ -245,7 +245,7 @@ def _prepare(images: np.ndarray) -> np.ndarray:
     images = np.asarray(images)
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
         raise ValueError(f"expected uint8 RGB images [N, H, W, 3], got {images.dtype} {images.shape}; "
-                         "convert with flowjax.data first")
+                         "convert with flowjax.io.images first")
     n, h, w, _ = images.shape
     if h == w == IMAGE_SIZE:
         return images

@@ -43,7 +43,7 @@ import numpy as np
 from flowjax.evaluation.datatypes import Scores
 
 if TYPE_CHECKING:
-    from flowjax import run_dirs
+    from flowjax.runs import run_dirs
 
 INDEX = ""  # header of the row-name column
 

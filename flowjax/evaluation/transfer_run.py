@@ -29,9 +29,9 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from flowjax import io as fio
-from flowjax import run_dirs
 from flowjax.evaluation import study as study_spec
 from flowjax.evaluation.datatypes import TRANSFER_RUN, Study
+from flowjax.runs import run_dirs
 
 
 def _read_json(path: Path, what: str) -> dict[str, Any]:

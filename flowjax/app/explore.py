@@ -1,0 +1,419 @@
+"""A live editor in the browser: upload a face, move it through Glow's latent space.
+
+:class:`Editor` holds a loaded model and a set of named faces and directions,
+all flat latents in one space (``eps`` by default, as OpenAI's demo):
+
+* **faces**: identity mean faces, the source's expression images, uploads;
+* **expressions**: ``s_e - m_s`` of each source expression image (the linear
+  transfer's expression vector, Valenzuela et al. 2021);
+* **attributes**: directions from labelled images
+  (``flowjax.transfer.latents.attribute_vector``) or rows of OpenAI's
+  ``z_manipulate.npy`` (``flowjax.faces.openai_attributes``).
+
+Three edits, each computed on the host and shown through **one jitted decode**
+(``flowjax.transfer.sweep.decode_latents`` of one latent; compiled once, then reused):
+
+* ``attributes``: ``z_face + sum_i alpha_i v_i``;
+* ``transfer``: ``m_t + alpha (s_e - m_s)``, the expression ``e`` onto the
+  target ``t`` (a mean face or an upload);
+* ``mix``: ``(1 - w) z_a + w z_b``.
+
+:func:`create_app` serves the editor with Flask: the page (script and style
+inline, nothing fetched from elsewhere), a JSON API and PNG images. Every PNG
+it serves or saves is written by :func:`flowjax.io.encode_png`, so it carries
+the SYNTHETIC provenance labels and the edit that made it. Limits: the upload
+size (Flask's ``MAX_CONTENT_LENGTH``, answered 413 with a JSON message), the
+photo's pixel count (checked before decoding), and requests per client per
+minute (429). Bad uploads get one JSON ``error`` naming the file, what was
+expected and what to do.
+
+Longer than 400 lines because the editor's state, its limits and the HTTP routes that
+read and change that state under one lock are one unit: split, the lock's reach would
+cross modules.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import io
+import math
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from flowjax import io as fio
+from flowjax.faces import openai_attributes
+from flowjax.runs import run_dirs
+from flowjax.transfer import latents, sweep
+
+PNG = "image/png"
+MAX_ALPHA = 5.0  # |alpha| beyond this decodes to noise; refuse rather than serve it
+
+
+class EditError(ValueError):
+    """A request the editor refuses; its message is shown to the user as is."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Limits:
+    """Request limits of the server."""
+
+    max_upload_bytes: int = 8 * 1024 * 1024
+    max_pixels: int = 4096 * 4096
+    requests_per_minute: int = 600
+    max_uploads: int = 32
+
+
+class RateLimiter:
+    """At most ``limit`` requests per client in any ``window`` seconds (a sliding window)."""
+
+    def __init__(self, limit: int, window: float = 60.0) -> None:
+        self.limit, self.window = int(limit), float(window)
+        self._seen: dict[str, collections.deque] = collections.defaultdict(collections.deque)
+        self._lock = threading.Lock()
+
+    def allow(self, client: str, now: float | None = None) -> bool:
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            seen = self._seen[client]
+            while seen and now - seen[0] >= self.window:
+                seen.popleft()
+            if len(seen) >= self.limit:
+                return False
+            seen.append(now)
+            return True
+
+
+def _finite(value: Any, what: str) -> float:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise EditError(f"{what} must be a number, got {value!r}") from None
+    if not math.isfinite(number) or abs(number) > MAX_ALPHA:
+        raise EditError(f"{what} must be a finite number in [-{MAX_ALPHA}, {MAX_ALPHA}], "
+                        f"got {value!r}")
+    return number
+
+
+class Editor:
+    """A model and named flat latents; every edit is one decode (see the module docstring).
+
+    Args:
+      model, variables: the Glow and its weights.
+      model_label: provenance text naming the model (checkpoint and sha256).
+      space: ``"eps"`` or ``"z"``, the space of every latent here.
+      chunk_size: the encode batch (uploads are padded to it: one compile).
+      aligner: ``uint8 [H, W, 3] -> uint8 [S, S, 3]`` for uploads sent with
+        ``align``; None refuses such uploads with a message.
+    """
+
+    def __init__(self, model: Any, variables: Any, model_label: str, *, space: str = "eps",
+                 chunk_size: int = 8,
+                 aligner: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+        self.model, self.variables, self.model_label = model, variables, model_label
+        self.space = latents.check_space(space)
+        self.chunk_size = int(chunk_size)
+        self.aligner = aligner
+        self.size = int(model.image_size)
+        self.faces: dict[str, np.ndarray] = {}
+        self.kinds: dict[str, str] = {}
+        self.expressions: dict[str, np.ndarray] = {}
+        self.attributes: dict[str, np.ndarray] = {}
+        self.origins: dict[str, str] = {}
+        self._uploads: list[str] = []
+        self._lock = threading.Lock()  # one decode at a time; JAX calls are not re-entrant here
+
+    # ---- latents ------------------------------------------------------------------
+
+    def encode(self, images: np.ndarray) -> np.ndarray:
+        """Flat latents ``[N, D]`` in ``self.space`` of uint8 images ``[N, S, S, 3]``."""
+        with self._lock:
+            encoding = sweep.encode_images(self.model, self.variables, np.asarray(images),
+                                           chunk_size=self.chunk_size, progress=False)
+        return np.asarray(latents.flatten(list(latents.in_space(encoding, self.space))))
+
+    def decode(self, flat: np.ndarray) -> np.ndarray:
+        """One jitted decode of one flat latent ``[D]`` -> uint8 ``[S, S, 3]``."""
+        if not np.isfinite(flat).all():
+            raise EditError("the edited latent has non-finite values; use smaller alphas")
+        with self._lock:
+            image = sweep.decode_latents(self.model, self.variables, np.asarray(flat)[None],
+                                         space=self.space, chunk_size=1, progress=False)
+        return np.asarray(image[0])
+
+    def warm_up(self) -> None:
+        """Compiles the decode once before serving, so the first edit is as fast as the rest."""
+        if self.faces:
+            self.decode(next(iter(self.faces.values())))
+
+    def add_identity(self, name: str, images: np.ndarray) -> None:
+        """A face: the mean latent of one identity's images."""
+        self.faces[name] = self.encode(images).mean(axis=0)
+        self.kinds[name] = "identity mean"
+
+    def add_source(self, source: str, images: np.ndarray, expressions: Mapping[str, int]) -> None:
+        """The source identity: its mean face, and ``s_e - m_s`` for each expression image
+        ``images[expressions[e]]`` (the mean is over all its images, as the transfer takes it)."""
+        flat = self.encode(images)
+        mean = flat.mean(axis=0)
+        self.faces[source] = mean
+        self.kinds[source] = "identity mean"
+        for name, index in expressions.items():
+            self.faces[f"{source}:{name}"] = flat[index]
+            self.kinds[f"{source}:{name}"] = "source expression"
+            self.expressions[name] = flat[index] - mean
+
+    def add_attribute(self, name: str, vector: np.ndarray, origin: str) -> None:
+        """A direction ``[D]`` for the attribute sliders."""
+        vector = np.asarray(vector, np.float32).reshape(-1)
+        if vector.shape[0] != self.dimension or not np.isfinite(vector).all():
+            raise ValueError(f"attribute {name!r} ({origin}): expected a finite flat vector of "
+                             f"{self.dimension} values for this model, got {vector.shape}")
+        self.attributes[name], self.origins[name] = vector, origin
+
+    def add_attribute_from_images(self, name: str, positive: np.ndarray, negative: np.ndarray,
+                                  origin: str, scale: float = 1.0) -> None:
+        """``scale * (mean(z | positive) - mean(z | negative))`` from labelled images."""
+        both = self.encode(np.concatenate([positive, negative]))
+        vector = latents.attribute_vector(both[: len(positive)], both[len(positive):], scale)
+        self.add_attribute(name, np.asarray(vector), origin)
+
+    def add_openai_attributes(self, path: fio.PathLike, names: Sequence[str]) -> None:
+        """Rows ``names`` of OpenAI's ``z_manipulate.npy`` (with the demo's edits: Beard, Age,
+        Narrow_Eyes x1.2), checked against this model's latent size; eps space only."""
+        if self.space != "eps":
+            raise ValueError(f"{path} holds eps-space directions; this editor works in "
+                             f"{self.space!r} (set config.space='eps')")
+        vectors = openai_attributes.load_attribute_vectors(path, demo_edits=True,
+                                                           expected_dim=self.dimension)
+        for name in names:
+            self.add_attribute(name, np.asarray(vectors.get(name)),
+                               f"{path} (OpenAI z_manipulate, demo edits)")
+
+    @property
+    def dimension(self) -> int:
+        return latents.flat_size(self.model.latent_shapes)
+
+    # ---- uploads ------------------------------------------------------------------
+
+    def read_upload(self, payload: bytes, filename: str, align: bool,
+                    max_pixels: int) -> np.ndarray:
+        """A photo's bytes -> the model-sized uint8 face, or an EditError saying why not."""
+        name = Path(filename or "upload").name or "upload"
+        if not payload:
+            raise EditError(f"{name}: the file is empty; choose a PNG or JPEG photo")
+        try:
+            with Image.open(io.BytesIO(payload)) as peek:
+                width, height = peek.size
+        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as error:
+            raise EditError(f"{name}: not a PNG or JPEG image ({type(error).__name__}); choose "
+                            "a photo file") from None
+        if width * height > max_pixels:
+            raise EditError(f"{name}: {width}x{height} pixels is larger than the limit of "
+                            f"{max_pixels} pixels; scale the photo down first")
+        with tempfile.TemporaryDirectory(prefix="flowjax-upload-") as tmp:
+            path = Path(tmp) / name
+            path.write_bytes(payload)
+            try:
+                image, _ = fio.load_image(path)
+            except ValueError as error:
+                raise EditError(str(error).replace(str(path), name)) from None
+        if align:
+            if self.aligner is None:
+                raise EditError(f"{name}: alignment is not available on this server (no face "
+                                "detector loaded; see flowjax.faces.detectors.mtcnn_import_error); upload "
+                                f"an aligned {self.size}x{self.size} face instead")
+            try:
+                image = self.aligner(image)
+            except ValueError as error:
+                raise EditError(str(error).replace("<array>", name)) from None
+        elif image.shape[:2] != (self.size, self.size):
+            raise EditError(f"{name}: the photo is {image.shape[1]}x{image.shape[0]}, this model "
+                            f"takes aligned faces of {self.size}x{self.size}; tick 'align' to "
+                            f"detect and align the face, or crop it to {self.size}x{self.size}")
+        return image
+
+    def add_upload(self, image: np.ndarray, max_uploads: int) -> str:
+        """Encodes an uploaded face; the oldest upload goes when there are ``max_uploads``."""
+        name = f"upload-{len(self._uploads) + 1}"
+        while name in self.faces:
+            name += "+"
+        self.faces[name] = self.encode(image[None])[0]
+        self.kinds[name] = "upload"
+        self._uploads.append(name)
+        while len([u for u in self._uploads if u in self.faces]) > max_uploads:
+            oldest = next(u for u in self._uploads if u in self.faces)
+            del self.faces[oldest], self.kinds[oldest]
+        return name
+
+    # ---- edits --------------------------------------------------------------------
+
+    def _face(self, name: Any, what: str) -> np.ndarray:
+        if name not in self.faces:
+            raise EditError(f"{what} {name!r} is not a face here; choose one of "
+                            f"{sorted(self.faces)}")
+        return self.faces[name]
+
+    def edit_latent(self, request: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        """The flat latent of an edit request and its provenance record."""
+        kind = request.get("kind")
+        if kind == "attributes":
+            z = self._face(request.get("face"), "face").copy()
+            alphas = request.get("alphas") or {}
+            if not isinstance(alphas, Mapping):
+                raise EditError(f"alphas must be an object {{attribute: alpha}}, got {alphas!r}")
+            used = {}
+            for name, alpha in alphas.items():
+                if name not in self.attributes:
+                    raise EditError(f"attribute {name!r} is not loaded; choose from "
+                                    f"{sorted(self.attributes)}")
+                used[name] = _finite(alpha, f"alpha of {name!r}")
+                z = z + used[name] * self.attributes[name]
+            record = {"edit": "attributes: z_face + sum alpha_i v_i", "face": request["face"],
+                      "alphas": used, "directions": {n: self.origins[n] for n in used}}
+        elif kind == "transfer":
+            expression = request.get("expression")
+            if expression not in self.expressions:
+                raise EditError(f"expression {expression!r} is not loaded; choose from "
+                                f"{sorted(self.expressions)}")
+            target = self._face(request.get("target"), "target")
+            alpha = _finite(request.get("alpha", 1.0), "alpha")
+            z = target + alpha * self.expressions[expression]
+            record = {"edit": "transfer (linear): m_t + alpha (s_e - m_s)",
+                      "expression": expression, "target": request["target"], "alpha": alpha}
+        elif kind == "mix":
+            a, b = self._face(request.get("face"), "face"), self._face(request.get("other"),
+                                                                       "other face")
+            weight = _finite(request.get("weight", 0.5), "weight")
+            z = (1.0 - weight) * a + weight * b
+            record = {"edit": "mix: (1 - w) z_a + w z_b", "face": request["face"],
+                      "other": request["other"], "weight": weight}
+        else:
+            raise EditError(f"unknown edit kind {kind!r}; use 'attributes', 'transfer' or 'mix'")
+        record.update(space=self.space, model=self.model_label)
+        return z, record
+
+    def render(self, request: Mapping[str, Any]) -> bytes:
+        """PNG bytes (with provenance) of an edit: one decode."""
+        z, record = self.edit_latent(request)
+        return fio.encode_png(self.decode(z), {"flowjax_explore": record})
+
+    def state(self) -> dict[str, Any]:
+        """What the page offers: faces (and their kinds), expressions, attributes."""
+        return {"model": self.model_label, "image_size": self.size, "space": self.space,
+                "faces": [{"name": n, "kind": self.kinds[n]} for n in self.faces],
+                "expressions": list(self.expressions),
+                "attributes": [{"name": n, "origin": self.origins[n]} for n in self.attributes],
+                "align": self.aligner is not None, "max_alpha": MAX_ALPHA}
+
+
+def page() -> str:
+    """The editor's page: style and script inline (flowjax/static/explore.*)."""
+    static = resources.files("flowjax.app").joinpath("static")
+    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'self'; "
+            "img-src 'self' blob: data:; style-src 'unsafe-inline'; "
+            "script-src 'unsafe-inline'\">"
+            "<title>flowjax live editor</title>"
+            f"<style>{static.joinpath('explore.css').read_text(encoding='utf-8')}</style>"
+            "</head><body><div id=\"app\"></div>"
+            f"<script>{static.joinpath('explore.js').read_text(encoding='utf-8')}</script>"
+            "</body></html>")
+
+
+def create_app(editor: Editor, limits: Limits = Limits(),
+               save_to: run_dirs.RunDir | None = None) -> Any:
+    """The Flask app serving ``editor`` (see the module docstring for the routes' rules)."""
+    from flask import Flask, jsonify, request
+    from werkzeug.exceptions import RequestEntityTooLarge
+
+    app = Flask("flowjax.app.explore")
+    app.config["MAX_CONTENT_LENGTH"] = limits.max_upload_bytes
+    limiter = RateLimiter(limits.requests_per_minute)
+    saved: list[str] = []
+
+    def error(message: str, status: int):
+        return jsonify({"error": message}), status
+
+    def png(payload: bytes):
+        return app.response_class(payload, mimetype=PNG, headers={"Cache-Control": "no-store"})
+
+    @app.before_request
+    def rate_limit():
+        if request.path.startswith("/api/") and not limiter.allow(request.remote_addr or "?"):
+            return error(f"too many requests: at most {limits.requests_per_minute} per minute "
+                         "from one client; wait a moment and try again", 429)
+        return None
+
+    @app.errorhandler(RequestEntityTooLarge)
+    def too_large(_):
+        return error(f"the upload is larger than the limit of "
+                     f"{limits.max_upload_bytes / 2 ** 20:.1f} MB; choose a smaller photo", 413)
+
+    @app.errorhandler(EditError)
+    def refused(exc):
+        return error(str(exc), 400)
+
+    @app.get("/")
+    def index():
+        return app.response_class(page(), mimetype="text/html")
+
+    @app.get("/api/state")
+    def state():
+        return jsonify({**editor.state(), "saving": save_to is not None,
+                        "limits": dataclasses.asdict(limits)})
+
+    @app.post("/api/upload")
+    def upload():
+        file = request.files.get("photo")
+        if file is None:
+            raise EditError("no photo in the upload: send the file in the form field 'photo'")
+        align = request.form.get("align", "false").lower() in ("1", "true", "on", "yes")
+        image = editor.read_upload(file.read(), file.filename or "upload", align,
+                                   limits.max_pixels)
+        name = editor.add_upload(image, limits.max_uploads)
+        return jsonify({"name": name, "faces": editor.state()["faces"]})
+
+    def edit_request() -> Mapping[str, Any]:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise EditError("the edit must be a JSON object, e.g. {\"kind\": \"mix\", ...}")
+        return body
+
+    @app.post("/api/edit")
+    def edit():
+        return png(editor.render(edit_request()))
+
+    @app.post("/api/save")
+    def save():
+        if save_to is None:
+            raise EditError("this server was started without a run directory to save into")
+        payload = editor.render(edit_request())
+        rel = f"saved/edit_{len(saved) + 1:04d}.png"
+        save_to.write_bytes(rel, payload)  # the PNG as served: provenance included
+        saved.append(rel)
+        return jsonify({"saved": str(save_to.path / rel)})
+
+    return app
+
+
+def serve(app: Any, host: str, port: int) -> None:
+    """Runs the app on ``host:port`` (werkzeug's threaded server, as ``flask run``)."""
+    app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
+
+
+def ensure_loopback(host: str, allow_remote: bool) -> None:
+    """Refuses a non-loopback address unless asked: the editor has no authentication."""
+    if host not in ("127.0.0.1", "localhost", "::1") and not allow_remote:
+        raise ValueError(f"host {host!r} would expose the editor beyond this machine; it has no "
+                         "authentication. Keep host=127.0.0.1, or pass "
+                         "--config.allow_remote=True if you really mean it")
+

@@ -1,0 +1,35 @@
+"""docs/api.md lists the public API as it is: current, and every name importable."""
+
+import importlib
+import re
+from pathlib import Path
+
+from tools import api_doc
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _listed_names() -> list[str]:
+    return re.findall(r"^\| `(flowjax(?:\.\w+)*)` \|", (ROOT / "docs" / "api.md").read_text(), re.M)
+
+
+def test_every_name_docs_api_lists_imports():
+    names = _listed_names()
+    assert len(names) > 100
+    for dotted in names:
+        module, _, attr = dotted.rpartition(".")
+        assert hasattr(importlib.import_module(module), attr), dotted
+
+
+def test_docs_api_lists_every_public_name_of_every_package():
+    listed = set(_listed_names())
+    for package_name in api_doc.PACKAGES:
+        package = importlib.import_module(package_name)
+        missing = [name for name in package.__all__ if f"{package_name}.{name}" not in listed]
+        assert not missing, f"{package_name}: {missing}"
+
+
+def test_docs_api_is_what_the_generator_writes_today():
+    assert (ROOT / "docs" / "api.md").read_text() == api_doc.render(), \
+        "docs/api.md is stale: python -m tools.api_doc --write"
+
