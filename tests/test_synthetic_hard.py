@@ -1,4 +1,4 @@
-"""Specification of the synthetic settings: "easy" unchanged, "hard" (flowjax.synthetic_hard)."""
+"""Specification of the synthetic settings: "easy" unchanged, "hard" (flowjax.synthetic.hard)."""
 
 import dataclasses
 import math

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from flowjax import models
+from flowjax import models, synthetic
 from flowjax import io as fio
 from flowjax.models import checkpoints
 from flowjax.training import datasets, optimizers, train
@@ -115,6 +115,16 @@ def test_folder_source_holds_out_num_eval_images(tmp_path):
     train_ds, eval_ds = datasets.make_datasets(config, 16)
     assert (len(train_ds), len(eval_ds)) == (8, 4)
     assert not set(train_ds.files) & set(eval_ds.files)
+
+
+def test_synthetic_source_trains_on_the_renderers_faces_and_holds_out_the_last():
+    """The default and demo configs' source: flowjax.synthetic's faces, rendered once."""
+    config = _tiny_config(**{"data.source": "synthetic", "data.num_train": 6, "data.num_eval": 2,
+                             "batch_size": 2, "eval_batch_size": 2})
+    train_ds, eval_ds = datasets.make_datasets(config, 16)
+    faces = synthetic.make_dataset(config.seed, 8, 16).images
+    np.testing.assert_array_equal(train_ds.images, faces[:6])
+    np.testing.assert_array_equal(eval_ds.images, faces[6:])
 
 
 # --- training ---------------------------------------------------------------

@@ -49,7 +49,7 @@ class Study:
     ``n_identities``), never a target. ``source_photos``: mild
     photos of every source identity, for the source's mean. ``identities``
     holds every identity's parameters; row ``i`` is identity id ``i``
-    (``synthetic_hard.HardIdentity`` in the hard setting). ``setting``: the
+    (``hard.HardIdentity`` in the hard setting). ``setting``: the
     rendering setting (``synthetic.SETTINGS``), so that oracles are rendered
     the same way.
     """

@@ -3,7 +3,7 @@
 The easy faces differ only by small 2-D nuisance, so averaging photos in pixel
 space already gives a sharp face and pixel arithmetic (mean of the target's
 photos + source - source mean) looks almost right. The hard setting keeps the
-same face parts, identities and Action Units (``synthetic_drawing.face_layers``
+same face parts, identities and Action Units (``drawing.face_layers``
 draws them) but adds factors that make pixel averages ghost while leaving a good
 latent space something to factor out:
 

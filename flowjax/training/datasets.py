@@ -260,8 +260,8 @@ def _generated_arrays(config: Any, n: int, image_size: int) -> np.ndarray:
     try:
         from flowjax import synthetic
     except ImportError:
-        synthetic_data = None
-    if synthetic_data is None or not hasattr(synthetic_data, "make_dataset"):
+        synthetic = None
+    if synthetic is None or not hasattr(synthetic, "make_dataset"):
         raise RuntimeError("config.data.source='synthetic' needs flowjax.synthetic.datasets.make_dataset, "
                            "which this installation lacks; use source='generated'")
     setting = config.data.get("synthetic_setting", "easy")
