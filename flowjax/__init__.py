@@ -1,14 +1,14 @@
 """flowjax: Glow in JAX/Flax for expression transfer and attribute manipulation.
 
 The distribution is named ``flowjax-glow``; the import package is ``flowjax``.
-The names below are the few a researcher uses first; each sub-package lists its
-own (``docs/api.md`` has them all)::
-
-    import flowjax
-    model, variables = flowjax.load_model("weights/demo/glow")
-    latents = flowjax.encode(model, variables, images)        # uint8 NHWC -> Encoding
-    faces = flowjax.transfer_sweep(model, variables, ...)     # one compiled sweep
-    summary = flowjax.evaluate_run("runs/transfer-demo", ...)
+Its own names are the few a researcher uses first: load a model
+(``load_model``, ``Glow``, ``init``), move images in and out of its latent
+space (``load_images``, ``encode``, ``decode``, ``encode_images``), build and
+sweep transfers (``identity_stats``, ``expression_vector``,
+``attribute_vector``, ``alpha_grid``, ``transfer_sweep``, ``attribute_sweep``),
+evaluate (``evaluate_run``, ``evaluate_study``) and read what an image is
+(``read_png_provenance``). Each sub-package lists its own; ``docs/api.md``
+has them all, and the README's "Quick API example" uses them.
 
 The packages, lowest first (each may import only those below it; a test holds
 them to it): ``io`` and ``flows``; ``models``; ``synthetic``, ``faces`` and

@@ -33,3 +33,12 @@ def test_docs_api_is_what_the_generator_writes_today():
     assert (ROOT / "docs" / "api.md").read_text() == api_doc.render(), \
         "docs/api.md is stale: python -m tools.api_doc --write"
 
+
+def test_every_package_has_a_current_readme_saying_what_it_may_import():
+    readmes = api_doc.package_readmes()
+    assert {path.parent.name for path in readmes} == {
+        p.name for p in (ROOT / "flowjax").iterdir() if (p / "__init__.py").is_file()}
+    for path, text in readmes.items():
+        assert "May import:" in text, path
+        assert path.read_text() == text, f"{path} is stale: python -m tools.api_doc --write"
+

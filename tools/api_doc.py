@@ -1,9 +1,10 @@
-"""Writes ``docs/api.md``: every public name of flowjax, package by package.
+"""Writes ``docs/api.md`` (every public name of flowjax, package by package) and
+each package's ``README.md`` (what it owns and may import, for a reader of the tree).
 
-``python -m tools.api_doc --write`` regenerates the file from the packages'
-docstrings and ``__all__``; without ``--write`` it prints it.
-``tests/test_api.py`` checks that the file is current and imports every name
-it lists, so a renamed or removed name cannot stay documented.
+``python -m tools.api_doc --write`` regenerates them from the packages'
+docstrings and ``__all__``; without ``--write`` it prints ``docs/api.md``.
+``tests/test_api.py`` checks that they are current and imports every name
+``docs/api.md`` lists, so a renamed or removed name cannot stay documented.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ PACKAGES = ("flowjax", "flowjax.io", "flowjax.flows", "flowjax.models", "flowjax
 
 HEADER = """# The public API
 
-Every name each package offers, with the first line of its docstring. `import
+Every name each package offers, with the first sentence of its docstring. `import
 flowjax` gives the few a researcher uses first; each sub-package's names are
 its public face (`from flowjax import transfer; transfer.transfer_sweep(...)`),
 and everything else is reached through its module (`flowjax.models.glow`).
@@ -34,10 +35,11 @@ this file is stale and imports every name below.
 
 
 def summary(obj: object) -> str:
-    """The first line of ``obj``'s docstring, or what kind of value it is."""
+    """The first sentence of ``obj``'s docstring, or what kind of value it is."""
     if inspect.ismodule(obj) or inspect.isclass(obj) or inspect.isroutine(obj):
-        doc = inspect.getdoc(obj) or ""
-        return doc.strip().splitlines()[0].rstrip() if doc.strip() else ""
+        paragraph = " ".join((inspect.getdoc(obj) or "").strip().split("\n\n")[0].split())
+        end = paragraph.find(". ")
+        return paragraph if end < 0 else paragraph[:end + 1]
     return f"a constant ({type(obj).__name__})"
 
 
@@ -59,11 +61,28 @@ def render() -> str:
     return "\n".join(parts)
 
 
+def package_readmes() -> dict[Path, str]:
+    """``flowjax/<package>/README.md`` -> its text: the package's docstring and its names."""
+    readmes = {}
+    for name in PACKAGES[1:]:
+        package = importlib.import_module(name)
+        doc = inspect.getdoc(package) or ""
+        names = ", ".join(f"`{public}`" for public in package.__all__)
+        anchor = name.replace(".", "")
+        readmes[ROOT / Path(*name.split(".")) / "README.md"] = (
+            f"# `{name}`\n\n{doc}\n\nPublic names: {names} "
+            f"([docs/api.md](../../docs/api.md#{anchor})).\n\n"
+            f"This file is the package's docstring, written by `python -m tools.api_doc --write`.\n")
+    return readmes
+
+
 def main(argv: list[str]) -> int:
     text = render()
     if "--write" in argv[1:]:
         API_DOC.write_text(text, encoding="utf-8")
-        print(f"wrote {API_DOC.relative_to(ROOT)}")
+        for path, readme in package_readmes().items():
+            path.write_text(readme, encoding="utf-8")
+        print(f"wrote {API_DOC.relative_to(ROOT)} and {len(package_readmes())} package READMEs")
     else:
         sys.stdout.write(text)
     return 0
