@@ -67,6 +67,7 @@ from flax import traverse_util
 from flowjax import __version__, models
 from flowjax.convert import graphdef as gd
 from flowjax.convert.graphdef_reader import parse_graphdef
+from flowjax.convert.published import MAX_LISTED, ConversionError, listed, source_record
 from flowjax.models import checkpoints, glow
 from flowjax.models.glow import Glow
 
@@ -154,12 +155,7 @@ PROBLEMS: dict[str, str] = {
     "skip_const": "names given to --skip_const that are not Consts of the graph",
 }
 ALLOWABLE = ("random_uniform", "downsampled_image")
-_MAX_LISTED = 12
 _MAX_OUTPUTS = 100
-
-
-class ConversionError(ValueError):
-    """The graph does not match the model config; the message lists every problem."""
 
 
 # ---------------------------------------------------------------------------
@@ -298,12 +294,6 @@ def _trace_downsampled_image(nodes: Mapping[str, gd.NodeDef], consumers: Mapping
     }
 
 
-def _listed(names: Iterable[str]) -> str:
-    names = list(names)
-    shown = ", ".join(names[:_MAX_LISTED])
-    return shown + (f", ... ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
-
-
 def _check_expected(specs: Iterable[WeightSpec], nodes: Mapping[str, gd.NodeDef],
                     problems: dict[str, list[str]]) -> None:
     for spec in specs:
@@ -414,10 +404,10 @@ def inspect_graph(graph: gd.GraphDef, model: Glow, *,
 
 def _problem_line(kind: str, names: list[str], report: ConversionReport | None) -> str:
     """The listed problems of one kind, with what the trace adds (not a problem itself)."""
-    line = _listed(names)
+    line = listed(names)
     reaches = report.downsampled_image.get("reaches_outputs") if report else None
     if kind == "downsampled_image" and reaches:
-        line += ", it reaches the outputs " + _listed(reaches)
+        line += ", it reaches the outputs " + listed(reaches)
     return line
 
 
@@ -493,7 +483,7 @@ def cross_check(optimized: gd.GraphDef, model: Glow, variables: Mapping[str, Any
             else:
                 result["different_values"].append(name)
     summary: dict[str, Any] = {k: len(v) for k, v in result.items()}
-    summary["examples"] = {k: v[:_MAX_LISTED] for k, v in result.items() if v and k != "identical"}
+    summary["examples"] = {k: v[:MAX_LISTED] for k, v in result.items() if v and k != "identical"}
     return summary
 
 
@@ -513,7 +503,7 @@ def convert_file(graph_path: str | Path, out: str | Path, model: Glow, *,
     if optimized_graph is not None and not Path(optimized_graph).is_file():
         raise FileNotFoundError(f"--optimized_graph {optimized_graph} does not exist")
     data = graph_path.read_bytes()
-    sha256, size = hashlib.sha256(data).hexdigest(), len(data)
+    source = source_record(graph_path, data)
     graph = parse_graphdef(data, source=str(graph_path), attr_ops=ATTR_OPS)
     variables, report = convert_graph(graph, model, source=str(graph_path), allow=allow,
                                       skip_consts=skip_consts)
@@ -521,8 +511,7 @@ def convert_file(graph_path: str | Path, out: str | Path, model: Glow, *,
     manifest: dict[str, Any] = {
         "converter": "weights/convert_openai.py",
         "flowjax_version": __version__,
-        "source": {"path": str(graph_path), "name": graph_path.name, "sha256": sha256,
-                   "bytes": size},
+        "source": source,
         "model_config": glow.model_config(model),
         **dataclasses.asdict(report),
         "allowed": sorted(allow),

@@ -33,7 +33,6 @@ changes are one converter, pinned end to end by tests/test_rosinality.py.
 
 from __future__ import annotations
 
-import hashlib
 import re
 import sys
 from collections import defaultdict
@@ -45,6 +44,7 @@ import numpy as np
 from flax import traverse_util
 
 from flowjax import __version__, models
+from flowjax.convert.published import ConversionError, listed, source_record
 from flowjax.models import checkpoints, glow
 from flowjax.models.rosinality import RosinalityGlow
 
@@ -52,11 +52,6 @@ DATA_PARALLEL_PREFIX = "module."
 _LU_KEYS = ("w_p", "w_l", "w_s", "w_u", "u_mask", "l_mask", "s_sign", "l_eye")
 _FLOW_KEY = re.compile(r"^blocks\.(\d+)\.flows\.(\d+)\.")
 _BLOCK_KEY = re.compile(r"^blocks\.(\d+)\.")
-_MAX_LISTED = 12
-
-
-class ConversionError(ValueError):
-    """The state_dict does not hold a rosinality Glow; the message lists every problem."""
 
 
 # ---------------------------------------------------------------------------
@@ -105,7 +100,7 @@ def infer_architecture(state: Mapping[str, np.ndarray], source: str = "<state_di
     blocks = sorted({int(m.group(1)) for k in state if (m := _BLOCK_KEY.match(k))})
     if not blocks:
         raise ConversionError(f"{source}: no 'blocks.<i>.' keys; not a rosinality Glow state_dict "
-                              f"(first keys: {_listed(sorted(state))})")
+                              f"(first keys: {listed(sorted(state))})")
     n_block = blocks[-1] + 1
     flows: dict[int, set[int]] = defaultdict(set)
     for key in state:
@@ -140,8 +135,8 @@ def infer_architecture(state: Mapping[str, np.ndarray], source: str = "<state_di
     if len(kinds) > 1 or top_plain:
         raise ConversionError(
             f"{source}: 1x1 conv kinds that rosinality's Glow cannot build: LU in "
-            f"{_listed(f'blocks.{b}.flows.{k}' for b, k in lu_flows)}; plain in "
-            f"{_listed(f'blocks.{b}.flows.{k}' for b, k in plain_flows)} (blocks 0..n_block-2 "
+            f"{listed(f'blocks.{b}.flows.{k}' for b, k in lu_flows)}; plain in "
+            f"{listed(f'blocks.{b}.flows.{k}' for b, k in plain_flows)} (blocks 0..n_block-2 "
             "share one kind, the last block is always LU)")
     return {"in_channel": in_channel, "n_flow": n_flow, "n_block": n_block,
             "affine": bool(out.shape[0] == 2 * half), "conv_lu": kinds != {False},
@@ -275,12 +270,6 @@ PROBLEMS = {
 }
 
 
-def _listed(names) -> str:
-    names = list(names)
-    shown = ", ".join(names[:_MAX_LISTED])
-    return shown + (f", ... ({len(names) - _MAX_LISTED} more)" if len(names) > _MAX_LISTED else "")
-
-
 def check_state_dict(state: Mapping[str, np.ndarray], model: RosinalityGlow,
                      source: str = "<state_dict>") -> None:
     """Raises :class:`ConversionError` listing every problem (see the module docstring)."""
@@ -316,7 +305,7 @@ def check_state_dict(state: Mapping[str, np.ndarray], model: RosinalityGlow,
                  f"{count} problem(s):"]
         for kind, text in PROBLEMS.items():
             if problems.get(kind):
-                lines += [f"  - {kind}: {text}:", f"      {_listed(problems[kind])}"]
+                lines += [f"  - {kind}: {text}:", f"      {listed(problems[kind])}"]
         raise ConversionError("\n".join(lines))
 
 
@@ -354,12 +343,10 @@ def convert_file(checkpoint: str | Path, out: str | Path, image_size: int, n_bit
             f"--{k}={want} given but the file holds {k}={got}" for k, (want, got) in wrong.items()))
     model = model_for(architecture, image_size, n_bits)
     variables = convert_state_dict(state, model, str(checkpoint))
-    data = checkpoint.read_bytes()
     manifest = {
         "converter": "weights/convert_rosinality.py",
         "flowjax_version": __version__,
-        "source": {"path": str(checkpoint), "name": checkpoint.name,
-                   "sha256": hashlib.sha256(data).hexdigest(), "bytes": len(data)},
+        "source": source_record(checkpoint, checkpoint.read_bytes()),
         "rosinality_constructor": architecture,
         "image_size": image_size, "n_bits": n_bits,
         "model_config": models.model_config(model),
