@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import sys
 from pathlib import Path
 
@@ -38,8 +39,8 @@ def summary(obj: object) -> str:
     """The first sentence of ``obj``'s docstring, or what kind of value it is."""
     if inspect.ismodule(obj) or inspect.isclass(obj) or inspect.isroutine(obj):
         paragraph = " ".join((inspect.getdoc(obj) or "").strip().split("\n\n")[0].split())
-        end = paragraph.find(". ")
-        return paragraph if end < 0 else paragraph[:end + 1]
+        end = re.search(r"\.\s+(?=[A-Z`(])", paragraph)  # a sentence ends; "e.g. x" does not
+        return paragraph[:end.start() + 1] if end else paragraph
     return f"a constant ({type(obj).__name__})"
 
 
