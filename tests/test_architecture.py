@@ -6,6 +6,7 @@ that they catch what they are for.
 """
 
 import importlib
+import re
 import shutil
 import subprocess
 import sys
@@ -102,3 +103,11 @@ def test_light_imports_stay_light(statement, must_not_load):
     code = f"import sys; {statement}; print(sorted(m for m in {must_not_load!r} if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_docs_architecture_states_the_rules_the_packages_declare():
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    table = dict(re.findall(r"^\| `(\w+)` \| (.*?) \|$", text, re.M))
+    documented = {f"flowjax.{package}": {f"flowjax.{name}" for name in re.findall(r"`(\w+)`", allowed)}
+                  for package, allowed in table.items()}
+    assert documented == import_graph.declared_imports()
