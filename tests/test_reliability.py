@@ -25,11 +25,11 @@ import pytest
 from configs import common as config_common
 from configs import transfer as transfer_config
 from experiments import transfer
-from flowjax import models, runs, synthetic
+from flowjax import models, synthetic
 from flowjax import io as fio
 from flowjax.faces import identity_folders
 from flowjax.models import glow
-from flowjax.runs import run_dirs
+from flowjax.runs import experiment, run_dirs
 from flowjax.transfer import sweep
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,8 +64,10 @@ def no_work(monkeypatch):
     """Makes any model work fail the test: a refusal must come before it."""
     def work(*args, **kwargs):
         pytest.fail("the run started work (read the model) before refusing")
-    monkeypatch.setattr(runs, "model_geometry", work)
-    monkeypatch.setattr(runs, "load_model", work)
+    # The module that defines them, not the package that re-exports them: the
+    # scaffold calls them by their module's names.
+    monkeypatch.setattr(experiment, "model_geometry", work)
+    monkeypatch.setattr(experiment, "load_model", work)
 
 
 @pytest.fixture(scope="module")
