@@ -81,9 +81,10 @@ def main(argv: list[str]) -> int:
     text = render()
     if "--write" in argv[1:]:
         API_DOC.write_text(text, encoding="utf-8")
-        for path, readme in package_readmes().items():
+        readmes = package_readmes()
+        for path, readme in readmes.items():
             path.write_text(readme, encoding="utf-8")
-        print(f"wrote {API_DOC.relative_to(ROOT)} and {len(package_readmes())} package READMEs")
+        print(f"wrote {API_DOC.relative_to(ROOT)} and {len(readmes)} package READMEs")
     else:
         sys.stdout.write(text)
     return 0

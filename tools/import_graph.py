@@ -151,9 +151,12 @@ def cycles(graph: Mapping[str, Iterable[str]]) -> list[list[str]]:
     return found
 
 
-def violations(root: Path = ROOT) -> list[str]:
-    """Every broken rule, one line each (empty when the tree keeps them all)."""
-    graph = import_graph(root)
+def violations(root: Path = ROOT, graph: Mapping[str, Iterable[str]] | None = None) -> list[str]:
+    """Every broken rule, one line each (empty when the tree keeps them all).
+
+    ``graph`` is ``import_graph(root)``, read here when not given.
+    """
+    graph = import_graph(root) if graph is None else graph
     rules = declared_imports(root)
     problems = []
     for (a, b), why in package_edges(graph).items():
@@ -167,10 +170,10 @@ def violations(root: Path = ROOT) -> list[str]:
     entries = [p.name for p in (root / "flowjax").iterdir() if p.name != "__pycache__"]
     if len(entries) > MAX_TOP_LEVEL:
         problems.append(f"flowjax/ holds {len(entries)} entries (at most {MAX_TOP_LEVEL}): {sorted(entries)}")
-    for name, file in module_files(root).items():
-        lines = len(file.read_text(encoding="utf-8").splitlines())
-        doc = ast.get_docstring(ast.parse(file.read_text(encoding="utf-8"))) or ""
-        if lines > MAX_LINES and LENGTH_REASON not in doc:
+    for file in module_files(root).values():
+        text = file.read_text(encoding="utf-8")
+        lines = len(text.splitlines())
+        if lines > MAX_LINES and LENGTH_REASON not in (ast.get_docstring(ast.parse(text)) or ""):
             problems.append(f"{file.relative_to(root)} has {lines} lines (over {MAX_LINES}) and its "
                             f"docstring does not say why ('{LENGTH_REASON} {MAX_LINES} lines because ...')")
     return problems
@@ -182,7 +185,7 @@ def main() -> int:
     for (a, b), why in package_edges(graph).items():
         if a.startswith("flowjax.") and b.startswith("flowjax."):
             print(f"  {a:20s} -> {b:20s} {len(why):3d}")
-    problems = violations()
+    problems = violations(graph=graph)
     for problem in problems:
         print("error:", problem)
     print(f"{len(graph)} modules; " + (f"{len(problems)} broken rules" if problems else "every rule kept"))
