@@ -24,7 +24,7 @@ from flowjax.convert.graphdef_reader import parse_graphdef
 from flowjax.convert.graphdef_writer import serialize_graphdef
 
 ROOT = Path(__file__).resolve().parents[1]
-REAL_GRAPH = ROOT / ".." / "shared" / "fixtures" / "openai_glow_32" / "glow_demo_form.pb"
+REAL_GRAPH = ROOT / "tests" / "fixtures" / "openai_glow_32" / "glow_demo_form.pb"
 N_SMALL_INPUTS = 1000  # mutations of the small seeds (a few ms each)
 N_REAL_INPUTS = 4  # mutations of the whole 1 MB fixture (~50 ms each)
 # What one input may make the reader hold at its peak: a few times its size (nodes as

@@ -1,6 +1,6 @@
 """OpenAI's own Glow code, frozen by TensorFlow, against flowjax's converter and Glow.
 
-The fixture ``../shared/fixtures/openai_glow_32`` (README inside) is a 32x32 Glow
+The fixture ``tests/fixtures/openai_glow_32`` (``tests/fixtures/README.md``) is a 32x32 Glow
 built by openai/glow's ``model.py`` and exported in two forms: the published
 demo graph's (``glow_demo_form.pb``: ``model/random_uniform``, decoder
 ``Placeholder*`` -> ``model_1/Cast_1``) and the public code's own
@@ -34,7 +34,7 @@ from flowjax.models import glow
 from flowjax.transfer import latents
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "openai_glow_32"
+FIXTURE = ROOT / "tests" / "fixtures" / "openai_glow_32"
 FORMS = ("glow_demo_form.pb", "openai_public_graph.pb", "glow_demo_form_noise_div.pb")
 SAMPLERS = {"glow_demo_form.pb": "model/random_uniform/RandomUniform",
             "openai_public_graph.pb": "model_4/random_uniform/RandomUniform",

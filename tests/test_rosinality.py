@@ -1,6 +1,6 @@
 """rosinality/glow-pytorch checkpoints in flowjax: weights/convert_rosinality.py and flowjax.models.rosinality.
 
-Two references: the fixture ``../shared/fixtures/rosinality_glow_32`` (a state_dict
+Two references: the fixture ``tests/fixtures/rosinality_glow_32`` (a state_dict
 and the z's, log-densities and decodes rosinality's own code computed), and, for
 the variants the fixture does not cover (affine coupling, plain 1x1 convs next
 to the LU top block), a small PyTorch forward pass written here from the
@@ -27,7 +27,7 @@ from flowjax.models import glow, rosinality
 from flowjax.transfer import latents
 
 ROOT = Path(__file__).resolve().parents[1]
-FIXTURE = ROOT.parent / "shared" / "fixtures" / "rosinality_glow_32"
+FIXTURE = ROOT / "tests" / "fixtures" / "rosinality_glow_32"
 FIXTURE_SHA256 = "e49b6660dece5387691bae22315db9e4efa954fa98b07dfcd45d558cc662ef8c"  # its README
 
 

@@ -3,7 +3,7 @@
 The same multi-scale layout as :mod:`flowjax.models.glow` (squeeze, ``depth`` flow
 steps per level, split priors, learned top prior; the shared level loop and
 public API are :class:`flowjax.models.image_flow.MultiScaleFlow`'s), with that code's own
-parametrisation (``../shared/fixtures/rosinality_glow_32/README.md``, quirks
+parametrisation (``tests/fixtures/README.md``, quirks
 1-13), so a converted PyTorch checkpoint (``weights/convert_rosinality.py``)
 reproduces its z's, log-densities and decodes:
 
