@@ -12,6 +12,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import os
+import pickle
 import sys
 from pathlib import Path
 
@@ -156,10 +158,33 @@ def test_data_parallel_prefix_is_stripped(tmp_path, state):
     assert list(convert_rosinality.load_state_dict(tmp_path / "dp.pt")) == list(state)[:3]
 
 
-def test_pickled_objects_are_refused(tmp_path):
-    torch.save({"blocks.0.x": object()}, tmp_path / "pickle.pt")
-    with pytest.raises(ConversionError, match="weights_only=True"):
+class _RunsCode:
+    def __reduce__(self):
+        return (os.system, ("echo this must never run",))
+
+
+@pytest.mark.parametrize("protocol", [2, 4])  # GLOBAL and STACK_GLOBAL opcodes
+def test_a_pickle_that_would_run_code_is_refused_and_named_without_advice_to_load_it_unsafely(
+        tmp_path, protocol):
+    path = tmp_path / "evil.pt"
+    path.write_bytes(pickle.dumps({"blocks.0.x": _RunsCode()}, protocol=protocol))
+    with pytest.raises(ConversionError) as caught:
+        convert_rosinality.load_state_dict(path)
+    message = str(caught.value)
+    assert f"{path} holds pickled code: loading it would call {os.system.__module__}.system" in message
+    assert "weights_only=False" not in message and "`weights_only` set to `False`" not in message
+
+
+def test_pickled_objects_in_a_torch_file_are_refused_by_name(tmp_path):
+    torch.save({"blocks.0.x": object()}, tmp_path / "pickle.pt")  # protocol 2 names builtins so
+    with pytest.raises(ConversionError, match="holds pickled code: loading it would call __builtin__.object"):
         convert_rosinality.load_state_dict(tmp_path / "pickle.pt")
+
+
+def test_a_file_that_is_not_a_checkpoint_says_so(tmp_path):
+    (tmp_path / "notes.pt").write_text("# notes, not weights\n")
+    with pytest.raises(ConversionError, match="notes.pt is not a PyTorch checkpoint"):
+        convert_rosinality.load_state_dict(tmp_path / "notes.pt")
 
 
 def _check(state, model):

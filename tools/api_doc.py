@@ -78,8 +78,12 @@ def package_readmes() -> dict[Path, str]:
 
 
 def main(argv: list[str]) -> int:
+    from absl import app, flags
+
+    if len(argv) > 1:
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     text = render()
-    if "--write" in argv[1:]:
+    if flags.FLAGS.write:
         API_DOC.write_text(text, encoding="utf-8")
         readmes = package_readmes()
         for path, readme in readmes.items():
@@ -91,4 +95,9 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv))
+    from absl import flags
+
+    from flowjax.runs import runtime
+
+    flags.DEFINE_bool("write", False, "Write docs/api.md and the package READMEs (default: print docs/api.md).")
+    runtime.run(main)

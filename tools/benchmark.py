@@ -41,6 +41,7 @@ from ml_collections import config_flags
 from flowjax import models
 from flowjax.flows import permutations
 from flowjax.models import glow, micro_batches, model_stats
+from flowjax.runs import runtime
 from tools import profile_layers
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
@@ -229,4 +230,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["config"])
-    app.run(main)
+    runtime.run(main)

@@ -23,11 +23,12 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from flowjax.flows import layers, permutations
 from flowjax.models import glow, model_stats, random_variables
 from flowjax.models.glow import Glow
+from flowjax.runs import runtime
 from tools.benchmark import matmul_peak_flops
 
 # --batch_sizes and --repeats are tools.benchmark's flags (defined on its import).
@@ -123,4 +124,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    runtime.run(main)

@@ -14,10 +14,11 @@ import time
 
 import jax
 import numpy as np
-from absl import app, flags
+from absl import flags
 from ml_collections import config_flags
 
 from flowjax import models
+from flowjax.runs import runtime
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
 _BATCH = flags.DEFINE_integer("batch_size", 16, "Images in the init batch.")
@@ -56,4 +57,4 @@ def main(argv: list[str]) -> None:
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["config"])
-    app.run(main)
+    runtime.run(main)

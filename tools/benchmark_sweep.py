@@ -51,6 +51,7 @@ from flowjax import io as fio
 from flowjax.models import glow
 from flowjax.models.glow import Glow
 from flowjax.transfer import latents, sweep
+from flowjax.runs import runtime
 
 N_EXPRESSIONS, N_TARGETS = 5, 4
 ALPHAS = latents.alpha_grid(0.30, 0.50, 0.02)
@@ -187,4 +188,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    runtime.run(main)

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 from absl import app, flags
+
+from flowjax.runs import runtime
 from PIL import Image
 
 _BEFORE = flags.DEFINE_string("before", None, "The reference run directory.", required=True)
@@ -57,4 +59,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    runtime.run(main)

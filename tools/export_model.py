@@ -13,10 +13,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from absl import app, flags
+from absl import flags
 
 from flowjax.models import checkpoints
 from flowjax.training import log
+from flowjax.runs import runtime
 
 _WORKDIR = flags.DEFINE_string("workdir", None, "Training workdir (experiments/train.py).")
 _OUT = flags.DEFINE_string("out", None, "New directory for the exported model.")
@@ -55,4 +56,4 @@ def main(argv):
 
 if __name__ == "__main__":
     flags.mark_flags_as_required(["workdir", "out"])
-    app.run(main)
+    runtime.run(main)

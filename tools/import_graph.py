@@ -179,7 +179,11 @@ def violations(root: Path = ROOT, graph: Mapping[str, Iterable[str]] | None = No
     return problems
 
 
-def main() -> int:
+def main(argv: list[str]) -> int:
+    if len(argv) > 1:
+        from absl import app
+
+        raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     graph = import_graph()
     print("flowjax's packages and what they import (module imports counted):")
     for (a, b), why in package_edges(graph).items():
@@ -193,4 +197,6 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from flowjax.runs import runtime
+
+    runtime.run(main)

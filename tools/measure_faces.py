@@ -29,7 +29,9 @@ import time
 import types
 
 import numpy as np
-from absl import app, flags
+from absl import flags
+
+from flowjax.runs import runtime
 from PIL import Image
 
 _NUMPY_NMS = flags.DEFINE_bool("mtcnn_numpy_nms", False, "Run MTCNN with facenet-pytorch's "
@@ -44,7 +46,7 @@ def _install_numpy_nms() -> None:
 
     spec = importlib.util.find_spec("facenet_pytorch")
     if spec is None:
-        raise SystemExit("facenet-pytorch is not installed")
+        raise ImportError("facenet-pytorch is not installed: pip install facenet-pytorch==2.5.3")
     boxes = types.ModuleType("torchvision.ops.boxes")
     transforms = types.ModuleType("torchvision.transforms")
     transforms.functional = types.SimpleNamespace()
@@ -145,4 +147,4 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    app.run(main)
+    runtime.run(main)

@@ -184,3 +184,16 @@ def format_profile(result: dict, batch: int, peak: float) -> str:
                              + (f"{f / s / peak:.0%} |" if f and s else "- |"))
         lines.append("")
     return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    from absl import app
+
+    raise app.UsageError("tools.profile_layers is a part of tools.benchmark, not a command: run "
+                         "python -m tools.benchmark --config=CONFIG --profile")
+
+
+if __name__ == "__main__":
+    from flowjax.runs import runtime
+
+    runtime.run(main)

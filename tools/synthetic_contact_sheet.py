@@ -14,10 +14,11 @@ import json
 import time
 
 import numpy as np
-from absl import app, flags
+from absl import flags
 
 from flowjax import synthetic
 from flowjax import io as fio
+from flowjax.runs import runtime
 
 _OUT = flags.DEFINE_string("out", "docs/synthetic_hard.png", "PNG to write (replaced)")
 _SETTING = flags.DEFINE_enum("setting", "hard", list(synthetic.SETTINGS), "rendering setting of the sheet")
@@ -57,4 +58,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    runtime.run(main)

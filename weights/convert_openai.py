@@ -66,6 +66,7 @@ from flax import traverse_util
 
 from flowjax import __version__, models
 from flowjax.convert import graphdef as gd
+from flowjax.io import console
 from flowjax.convert.graphdef_reader import parse_graphdef
 from flowjax.convert.published import MAX_LISTED, ConversionError, listed, source_record
 from flowjax.models import checkpoints, glow
@@ -502,11 +503,14 @@ def convert_file(graph_path: str | Path, out: str | Path, model: Glow, *,
                                 "for where to download graph_unoptimized.pb")
     if optimized_graph is not None and not Path(optimized_graph).is_file():
         raise FileNotFoundError(f"--optimized_graph {optimized_graph} does not exist")
-    data = graph_path.read_bytes()
-    source = source_record(graph_path, data)
-    graph = parse_graphdef(data, source=str(graph_path), attr_ops=ATTR_OPS)
-    variables, report = convert_graph(graph, model, source=str(graph_path), allow=allow,
-                                      skip_consts=skip_consts)
+    # OpenAI's graph is 700 MB: say what is happening while it is read (seconds to minutes).
+    with console.stage(f"reading {graph_path.name} ({graph_path.stat().st_size / 2**20:.1f} MB)"):
+        data = graph_path.read_bytes()
+        source = source_record(graph_path, data)
+        graph = parse_graphdef(data, source=str(graph_path), attr_ops=ATTR_OPS)
+    with console.stage(f"converting the weights of {len(graph.node):,} nodes"):
+        variables, report = convert_graph(graph, model, source=str(graph_path), allow=allow,
+                                          skip_consts=skip_consts)
     del graph, data  # the variables are copies: free the 700 MB buffer before writing
     manifest: dict[str, Any] = {
         "converter": "weights/convert_openai.py",
@@ -531,7 +535,8 @@ def convert_file(graph_path: str | Path, out: str | Path, model: Glow, *,
             manifest["warnings"].append(
                 f"{optimized_graph.name}: {differing} of {report.tensor_count} weights are absent "
                 "or differ there (its weights may be folded; see optimized_graph)")
-    checkpoints.save_model(out, model, variables, metadata={"openai_conversion": manifest})
+    with console.stage(f"writing {out}"):
+        checkpoints.save_model(out, model, variables, metadata={"openai_conversion": manifest})
     return manifest
 
 
@@ -561,10 +566,10 @@ def _define_flags() -> None:
 
 
 def main(argv: list[str]) -> None:
-    from absl import flags
+    from absl import app, flags
 
     if len(argv) > 1:
-        raise SystemExit(f"unexpected arguments {argv[1:]}; all options are --flags")
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; all options are --flags")
     flags_ = flags.FLAGS
     model = models.model_from_config(flags_.config.model)
     allow = [kind for kind in ALLOWABLE if getattr(flags_, f"allow_{kind}")]
@@ -578,7 +583,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    from absl import app
+    from flowjax.runs import runtime
 
     _define_flags()
-    app.run(main)
+    runtime.run(main)

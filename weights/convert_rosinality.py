@@ -34,7 +34,7 @@ changes are one converter, pinned end to end by tests/test_rosinality.py.
 from __future__ import annotations
 
 import re
-import sys
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,6 +44,7 @@ import numpy as np
 from flax import traverse_util
 
 from flowjax import __version__, models
+from flowjax.convert import pickles
 from flowjax.convert.published import ConversionError, listed, source_record
 from flowjax.models import checkpoints, glow
 from flowjax.models.rosinality import RosinalityGlow
@@ -67,10 +68,12 @@ def load_state_dict(path: str | Path) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"--checkpoint {path} does not exist; see weights/README.md")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():  # torch warns about pickle protocols before refusing
+            warnings.simplefilter("ignore", UserWarning)
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # weights_only refuses pickled code; anything else is corrupt
-        raise ConversionError(f"{path}: torch.load(weights_only=True) failed ({e}); it must be "
-                              "a state_dict saved with torch.save(model.state_dict())") from e
+        raise ConversionError(f"{pickles.refusal(path)}; --checkpoint must be a state_dict "
+                              "saved with torch.save(model.state_dict())") from e
     if isinstance(state, Mapping) and "state_dict" in state and isinstance(state["state_dict"], Mapping):
         raise ConversionError(f"{path} holds a dict with a 'state_dict' entry, not a state_dict; "
                               "save model.state_dict() itself")
@@ -378,10 +381,10 @@ def _define_flags() -> None:
 
 
 def main(argv: list[str]) -> None:
-    from absl import flags
+    from absl import app, flags
 
     if len(argv) > 1:
-        raise SystemExit(f"unexpected arguments {argv[1:]}; all options are --flags")
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; all options are --flags")
     f = flags.FLAGS
     expect = {"n_flow": f.n_flow, "n_block": f.n_block, "affine": f.affine, "conv_lu": f.conv_lu}
     manifest = convert_file(f.checkpoint, f.out, f.image_size, f.n_bits, expect)
@@ -390,7 +393,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    from absl import app
+    from flowjax.runs import runtime
 
     _define_flags()
-    app.run(main)
+    runtime.run(main)

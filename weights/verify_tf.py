@@ -46,7 +46,6 @@ and a verdict. ``--save_arrays`` also writes every fetched array to an ``.npz``.
 from __future__ import annotations
 
 import re
-import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -314,15 +313,14 @@ def _define_flags() -> None:
 
 
 def main(argv: list[str]) -> None:
-    from absl import flags
+    from absl import app, flags
 
     if len(argv) > 1:
-        raise SystemExit(f"unexpected arguments {argv[1:]}; all options are --flags")
+        raise app.UsageError(f"unexpected arguments {argv[1:]}; all options are --flags")
     f = flags.FLAGS
     out_path = Path(f.out)
     if out_path.exists():
-        raise SystemExit(f"--out {out_path} already exists; choose a new file")
-    from flowjax import io as fio
+        raise FileExistsError(f"--out {out_path} already exists; choose a new file")
     from flowjax import io as fio
     from flowjax.models import checkpoints
     from flowjax.training import datasets
@@ -348,7 +346,7 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
-    from absl import app
+    from flowjax.runs import runtime
 
     _define_flags()
-    app.run(main)
+    runtime.run(main)

@@ -4,7 +4,9 @@
 * ``graphdef_reader`` -- binary ``.pb`` files parsed (never executed) into them;
 * ``graphdef_writer`` -- and written back (the test fixtures of the converters);
 * ``published`` -- the converters' error, their listing of names in messages
-  and the record of the file they read.
+  and the record of the file they read;
+* ``pickles`` -- why PyTorch's safe loader refused a file (pickled code, named,
+  or not a checkpoint), read from the pickle's opcodes without running it.
 
 The converters themselves are ``weights/convert_openai.py`` (OpenAI's graph)
 and ``weights/convert_rosinality.py`` (a PyTorch state_dict, read with

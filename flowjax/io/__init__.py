@@ -6,14 +6,17 @@ The foundation every other package writes and reads through:
 * ``png`` -- PNGs whose text chunks say they are synthetic and how they were
   made, and image strips;
 * ``images`` -- folders of face images loaded and validated as ``uint8`` RGB,
-  every conversion explicit and recorded.
+  every conversion explicit and recorded;
+* ``console`` -- progress of long work, as a bar on a terminal and as a line
+  every few seconds in a log file.
 
-Every public name of the three is also this package's (``fio.write_png``,
+Every public name of the four is also this package's (``fio.write_png``,
 ``fio.load_images``, ...).
 
-May import: nothing of flowjax but its version (numpy and Pillow only).
+May import: nothing of flowjax but its version (numpy, Pillow and tqdm only).
 """
 
+from flowjax.io.console import LineProgress, progress, stage
 from flowjax.io.files import (PathLike, atomic_open, atomic_write_bytes, atomic_write_json, atomic_write_text,
                               sha256_bytes, sha256_dir, sha256_file, sha256_path, to_json)
 from flowjax.io.images import (ALPHA_POLICIES, IMAGE_EXTENSIONS, RESIZE_FILTERS, ImageDataError, ImageRecord,
@@ -32,4 +35,5 @@ __all__ = [
     "IMAGE_EXTENSIONS", "ALPHA_POLICIES", "RESIZE_FILTERS", "ImageDataError", "ImageRecord", "LoadOptions",
     "ImageSet", "is_image_name", "refuse_broken_links", "list_image_files", "list_image_files_recursive",
     "load_image", "load_image_with_options", "load_files_with_options", "load_images", "image_files",
+    "LineProgress", "progress", "stage",
 ]

@@ -1,7 +1,14 @@
-"""Process-level JAX set-up for ``run.py``: the persistent compilation cache and multi-host start.
+"""How every command starts: one-line errors, quiet logs, the compilation cache, multi-host JAX.
 
-Both must happen before the first JAX computation of the process, which is why
-they live here and not in the experiments.
+``run.py``, ``python -m tools.<name>`` and the converters in ``weights/`` all
+start through :func:`run`, so they fail, log and stop the same way. The
+compilation cache and the multi-host start must happen before the first JAX
+computation of the process, which is why they live here and not in the
+experiments.
+
+**Quiet logs.** orbax writes dozens of INFO lines per checkpoint save or load,
+and JAX one about the TPU backend it probed and did not find; :func:`run` drops
+both (their warnings stay), so a command's own lines are the ones you see.
 
 **Compilation cache.** XLA compiles every jitted function on first use; for
 Glow that is seconds to tens of seconds per function on a CPU (the main job
@@ -31,14 +38,16 @@ import functools
 import importlib.util
 import logging as std_logging
 import os
+import signal
 import sys
 import threading
 import traceback
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
-import jax
-from absl import flags
+from absl import app, flags
 
 from flowjax.runs import run_dirs
 
@@ -60,6 +69,8 @@ def enable_compilation_cache(directory: str | os.PathLike | None) -> Path | None
     Returns the folder in use (created if needed), or None when off.
     Raises ValueError naming the folder when it exists as a file or cannot be created.
     """
+    import jax  # here, not at the top: a command that fails on its flags never loads JAX
+
     if directory is None or str(directory) == "":
         jax.config.update("jax_enable_compilation_cache", False)
         return None
@@ -92,6 +103,8 @@ def initialize_distributed() -> None:
     ``JAX_COORDINATOR_ADDRESS``, ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID``.
     On CPUs, cross-process collectives use gloo (JAX's default).
     """
+    import jax
+
     jax.distributed.initialize(coordinator_address=os.environ.get("JAX_COORDINATOR_ADDRESS"),
                                num_processes=_env_int("JAX_NUM_PROCESSES"),
                                process_id=_env_int("JAX_PROCESS_ID"))
@@ -113,6 +126,18 @@ def quiet_orbax(record: std_logging.LogRecord) -> bool:
     return record.levelno >= std_logging.WARNING or "orbax" not in record.pathname
 
 
+def quiet_backend_probe(record: std_logging.LogRecord) -> bool:
+    """Drops JAX's INFO line about each backend it probed and could not start (TPU on a CPU box)."""
+    return record.levelno >= std_logging.WARNING or not record.getMessage().startswith(
+        "Unable to initialize backend")
+
+
+def quiet_logs() -> None:
+    """Filters the INFO lines above out of absl's log (idempotent: filters are a set)."""
+    std_logging.getLogger("absl").addFilter(quiet_orbax)
+    std_logging.getLogger("jax._src.xla_bridge").addFilter(quiet_backend_probe)
+
+
 def want_traceback(argv: list[str]) -> bool:
     if os.environ.get(TRACEBACK_ENV, "") not in ("", "0"):
         return True
@@ -132,6 +157,34 @@ def fail(message: str, argv: list[str]) -> None:
     line = " ".join(message.split())  # one line, whatever the message's layout
     print(f"error: {line} {TRACEBACK_HINT}", file=sys.stderr)
     sys.exit(EXIT_ERROR)
+
+
+def describe(error: BaseException) -> str:
+    """``Type: message`` for an expected error; a KeyError's message without its quotes."""
+    text = error.args[0] if isinstance(error, KeyError) and len(error.args) == 1 else error
+    return f"{type(error).__name__}: {text}"
+
+
+def run(main: Callable[[list[str]], Any]) -> None:
+    """Starts a command: ``if __name__ == "__main__": runtime.run(main)``.
+
+    absl parses the flags (:func:`parse_flags`: a bad flag is one line), the
+    logs are quieted (:func:`quiet_logs`), SIGTERM unwinds like Ctrl-C, and an
+    expected error or a ``UsageError`` ends the process as one line, exit 1
+    (:func:`fail`). Anything else is a bug and keeps its traceback.
+    """
+    app.run(functools.partial(_run_guarded, main), flags_parser=parse_flags)
+
+
+def _run_guarded(main: Callable[[list[str]], Any], argv: list[str]) -> Any:
+    quiet_logs()
+    signal.signal(signal.SIGTERM, exit_on_sigterm)
+    try:
+        return main(argv)
+    except app.UsageError as err:
+        fail(f"{err} (see --helpshort)", sys.argv)
+    except EXPECTED_ERRORS as err:
+        fail(describe(err), sys.argv)
 
 
 def last_line(text: str) -> str:

@@ -62,11 +62,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from tqdm.auto import tqdm
 
 from flowjax import models
 from flowjax import io as fio
 from flowjax.flows.bijectors import CONSTANTS
+from flowjax.io import console
 from flowjax.models import checkpoints, glow
 from flowjax.models.errors import NonFiniteError
 from flowjax.models.glow import Glow
@@ -475,8 +475,8 @@ def _loop(config, model, optimizer, mesh, ckpt, writer, state, train_ds, eval_ds
         bar.set_postfix(bpd=f"{mean['bits_per_dim']:.3f}", img_s=f"{mean['images_per_s']:.1f}")
         window.update(t=time.perf_counter(), steps=0)
 
-    bar = tqdm(total=num_steps, initial=start, desc="train", unit="step",
-               disable=not config.get("progress", True) or process != 0)
+    bar = console.progress(num_steps, "train", "step", initial=start,
+                           disable=not config.get("progress", True) or process != 0)
     try:
         step = start
         for batch in batches:

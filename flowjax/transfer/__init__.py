@@ -5,7 +5,7 @@
 * ``sweep`` -- batched encoding, and the one compiled (chunked, sharded)
   decode of a whole grid: expressions x targets x alphas.
 
-May import: flowjax.models, flowjax.flows.
+May import: flowjax.models, flowjax.flows, flowjax.io.
 """
 
 from flowjax.transfer.latents import (METHODS, TRANSFER_METHODS, IdentityStats, alpha_grid, attribute_vector,

@@ -20,8 +20,9 @@ and decodes them as one batch. Hence:
   1-D ``jax.sharding.Mesh`` of them (``NamedSharding(mesh, P("batch"))``);
   weights and per-identity statistics are replicated. ``chunk_size`` is rounded
   up to a multiple of the device count. Results equal the single-device ones.
-* **Progress.** A tqdm bar over chunks (by default when there are more than
-  :data:`PROGRESS_MIN_CHUNKS` chunks).
+* **Progress.** A bar over chunks (by default when there are more than
+  :data:`PROGRESS_MIN_CHUNKS` chunks; a line every few seconds when stderr is
+  not a terminal: ``flowjax.io.console``).
 * **Non-finite guard.** Each compiled call also returns one flag per grid
   point or image: whether its latent and its (unquantized) image are all
   finite, reduced on the device (no extra host round trip, no retrace).
@@ -51,9 +52,9 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
-from tqdm.auto import tqdm
 
 from flowjax.flows import permutations
+from flowjax.io import console
 from flowjax.models import glow
 from flowjax.models.errors import NonFiniteError
 from flowjax.models.glow import Encoding, Glow
@@ -139,7 +140,7 @@ def _run_chunks(step: Callable[[Array], Any], total: int, chunk_size: int,
     fetch = _fetch_share if share else _fetch
     outputs: list[Any] = []
     pending: tuple[Any, int, int] | None = None
-    with tqdm(total=n_chunks, desc=desc, unit="chunk", disable=not show, leave=False) as bar:
+    with console.progress(n_chunks, desc, "chunk", disable=not show, leave=False) as bar:
         for start in range(0, total, size):
             valid = min(size, total - start)
             idx = np.arange(start, start + size)
