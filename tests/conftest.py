@@ -63,7 +63,10 @@ def browser():
 def save_screenshot(tmp_path):
     """``save_screenshot(tab, name, what)``: a screenshot of a Playwright page, written with
     flowjax.io's PNG writer (labelled synthetic: it shows generated faces) into docs/ when
-    FLOWJAX_UPDATE_SCREENSHOTS=1, else into the test's tmp_path; returns the pixels."""
+    FLOWJAX_UPDATE_SCREENSHOTS=1, else into the test's tmp_path; returns the pixels.
+
+    ``full_page=True`` takes the whole page (as wide as the viewport, as tall as the
+    page), so nothing in the docs' pictures is cut at an edge; ``clip`` a region."""
     import io
     import pathlib
 
@@ -75,8 +78,10 @@ def save_screenshot(tmp_path):
     folder = (pathlib.Path(__file__).resolve().parents[1] / "docs"
               if os.environ.get("FLOWJAX_UPDATE_SCREENSHOTS") else tmp_path)
 
-    def save(tab, name: str, what: str, clip: dict | None = None) -> np.ndarray:
-        pixels = np.asarray(Image.open(io.BytesIO(tab.screenshot(clip=clip))).convert("RGB"))
+    def save(tab, name: str, what: str, clip: dict | None = None,
+             full_page: bool = False) -> np.ndarray:
+        shot = tab.screenshot(clip=clip, full_page=full_page)
+        pixels = np.asarray(Image.open(io.BytesIO(shot)).convert("RGB"))
         fio.write_png(folder / name, pixels, {"screenshot": what}, overwrite=True)
         return pixels
 

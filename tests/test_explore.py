@@ -176,8 +176,10 @@ def test_a_saved_edit_is_the_served_png_in_the_run_directory(editor, tmp_path):
     with run_dirs.create_run_dir(tmp_path / "run") as run:
         client = explore.create_app(editor, save_to=run).test_client()
         body = {"kind": "mix", "face": "id01", "other": "id02", "weight": 0.5}
-        saved = Path(client.post("/api/save", json=body).json["saved"])
+        answer = client.post("/api/save", json=body).json
+        saved = Path(answer["saved"])
         assert saved.read_bytes() == client.post("/api/edit", json=body).data
+    assert answer["shown"] == "run/saved/edit_0001.png"  # what the page says: no absolute path
     assert fio.read_png_provenance(saved)["Synthetic"] == "true"
     manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
     assert "saved/edit_0001.png" in {o["path"] for o in manifest["outputs"]}
@@ -315,10 +317,7 @@ def test_live_page_screenshot(page, save_screenshot):
 @pytest.mark.slow
 def test_demo_editor_edits_an_uploaded_face(browser, tmp_path, save_screenshot):
     """The default config (demo Glow, synthetic study) in the page; its screenshot goes to
-    docs/explore.png with FLOWJAX_UPDATE_SCREENSHOTS=1 (the one in the README)."""
-    from playwright.sync_api import expect
-    from werkzeug.serving import make_server
-
+    docs/explore.png with FLOWJAX_UPDATE_SCREENSHOTS=1 (the one in docs/viewer.md)."""
     from flowjax import synthetic
     from experiments import explore as experiment
 
@@ -327,12 +326,26 @@ def test_demo_editor_edits_an_uploaded_face(browser, tmp_path, save_screenshot):
     editor = experiment.build_editor(config)[0]
     editor.warm_up()
     faces = synthetic.write_generated_faces(tmp_path / "faces", 1, ("neutral",), 64, seed=11)
-    server = make_server("127.0.0.1", 0, explore.create_app(editor), threaded=True)
+    with run_dirs.create_run_dir(tmp_path / "explore-demo") as run:  # as main() serves it
+        _edit_upload_and_save(browser, explore.create_app(editor, save_to=run), faces,
+                              save_screenshot)
+    assert (tmp_path / "explore-demo" / "saved" / "edit_0001.png").is_file()
+
+
+def _edit_upload_and_save(browser, app, faces, save_screenshot) -> None:
+    """The demo page's steps: upload, edit in each panel, save the transfer; the screenshot."""
+    from playwright.sync_api import expect
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
-        context = browser.new_context(viewport={"width": 1440, "height": 520})
+        # A short viewport: the full-page screenshot is then as tall as the page, not taller.
+        context = browser.new_context(viewport={"width": 1440, "height": 300})
         tab = context.new_page()
         tab.goto(f"http://127.0.0.1:{server.server_port}/")
+        assert re.match(r"model weights/demo/glow sha256:[0-9a-f]{64};",
+                        tab.text_content("header .meta"))
         tab.set_input_files("#photo", str(faces["id00"][0]))
         tab.click("#upload-button")
         expect(tab.locator("#message")).to_have_text("uploaded as upload-1", timeout=60_000)
@@ -348,7 +361,10 @@ def test_demo_editor_edits_an_uploaded_face(browser, tmp_path, save_screenshot):
         tab.select_option("#mix-b", "id03")
         expect(tab.locator("#mix-result")).to_have_attribute("data-edit",
                                                              re.compile('"other":"id03"'))
-        save_screenshot(tab, "explore.png", "flowjax live editor with the demo Glow")
+        tab.locator("button.save").nth(1).click()  # the transfer panel's
+        expect(tab.locator("#message")).to_have_text("saved explore-demo/saved/edit_0001.png")
+        save_screenshot(tab, "explore.png", "flowjax live editor with the demo Glow",
+                        full_page=True)
         context.close()
     finally:
         server.shutdown()

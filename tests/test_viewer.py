@@ -30,6 +30,8 @@ EXPRESSIONS, TARGETS, LABELS = ("smile", "frown"), ("tgt1", "tgt2"), ("0.00", "0
 MEANS = {"src": 200, "tgt1": 210, "tgt2": 220}
 SOURCES = {"smile": 240, "frown": 250}
 AUS = ("AU06", "AU12", "AU25")
+# Recorded with its absolute path, as a run records it; the page must show it relative.
+CHECKPOINT = ROOT / "weights" / "demo" / "glow"
 
 
 def generated_value(e: int, t: int, a: int) -> int:
@@ -81,7 +83,8 @@ def make_run(path: Path) -> Path:
             "expressions": {e: f"{e}.png" for e in EXPRESSIONS}, "targets": list(TARGETS),
             "identity_images": {"src": 2, "tgt1": 1, "tgt2": 1}, "images": images,
             "means": {n: f"means/{n}_mean.png" for n in MEANS},
-            "model": {"checkpoint": "ckpt", "sha256": "0" * 64, "random_init": False}})
+            "model": {"checkpoint": os.fspath(CHECKPOINT), "sha256": "0" * 64,
+                      "random_init": False}})
         run.manifest.add_inputs(inputs)
     return path
 
@@ -157,6 +160,14 @@ def test_an_evaluation_written_elsewhere_links_back_to_the_run(evaluated, tmp_pa
         (evaluated.parent / "transfer/smile/tgt1/0.00/tgt1_0.00.png").resolve()
 
 
+def test_the_model_is_shown_relative_to_the_repository_and_recorded_whole(evaluated):
+    label = f"weights/demo/glow sha256:{'0' * 64}"
+    assert embedded_data((evaluated / "index.html").read_text())["model"] == label
+    assert f"- model: {label}" in (evaluated / "report.md").read_text()
+    recorded = json.loads((evaluated.parent / "transfer.json").read_text())["model"]
+    assert recorded["checkpoint"] == os.fspath(CHECKPOINT)  # provenance keeps the full path
+
+
 def test_page_has_no_external_script_style_or_link(evaluated):
     page = (evaluated / "index.html").read_text()
     assert not re.search(r"<(script|link|img|iframe)[^>]+(src|href)=", page)
@@ -222,6 +233,12 @@ def test_choosing_a_pair_shows_its_source_and_mean_faces(page):
     assert shown_grey(page.locator("#source-mean")) == pytest.approx(MEANS["src"], abs=2)
     assert shown_grey(page.locator("#target-mean")) == pytest.approx(MEANS["tgt2"], abs=2)
     assert shown_grey(page.locator("#generated")) == pytest.approx(generated_value(1, 1, 0), abs=2)
+
+
+def test_the_header_names_the_model_without_an_absolute_path(page):
+    meta = page.text_content("header .meta")
+    assert meta.endswith(f"; model weights/demo/glow sha256:{'0' * 64}")
+    assert str(ROOT) not in meta
 
 
 def test_best_alpha_is_marked_and_reachable(page, evaluated):
@@ -312,20 +329,28 @@ def test_main_job_writes_the_viewer_and_it_shows_every_pair(browser, tmp_path, s
     index = workdir / "evaluation" / "index.html"
     data = embedded_data(index.read_text())
     assert (len(data["expressions"]), len(data["targets"]), len(data["alphas"])) == (5, 5, 11)
-    context = browser.new_context(viewport={"width": 1000, "height": 660})
+    # The checkpoint shown as in the docs, not as this machine's path; the manifest keeps it.
+    label = f"weights/demo/glow sha256:{fio.sha256_path(CHECKPOINT)}"
+    assert data["model"] == label
+    manifest = json.loads((workdir / run_dirs.MANIFEST_NAME).read_text())
+    assert manifest["model"]["checkpoint"] == os.fspath(CHECKPOINT)
+    # A short viewport: the full-page screenshots are then as tall as the page, not taller.
+    context = browser.new_context(viewport={"width": 1000, "height": 400})
     tab = context.new_page()
     tab.goto(index.as_uri())
+    assert tab.text_content("header .meta").endswith(f"; model {label}")
     tab.select_option("#expression", label="smile")
     tab.select_option("#target", label="id02")
     tab.click("#goto-best")
     best = data["best"][0][2]
     assert tab.text_content("#alpha-value") == data["labels"][best["index"]]
-    save_screenshot(tab, "viewer_pair.png", "flowjax viewer of the main job, pair view")
+    save_screenshot(tab, "viewer_pair.png", "flowjax viewer of the main job, pair view",
+                    full_page=True)
     tab.click("#view-grid")
     tab.focus("#grid-alpha")
     for _ in range(7):
         tab.keyboard.press("ArrowRight")
     assert tab.locator("#grid-table img").count() == 25
     save_screenshot(tab, "viewer_grid.png", "flowjax viewer of the main job, grid view",
-                    clip={"x": 0, "y": 100, "width": 760, "height": 560})
+                    full_page=True)
     context.close()

@@ -52,6 +52,7 @@ from PIL import Image
 from flowjax import io as fio
 from flowjax.faces import openai_attributes
 from flowjax.runs import run_dirs
+from flowjax.runs.names import display_path
 from flowjax.transfer import latents, sweep
 
 PNG = "image/png"
@@ -400,7 +401,9 @@ def create_app(editor: Editor, limits: Limits = Limits(),
         rel = f"saved/edit_{len(saved) + 1:04d}.png"
         save_to.write_bytes(rel, payload)  # the PNG as served: provenance included
         saved.append(rel)
-        return jsonify({"saved": str(save_to.path / rel)})
+        path = save_to.path / rel
+        # "saved" for programs on this machine; the page shows "shown" (no absolute path).
+        return jsonify({"saved": str(path), "shown": display_path(path, save_to.path)})
 
     return app
 

@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from flowjax.evaluation import metrics
+from flowjax.runs import names
 
 TRANSFER_RUN = "flowjax transfer run"
 USER_STUDY = "study spec"
@@ -81,14 +82,14 @@ class Study:
 
     @property
     def model_label(self) -> str:
+        """The model as shown on the page and in the report: a study's own text, or a
+        flowjax record by :func:`flowjax.runs.names.model_label` (no absolute path)."""
         model = self.summary.get("model")
         if isinstance(model, str):
             return model
         if not model:
             return "not recorded"
-        if model.get("random_init"):
-            return f"RANDOM INIT seed {model.get('seed')} (no checkpoint)"
-        return f"{model.get('checkpoint')} sha256:{model.get('sha256')}"
+        return names.model_label(model, run_dir=self.path)
 
     @property
     def is_transfer_run(self) -> bool:

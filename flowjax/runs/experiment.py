@@ -58,6 +58,7 @@ from flowjax import io as fio
 from flowjax.faces import align, detectors, identity_folders
 from flowjax.models import checkpoints, glow
 from flowjax.runs import run_dirs
+from flowjax.runs.names import model_label  # flowjax.runs.model_label is this one
 from flowjax.transfer import latents, sweep
 
 PathLike = str | os.PathLike
@@ -118,8 +119,9 @@ class Experiment:
 
     @property
     def model_label(self) -> str:
-        """Short provenance text naming the model, for the images' metadata."""
-        return model_label(self.model_record)
+        """Short provenance text naming the model, for the images' metadata and pages
+        (:func:`flowjax.runs.names.model_label`: no absolute path; the manifest has it)."""
+        return model_label(self.model_record, run_dir=self.workdir)
 
     @contextlib.contextmanager
     def run_dir(self, inputs: Mapping[str, Any] | None = None) -> Iterator[run_dirs.RunDir]:
@@ -185,7 +187,8 @@ def load_model(config: Any, images: np.ndarray) -> tuple[nn.Module, Any, dict[st
     if _uses_checkpoint(config):
         model, variables = checkpoints.load_model(config.checkpoint)
         sweep.check_finite_variables(variables, f"checkpoint {config.checkpoint}")
-        record = {"checkpoint": os.fspath(config.checkpoint),
+        # The full path: what the manifest records must not depend on where the run started.
+        record = {"checkpoint": os.path.abspath(config.checkpoint),
                   "sha256": fio.sha256_path(config.checkpoint),
                   "model_config": models.model_config(model), "random_init": False}
         return model, variables, record
@@ -215,13 +218,6 @@ def encode_sets(model: nn.Module, variables: Any, image_sets: dict[str, Any],
     flat = np.asarray(latents.flatten(list(latents.in_space(encoding, config.space))))
     ends = np.cumsum([len(s) for s in image_sets.values()])
     return dict(zip(image_sets, np.split(flat, ends[:-1])))
-
-
-def model_label(record: dict[str, Any]) -> str:
-    """Short provenance text naming the model."""
-    if record["random_init"]:
-        return f"RANDOM INIT seed {record['seed']} (no checkpoint)"
-    return f"{record['checkpoint']} sha256:{record['sha256']}"
 
 
 def check_alignment(config: Any, synthetic_study: bool = False) -> None:

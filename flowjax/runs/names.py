@@ -1,5 +1,6 @@
 """Names and paths of a run's files: config paths and globs resolved, image and
-alpha labels that are safe as file names (one path component each)."""
+alpha labels that are safe as file names (one path component each), and the
+paths and model label shown to a person (:func:`display_path`, :func:`model_label`)."""
 
 from __future__ import annotations
 
@@ -8,10 +9,15 @@ import os
 import re
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from flowjax.transfer import latents
 
 PathLike = str | os.PathLike
+
+# The checkout that holds the flowjax package: the shipped weights (weights/demo/...) live
+# here, so a checkpoint inside it is shown as the path a reader of the docs can type.
+REPOSITORY = Path(__file__).resolve().parents[2]
 
 
 def resolve_paths(items: str | Sequence[str], base_dir: PathLike | None, what: str) -> list[Path]:
@@ -70,3 +76,47 @@ def alpha_labels(alphas: Sequence[float]) -> list[str]:
         raise ValueError(f"config.alphas {list(alphas)} has repeated values (as file names: "
                          f"{labels}); give distinct alphas")
     return labels
+
+
+# ---- what a person is shown --------------------------------------------------------------
+
+
+def display_path(path: PathLike, run_dir: PathLike | None = None) -> str:
+    """``path`` as pages, reports and image labels show it: never an absolute path.
+
+    An absolute path would name the folders of the machine a run was made on in every
+    screenshot and shared image; the manifests keep it. So ``path`` is shown
+
+    * as given, when it is relative (the user typed it so);
+    * relative to the repository (:data:`REPOSITORY`) when inside it: ``weights/demo/glow``;
+    * relative to the folder that holds the run ``run_dir`` when inside that, so it starts
+      with a run's name (the user chose it): ``explore-1/saved/edit_0001.png``,
+      ``train-1/checkpoints/5000``;
+    * else by its last two components: ``.../celeba/glow``.
+    """
+    if not Path(path).is_absolute():
+        return Path(path).as_posix()
+    path = Path(path).resolve()
+    anchors = [REPOSITORY]
+    if run_dir is not None:
+        anchors.append(Path(run_dir).resolve().parent)
+    for anchor in anchors:
+        # Never the filesystem's root: relative to "/" would spell the absolute path.
+        if anchor != anchor.parent and path.is_relative_to(anchor):
+            return path.relative_to(anchor).as_posix()
+    return "/".join(["...", *path.parts[1:][-2:]])
+
+
+def model_label(record: dict[str, Any], run_dir: PathLike | None = None) -> str:
+    """Short provenance text naming the model.
+
+    A flowjax model record (``flowjax.runs.load_model``) as one line for people:
+    the checkpoint by :func:`display_path` (``run_dir`` as there) and its sha256, or
+    RANDOM INIT with its seed. The record itself, with the full path, is what the
+    manifests keep.
+    """
+    if record.get("random_init"):
+        return f"RANDOM INIT seed {record.get('seed')} (no checkpoint)"
+    checkpoint = record.get("checkpoint")
+    shown = "not recorded" if checkpoint is None else display_path(checkpoint, run_dir)
+    return f"{shown} sha256:{record.get('sha256')}"

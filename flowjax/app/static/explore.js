@@ -54,7 +54,7 @@
     const response = await fetch("api/save", { method: "POST", body: JSON.stringify(body),
                                                headers: { "Content-Type": "application/json" } });
     if (!response.ok) say(await explain(response), "error");
-    else say("saved " + (await response.json()).saved, "info");
+    else say("saved " + (await response.json()).shown, "info");
   }
 
   function select(id, names) {
