@@ -33,7 +33,7 @@ from absl import logging
 
 from flowjax import runs, synthetic
 from flowjax import io as fio
-from flowjax.evaluation import scorers
+from flowjax.evaluation import scorers, synthetic_scorers
 from flowjax.runs import names, run_dirs
 from flowjax.transfer import latents, sweep
 
@@ -57,17 +57,20 @@ def _check_evaluation(config: Any) -> None:
     """The synthetic scorers only understand flowjax.synthetic faces: refuse to
     score anything else with them (the numbers would look fine and mean nothing)."""
     evaluation = config.get("evaluation")
-    if evaluation is None or not evaluation.get("enabled", False) or not _user_data(config):
+    if evaluation is None or not evaluation.get("enabled", False):
         return
-    synthetic = [f"evaluation.{section}.backend"
-                 for section in scorers.synthetic_only_sections(evaluation)]
-    if synthetic:
+    sections = scorers.synthetic_only_sections(evaluation)
+    synthetic = [f"evaluation.{section}.backend" for section in sections]
+    if synthetic and _user_data(config):
         raise ValueError(
             f"{', '.join(synthetic)} = 'synthetic' scores only flowjax.synthetic faces, but "
             "config.data names your own images: pass --config.evaluation.enabled=False, or "
             "--config.evaluation.identity.backend=facenet "
             "--config.evaluation.action_units.backend=openface "
             "--config.evaluation.detector.backend=none (see configs/evaluate.py)")
+    for section in sections:  # their weights: missing ones now, not after the transfer
+        synthetic_scorers.check_weights_dir((evaluation[section].get("options") or {}).get(
+            "weights_dir"))
 
 
 def _user_data(config: Any) -> bool:

@@ -20,10 +20,10 @@ nothing. The renderer ties a background colour to each identity; the embedder
 is trained with a random background per photo, so, like facenet on a face
 crop, it judges the face (shape, skin, hair, eyes, lips), not the background.
 
-Weights. Each scorer is two files in a weights folder (default
-``weights/demo/scorers/``): ``<kind>.npz``, the parameters as plain float32
-arrays keyed by their path (``params/conv0/kernel``; read with
-``allow_pickle=False``), and ``<kind>.json``, the architecture, the npz's
+Weights. Each scorer is two files in a weights folder (default: a clone's
+``weights/demo/scorers/``, which a non-editable install lacks): ``<kind>.npz``,
+the parameters as plain float32 arrays keyed by their path (``params/conv0/kernel``;
+read with ``allow_pickle=False``), and ``<kind>.json``, the architecture, the npz's
 sha256 and the training and evaluation record. Loading checks the sha256 and
 every parameter's name and shape; anything missing or different raises an
 error that says how to regenerate the files (``REGENERATE_COMMAND``).
@@ -51,7 +51,7 @@ __all__ = [
     "ScorerCNN", "SyntheticAUScorer", "SyntheticIdentityEmbedder", "build_au_scorer",
     "build_identity_embedder", "SyntheticFakeDetector", "build_fake_detector",
     "realism_from_logits", "save_scorer", "load_scorer", "DEFAULT_WEIGHTS_DIR",
-    "REGENERATE_COMMAND", "KINDS",
+    "REGENERATE_COMMAND", "KINDS", "check_weights_dir",
 ]  # fmt: skip
 
 DEFAULT_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "demo" / "scorers"
@@ -195,8 +195,7 @@ def load_scorer(directory: str | os.PathLike, kind: str) -> tuple[ScorerCNN, dic
     meta_path, npz_path = directory / f"{kind}.json", directory / f"{kind}.npz"
     for path in (meta_path, npz_path):
         if not path.is_file():
-            raise FileNotFoundError(f"synthetic {kind} scorer: {path} is missing; {_regenerate()}, "
-                                    "or pass weights_dir= a folder that has it")
+            raise FileNotFoundError(_missing_weights(f"synthetic {kind} scorer", directory, path))
     try:
         meta = json.loads(meta_path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -223,6 +222,25 @@ def load_scorer(directory: str | os.PathLike, kind: str) -> tuple[ScorerCNN, dic
                          f"{missing}, unexpected {unexpected}, wrong shapes {wrong}; {_regenerate()}")
     variables = jax.tree_util.tree_map(jnp.asarray, _unflatten(flat))
     return model, variables, meta
+
+
+def check_weights_dir(weights_dir: str | os.PathLike | None = None) -> None:
+    """Raises :func:`load_scorer`'s FileNotFoundError now if the folder (None: the default)
+    is missing, so a run that scores itself at its end fails before its work."""
+    directory = Path(DEFAULT_WEIGHTS_DIR if weights_dir is None else weights_dir)
+    if not directory.is_dir():
+        raise FileNotFoundError(_missing_weights("synthetic scorers", directory, directory))
+
+
+def _missing_weights(what: str, directory: Path, path: Path) -> str:
+    if directory.resolve() == DEFAULT_WEIGHTS_DIR and not DEFAULT_WEIGHTS_DIR.is_dir():
+        return (f"{what}: the default weights folder {DEFAULT_WEIGHTS_DIR} does not exist: the "
+                f"weights ship in a clone's weights/demo/scorers, and this flowjax "
+                f"({Path(__file__).resolve().parents[1]}) was installed without them (pip install "
+                ". installs the flowjax package only). Run the clone's run.py (python <clone>/"
+                "run.py --config=<clone>/configs/...), or pass weights_dir=<clone>/weights/demo/"
+                "scorers (config: --config.[evaluation.]<section>.options.weights_dir=...)")
+    return f"{what}: {path} is missing; {_regenerate()}, or pass weights_dir= a folder that has it"
 
 
 def _check_kind(kind: str) -> None:
