@@ -3,7 +3,6 @@
 import importlib.util
 import math
 import pathlib
-import re
 
 import flax.linen as nn
 import jax
@@ -16,6 +15,7 @@ from flowjax.flows import bijectors as bj, permutations as perm
 from flowjax.models import glow
 from flowjax.models.glow import Glow
 from flowjax.transfer import latents
+from hlo_text import unconditional_calls  # tests/ is on sys.path
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 
@@ -67,31 +67,14 @@ def test_decode_inverts_encode(variant):
     np.testing.assert_array_equal(glow.decode(model, variables, enc.z, y, "z"), x)
 
 
-def _lu_calls_inside_and_outside_loops(hlo: str) -> tuple[int, int]:
-    """(LU factorisations inside while loops, all LU factorisations) of compiled HLO text."""
-    bodies = {m.group(1): m.group(2) for m in re.finditer(r"\n%?([\w.-]+) [^\n]*\{\n(.*?)\n\}", hlo, re.S)}
-
-    def reachable(name, seen):
-        if name in bodies and name not in seen:
-            seen.add(name)
-            for callee in re.findall(r"(?:calls|to_apply|body|condition|branch_computations)=\{?%([\w.-]+)",
-                                     bodies[name]):
-                reachable(callee, seen)
-        return seen
-
-    in_loops = set()
-    for body in re.findall(r"body=%([\w.-]+)", hlo):
-        in_loops |= reachable(body, set())
-    inside = sum(bodies[name].count("getrf") for name in in_loops)
-    return inside, hlo.count("getrf")
-
-
 @pytest.mark.parametrize("permutation", ["invconv", "invconv_lu"])
 def test_precomputed_inverses_leave_decode_without_factorisations_and_change_no_pixel(
         permutation):
     # Each step inverts its 1x1 conv inside the scan (a LAPACK call per step and
     # call, costly on CPU at small batches); with_inverse_weights computes them
-    # once, outside jit, and the compiled decode then has none, bit for bit the same.
+    # once, outside jit, and the compiled decode then runs none (the step's own
+    # inversion is left only in the branch taken when its parameters changed),
+    # bit for bit the same.
     model = Glow(**TINY, permutation=permutation)
     x = _images(2, 16)
     variables = _perturbed(model, x)
@@ -99,14 +82,30 @@ def test_precomputed_inverses_leave_decode_without_factorisations_and_change_no_
     stored = perm.with_inverse_weights(variables)
 
     def factorisations(v):
-        hlo = jax.jit(lambda v, e: model.apply(v, e, method="decode")).lower(v, eps) \
-            .compile().as_text()
-        return _lu_calls_inside_and_outside_loops(hlo)
+        return unconditional_calls(
+            jax.jit(lambda v, e: model.apply(v, e, method="decode")).lower(v, eps).compile().as_text())
 
-    inside, _ = factorisations(variables)
-    assert inside > 0
-    assert factorisations(stored) == (0, 0)
+    assert factorisations(variables) > 0
+    assert factorisations(stored) == 0
     np.testing.assert_array_equal(glow.decode(model, stored, eps), glow.decode(model, variables, eps))
+
+
+@pytest.mark.parametrize("permutation", ["invconv", "invconv_lu"])
+def test_stored_inverses_are_not_used_once_the_parameters_change(permutation):
+    # A cache that outlived its parameters (a training step, a fine-tune, a loaded
+    # update) decoded wrong images with no error.
+    model = Glow(**TINY, permutation=permutation)
+    x = _images(2, 16)
+    old = _perturbed(model, x)
+    stored = perm.with_inverse_weights(old)
+    new = _perturbed(model, x, seed=7)
+    assert not np.array_equal(*(jax.tree.leaves(v["params"])[0] for v in (old, new)))
+    eps = glow.encode(model, new, x).eps
+    stale = {**stored, "params": new["params"], bj.CONSTANTS: new.get(bj.CONSTANTS, {})}
+    np.testing.assert_array_equal(glow.decode(model, stale, eps), glow.decode(model, new, eps))
+    # ...and computing them again for the new parameters replaces the old ones.
+    fresh = perm.with_inverse_weights(stale)
+    np.testing.assert_array_equal(glow.decode(model, fresh, eps), glow.decode(model, new, eps))
 
 
 def test_five_bit_model_returns_the_image_with_low_bits_zeroed():

@@ -61,16 +61,38 @@ def inverse_matrix(w: Array) -> Array:
 # themselves otherwise. Not inside the decode's own trace: a batched float64
 # inverse there (one per level) deadlocked XLA's CPU runtime in about half the
 # runs of a 6-level decode.
+#
+# A stored inverse is only as good as the parameters it was computed from: after a
+# training step, a fine-tune or a loaded update it would decode wrong images with no
+# error. So each one is stored with those parameters (:data:`INVERSE_SOURCE`), and a
+# step uses it only while its own parameters still equal them, bit for bit; otherwise
+# it computes W^-1 itself, as without a cache (a ``lax.cond``: the comparison is C^2
+# values per step, and the branch not taken costs nothing).
 INVERSES = "inverses"
 INVERSE_WEIGHT = "W_inverse"
+INVERSE_SOURCE = "computed_from"
 
 
-def stored_inverse(module: nn.Module, compute: Callable[[], Array]) -> Array:
-    """``module``'s W^-1 from the :data:`INVERSES` collection if a decoder put it
-    there, else ``compute()``."""
-    if module.has_variable(INVERSES, INVERSE_WEIGHT):
-        return module.get_variable(INVERSES, INVERSE_WEIGHT)
-    return compute()
+def stored_inverse(module: nn.Module, parameters: Mapping[str, Array],
+                   compute: Callable[[], Array]) -> Array:
+    """``module``'s W^-1: from the :data:`INVERSES` collection when a decoder put it there
+    and it was computed from exactly ``parameters`` (the step's current ones), else
+    ``compute()``."""
+    if not module.has_variable(INVERSES, INVERSE_WEIGHT):
+        return compute()
+    stored = module.get_variable(INVERSES, INVERSE_WEIGHT)
+    source = module.get_variable(INVERSES, INVERSE_SOURCE)
+    if source is None or set(source) != set(parameters):
+        raise ValueError(f"{module.name}: an inverse in the {INVERSES!r} collection without the "
+                         "parameters it was computed from; build it with "
+                         "flowjax.flows.permutations.with_inverse_weights")
+    fresh = jnp.all(jnp.stack([jnp.array_equal(source[k], parameters[k]) for k in sorted(source)]))
+    return jax.lax.cond(fresh, lambda: stored, compute)
+
+
+def lu_parameters(p: Array, l: Array, u: Array, sign_s: Array, log_s: Array) -> dict[str, Array]:
+    """An LU step's factors by their variable names (what its stored inverse is keyed to)."""
+    return {"P": p, "L": l, "U": u, "sign_S": sign_s, "log_S": log_s}
 
 
 def lu_inverse_weight(p: Array, l: Array, u: Array, sign_s: Array, log_s: Array) -> Array:
@@ -97,11 +119,10 @@ def with_inverse_weights(variables: dict, name: str = "invconv") -> dict:
     ``{W}`` convs and LU ``{L, U, log_S}`` (+ constants ``P``, ``sign_S``) are
     recognised; any other module named ``name`` is left to compute its own inverse.
 
-    Variables that already carry inverses (a sweep computes them once, outside
-    its jitted decodes, for every chunk it decodes) are returned unchanged.
+    Each inverse is stored with the parameters it was computed from
+    (:data:`INVERSE_SOURCE`), and inverses already in ``variables`` are computed
+    anew: a step never decodes with the inverse of other parameters.
     """
-    if variables.get(INVERSES):
-        return variables
     params, constants = variables.get("params", {}), variables.get(CONSTANTS, {})
 
     def walk(params, constants):
@@ -111,11 +132,12 @@ def with_inverse_weights(variables: dict, name: str = "invconv") -> dict:
                 continue
             fixed = constants.get(key, {})
             if key == name and set(sub) == {"W"}:
-                found[key] = {INVERSE_WEIGHT: _each_matrix(inverse_matrix, sub["W"])}
+                found[key] = {INVERSE_WEIGHT: _each_matrix(inverse_matrix, sub["W"]),
+                              INVERSE_SOURCE: {"W": sub["W"]}}
             elif key == name and set(sub) == {"L", "U", "log_S"} and set(fixed) == {"P", "sign_S"}:
                 found[key] = {INVERSE_WEIGHT: _each_matrix(
                     lu_inverse_weight, fixed["P"], sub["L"], sub["U"], fixed["sign_S"],
-                    sub["log_S"])}
+                    sub["log_S"]), INVERSE_SOURCE: {**sub, **fixed}}
             elif inner := walk(sub, fixed):
                 found[key] = inner
         return found
@@ -175,7 +197,7 @@ class InvConv(nn.Module):
 
     def inverse(self, y: Array) -> tuple[Array, Array]:
         w = self.params(y)
-        return invconv_inverse(y, stored_inverse(self, lambda: inverse_matrix(w)),
+        return invconv_inverse(y, stored_inverse(self, {"W": w}, lambda: inverse_matrix(w)),
                                log_abs_det(w), get_precision(self.precision))
 
     def output_shape(self, shape: Shape) -> Shape:
@@ -235,7 +257,8 @@ class InvConvLU(nn.Module):
 
     def inverse(self, y: Array) -> tuple[Array, Array]:
         p, l, u, sign_s, log_s = self.params(y)
-        w_inv = stored_inverse(self, lambda: lu_inverse_weight(p, l, u, sign_s, log_s))
+        w_inv = stored_inverse(self, lu_parameters(p, l, u, sign_s, log_s),
+                               lambda: lu_inverse_weight(p, l, u, sign_s, log_s))
         return invconv_inverse(y, w_inv, jnp.sum(log_s), get_precision(self.precision))
 
     def output_shape(self, shape: Shape) -> Shape:

@@ -211,7 +211,8 @@ def decode(model: MultiScaleFlow, variables: Any, latents: Sequence[Array], y: A
     Every call inverts each 1x1 conv unless ``variables`` carry the inverses: for
     repeated decodes of one model pass ``permutations.with_inverse_weights(variables)``,
     computed once (the sweeps do; at batch 1 on a CPU the inverses cost about a
-    third of a decode)."""
+    third of a decode). A stored inverse is used only while the step's parameters
+    equal those it was computed from: after an update the step inverts W itself."""
     return apply_decode(model, variables, latents, y, space, quantize, piece)
 
 

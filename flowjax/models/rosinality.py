@@ -63,7 +63,7 @@ from flowjax.flows.bijectors import (
 from flowjax.flows.composition import Chain
 from flowjax.flows.layers import LOGSCALE_FACTOR, conv1x1, edge_bias, get_precision, zero_conv
 from flowjax.flows.permutations import (
-    InvConv, InvConvLU, channel_mix, lu_inverse_weight, lu_weight, stored_inverse,
+    InvConv, InvConvLU, channel_mix, lu_inverse_weight, lu_parameters, lu_weight, stored_inverse,
 )
 from flowjax.flows import steps as steps_lib
 from flowjax.models.glow import FlowStep, scan_steps
@@ -189,7 +189,8 @@ class InvConvLUColumns(InvConvLU):
 
     def inverse(self, y: Array) -> tuple[Array, Array]:
         p, l, u, sign_s, log_s = self.params(y)
-        w_inv = stored_inverse(self, lambda: lu_inverse_weight(p, l, u, sign_s, log_s))
+        w_inv = stored_inverse(self, lu_parameters(p, l, u, sign_s, log_s),
+                               lambda: lu_inverse_weight(p, l, u, sign_s, log_s))
         x = channel_mix(y, w_inv.T, get_precision(self.precision))
         return x, per_image_logdet(-_num_positions(y) * jnp.sum(log_s), y)
 
