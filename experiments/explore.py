@@ -138,7 +138,8 @@ def main(config: Any, workdir: str) -> None:
         editor.warm_up()
     with exp.run_dir() as run:
         run.manifest.set_extra("model", record)
-        app = explore.create_app(editor, limits(config), save_to=run)
+        app = explore.create_app(editor, limits(config), save_to=run, host=config.host,
+                                 port=config.port)  # Host and Origin must name it
         logging.info("flowjax live editor on http://%s:%d/ (Ctrl-C stops it; saved edits go "
                      "to %s/saved/)", config.host, config.port, workdir)
         signal.signal(signal.SIGTERM, _interrupt)  # `kill` stops it like Ctrl-C: manifest written

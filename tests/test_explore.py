@@ -185,6 +185,197 @@ def test_a_saved_edit_is_the_served_png_in_the_run_directory(editor, tmp_path):
     assert "saved/edit_0001.png" in {o["path"] for o in manifest["outputs"]}
 
 
+# ---- concurrent requests (issue #27) ---------------------------------------------------
+
+
+def _served(app):
+    """``app`` on a free loopback port (werkzeug's threaded server, as ``serve`` runs it)."""
+    from werkzeug.serving import make_server
+
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+def _post_json(url: str, body: dict) -> tuple[int, bytes]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, json.dumps(body).encode(), method="POST",
+                                     headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=120) as answer:
+            return answer.status, answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.read()
+
+
+def test_concurrent_saves_write_distinct_files_each_matching_the_manifest(editor, tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    n = 40
+    with run_dirs.create_run_dir(tmp_path / "run") as run:
+        server, url = _served(explore.create_app(editor, save_to=run))
+        try:
+            with ThreadPoolExecutor(n) as pool:
+                answers = list(pool.map(lambda k: _post_json(f"{url}/api/save", {
+                    "kind": "mix", "face": "id01", "other": "id02", "weight": k / n}), range(n)))
+        finally:
+            server.shutdown()
+    assert [code for code, _ in answers] == [200] * n, answers
+    saved = sorted(json.loads(payload)["saved"] for _, payload in answers)
+    assert len(set(saved)) == n  # before: 13 distinct files of 40
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    recorded = {o["path"]: o["sha256"] for o in manifest["outputs"]}
+    assert manifest["status"] == "complete" and len(recorded) == n
+    weights = set()
+    for path in map(Path, saved):
+        assert fio.sha256_file(path) == recorded[f"saved/{path.name}"], path.name
+        weights.add(json.loads(fio.read_png_provenance(path)["flowjax_explore"])["weight"])
+    assert len(weights) == n  # each file is its own save's edit
+
+
+def test_concurrent_uploads_get_distinct_names_and_each_edits_its_own_face(
+        editor, client, synthetic_faces, monkeypatch):
+    """Both uploads are held inside their encode together: the window in which the name
+    used to be picked but not yet taken."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    both_encoding = threading.Barrier(2, timeout=60)
+    encode = editor.encode
+
+    def encode_together(images):
+        if len(images) == 1:  # an upload's
+            both_encoding.wait()
+        return encode(images)
+
+    monkeypatch.setattr(editor, "encode", encode_together)
+    files = synthetic_faces[1:3]
+
+    def upload(path):  # one test client per thread, as two browsers
+        return explore.create_app(editor).test_client().post("/api/upload", data={
+            "photo": (io.BytesIO(path.read_bytes()), "concurrent.png")})
+
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(upload, files))
+    assert [a.status_code for a in answers] == [200, 200], [a.json for a in answers]
+    names = [a.json["name"] for a in answers]
+    assert len(set(names)) == 2, names  # before: both "upload-1"
+    assert set(names) == {"concurrent", "concurrent-2"}  # named by the file, made unique
+    monkeypatch.undo()
+    own = [editor.encode(fio.load_image(path)[0][None])[0] for path in files]
+    assert np.abs(own[0] - own[1]).max() > 0.1  # two different faces
+    for name, latent in zip(names, own):
+        np.testing.assert_allclose(editor.faces[name], latent, rtol=1e-5, atol=1e-5)
+        shown = client.post("/api/edit", json={"kind": "mix", "face": name, "other": name,
+                                               "weight": 0.0})
+        np.testing.assert_array_equal(png_pixels(shown.data), editor.decode(editor.faces[name]))
+
+
+# ---- bad requests and foreign pages (issue #27) ----------------------------------------
+
+
+def test_an_upload_is_named_by_its_file_made_unique_and_safe(client, synthetic_faces):
+    def upload(filename):
+        answer = client.post("/api/upload", data={"photo": (io.BytesIO(
+            synthetic_faces[3].read_bytes()), filename)})
+        assert answer.status_code == 200, answer.json
+        return answer.json["name"]
+
+    first = upload("neutral.png")
+    assert first.startswith("neutral")  # "neutral" unless an earlier test took it
+    assert upload("neutral.png") != first
+    assert upload("id01.png") == "id01-2"  # never an identity's name
+    odd = upload("..my photo (2)\u00e9.PNG")
+    assert odd.startswith("my-photo-2-\u00e9") and "/" not in odd and not odd.startswith(".")
+
+
+BAD_UPLOAD_NAMES = {"dot-dot": "..", "300-chars": "a" * 296 + ".png"}
+
+
+@pytest.mark.parametrize("filename", BAD_UPLOAD_NAMES.values(), ids=BAD_UPLOAD_NAMES.keys())
+def test_an_upload_whose_name_is_not_a_file_name_gets_400_json(client, synthetic_faces,
+                                                               filename):
+    answer = client.post("/api/upload", data={"photo": (io.BytesIO(
+        synthetic_faces[0].read_bytes()), filename)})
+    assert (answer.status_code, answer.mimetype) == (400, "application/json"), answer.data[:80]
+    assert "is not a file name" in answer.json["error"] and len(answer.json["error"]) < 300
+
+
+DEEP = "[" * 100_000 + "]" * 100_000
+BAD_EDITS = {
+    "face-is-an-object": '{"kind": "mix", "face": {}, "other": "id02", "weight": 0.5}',
+    "expression-is-a-list": '{"kind": "transfer", "expression": [1], "target": "id01"}',
+    "other-is-a-list": '{"kind": "mix", "face": "id01", "other": ["id02"], "weight": 0.5}',
+    "target-is-an-object": '{"kind": "transfer", "expression": "smile", "target": {"a": 1}}',
+    "weight-of-400-digits": '{"kind": "mix", "face": "id01", "other": "id02", "weight": 1'
+                            + "0" * 400 + "}",
+    "nested-100000-deep": DEEP,
+    "nested-deep-in-a-field": '{"kind": "mix", "face": ' + DEEP + "}",
+}
+
+
+@pytest.mark.parametrize("body", BAD_EDITS.values(), ids=BAD_EDITS.keys())
+@pytest.mark.parametrize("route", ["/api/edit", "/api/save"])
+def test_a_malformed_edit_gets_400_json_naming_the_problem(editor, tmp_path, route, body):
+    with run_dirs.create_run_dir(tmp_path / "run") as run:
+        client = explore.create_app(editor, save_to=run).test_client()
+        answer = client.post(route, data=body, content_type="application/json")
+    assert (answer.status_code, answer.mimetype) == (400, "application/json"), answer.data[:80]
+    assert len(answer.json["error"]) < 400  # the body is not echoed whole
+    assert not list((tmp_path / "run").glob("saved/*"))
+
+
+def test_a_bug_gets_500_json_without_a_traceback(editor, client, monkeypatch):
+    def broken(request):
+        raise KeyError("internal detail")
+
+    monkeypatch.setattr(editor, "render", broken)
+    answer = client.post("/api/edit", json={"kind": "mix"})
+    assert (answer.status_code, answer.mimetype) == (500, "application/json")
+    assert "KeyError" in answer.json["error"] and "internal detail" not in answer.json["error"]
+    assert "Traceback" not in answer.get_data(as_text=True)
+    missing = client.get("/no/such/page")
+    assert (missing.status_code, missing.mimetype) == (404, "application/json")
+
+
+@pytest.mark.parametrize("host", ["evil.example:80", "evil.example", "localhost:8050",
+                                  "127.0.0.1.evil.example", "evil.example@localhost", ""])
+def test_a_request_for_a_foreign_host_name_gets_403_json(client, host):
+    """DNS rebinding: another site's name resolving to 127.0.0.1 reaches the editor."""
+    answer = client.get("/api/state", headers={"Host": host})
+    assert (answer.status_code, answer.mimetype) == (403, "application/json"), host
+    assert "does not name this editor" in answer.json["error"] or \
+        "the editor serves 127.0.0.1:80" in answer.json["error"]
+
+
+@pytest.mark.parametrize("origin", ["http://evil.example", "http://evil.example:80", "null",
+                                    "http://localhost:8050", "https://127.0.0.1"])
+def test_a_post_from_another_sites_page_gets_403_json(client, origin):
+    answer = client.post("/api/edit", headers={"Origin": origin}, json={
+        "kind": "mix", "face": "id01", "other": "id02", "weight": 0.5})
+    assert (answer.status_code, answer.mimetype) == (403, "application/json"), origin
+    assert "may not use this editor" in answer.json["error"]
+
+
+@pytest.mark.parametrize("host", ["localhost", "127.0.0.1:80", "[::1]", "LOCALHOST:80"])
+def test_the_editors_own_page_at_a_loopback_name_is_served(client, host):
+    answer = client.post("/api/edit", headers={"Host": host, "Origin": f"http://{host}"},
+                         json={"kind": "mix", "face": "id01", "other": "id02", "weight": 0.5})
+    assert answer.status_code == 200, answer.json
+
+
+def test_the_configured_host_and_port_are_the_ones_checked(editor):
+    client = explore.create_app(editor, host="192.168.0.7", port=8050).test_client()
+    assert client.get("/api/state", headers={"Host": "192.168.0.7:8050"}).status_code == 200
+    assert client.get("/api/state", headers={"Host": "localhost:8050"}).status_code == 200
+    assert client.get("/api/state", headers={"Host": "192.168.0.7:80"}).status_code == 403
+    remote = explore.create_app(editor, host="0.0.0.0", port=8050).test_client()
+    assert remote.get("/api/state", headers={"Host": "my-box:8050"}).status_code == 200
+    rebound = {"Host": "my-box:8050", "Origin": "http://evil.example:8050"}
+    assert remote.get("/api/state", headers=rebound).status_code == 403
+
+
 def test_openai_attribute_rows_become_sliders_with_the_demo_edits(editor, tmp_path):
     from flowjax.faces import openai_attributes
 
@@ -348,10 +539,11 @@ def _edit_upload_and_save(browser, app, faces, save_screenshot) -> None:
                         tab.text_content("header .meta"))
         tab.set_input_files("#photo", str(faces["id00"][0]))
         tab.click("#upload-button")
-        expect(tab.locator("#message")).to_have_text("uploaded as upload-1", timeout=60_000)
+        # the upload is named by its file, id00/neutral.png
+        expect(tab.locator("#message")).to_have_text("uploaded as neutral", timeout=60_000)
         tab.select_option("#expression", "smile")
         expect(tab.locator("#transfer-result")).to_have_attribute(
-            "data-edit", re.compile('"expression":"smile","target":"upload-1"'))
+            "data-edit", re.compile('"expression":"smile","target":"neutral"'))
         slider = tab.locator("#attr-0")
         slider.focus()
         for _ in range(10):

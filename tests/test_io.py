@@ -42,14 +42,65 @@ def test_failure_mid_write_keeps_the_previous_content(tmp_path):
     assert _listing(tmp_path) == ["out.txt"]
 
 
-def test_failed_rename_leaves_no_temp(tmp_path, monkeypatch):
-    def broken_replace(src, dst):
+@pytest.mark.parametrize("overwrite, move", [(True, "replace"), (False, "link")])
+def test_failed_rename_leaves_no_temp(tmp_path, monkeypatch, overwrite, move):
+    def broken_move(src, dst):
         raise OSError("rename failed")
 
-    monkeypatch.setattr(fio.files.os, "replace", broken_replace)
+    monkeypatch.setattr(fio.files.os, move, broken_move)
     with pytest.raises(OSError, match="rename failed"):
-        fio.atomic_write_bytes(tmp_path / "out.bin", b"data")
+        fio.atomic_write_bytes(tmp_path / "out.bin", b"data", overwrite=overwrite)
     assert _listing(tmp_path) == []
+
+
+def _race_for_one_name(target: Path, payloads: list[bytes]) -> list[BaseException | None]:
+    """Writers of ``payloads`` to ``target``, each held inside atomic_open until all are in
+    (past the quick existence check), then let go at once; each one's outcome."""
+    import threading
+
+    inside = threading.Barrier(len(payloads), timeout=30)
+    outcomes: list[BaseException | None] = [None] * len(payloads)
+
+    def write(k: int) -> None:
+        try:
+            with fio.atomic_open(target) as f:
+                f.write(payloads[k])
+                inside.wait()
+        except BaseException as error:  # noqa: BLE001 (the outcome under test)
+            outcomes[k] = error
+
+    threads = [threading.Thread(target=write, args=(k,)) for k in range(len(payloads))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes
+
+
+def test_of_two_writers_racing_for_a_new_name_exactly_one_wins(tmp_path):
+    target = tmp_path / "edit_0001.png"
+    payloads = [b"first writer " * 1000, b"second writer " * 1000]
+    outcomes = _race_for_one_name(target, payloads)
+    losers = [k for k, outcome in enumerate(outcomes) if outcome is not None]
+    assert len(losers) == 1, outcomes  # a check-then-rename lets both "succeed"
+    assert isinstance(outcomes[losers[0]], FileExistsError)
+    assert "edit_0001.png already exists" in str(outcomes[losers[0]])
+    assert target.read_bytes() == payloads[1 - losers[0]]  # the winner's bytes, whole
+    assert _listing(tmp_path) == ["edit_0001.png"]  # no temp file left
+
+
+def test_without_hard_links_a_new_name_is_still_claimed_once(tmp_path, monkeypatch):
+    import errno
+
+    def no_links(src, dst):
+        raise OSError(errno.EPERM, "Operation not permitted")  # as on FAT or some FUSE mounts
+
+    monkeypatch.setattr(fio.files.os, "link", no_links)
+    target = tmp_path / "out.bin"
+    outcomes = _race_for_one_name(target, [b"a" * 5000, b"b" * 5000])
+    assert sorted(type(o).__name__ for o in outcomes) == ["FileExistsError", "NoneType"]
+    assert target.read_bytes() in (b"a" * 5000, b"b" * 5000)
+    assert _listing(tmp_path) == ["out.bin"]
 
 
 def test_unserialisable_json_writes_nothing(tmp_path):
@@ -94,6 +145,15 @@ def test_png_stores_each_caller_key_as_its_own_chunk(tmp_path):
     assert json.loads(chunks["alpha"]) == 0.75
     assert chunks["target"] == "Zoë"
     assert chunks["model_sha256"] == "ab" * 32
+
+
+def test_png_provenance_values_that_are_not_strings_read_back_equal_as_json(tmp_path):
+    # Floats alone cannot tell JSON from str(): str(0.75) == json.dumps(0.75).
+    provenance = {"config": {"method": "linear", "alphas": [0.0, 1.5], "ok": True},
+                  "quantize": False, "checkpoint": None, "seed": 3}
+    fio.write_png(tmp_path / "a.png", IMAGE, provenance)
+    chunks = fio.read_png_provenance(tmp_path / "a.png")
+    assert {key: json.loads(chunks[key]) for key in provenance} == provenance
 
 
 def test_png_pixels_round_trip(tmp_path):

@@ -21,15 +21,17 @@ Three edits, each computed on the host and shown through **one jitted decode**
 :func:`create_app` serves the editor with Flask: the page (script and style
 inline, nothing fetched from elsewhere), a JSON API and PNG images. Every PNG
 it serves or saves is written by :func:`flowjax.io.encode_png`, so it carries
-the SYNTHETIC provenance labels and the edit that made it. Limits: the upload
-size (Flask's ``MAX_CONTENT_LENGTH``, answered 413 with a JSON message), the
-photo's pixel count (checked before decoding), and requests per client per
-minute (429). Bad uploads get one JSON ``error`` naming the file, what was
-expected and what to do.
-
-Longer than 400 lines because the editor's state, its limits and the HTTP routes that
-read and change that state under one lock are one unit: split, the lock's reach would
-cross modules.
+the SYNTHETIC provenance labels and the edit that made it. What a request may
+be is :mod:`flowjax.app.guards`' (its Host and Origin, JSON depth, field
+types, upload file names, rate); the upload size is Flask's
+``MAX_CONTENT_LENGTH`` (413) and the photo's pixel count is checked before
+decoding. Every error, on every route, is one JSON ``{"error": message}``:
+400 for a bad request (naming the file or field, what was expected and what
+to do), 403 for another site's, 413, 429, and 500 for a bug (its traceback
+goes to the server's log only). Concurrent requests: encodes and decodes take
+turns (one lock); the faces and their names have their own, so an upload's
+name is reserved before its slow encode and never given twice; saves are
+:mod:`flowjax.app.saved`'s.
 """
 
 from __future__ import annotations
@@ -37,10 +39,8 @@ from __future__ import annotations
 import collections
 import dataclasses
 import io
-import math
 import tempfile
 import threading
-import time
 from collections.abc import Callable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -50,58 +50,16 @@ import numpy as np
 from PIL import Image
 
 from flowjax import io as fio
+from flowjax.app import guards
+from flowjax.app.guards import MAX_ALPHA, EditError, Limits, RateLimiter, shown
+from flowjax.app.saved import SavedEdits
 from flowjax.faces import openai_attributes
 from flowjax.runs import run_dirs
 from flowjax.runs.names import display_path
 from flowjax.transfer import latents, sweep
 
 PNG = "image/png"
-MAX_ALPHA = 5.0  # |alpha| beyond this decodes to noise; refuse rather than serve it
-
-
-class EditError(ValueError):
-    """A request the editor refuses; its message is shown to the user as is."""
-
-
-@dataclasses.dataclass(frozen=True)
-class Limits:
-    """Request limits of the server."""
-
-    max_upload_bytes: int = 8 * 1024 * 1024
-    max_pixels: int = 4096 * 4096
-    requests_per_minute: int = 600
-    max_uploads: int = 32
-
-
-class RateLimiter:
-    """At most ``limit`` requests per client in any ``window`` seconds (a sliding window)."""
-
-    def __init__(self, limit: int, window: float = 60.0) -> None:
-        self.limit, self.window = int(limit), float(window)
-        self._seen: dict[str, collections.deque] = collections.defaultdict(collections.deque)
-        self._lock = threading.Lock()
-
-    def allow(self, client: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        with self._lock:
-            seen = self._seen[client]
-            while seen and now - seen[0] >= self.window:
-                seen.popleft()
-            if len(seen) >= self.limit:
-                return False
-            seen.append(now)
-            return True
-
-
-def _finite(value: Any, what: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise EditError(f"{what} must be a number, got {value!r}") from None
-    if not math.isfinite(number) or abs(number) > MAX_ALPHA:
-        raise EditError(f"{what} must be a finite number in [-{MAX_ALPHA}, {MAX_ALPHA}], "
-                        f"got {value!r}")
-    return number
+EXAMPLE = '{"kind": "mix", "face": "id01", "other": "id02", "weight": 0.5}'
 
 
 class Editor:
@@ -129,8 +87,10 @@ class Editor:
         self.expressions: dict[str, np.ndarray] = {}
         self.attributes: dict[str, np.ndarray] = {}
         self.origins: dict[str, str] = {}
-        self._uploads: list[str] = []
-        self._lock = threading.Lock()  # one decode at a time; JAX calls are not re-entrant here
+        self._uploads: collections.deque[str] = collections.deque()  # the live ones, oldest first
+        self._upload_names: set[str] = set()  # every name given to an upload: never reused
+        self._lock = threading.Lock()  # one encode or decode at a time: JAX is not re-entrant
+        self._names = threading.Lock()  # the faces and their names, which uploads change
 
     # ---- latents ------------------------------------------------------------------
 
@@ -208,7 +168,7 @@ class Editor:
     def read_upload(self, payload: bytes, filename: str, align: bool,
                     max_pixels: int) -> np.ndarray:
         """A photo's bytes -> the model-sized uint8 face, or an EditError saying why not."""
-        name = Path(filename or "upload").name or "upload"
+        name = guards.upload_filename(filename)
         if not payload:
             raise EditError(f"{name}: the file is empty; choose a PNG or JPEG photo")
         try:
@@ -242,63 +202,67 @@ class Editor:
                             f"detect and align the face, or crop it to {self.size}x{self.size}")
         return image
 
-    def add_upload(self, image: np.ndarray, max_uploads: int) -> str:
-        """Encodes an uploaded face; the oldest upload goes when there are ``max_uploads``."""
-        name = f"upload-{len(self._uploads) + 1}"
-        while name in self.faces:
-            name += "+"
-        self.faces[name] = self.encode(image[None])[0]
-        self.kinds[name] = "upload"
-        self._uploads.append(name)
-        while len([u for u in self._uploads if u in self.faces]) > max_uploads:
-            oldest = next(u for u in self._uploads if u in self.faces)
-            del self.faces[oldest], self.kinds[oldest]
+    def add_upload(self, image: np.ndarray, filename: str, max_uploads: int) -> str:
+        """Encodes an uploaded face, named after its file (``guards.face_name``: unique, and
+        never given twice); the oldest upload goes when there are more than ``max_uploads``."""
+        with self._names:  # reserved before the slow encode: a concurrent upload gets another
+            name = guards.face_name(filename, self.faces.keys() | self._upload_names)
+            self._upload_names.add(name)
+        flat = self.encode(image[None])[0]
+        with self._names:
+            self.faces[name], self.kinds[name] = flat, "upload"
+            self._uploads.append(name)
+            while len(self._uploads) > max_uploads:
+                oldest = self._uploads.popleft()
+                del self.faces[oldest], self.kinds[oldest]
         return name
 
     # ---- edits --------------------------------------------------------------------
 
-    def _face(self, name: Any, what: str) -> np.ndarray:
-        if name not in self.faces:
-            raise EditError(f"{what} {name!r} is not a face here; choose one of "
-                            f"{sorted(self.faces)}")
-        return self.faces[name]
+    def _face(self, request: Mapping[str, Any], key: str, what: str) -> np.ndarray:
+        name = guards.name_field(request, key, what)
+        with self._names:
+            face, choices = self.faces.get(name), sorted(self.faces)
+        if face is None:
+            raise EditError(f"{what} {shown(name)} is not a face here; choose one of {choices}")
+        return face
 
     def edit_latent(self, request: Mapping[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
-        """The flat latent of an edit request and its provenance record."""
+        """The flat latent of an edit request (fields checked by type) and its record."""
         kind = request.get("kind")
         if kind == "attributes":
-            z = self._face(request.get("face"), "face").copy()
+            z = self._face(request, "face", "face").copy()
             alphas = request.get("alphas") or {}
             if not isinstance(alphas, Mapping):
-                raise EditError(f"alphas must be an object {{attribute: alpha}}, got {alphas!r}")
+                raise EditError(f"alphas must be an object {{attribute: alpha}}, got "
+                                f"{shown(alphas)}")
             used = {}
             for name, alpha in alphas.items():
                 if name not in self.attributes:
-                    raise EditError(f"attribute {name!r} is not loaded; choose from "
+                    raise EditError(f"attribute {shown(name)} is not loaded; choose from "
                                     f"{sorted(self.attributes)}")
-                used[name] = _finite(alpha, f"alpha of {name!r}")
+                used[name] = guards.number(alpha, f"alpha of {name!r}")
                 z = z + used[name] * self.attributes[name]
             record = {"edit": "attributes: z_face + sum alpha_i v_i", "face": request["face"],
                       "alphas": used, "directions": {n: self.origins[n] for n in used}}
         elif kind == "transfer":
-            expression = request.get("expression")
+            expression = guards.name_field(request, "expression", "expression")
             if expression not in self.expressions:
-                raise EditError(f"expression {expression!r} is not loaded; choose from "
+                raise EditError(f"expression {shown(expression)} is not loaded; choose from "
                                 f"{sorted(self.expressions)}")
-            target = self._face(request.get("target"), "target")
-            alpha = _finite(request.get("alpha", 1.0), "alpha")
+            target = self._face(request, "target", "target")
+            alpha = guards.number(request.get("alpha", 1.0), "alpha")
             z = target + alpha * self.expressions[expression]
             record = {"edit": "transfer (linear): m_t + alpha (s_e - m_s)",
                       "expression": expression, "target": request["target"], "alpha": alpha}
         elif kind == "mix":
-            a, b = self._face(request.get("face"), "face"), self._face(request.get("other"),
-                                                                       "other face")
-            weight = _finite(request.get("weight", 0.5), "weight")
+            a, b = self._face(request, "face", "face"), self._face(request, "other", "other face")
+            weight = guards.number(request.get("weight", 0.5), "weight")
             z = (1.0 - weight) * a + weight * b
             record = {"edit": "mix: (1 - w) z_a + w z_b", "face": request["face"],
                       "other": request["other"], "weight": weight}
         else:
-            raise EditError(f"unknown edit kind {kind!r}; use 'attributes', 'transfer' or 'mix'")
+            raise EditError(f"unknown edit kind {shown(kind)}; use attributes, transfer or mix")
         record.update(space=self.space, model=self.model_label)
         return z, record
 
@@ -309,9 +273,10 @@ class Editor:
 
     def state(self) -> dict[str, Any]:
         """What the page offers: faces (and their kinds), expressions, attributes."""
+        with self._names:
+            faces = [{"name": n, "kind": self.kinds[n]} for n in self.faces]
         return {"model": self.model_label, "image_size": self.size, "space": self.space,
-                "faces": [{"name": n, "kind": self.kinds[n]} for n in self.faces],
-                "expressions": list(self.expressions),
+                "faces": faces, "expressions": list(self.expressions),
                 "attributes": [{"name": n, "origin": self.origins[n]} for n in self.attributes],
                 "align": self.aligner is not None, "max_alpha": MAX_ALPHA}
 
@@ -331,15 +296,20 @@ def page() -> str:
 
 
 def create_app(editor: Editor, limits: Limits = Limits(),
-               save_to: run_dirs.RunDir | None = None) -> Any:
-    """The Flask app serving ``editor`` (see the module docstring for the routes' rules)."""
+               save_to: run_dirs.RunDir | None = None, *, host: str = "127.0.0.1",
+               port: int | None = None) -> Any:
+    """The Flask app serving ``editor`` (see the module docstring for the routes' rules).
+
+    ``host``, ``port``: the address it is served on, which every request's ``Host`` and
+    ``Origin`` must name (``guards.check_host_and_origin``); ``port=None`` takes the port of
+    the socket that accepted the request (a test server on port 0)."""
     from flask import Flask, jsonify, request
-    from werkzeug.exceptions import RequestEntityTooLarge
+    from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
     app = Flask("flowjax.app.explore")
     app.config["MAX_CONTENT_LENGTH"] = limits.max_upload_bytes
     limiter = RateLimiter(limits.requests_per_minute)
-    saved: list[str] = []
+    saved = SavedEdits(save_to) if save_to is not None else None
 
     def error(message: str, status: int):
         return jsonify({"error": message}), status
@@ -348,20 +318,32 @@ def create_app(editor: Editor, limits: Limits = Limits(),
         return app.response_class(payload, mimetype=PNG, headers={"Cache-Control": "no-store"})
 
     @app.before_request
-    def rate_limit():
+    def guard():
+        guards.check_host_and_origin(request.headers.get("Host"), request.headers.get("Origin"),
+                                     host, port or int(request.environ.get("SERVER_PORT", 80)))
         if request.path.startswith("/api/") and not limiter.allow(request.remote_addr or "?"):
             return error(f"too many requests: at most {limits.requests_per_minute} per minute "
                          "from one client; wait a moment and try again", 429)
         return None
+
+    @app.errorhandler(EditError)
+    def refused(exc: EditError):
+        return error(str(exc), exc.status)
 
     @app.errorhandler(RequestEntityTooLarge)
     def too_large(_):
         return error(f"the upload is larger than the limit of "
                      f"{limits.max_upload_bytes / 2 ** 20:.1f} MB; choose a smaller photo", 413)
 
-    @app.errorhandler(EditError)
-    def refused(exc):
-        return error(str(exc), 400)
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException):
+        return error(f"{exc.name}: {exc.description}", exc.code or 500)
+
+    @app.errorhandler(Exception)
+    def bug(exc: Exception):
+        app.logger.error("%s %s failed", request.method, request.path, exc_info=exc)
+        return error(f"the editor failed on this request ({type(exc).__name__}), a bug; the "
+                     "server's log has the details", 500)
 
     @app.get("/")
     def index():
@@ -378,16 +360,16 @@ def create_app(editor: Editor, limits: Limits = Limits(),
         if file is None:
             raise EditError("no photo in the upload: send the file in the form field 'photo'")
         align = request.form.get("align", "false").lower() in ("1", "true", "on", "yes")
-        image = editor.read_upload(file.read(), file.filename or "upload", align,
-                                   limits.max_pixels)
-        name = editor.add_upload(image, limits.max_uploads)
+        filename = guards.upload_filename(file.filename)
+        image = editor.read_upload(file.read(), filename, align, limits.max_pixels)
+        name = editor.add_upload(image, filename, limits.max_uploads)
         return jsonify({"name": name, "faces": editor.state()["faces"]})
 
     def edit_request() -> Mapping[str, Any]:
-        body = request.get_json(silent=True)
-        if not isinstance(body, dict):
-            raise EditError("the edit must be a JSON object, e.g. {\"kind\": \"mix\", ...}")
-        return body
+        if not request.is_json:
+            raise EditError(f"send the edit as JSON (Content-Type: application/json), e.g. "
+                            f"{EXAMPLE}")
+        return guards.json_object(request.get_data(cache=False), EXAMPLE)
 
     @app.post("/api/edit")
     def edit():
@@ -395,15 +377,11 @@ def create_app(editor: Editor, limits: Limits = Limits(),
 
     @app.post("/api/save")
     def save():
-        if save_to is None:
+        if saved is None:
             raise EditError("this server was started without a run directory to save into")
-        payload = editor.render(edit_request())
-        rel = f"saved/edit_{len(saved) + 1:04d}.png"
-        save_to.write_bytes(rel, payload)  # the PNG as served: provenance included
-        saved.append(rel)
-        path = save_to.path / rel
+        path = saved.save(editor.render(edit_request()))  # the PNG as served, with provenance
         # "saved" for programs on this machine; the page shows "shown" (no absolute path).
-        return jsonify({"saved": str(path), "shown": display_path(path, save_to.path)})
+        return jsonify({"saved": str(path), "shown": display_path(path, saved.run.path)})
 
     return app
 

@@ -2,10 +2,15 @@
 
 * **Atomic writes.** Every file is first written in full to a hidden temp file
   in the target's own folder (``.<name>.<random>.tmp``), flushed and fsynced,
-  then moved into place with ``os.replace``. If anything fails the temp file is
-  removed: a reader sees the old file or the complete new one, never a part.
+  then put in place (``os.replace``; ``os.link`` when not overwriting, below).
+  If anything fails the temp file is removed: a reader sees the old file or the
+  complete new one, never a part.
   Writers serialise in memory first, so a serialisation error touches no file.
-  Existing files are not replaced unless ``overwrite=True``.
+  Existing files are not replaced unless ``overwrite=True``: without it the
+  temp file is hard-linked to the target (``os.link`` fails if the target
+  exists, atomically), so of two writers racing for one name exactly one wins
+  and the other gets ``FileExistsError``; a check-then-rename would let the
+  second silently replace the first.
 
 PNGs with provenance are :mod:`flowjax.io.png`'s, written through this module.
 Run directories and their manifests (``create_run_dir``, ``RunDir``,
@@ -17,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import errno
 import hashlib
 import json
 import os
@@ -106,13 +112,16 @@ def atomic_open(path: PathLike, *, overwrite: bool = False) -> Iterator[IO[bytes
     """Yields a binary file whose content appears at ``path`` only on success.
 
     On any exception inside the block the temp file is removed and ``path``
-    is left as it was.
+    is left as it was. Without ``overwrite``, an existing ``path`` raises
+    ``FileExistsError`` before the block (a quick answer) and again, atomically,
+    when the file is put in place (a file created meanwhile by another writer
+    is kept; this one's bytes are dropped).
     """
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {path}: it is a directory")
     if path.exists() and not overwrite:
-        raise FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
+        raise _exists(path)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: folder {path.parent} does not exist")
     tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
@@ -123,12 +132,49 @@ def atomic_open(path: PathLike, *, overwrite: bool = False) -> Iterator[IO[bytes
             yield f
             f.flush()
             os.fsync(f.fileno())
-        os.replace(tmp, path)
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            _create_from(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
     _fsync_dir(path.parent)
+
+
+# errnos of a filesystem without hard links (FAT, some FUSE and network mounts)
+_NO_LINKS = {errno.EPERM, errno.EOPNOTSUPP, errno.ENOTSUP, errno.ENOSYS, errno.EMLINK,
+             errno.EXDEV}
+
+
+def _exists(path: Path) -> FileExistsError:
+    return FileExistsError(f"{path} already exists; pass overwrite=True to replace it")
+
+
+def _create_from(tmp: Path, path: Path) -> None:
+    """Moves the complete ``tmp`` to ``path`` only if ``path`` does not exist, atomically."""
+    try:
+        os.link(tmp, path)  # fails with FileExistsError if path exists: the atomic check
+    except FileExistsError:
+        raise _exists(path) from None
+    except OSError as error:
+        if error.errno not in _NO_LINKS:
+            raise
+        # No hard links here: claim the name with O_EXCL (atomic on local filesystems), then
+        # rename over the empty claim; a reader may see the empty file for that moment.
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))
+        except FileExistsError:
+            raise _exists(path) from None
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(path)  # our empty claim
+            raise
+        return
+    os.unlink(tmp)
 
 
 def atomic_write_bytes(path: PathLike, data: bytes, *, overwrite: bool = False) -> None:
