@@ -17,8 +17,8 @@ give it through the standard variables, e.g. on 2 hosts::
 The workdir must be on a filesystem every host sees (orbax writes one
 checkpoint together). Each host loads only its slice of every batch.
 
-Writes into the workdir: ``config.json``, ``model_config.json``,
-``checkpoints/<step>/``, ``metrics.jsonl`` (and ``tensorboard/`` when
+Writes into the workdir: ``config.json``, ``model_config.json`` (with
+``checksums.json``, its sha256), ``checkpoints/<step>/``, ``metrics.jsonl`` (and ``tensorboard/`` when
 tensorboard is installed), ``samples/step_<step>.png`` and ``summary.json``,
 whose ``compile_s``, ``first_step_s``, ``steady_step_s`` and
 ``steady_images_per_s`` keep compilation apart from steady-state throughput

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -18,6 +20,7 @@ from flowjax.models.glow import Glow
 # Small, with a "constants" collection (shuffle indices) and a split prior.
 MODEL = Glow(image_size=8, n_levels=2, depth=1, width=8, permutation="shuffle")
 IMAGES = np.random.default_rng(0).integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+DEMO = Path(__file__).resolve().parents[1] / "weights" / "demo" / "glow"
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +35,10 @@ def _assert_trees_equal(a, b):
 
 
 def _training_workdir(path, variables, steps=(3, 7)):
-    """A workdir as training leaves it: model_config.json + checkpoints/<step>/."""
+    """A workdir as training leaves it: model_config.json (+ its checksums.json) and
+    checkpoints/<step>/."""
     path.mkdir()
-    checkpoints.write_model_config(path, MODEL)
+    checkpoints.write_model_config(path, MODEL, record=True)
     with checkpoints.TrainCheckpointer(path, keep=5) as ckpt:
         for step in steps:
             shifted = jax.tree.map(lambda p: p + step / 100, variables["params"])
@@ -71,10 +75,18 @@ def test_training_workdir_loads_its_latest_checkpoint(tmp_path, variables):
     assert np.all(np.isfinite(np.asarray(enc.bits_per_dim)))
 
 
+def _edit_config_unrecorded(out, config):
+    """Replaces an export's config as an export saved before records covered it would
+    have it (its record lists only variables/), so the load gets past the checksums."""
+    (out / "model_config.json").write_text(json.dumps(config))
+    record = json.loads((out / "checksums.json").read_text())
+    record["files"] = {k: v for k, v in record["files"].items() if k.startswith("variables/")}
+    (out / "checksums.json").write_text(json.dumps(record))
+
+
 def test_wrong_shape_parameter_fails_naming_it(tmp_path, variables):
     out = checkpoints.save_model(tmp_path / "export", MODEL, variables)
-    config = glow.model_config(MODEL) | {"width": 16}
-    (out / "model_config.json").write_text(json.dumps(config))
+    _edit_config_unrecorded(out, glow.model_config(MODEL) | {"width": 16})
     message = r"level_0/coupling/conv1/W has shape \(1, 3, 3, 7, 8\) .* expects \(1, 3, 3, 7, 16\)"
     with pytest.raises(CheckpointError, match=message) as e:
         checkpoints.load_model(out)
@@ -85,7 +97,7 @@ def test_missing_collection_fails_naming_the_parameter(tmp_path, variables):
     shuffle_free = Glow(image_size=8, n_levels=2, depth=1, width=8, permutation="reverse")
     out = checkpoints.save_model(tmp_path / "export", shuffle_free,
                                  {"params": variables["params"]})
-    (out / "model_config.json").write_text(json.dumps(glow.model_config(MODEL)))
+    _edit_config_unrecorded(out, glow.model_config(MODEL))
     with pytest.raises(CheckpointError, match="constants/level_0/invconv/indices is missing"):
         checkpoints.load_model(out)
 
@@ -167,11 +179,12 @@ DAMAGES = {
 }
 
 
-def test_save_model_records_the_checksum_of_every_variables_file(tmp_path, variables):
+def test_save_model_records_the_checksum_of_every_file(tmp_path, variables):
     out = checkpoints.save_model(tmp_path / "export", MODEL, variables)
     record = json.loads((out / "checksums.json").read_text())
-    files = sorted(p.relative_to(out).as_posix() for p in (out / "variables").rglob("*")
-                   if p.is_file())
+    files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*")
+                   if p.is_file() and p.name != "checksums.json")
+    assert {"model_config.json", "metadata.json"} <= set(files)
     assert sorted(record["files"]) == files
     some = files[0]
     assert record["files"][some] == {"sha256": fio.sha256_file(out / some),
@@ -265,6 +278,75 @@ def test_damaged_export_without_checksums_is_still_a_checkpoint_error(tmp_path, 
         checkpoints.load_model(out)
 
 
+def _copy_of_the_demo_with_n_bits(tmp_path, n_bits):
+    """The issue's edit: one digit of the text, so the file keeps its size."""
+    out = Path(shutil.copytree(DEMO, tmp_path / "glow"))
+    text = (out / "model_config.json").read_text()
+    assert text.count('"n_bits": 5') == 1
+    (out / "model_config.json").write_text(text.replace('"n_bits": 5', f'"n_bits": {n_bits}'))
+    return out
+
+
+def test_edited_model_config_is_a_checkpoint_error_naming_it(tmp_path):
+    # n_bits 5 -> 8 keeps every parameter's shape: without the config's checksum the
+    # same weights load into another model and give other pixels (issue #27).
+    out = _copy_of_the_demo_with_n_bits(tmp_path, 8)
+    with pytest.raises(checkpoints.DamagedCheckpointError,
+                       match=rf"{out}/model_config.json has sha256 .* \(its bytes changed\)"
+                             r".*an edited one builds a different model"):
+        checkpoints.load_model(out)
+    with pytest.raises(CheckpointError, match=f"{out}/model_config.json has sha256"):
+        checkpoints.read_model_config(out)  # what the experiments read before the weights
+
+
+def test_edited_model_config_of_a_training_workdir_is_named(tmp_path, variables):
+    workdir = _training_workdir(tmp_path / "run", variables, steps=(3,))
+    config = json.loads((workdir / "model_config.json").read_text())
+    (workdir / "model_config.json").write_text(json.dumps({**config, "n_bits": 5}))
+    with pytest.raises(checkpoints.DamagedCheckpointError,
+                       match=f"{workdir}/model_config.json has .*an edited one"):
+        checkpoints.load_model(workdir)
+
+
+def test_old_record_without_the_config_loads_with_a_warning(tmp_path, variables, caplog):
+    out = checkpoints.save_model(tmp_path / "export", MODEL, variables)
+    _edit_config_unrecorded(out, glow.model_config(MODEL))  # the same config, unrecorded
+    with caplog.at_level("WARNING", logger="flowjax.models.checkpoints"):
+        model, loaded = checkpoints.load_model(out)
+    assert model == MODEL
+    _assert_trees_equal(loaded, variables)
+    assert "no checksums.json covers its model_config.json" in caplog.text
+    assert checkpoints.verify_checksums(out) is True  # its arrays still verify
+
+
+def test_old_workdir_without_a_config_record_loads_with_a_warning(tmp_path, variables, caplog):
+    workdir = _training_workdir(tmp_path / "run", variables, steps=(3,))
+    (workdir / "checksums.json").unlink()  # as training wrote workdirs before
+    with caplog.at_level("WARNING", logger="flowjax.models.checkpoints"):
+        model, _ = checkpoints.load_model(workdir)
+    assert model == MODEL
+    assert "no checksums.json covers its model_config.json" in caplog.text
+    checkpoints.add_checksums(workdir)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="flowjax.models.checkpoints"):
+        checkpoints.load_model(workdir)
+    assert "no checksums.json" not in caplog.text
+
+
+def test_add_checksums_extends_an_old_record_to_the_config_after_verifying_it(tmp_path,
+                                                                              variables):
+    out = checkpoints.save_model(tmp_path / "export", MODEL, variables)
+    _edit_config_unrecorded(out, glow.model_config(MODEL))
+    flipped = _flip_a_byte(_largest_array_file(out / "variables"))
+    with pytest.raises(checkpoints.DamagedCheckpointError, match=str(flipped)):
+        checkpoints.add_checksums(out)  # a damaged array is never re-recorded as good
+    _flip_a_byte(flipped)  # undone
+    checkpoints.add_checksums(out)
+    assert "model_config.json" in json.loads((out / "checksums.json").read_text())["files"]
+    with pytest.raises(FileExistsError, match="covers model_config.json"):
+        checkpoints.add_checksums(out)
+
+
 def test_add_checksums_makes_an_old_export_verifiable(tmp_path, variables):
     out = checkpoints.save_model(tmp_path / "export", MODEL, variables)
     (out / "checksums.json").unlink()
@@ -276,8 +358,12 @@ def test_add_checksums_makes_an_old_export_verifiable(tmp_path, variables):
         checkpoints.add_checksums(out)
 
 
-def test_shipped_demo_checkpoint_verifies_and_loads():
-    demo = checkpoints.Path(__file__).resolve().parents[1] / "weights" / "demo" / "glow"
+@pytest.mark.parametrize("demo", [DEMO, DEMO.parent / "hard" / "glow"], ids=["easy", "hard"])
+def test_shipped_demo_checkpoint_verifies_and_loads(demo, caplog):
     assert checkpoints.verify_checksums(demo) is True
-    model, loaded = checkpoints.load_model(demo)
+    with caplog.at_level("WARNING", logger="flowjax.models.checkpoints"):
+        model, loaded = checkpoints.load_model(demo)
     assert model.image_size == 64 and "params" in loaded
+    record = json.loads((demo / "checksums.json").read_text())
+    assert {"model_config.json", "metadata.json"} <= set(record["files"])
+    assert caplog.text == ""  # every file verified, nothing loaded unverified

@@ -24,7 +24,7 @@ from flowjax.flows.bijectors import per_image_logdet
 from flowjax.flows.composition import Chain
 from flowjax.flows.steps import StepBijector, StepConfig, openai_step
 from flowjax.flows.testing import assert_bijector
-from flowjax.models import checkpoints, glow
+from flowjax.models import checkpoints, checksum_record, glow
 from flowjax.models.checkpoints import CheckpointError
 from flowjax.models.image_flow import MultiScaleFlow
 from flowjax.training import datasets, train
@@ -189,9 +189,12 @@ def test_saving_an_unregistered_subclass_is_refused_naming_it(tmp_path, plain_ex
 
 
 def _export_with_config_edit(tmp_path, plain_export, **edit):
+    """A copy whose config has ``edit``, recorded in its checksums.json as the export of a
+    later version would have it (an unrecorded edit is refused as damage, before this)."""
     out = Path(shutil.copytree(plain_export[2], tmp_path / "export"))
     path = out / "model_config.json"
     path.write_text(json.dumps({**json.loads(path.read_text()), **edit}))
+    checksum_record.write(out, overwrite=True)
     return out
 
 

@@ -38,9 +38,9 @@ ENV = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=str(ROOT))
 ENV.pop("FLOWJAX_TRACEBACK", None)
 
 
-def _faces(root: Path) -> Path:
+def _faces(root: Path, size: int = 16) -> Path:
     synthetic.write_generated_faces(root, n_identities=3,
-                                          expressions=("neutral", "smile"), size=16)
+                                          expressions=("neutral", "smile"), size=size)
     return root
 
 
@@ -175,6 +175,78 @@ def test_overwrite_with_a_checkpoint_inside_the_old_run_is_refused(tmp_path, no_
     config.random_init.enabled = False
     with pytest.raises(ValueError, match=r"config.checkpoint = .*run/model lies inside"):
         transfer.main(config, str(workdir))
+
+
+def _old_run_with_inputs(workdir: Path, size: int = 16) -> list[Path]:
+    """A finished run holding its inputs as a smoke run leaves them (inputs/<id>/*.png)."""
+    with run_dirs.create_run_dir(workdir) as run:
+        for path in sorted(_faces(workdir.parent / "generated", size).rglob("*.png")):
+            rel = path.relative_to(workdir.parent / "generated").as_posix()
+            run.write_bytes(f"inputs/{rel}", path.read_bytes())
+    shutil.rmtree(workdir.parent / "generated")
+    return sorted((workdir / "inputs").rglob("*.png"))
+
+
+def _links_into(inputs: Path, links: Path, *, folders: bool = False) -> Path:
+    """``links/<id>/`` for each ``inputs/<id>/``: a link to the folder itself, or a real
+    folder of links to its files."""
+    links.mkdir()
+    for identity in sorted(inputs.iterdir()):
+        if folders:
+            (links / identity.name).symlink_to(identity, target_is_directory=True)
+            continue
+        (links / identity.name).mkdir()
+        for image in sorted(identity.iterdir()):
+            (links / identity.name / image.name).symlink_to(image)
+    return links
+
+
+@pytest.mark.parametrize("how", ["file_links", "folder_links", "links_through_a_linked_parent",
+                                 "workdir_given_as_a_link"])
+def test_overwrite_refuses_identities_that_link_into_the_old_run_before_any_work(
+        tmp_path, no_work, how):
+    """Issue #27, defect 1: the identity folders lie outside the run, but their images
+    resolve into the old run's inputs/, which overwrite would delete."""
+    real_run = tmp_path / "run"
+    old_inputs = _old_run_with_inputs(real_run)
+    workdir, inputs = real_run, real_run / "inputs"
+    if how == "links_through_a_linked_parent":  # links made through another path to the run
+        (tmp_path / "mnt").symlink_to(real_run, target_is_directory=True)
+        inputs = tmp_path / "mnt" / "inputs"
+    if how == "workdir_given_as_a_link":
+        workdir = tmp_path / "current"
+        workdir.symlink_to(real_run, target_is_directory=True)
+    links = _links_into(inputs, tmp_path / "faces", folders=how == "folder_links")
+    first = "id00" if how == "folder_links" else "id00/neutral.png"
+    with pytest.raises(ValueError) as err:
+        transfer.main(_config(links, overwrite=True), str(workdir))
+    message = str(err.value)
+    assert f"config.data.identities = {links} reads {links / first}, which resolves to " \
+           f"{real_run / 'inputs' / first} inside the run directory {workdir}" in message
+    assert "Copy the inputs out of" in message and "choose another workdir" in message
+    assert "\n" not in message
+    assert sorted((real_run / "inputs").rglob("*.png")) == old_inputs  # nothing deleted
+    assert (real_run / "manifest.json").is_file()
+    assert all(p.is_file() for p in links.rglob("*.png"))  # no link left dangling
+    assert not list(tmp_path.glob("*.replaced-*"))  # the old run was not even renamed aside
+
+
+@pytest.mark.slow  # a subprocess (~5-10 s); the test above covers the refusal by default
+def test_run_py_refuses_the_issue_27_reproduction_in_one_line_and_keeps_the_old_run(tmp_path):
+    """The issue's commands: a :smoke run into R (here built directly, with its inputs),
+    identity folders of links to R/inputs/<id>/*.png, then overwrite with those identities."""
+    workdir = tmp_path / "R"
+    old_inputs = _old_run_with_inputs(workdir, size=32)  # the :smoke model's size
+    links = _links_into(workdir / "inputs", tmp_path / "L")
+    result = _run_py("--config=configs/transfer.py:smoke", "--config.data.generated.enabled=False",
+                     f"--config.data.identities={links}", "--config.overwrite=True",
+                     f"--workdir={workdir}")
+    assert result.returncode == 1, result.stderr[-3000:]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1 and "Traceback" not in result.stderr, result.stderr[-3000:]
+    assert f"reads {links / 'id00' / 'neutral.png'}, which resolves to " in errors[0]
+    assert sorted((workdir / "inputs").rglob("*.png")) == old_inputs
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["L", "R"]
 
 
 # ---- item 6: refuse before computing ---------------------------------------------

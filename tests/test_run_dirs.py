@@ -3,6 +3,7 @@ directories and the manifests that record their outputs."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -65,6 +66,40 @@ def test_an_input_reached_through_a_symlink_into_the_run_is_refused(tmp_path):
     (tmp_path / "link").symlink_to(workdir / "model")
     with pytest.raises(ValueError, match="lies inside the run directory"):
         run_dirs.check_workdir(workdir, True, {"config.checkpoint": tmp_path / "link"})
+
+
+def test_a_link_loop_in_an_input_folder_ends_and_links_through_linked_folders_are_followed(
+        tmp_path):
+    workdir = tmp_path / "run"
+    with run_dirs.create_run_dir(workdir) as run:
+        run.write_text("inputs/a/1.png", "an input the old run copied")
+    faces = tmp_path / "faces"
+    (faces / "a").mkdir(parents=True)
+    (faces / "a" / "loop").symlink_to(faces, target_is_directory=True)
+    (faces / "a" / "own.png").write_text("a file of its own")
+    run_dirs.check_workdir(workdir, True, {"config.data.identities": faces})  # ends; fine
+    (tmp_path / "elsewhere").mkdir()  # a folder outside both, reached through a link
+    (tmp_path / "elsewhere" / "1.png").symlink_to(workdir / "inputs" / "a" / "1.png")
+    (faces / "b").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    with pytest.raises(ValueError, match=r"faces reads .*faces/b/1.png, which resolves to "
+                                         r".*run/inputs/a/1.png inside the run directory"):
+        run_dirs.check_workdir(workdir, True, {"config.data.identities": faces})
+
+
+def test_an_input_folder_holding_the_run_is_fine_unless_something_in_it_links_into_the_run(
+        tmp_path):
+    """A data folder that also holds its runs: the run inside it is no input, but a file
+    elsewhere in it that resolves into the run is."""
+    data = tmp_path / "data"
+    workdir = data / "runs" / "transfer"
+    with run_dirs.create_run_dir(workdir) as run:
+        run.write_text("inputs/a/1.png", "an input the old run copied")
+    (data / "faces" / "a").mkdir(parents=True)
+    (data / "faces" / "a" / "2.png").write_text("a real photo")
+    run_dirs.check_workdir(workdir, True, {"config.data.base_dir": data})
+    (data / "faces" / "a" / "1.png").symlink_to(workdir / "inputs" / "a" / "1.png")
+    with pytest.raises(ValueError, match=r"data/faces/a/1.png, which resolves to"):
+        run_dirs.check_workdir(workdir, True, {"config.data.base_dir": data})
 
 
 _READ_ONLY_SCRIPT = """
@@ -177,6 +212,39 @@ def test_failed_run_writes_a_failed_manifest_and_keeps_the_old_run(tmp_path):
     assert manifest["error"].startswith("ZeroDivisionError")
     (kept,) = [p for p in tmp_path.iterdir() if p.name.startswith("run.replaced-")]
     assert (kept / "old.txt").read_text() == "old"
+
+
+def _disk_full(*args, **kwargs):
+    # What a write on a full disk raises: errno 28 and no file name.
+    raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def test_a_full_disk_error_names_the_file_being_written(tmp_path, monkeypatch):
+    run = run_dirs.create_run_dir(tmp_path / "run")
+    monkeypatch.setattr(run_dirs, "atomic_write_bytes", _disk_full)
+    expected = r"\[Errno 28\] No space left on device .*images/a\.png"
+    with pytest.raises(OSError, match=expected) as error:
+        run.write_png("images/a.png", IMAGE)
+    assert error.value.errno == errno.ENOSPC
+    assert error.value.filename == str(tmp_path / "run" / "images" / "a.png")
+
+
+def test_a_failed_manifest_that_cannot_be_written_keeps_the_first_error(tmp_path, monkeypatch,
+                                                                        caplog):
+    with pytest.raises(ZeroDivisionError) as error:
+        with run_dirs.create_run_dir(tmp_path / "run") as run:
+            monkeypatch.setattr(run_dirs, "atomic_write_json", _disk_full)
+            1 / 0
+    note = "".join(error.value.__notes__)
+    assert "marking the run failed did not work either" in note
+    assert f"{tmp_path / 'run' / 'manifest.json'}" in note and "Errno 28" in note
+    assert "has no manifest.json" in caplog.text
+    # a full disk fails the write and then the manifest: the write's error is raised
+    with pytest.raises(OSError, match=r"a\.txt") as error:
+        with run_dirs.create_run_dir(tmp_path / "run2") as run:
+            monkeypatch.setattr(run_dirs, "atomic_write_bytes", _disk_full)
+            run.write_text("a.txt", "x")
+    assert "manifest.json" in "".join(error.value.__notes__)
 
 
 def test_outputs_cannot_escape_the_run_directory(tmp_path):

@@ -7,6 +7,7 @@ depend on the weights being trained.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -18,6 +19,7 @@ import pytest
 
 from flowjax.models import glow, random_variables
 from flowjax.transfer import latents, sweep
+from hlo_text import unconditional_calls  # tests/ is on sys.path
 
 MODEL = glow.Glow(image_size=8, n_levels=2, depth=2, width=8)
 SHAPES = MODEL.latent_shapes
@@ -191,6 +193,42 @@ def test_attribute_sweep_with_an_infinite_vector_raises_naming_the_vector(variab
                               quantize=False, vector_names=["Smiling"])
 
 
+def _far_expression(encoding):
+    """A transfer whose source expression lies 100 from its identity mean: this model
+    decodes latents up to about 2,000 from the mean, so alphas 0 to 3 decode and alpha 100
+    (10,000 away) overflows it, as alpha 100 does the demo Glow (issue #27)."""
+    flat = np.asarray(latents.flatten(list(encoding.eps)))
+    direction = (flat[3] - flat[0]) / np.linalg.norm(flat[3] - flat[0])
+    ones = np.ones((1, flat.shape[1]), np.float32)
+    return ((flat[0] + 100 * direction)[None], latents.IdentityStats(flat[0][None], ones, 1),
+            latents.IdentityStats(flat[5][None], ones, 1))
+
+
+def test_a_large_alpha_that_overflows_good_weights_is_named_not_the_weights(variables,
+                                                                            encoding):
+    with pytest.raises(sweep.NonFiniteError) as err:
+        sweep.transfer_sweep(MODEL, variables, *_far_expression(encoding),
+                             (0.0, 1.0, 3.0, 100.0), chunk_size=5, quantize=False)
+    message = str(err.value)
+    assert "grid points: 1 of 4 are non-finite" in message and err.value.points == [3]
+    assert re.search(r"weights are finite \(checked\), so alpha 100 overflowed the model "
+                     r"\(alpha 0, 1, 3 decoded finite\)", message), message
+    assert "weights are probably" not in message and "NaN or inf (" not in message
+
+
+def test_non_finite_weights_are_blamed_only_when_they_are_non_finite(variables, encoding):
+    broken = jax.tree.map(np.array, variables)
+    broken["params"]["level_0"]["invconv"]["W"][0, 0, 0] = np.nan
+    with pytest.raises(sweep.NonFiniteError) as err:
+        sweep.transfer_sweep(MODEL, broken, *_far_expression(encoding),
+                             (0.0, 1.0, 3.0, 100.0), chunk_size=5, quantize=False)
+    message = str(err.value)
+    assert "4 of 4 are non-finite" in message
+    assert re.search(r"weights hold NaN or inf \(1 parameter array\(s\): "
+                     r"\['params'\]\['level_0'\]\['invconv'\]\['W'\]\)", message), message
+    assert "overflowed" not in message and "are finite" not in message
+
+
 @pytest.mark.parametrize("bad", [1e6, 1e39, float("inf"), float("nan"), -101.0])
 def test_alphas_out_of_range_are_refused_before_any_compute(variables, encoding, bad,
                                                              monkeypatch):
@@ -267,9 +305,8 @@ def test_sweeps_invert_the_1x1_convs_once_for_all_their_chunks(variables, encodi
     placement = sweep.Placement()
 
     def factorisations(chunk_variables):
-        hlo = sweep._decode_chunk.lower(MODEL, chunk_variables, flat, space="eps",
-                                        quantize=True).compile().as_text()
-        return hlo.count("getrf")
+        return unconditional_calls(sweep._decode_chunk.lower(
+            MODEL, chunk_variables, flat, space="eps", quantize=True).compile().as_text())
 
     assert factorisations(placement.replicate(variables)) == MODEL.n_levels
     assert factorisations(sweep._decoder_variables(variables, placement)) == 0

@@ -25,14 +25,22 @@ Two layouts, one reader (:func:`load_model`):
   loads from either with the same code.
 
 **Integrity.** Both layouts carry ``checksums.json``: the sha256 and size of
-every file orbax wrote (an export's ``variables/``; a training step's whole
-folder), written once the save is complete. Loading verifies it first, so a
-flipped byte, a truncated or missing file or an empty step is a
+every file of the checkpoint, written once the save is complete. An export's
+record lists all its files (``model_config.json``, ``metadata.json`` and
+``variables/``); a training step's lists its whole folder, and the workdir's
+own ``<workdir>/checksums.json`` its ``model_config.json``, which every step
+shares. Loading verifies them first, so a flipped byte, a truncated or missing
+file, an empty step or an edited ``model_config.json`` (which would build a
+different model around the same weights, e.g. another ``n_bits``) is a
 :class:`DamagedCheckpointError` naming the file, never a silently different
 model or a raw orbax/TensorStore error. A checkpoint without the record
 (written before it existed) still loads, unverified, and a damaged one then
 still gets a :class:`DamagedCheckpointError` (naming the folder) where orbax
-notices; ``add_checksums(export)`` records one for an old export. In a
+notices. A record written before records covered the config (it lists only
+``variables/``; or a workdir without its own record) still verifies what it
+lists, and the load warns that the config is unverified: nothing can prove an
+old checkpoint's config. ``add_checksums(directory)`` records every file of a
+checkpoint you trust (after verifying what an old record lists). In a
 training workdir a step without a record is damaged when an older step has
 one (its save was interrupted before the record was written). Training's resume falls
 back to the newest step that verifies (``flowjax.training.train``).
@@ -99,17 +107,41 @@ class DamagedCheckpointError(CheckpointError):
 
 
 def add_checksums(directory: PathLike) -> Path:
-    """Writes ``checksums.json`` for a :func:`save_model` export saved without one.
+    """Writes ``checksums.json`` covering every file of a checkpoint saved before records did.
 
-    Run it only on an export you trust (it records the files as they are now);
-    refuses one that has a record already.
+    * A :func:`save_model` export without a record: all its files, as they are now.
+    * An export whose record lists only ``variables/`` (written before records covered
+      ``model_config.json`` and ``metadata.json``): what it lists is verified first
+      (:class:`DamagedCheckpointError` if it does not), then all files are recorded.
+    * A training workdir without ``<workdir>/checksums.json``: its ``model_config.json``
+      (each step keeps its own record).
+
+    Run it only on a checkpoint you trust: a file nothing recorded (the config of an
+    old checkpoint) is recorded as it is now. An export's config must still describe
+    a model its variables fit (:class:`CheckpointError` naming the parameters if not).
+    Refuses (FileExistsError) a checkpoint whose record covers its config already.
     """
     directory = Path(directory)
-    if (directory / CHECKSUMS_NAME).exists():
-        raise FileExistsError(f"{directory / CHECKSUMS_NAME} already exists")
-    if not (directory / VARIABLES_DIR).is_dir():
-        raise CheckpointError(f"{directory} is not a save_model export (no {VARIABLES_DIR}/)")
-    return checksum_record.write(directory, (VARIABLES_DIR,))
+    if (directory / VARIABLES_DIR).is_dir():
+        covered: tuple[str, ...] = ()  # every file
+    elif (directory / CHECKPOINTS_DIR).is_dir():
+        covered = (MODEL_CONFIG_NAME,)
+    else:
+        raise CheckpointError(f"{directory} is neither a save_model export (no {VARIABLES_DIR}/) "
+                              f"nor a training workdir (no {CHECKPOINTS_DIR}/)")
+    names = _listed(directory)
+    if names is not None and MODEL_CONFIG_NAME in names:
+        raise FileExistsError(f"{directory / CHECKSUMS_NAME} already exists and covers "
+                              f"{MODEL_CONFIG_NAME}")
+    if names is not None:
+        verify_checksums(directory)  # the old record's files must still be what it recorded
+    model = read_model_config(directory)
+    if not covered:
+        path = (directory / VARIABLES_DIR).absolute()
+        with ocp.StandardCheckpointer() as checkpointer, _reading(path, names is not None):
+            check_tree(_tree_of(checkpointer.metadata(path).item_metadata, path),
+                       abstract_variables(model), path)
+    return checksum_record.write(directory, covered, overwrite=names is not None)
 
 
 def verify_checksums(directory: PathLike) -> bool:
@@ -123,6 +155,30 @@ def verify_checksums(directory: PathLike) -> bool:
     except checksum_record.ChecksumError as e:
         raise DamagedCheckpointError(
             f"checkpoint {e}. Restore it from a copy, or use another checkpoint.") from e
+
+
+def _listed(directory: Path) -> frozenset[str] | None:
+    """The files ``<directory>/checksums.json`` lists (None: no record)."""
+    try:
+        return checksum_record.listed(directory)
+    except checksum_record.ChecksumError as e:
+        raise DamagedCheckpointError(
+            f"checkpoint {e}. Restore it from a copy, or use another checkpoint.") from e
+
+
+def _verify_model_config(directory: Path) -> bool:
+    """Checks ``model_config.json`` against ``<directory>/checksums.json``: True when the
+    record lists it and it matches, False when no record lists it (an old checkpoint)."""
+    names = _listed(directory)
+    if names is None or MODEL_CONFIG_NAME not in names:
+        return False
+    try:
+        return checksum_record.verify(directory, only=(MODEL_CONFIG_NAME,))
+    except checksum_record.ChecksumError as e:
+        raise DamagedCheckpointError(
+            f"checkpoint {e}. {MODEL_CONFIG_NAME} must describe the model the weights were "
+            "saved for: an edited one builds a different model around the same weights. "
+            "Restore it from a copy, or use another checkpoint.") from e
 
 
 @contextlib.contextmanager
@@ -147,24 +203,37 @@ def _reading(path: Path, verified: bool):
 # --------------------------------------------------------------------------
 
 
-def write_model_config(directory: PathLike, model: Glow, *, overwrite: bool = False) -> Path:
+def write_model_config(directory: PathLike, model: Glow, *, overwrite: bool = False,
+                       record: bool = False) -> Path:
     """Writes ``<directory>/model_config.json`` (atomically) and returns its path.
 
     It records the model's registered family and its fields
     (:func:`flowjax.models.model_config`); an unregistered class is refused.
+    ``record=True`` (a training workdir) also writes ``<directory>/checksums.json``
+    covering it; an export's record is written by :func:`save_model`.
     """
     path = Path(directory) / MODEL_CONFIG_NAME
     fio.atomic_write_json(path, registry.model_config(model), overwrite=overwrite)
+    if record:
+        checksum_record.write(directory, (MODEL_CONFIG_NAME,), overwrite=overwrite)
     return path
 
 
 def read_model_config(directory: PathLike) -> Glow:
     """The model described by ``<directory>/model_config.json``: exactly its family's class.
 
+    The file is checked against ``<directory>/checksums.json`` first when that
+    lists it (an edited config is a :class:`DamagedCheckpointError` naming it).
     A file without ``"family"`` (written before the registry) is a Glow; a
     family or flow step nobody registered is a :class:`CheckpointError` naming it.
     """
-    path = Path(directory) / MODEL_CONFIG_NAME
+    return _read_model_config(Path(directory))[0]
+
+
+def _read_model_config(directory: Path) -> tuple[Glow, bool]:
+    """:func:`read_model_config` and whether a record verified the file."""
+    path = directory / MODEL_CONFIG_NAME
+    verified = path.is_file() and _verify_model_config(directory)
     try:
         config = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -178,7 +247,7 @@ def read_model_config(directory: PathLike) -> Glow:
                               f"got {type(config).__name__}")
     family = config.get(registry.FAMILY_KEY, registry.DEFAULT_FAMILY)
     try:
-        return registry.model_from_config(config)
+        return registry.model_from_config(config), verified
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: cannot build the {family!r} model it describes: {e}") from e
 
@@ -293,7 +362,7 @@ def save_model(directory: PathLike, model: Glow, variables: Mapping[str, Any], *
     """Exports ``model`` and its ``variables`` to a new ``directory`` (see module docstring).
 
     Refuses an existing directory; atomic (temporary sibling, then rename);
-    ``checksums.json`` records the variables' files.
+    ``checksums.json`` records every file (config, metadata, variables).
     Returns the directory's path.
     """
     directory = check_new_export_dir(directory)
@@ -308,7 +377,7 @@ def save_model(directory: PathLike, model: Glow, variables: Mapping[str, Any], *
         with ocp.StandardCheckpointer() as checkpointer:
             checkpointer.save(tmp / VARIABLES_DIR, stored)
             checkpointer.wait_until_finished()
-        checksum_record.write(tmp, (VARIABLES_DIR,))
+        checksum_record.write(tmp)
         if directory.exists():  # appeared while we were writing
             raise FileExistsError(f"{directory} appeared while saving; not replacing it")
         os.rename(tmp, directory)
@@ -340,15 +409,19 @@ def load_model(directory: PathLike) -> tuple[Glow, dict[str, Any]]:
     if not directory.is_dir():
         raise CheckpointError(f"checkpoint directory {directory} does not exist; check the path")
     if (directory / VARIABLES_DIR).is_dir():
-        model = read_model_config(directory)
+        model, config_verified = _read_model_config(directory)
         verified = verify_checksums(directory)
         if not verified:
             logger.warning("%s has no %s: loading it unverified (flowjax.models.checkpoints."
                            "add_checksums records one for an export you trust)",
                            directory, CHECKSUMS_NAME)
+        elif not config_verified:
+            _warn_unverified_config(directory)
         return model, restore_variables(directory / VARIABLES_DIR, model, verified=verified)
     if (directory / CHECKPOINTS_DIR).is_dir():
-        model = read_model_config(directory)
+        model, config_verified = _read_model_config(directory)
+        if not config_verified:
+            _warn_unverified_config(directory)
         manager = _read_only_manager(directory)
         with contextlib.closing(manager):
             step = manager.latest_step()
@@ -369,6 +442,13 @@ def load_model(directory: PathLike) -> tuple[Glow, dict[str, Any]]:
     raise CheckpointError(
         f"{directory} is neither a save_model export ({MODEL_CONFIG_NAME} + {VARIABLES_DIR}/) "
         f"nor a training workdir ({MODEL_CONFIG_NAME} + {CHECKPOINTS_DIR}/)")
+
+
+def _warn_unverified_config(directory: Path) -> None:
+    logger.warning("%s: no %s covers its %s (saved before records covered the config), so "
+                   "the model its weights are built into is unverified "
+                   "(flowjax.models.checkpoints.add_checksums records it for a checkpoint you "
+                   "trust)", directory, CHECKSUMS_NAME, MODEL_CONFIG_NAME)
 
 
 def _verify_step(step_dir: Path, all_steps: Any) -> bool:

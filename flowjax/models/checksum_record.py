@@ -8,7 +8,9 @@ Nothing here knows about orbax; the record is plain JSON::
      "files": {"<relative posix path>": {"sha256": "<hex>", "bytes": <int>}, ...}}
 
 Files the record does not list are not checked (a stray ``.DS_Store`` is no
-damage); every listed file must exist with its size and sha256.
+damage); every listed file must exist with its size and sha256. A record
+written before it covered a checkpoint's JSON files lists only ``variables/``:
+:func:`listed` tells a caller which files a record can vouch for.
 """
 
 from __future__ import annotations
@@ -31,14 +33,19 @@ class ChecksumError(ValueError):
     starts with the folder and names each damaged file."""
 
 
-def write(directory: PathLike, covered: tuple[str, ...] = ()) -> Path:
-    """Records every file under ``directory`` (only under its ``covered`` subfolders
-    when given) in ``<directory>/checksums.json``, atomically; returns its path."""
+def write(directory: PathLike, covered: tuple[str, ...] = (), *, overwrite: bool = False) -> Path:
+    """Records every file under ``directory`` (only its ``covered`` files and subfolders
+    when given) in ``<directory>/checksums.json``, atomically; returns its path.
+
+    ``overwrite=True`` replaces an existing record (verify it first: see
+    ``flowjax.models.checkpoints.add_checksums``).
+    """
     directory = Path(directory)
     roots = [directory / name for name in covered] or [directory]
     files = {}
     for root in roots:
-        for path in sorted(p for p in root.rglob("*") if p.is_file()):
+        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in paths:
             rel = path.relative_to(directory).as_posix()
             if rel != RECORD_NAME:
                 files[rel] = {"sha256": fio.sha256_file(path), "bytes": path.stat().st_size}
@@ -46,29 +53,32 @@ def write(directory: PathLike, covered: tuple[str, ...] = ()) -> Path:
         raise ValueError(f"{directory} holds no files to record")
     record_path = directory / RECORD_NAME
     fio.atomic_write_json(record_path, {"format": RECORD_FORMAT, "algorithm": "sha256",
-                                        "files": files})
+                                        "files": files}, overwrite=overwrite)
     return record_path
 
 
-def verify(directory: PathLike) -> bool:
+def listed(directory: PathLike) -> frozenset[str] | None:
+    """The relative paths ``<directory>/checksums.json`` lists; None when there is no record.
+
+    Raises :class:`ChecksumError` for an unreadable record.
+    """
+    expected = _read(Path(directory))
+    return None if expected is None else frozenset(expected)
+
+
+def verify(directory: PathLike, only: tuple[str, ...] | None = None) -> bool:
     """True when every file the record lists matches it; False when there is no record.
 
-    Raises :class:`ChecksumError` naming each missing, resized or changed
-    file (at most four, then a count), or the unreadable record.
+    ``only`` checks just those of the listed files (a name the record does not
+    list is skipped). Raises :class:`ChecksumError` naming each missing, resized
+    or changed file (at most four, then a count), or the unreadable record.
     """
     directory = Path(directory)
-    record_path = directory / RECORD_NAME
-    if not record_path.is_file():
+    expected = _read(directory)
+    if expected is None:
         return False
-    try:
-        record = json.loads(record_path.read_text(encoding="utf-8"))
-        files = record["files"]
-        if record.get("format") != RECORD_FORMAT or not isinstance(files, dict) or not files:
-            raise ValueError(f"format {record.get('format')!r} with {type(files).__name__} files")
-        expected = {rel: (entry["sha256"], int(entry["bytes"])) for rel, entry in files.items()}
-    except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSON or layout
-        raise ChecksumError(f"{directory} cannot be verified: {record_path} is damaged "
-                            f"({type(e).__name__}: {e})") from e
+    if only is not None:
+        expected = {rel: entry for rel, entry in expected.items() if rel in only}
     problems = []
     for rel, (sha256, size) in sorted(expected.items()):
         path = directory / rel
@@ -84,3 +94,20 @@ def verify(directory: PathLike) -> bool:
         more = f"; and {len(problems) - 4} more" if len(problems) > 4 else ""
         raise ChecksumError(f"{directory} is damaged: {'; '.join(problems[:4])}{more}")
     return True
+
+
+def _read(directory: Path) -> dict[str, tuple[str, int]] | None:
+    """``{relative path: (sha256, bytes)}`` of the record; None when there is none."""
+    record_path = directory / RECORD_NAME
+    if not record_path.is_file():
+        return None
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+        files = record["files"]
+        if record.get("format") != RECORD_FORMAT or not isinstance(files, dict) or not files:
+            raise ValueError(f"format {record.get('format')!r} with {type(files).__name__} files")
+        expected = {rel: (entry["sha256"], int(entry["bytes"])) for rel, entry in files.items()}
+    except (ValueError, KeyError, TypeError, AttributeError) as e:  # JSON or layout
+        raise ChecksumError(f"{directory} cannot be verified: {record_path} is damaged "
+                            f"({type(e).__name__}: {e})") from e
+    return expected

@@ -7,7 +7,8 @@
   commits; if the new run fails, the old one is still there under that name.
   :func:`check_workdir` runs the same checks before any work, and more: the
   folder (or the one it will be created in) must be writable, and with
-  ``overwrite=True`` no input may lie inside the directory to be replaced.
+  ``overwrite=True`` no input may lie inside the directory to be replaced, nor any
+  file an input folder leads to (symbolic links resolved).
   :func:`staging_dir` is the run's scratch folder, beside the workdir
   (``.<workdir>.staging-<pid>-<random>``) rather than in ``/tmp``: removed on
   exit, and a killed run's leftover is removed by the next run to that workdir.
@@ -17,6 +18,11 @@
   writes ``manifest.json`` atomically. A run directory without
   ``manifest.json`` did not finish; one whose manifest says
   ``"status": "failed"`` raised.
+* **Write errors.** An ``OSError`` that names no file (``[Errno 28] No space
+  left on device`` from a write) is raised again naming the file it was
+  writing. When the run fails and its failed manifest cannot be written either
+  (the disk is still full), the run's own error is raised, with the manifest's
+  as a note: the first error is the one to fix.
 
 Every file goes through ``flowjax.io``'s atomic writers, and PNGs through its
 provenance writer (labelled synthetic). ``flowjax.runs`` builds the experiment
@@ -32,9 +38,11 @@ from __future__ import annotations
 import contextlib
 import csv
 import datetime
+import errno
 import importlib.metadata
 import io
 import json
+import logging
 import os
 import platform
 import secrets
@@ -72,6 +80,9 @@ VERSIONED_DISTRIBUTIONS = (
     "pillow",
     "ml-collections",
 )
+
+
+logger = logging.getLogger(__name__)
 
 
 def _utc_now() -> str:
@@ -239,8 +250,15 @@ class RunDir:
             return
         if exc is None:
             self.commit()
-        else:
+            return
+        try:
             self._write_manifest(status="failed", error=f"{type(exc).__name__}: {exc}")
+        except Exception as second:  # noqa: BLE001 - the run's own error is the one to raise
+            # Raising here would replace ``exc``; it is re-raised as it is, noted.
+            note = (f"and marking the run failed did not work either: {type(second).__name__}: "
+                    f"{second}; {self.path} has no {MANIFEST_NAME}")
+            exc.add_note(note)
+            logger.error("%s", note)
 
     def path_for(self, relpath: str) -> Path:
         """The absolute path of ``relpath`` inside the run, parents created.
@@ -263,7 +281,8 @@ class RunDir:
 
     def _write(self, relpath: str, data: bytes) -> Path:
         target = self.path_for(relpath)
-        atomic_write_bytes(target, data)
+        with _naming_write_errors(target):
+            atomic_write_bytes(target, data)
         self.manifest.add_output(
             PurePosixPath(relpath).as_posix(), sha256=sha256_bytes(data), size_bytes=len(data)
         )
@@ -346,13 +365,30 @@ class RunDir:
                 "deleted" if status == "complete" else f"kept at {self._replaced}"
             )
         target = self.path / MANIFEST_NAME
-        atomic_write_json(target, manifest)
+        with _naming_write_errors(target):
+            atomic_write_json(target, manifest)
         self._committed = True
         return target
 
     def _check_open(self) -> None:
         if self._committed:
             raise RuntimeError(f"run directory {self.path} is already committed; start a new run")
+
+
+@contextlib.contextmanager
+def _naming_write_errors(path: Path) -> Iterator[None]:
+    """Raises an ``OSError`` that names no file (a write's ``ENOSPC``, ``EIO``, ``EDQUOT``)
+    again as the same kind of error naming ``path``; one that names a file passes as is."""
+    try:
+        yield
+    except OSError as err:
+        if err.errno is None or err.filename is not None:
+            raise
+        reason = err.strerror or os.strerror(err.errno)
+        if err.errno in (errno.ENOSPC, errno.EDQUOT):
+            reason += " (free space on that disk, or choose a workdir on another)"
+        # "[Errno 28] No space left on device (...): '<path>'", the form Python's own has
+        raise OSError(err.errno, reason, os.fspath(path)) from err
 
 
 OVERWRITE_HINT = "--config.overwrite=True (overwrite=True from Python)"
@@ -390,6 +426,44 @@ def _inside(path: Path, folder: Path) -> bool:
         return False
 
 
+def _reached_inside(input_path: Path, real_run: str) -> tuple[Path, str] | None:
+    """The first thing below the input folder ``input_path`` whose real path lies in
+    ``real_run`` (the run directory, resolved), with that real path; None if nothing does.
+
+    Every file and folder below it counts, symbolic links to files and folders followed
+    (each real folder walked once, so link loops end): the run reads an identity folder's
+    files, not the folder's own path. The run directory itself, where it is an ordinary
+    subfolder of an input folder (a data folder that also holds its runs), is not walked:
+    only something that resolves into it is an input that overwrite would delete.
+    """
+    in_run = real_run.rstrip(os.sep) + os.sep
+    seen: set[str] = set()
+    stack = [(input_path, os.path.realpath(input_path))]
+    while stack:
+        shown, real_folder = stack.pop()
+        if real_folder in seen:
+            continue
+        seen.add(real_folder)
+        try:
+            entries = sorted(os.scandir(real_folder), key=lambda e: e.name)
+        except OSError:  # unreadable or not a folder: the run's own reading reports it
+            continue
+        folders = []
+        for entry in entries:
+            if entry.is_symlink():
+                real = os.path.realpath(entry.path)
+            elif entry.path == real_run:  # an ordinary subfolder of a real folder
+                continue
+            else:
+                real = entry.path  # a real folder's ordinary entry is real
+            if real == real_run or real.startswith(in_run):
+                return shown / entry.name, real
+            if entry.is_dir():  # follows the link
+                folders.append((shown / entry.name, real))
+        stack.extend(reversed(folders))  # name order, depth first
+    return None
+
+
 def check_workdir(
     workdir: PathLike, overwrite: bool = False, inputs: Mapping[str, PathLike] | None = None
 ) -> None:
@@ -398,7 +472,8 @@ def check_workdir(
 
     ``inputs`` maps a name (e.g. the config field) to every input, model and reference
     path the run will read; with ``overwrite=True`` none may lie inside the directory
-    that would be replaced (after resolving symlinks).
+    that would be replaced, nor may anything below an input folder (its files, through
+    symbolic links to files or folders): all are resolved first, the workdir too.
     """
     path = Path(workdir)
     if path.exists() and not path.is_dir():
@@ -415,12 +490,22 @@ def check_workdir(
                 "file); refusing to replace it even with overwrite=True. Remove it "
                 "yourself or choose another workdir."
             )
+        real_run = os.path.realpath(path)
+        shown_run = f"{path} (really {real_run})" if path.is_symlink() else str(path)
         for name, input_path in (inputs or {}).items():
             if _inside(Path(input_path), path):
                 raise ValueError(
-                    f"{name} = {os.fspath(input_path)} lies inside the run directory {path}, "
-                    "which overwrite=True would replace (deleting it); move the input out "
-                    "of it, or choose another workdir"
+                    f"{name} = {os.fspath(input_path)} lies inside the run directory "
+                    f"{shown_run}, which overwrite=True would replace (deleting it); move the "
+                    "input out of it, or choose another workdir"
+                )
+            reached = _reached_inside(Path(input_path), real_run)
+            if reached is not None:
+                raise ValueError(
+                    f"{name} = {os.fspath(input_path)} reads {reached[0]}, which resolves to "
+                    f"{reached[1]} inside the run directory {shown_run}; overwrite=True would "
+                    f"delete it with the old run. Copy the inputs out of {path} (cp -rL "
+                    "copies what the links point to), or choose another workdir"
                 )
         # The old run is renamed aside and the new one created in its parent folder.
         _check_writable(path.absolute().parent, path)

@@ -260,7 +260,7 @@ def _prepare_workdir(workdir: Path, model: Glow, config: Any, is_main: bool) -> 
         return
     workdir.mkdir(parents=True, exist_ok=True)
     if not model_path.is_file():
-        checkpoints.write_model_config(workdir, model)
+        checkpoints.write_model_config(workdir, model, record=True)
     config_dict = config.to_dict() if hasattr(config, "to_dict") else dict(config)
     if not config_path.is_file():
         fio.atomic_write_json(config_path, config_dict)

@@ -29,8 +29,12 @@ and decodes them as one batch. Hence:
   Quantizing clips and casts NaN to 0, so a NaN latent would otherwise become
   a black image. Any non-finite point raises :class:`NonFiniteError` naming
   the points (image, expression, target, alpha), the method and the likely
-  cause. Alphas and ``var_eps`` are validated before any compute
-  (``latents.check_alphas``, ``latents.check_var_eps``).
+  cause: the weights are checked then (:func:`check_finite_variables`, only
+  on this error path), so the error blames them only when they hold NaN or
+  inf; with finite weights it names the alphas that overflowed the model (a
+  latent moved far outside the range it was trained on) or the inputs. Alphas
+  and ``var_eps`` are validated before any compute (``latents.check_alphas``,
+  ``latents.check_var_eps``).
 
 Encoding is batched the same way (:func:`encode_images`). Grids are given by
 their operands (flat ``[.., D]`` latents in the chosen space), so the sweep
@@ -196,7 +200,8 @@ def _concat(outputs: list[Any]) -> Any:
 
 
 def _grid_result(outputs: list[Any], grid: tuple[int, ...], share: bool,
-                 describe: Callable[[int], str], what: str, hint: str) -> np.ndarray | GridShare:
+                 describe: Callable[[int], str], what: str,
+                 hint: str | Callable[[np.ndarray], str]) -> np.ndarray | GridShare:
     """The decoded grid (or this process's share of it), after the non-finite check."""
     if share:
         indices = np.concatenate([i for i, _ in outputs])
@@ -316,16 +321,53 @@ def _check_flat(name: str, array: Any, model: Glow, ndim: int) -> np.ndarray:
     return array
 
 
-WEIGHTS_HINT = ("if every point is affected, the model's weights are probably non-finite "
-                "(a damaged checkpoint): check them with sweep.check_finite_variables")
+# Beyond this |alpha| a transfer is past the usual grids ([-1, 3]): a non-finite decode
+# there (with finite weights) is the alpha overflowing the model.
+LARGE_ALPHA = 3.0
+
+
+def _likely_cause(variables: Any, with_finite_weights: str) -> str:
+    """Why a result is non-finite: the weights when they hold NaN or inf (checked here, on
+    the error path only), else ``with_finite_weights``."""
+    try:
+        check_finite_variables(variables)
+    except NonFiniteError as err:
+        shown = ", ".join(err.points[:3]) + (" ..." if len(err.points) > 3 else "")
+        return (f"The model's weights hold NaN or inf ({len(err.points)} parameter array(s): "
+                f"{shown}): the checkpoint is damaged or came from a diverged training run; "
+                "use an earlier checkpoint or re-export it")
+    return with_finite_weights
+
+
+def _alpha_cause(variables: Any, alphas: np.ndarray, bad_alphas: np.ndarray,
+                 inputs: str) -> str:
+    """:func:`_likely_cause` for a grid with an alpha axis; ``bad_alphas`` are the alpha
+    indices of the non-finite points, ``inputs`` what else the latents are made of."""
+    bad_indices = {int(a) for a in bad_alphas}
+    bad = sorted({float(alphas[a]) for a in bad_indices}, key=abs)
+    if bad and abs(bad[0]) > LARGE_ALPHA:  # every non-finite point has a large alpha
+        fine = sorted({float(a) for i, a in enumerate(alphas) if i not in bad_indices})
+        decoded = (f" (alpha {', '.join(f'{a:g}' for a in fine)} decoded finite)"
+                   if fine else "")
+        return _likely_cause(variables, (
+            f"The model's weights are finite (checked), so alpha "
+            f"{', '.join(f'{a:g}' for a in bad)} overflowed the model{decoded}: it moves the "
+            "latent so far outside the range the model was trained on that decoding it "
+            f"overflows. Use a smaller |alpha| (the usual grids lie in [-1, {LARGE_ALPHA:g}])"))
+    return _likely_cause(variables, (
+        "The model's weights are finite (checked), so the latents themselves are the cause: "
+        f"check the {inputs} for NaN, inf or values far outside the range the model was "
+        "trained on"))
 
 
 def _raise_if_nonfinite(finite: np.ndarray, what: str, describe: Callable[[int], str],
-                        hint: str, indices: np.ndarray | None = None) -> None:
+                        hint: str | Callable[[np.ndarray], str],
+                        indices: np.ndarray | None = None) -> None:
     """NonFiniteError naming the first few points whose flag is False, if any.
 
     ``indices`` are the points' global indices when ``finite`` covers only some of
-    them (a process's share); ``describe`` and the error's ``points`` use those.
+    them (a process's share); ``describe``, a callable ``hint`` (called with the
+    non-finite points, only when there are some) and the error's ``points`` use those.
     """
     bad = np.flatnonzero(~np.asarray(finite, bool))
     if bad.size == 0:
@@ -334,6 +376,7 @@ def _raise_if_nonfinite(finite: np.ndarray, what: str, describe: Callable[[int],
         bad = np.asarray(indices)[bad]
     named = "; ".join(describe(int(i)) for i in bad[:MAX_NAMED_POINTS])
     more = f"; and {bad.size - MAX_NAMED_POINTS} more" if bad.size > MAX_NAMED_POINTS else ""
+    hint = hint(bad) if callable(hint) else hint
     raise NonFiniteError(f"{what}: {bad.size} of {np.size(finite)} are non-finite (NaN or inf): "
                          f"{named}{more}. {hint}", points=bad.tolist())
 
@@ -392,7 +435,9 @@ def encode_images(model: Glow, variables: Any, images: np.ndarray, *,
                           progress, "encode")
     encoding, finite = _concat(outputs)
     _raise_if_nonfinite(finite, "encode: images", lambda i: f"image {_name(names, i)}",
-                        WEIGHTS_HINT)
+                        lambda bad: _likely_cause(variables, (
+                            "The model's weights are finite (checked), so the model itself "
+                            "overflows on these images")))
     return encoding
 
 
@@ -416,7 +461,10 @@ def decode_latents(model: Glow, variables: Any, flat: Any, *, space: str = "eps"
                           progress, "decode")
     images, finite = _concat(outputs)
     _raise_if_nonfinite(finite, f"decode ({space}): latents", lambda i: f"latent {_name(names, i)}",
-                        WEIGHTS_HINT)
+                        lambda bad: _likely_cause(variables, (
+                            "The model's weights are finite (checked), so these latents are "
+                            "non-finite or too far outside the range the model was trained on "
+                            "to decode")))
     return images
 
 
@@ -484,11 +532,15 @@ def transfer_sweep(model: Glow, variables: Any, sources: Any,
         return (f"expression {_name(expression_names, e)}, target {_name(target_names, t)}, "
                 f"alpha {float(alphas[a]):g}")
 
-    hint = WEIGHTS_HINT
-    if method in latents_lib.VARIANCE_METHODS:
-        hint = (f"method {method!r} divides by the identities' variance + var_eps "
-                f"(var_eps={var_eps:g}): raise var_eps or give every identity several "
-                f"images; {WEIGHTS_HINT}")
+    def hint(bad: np.ndarray) -> str:
+        cause = _alpha_cause(variables, alphas, np.unravel_index(bad, grid)[2],
+                             "source latents and the identities' statistics")
+        if method in latents_lib.VARIANCE_METHODS:
+            return (f"Method {method!r} divides by the identities' variance + var_eps "
+                    f"(var_eps={var_eps:g}): raise var_eps or give every identity several "
+                    f"images. {cause}")
+        return cause
+
     return _grid_result(outputs, grid, process_share, describe,
                         f"transfer sweep ({method}, {space}): grid points", hint)
 
@@ -531,4 +583,7 @@ def attribute_sweep(model: Glow, variables: Any, latents: Any, vectors: Any,
                 f"alpha {float(alphas[a]):g}")
 
     return _grid_result(outputs, grid, process_share, describe,
-                        f"attribute sweep ({space}): grid points", WEIGHTS_HINT)
+                        f"attribute sweep ({space}): grid points",
+                        lambda bad: _alpha_cause(variables, alphas,
+                                                 np.unravel_index(bad, grid)[2],
+                                                 "image latents and the vectors"))
