@@ -199,6 +199,18 @@ def test_overwrite_deletes_the_old_run_only_at_commit(tmp_path):
     assert "old.txt" not in _listing(workdir) and "new.txt" in _listing(workdir)
 
 
+def test_overwriting_through_a_symbolic_link_replaces_the_run_it_points_to(tmp_path):
+    real, link = tmp_path / "store" / "run", tmp_path / "run-link"
+    with run_dirs.create_run_dir(real) as run:
+        run.write_text("old.txt", "old")
+    link.symlink_to(real, target_is_directory=True)
+    with run_dirs.create_run_dir(link, overwrite=True) as run:
+        run.write_text("new.txt", "new")
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert "new.txt" in _listing(real) and "old.txt" not in _listing(real)
+    assert [p.name for p in real.parent.iterdir()] == ["run"]  # the old run is gone, not kept aside
+
+
 def test_failed_run_writes_a_failed_manifest_and_keeps_the_old_run(tmp_path):
     workdir = tmp_path / "run"
     with run_dirs.create_run_dir(workdir) as run:

@@ -568,12 +568,15 @@ def create_run_dir(workdir: PathLike, overwrite: bool = False) -> RunDir:
     path = Path(workdir)
     replaced: Path | None = None
     check_workdir(path, overwrite)
+    # A workdir given as a symbolic link names the run it points to: that folder is
+    # replaced and the link kept (renaming the link would leave the old run in place).
+    # absolute(): with_name needs a real last component, not ".".
+    real = path.resolve() if path.is_symlink() else path.absolute()
     if path.is_dir() and any(path.iterdir()):
         stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
-        absolute = path.absolute()  # with_name needs a real last component, not "."
-        replaced = absolute.with_name(f"{absolute.name}.replaced-{stamp}-{secrets.token_hex(2)}")
-        os.rename(path, replaced)
-    path.mkdir(parents=True, exist_ok=True)
+        replaced = real.with_name(f"{real.name}.replaced-{stamp}-{secrets.token_hex(2)}")
+        os.rename(real, replaced)
+    real.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path / RUN_MARKER, f"flowjax run directory, created {_utc_now()}\n",
                       overwrite=True)
     return RunDir(path, replaced)
