@@ -41,3 +41,21 @@ def test_same_conv_equals_xla_convolution_for_every_shape(cin, cout):
     expected = np.asarray(_xla_conv(x, w))
     got = np.asarray(jax.jit(lambda x, w: layers._conv_same(x, w, HIGHEST))(x, w))
     np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5 * np.abs(expected).max())
+
+
+def _uses_xla_convolution(cin, cout):
+    x, w = _operands(cin, cout)
+    jaxpr = jax.make_jaxpr(lambda x, w: layers._conv_same(x, w, HIGHEST))(x, w)
+    return "conv_general_dilated" in str(jaxpr)
+
+
+@pytest.mark.parametrize("cin, cout", [(64, 3), (3, 64)], ids=["narrow_output", "narrow_input"])
+def test_matmul_forms_are_a_cpu_choice_and_other_backends_keep_xla_convolution(cin, cout,
+                                                                              monkeypatch):
+    # The matmul forms were measured faster on XLA:CPU only; cuDNN and TPUs have
+    # their own convolutions, which these shapes must keep.
+    monkeypatch.setattr(jax, "default_backend", lambda: "cpu")
+    assert not _uses_xla_convolution(cin, cout)
+    for backend in ("gpu", "tpu"):
+        monkeypatch.setattr(jax, "default_backend", lambda: backend)
+        assert _uses_xla_convolution(cin, cout), backend

@@ -44,7 +44,10 @@ def get_precision(name: str) -> jax.lax.Precision:
 # couplings' first conv, 6 -> 512) runs at a fraction of matmul peak as XLA's
 # CPU convolution; the same sums as one wide matmul run several times faster
 # (tools/benchmark_convs.py, docs/benchmarks.md). NARROW_RATIO picks those shapes.
+# Measured on XLA:CPU only: GPUs and TPUs have their own convolution kernels (cuDNN,
+# the MXU), so elsewhere every conv stays XLA's (MATMUL_CONV_BACKENDS).
 NARROW_RATIO = 16
+MATMUL_CONV_BACKENDS = frozenset({"cpu"})
 
 
 # XLA's CPU matmul runs far below peak when its output width is not a multiple of
@@ -84,12 +87,14 @@ def _conv_im2col(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
 
 def _conv_same(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
     """Zero-padded "SAME" conv of NHWC ``x`` with an HWIO kernel; the same sums
-    (to float32 rounding) computed the fastest way for the kernel's shape."""
+    (to float32 rounding) computed the fastest way for the kernel's shape on a CPU,
+    XLA's convolution on other backends."""
     cin, cout = w.shape[2], w.shape[3]
-    if NARROW_RATIO * cout <= cin:
-        return _conv_taps(x, w, precision)
-    if NARROW_RATIO * cin <= cout:
-        return _conv_im2col(x, w, precision)
+    if jax.default_backend() in MATMUL_CONV_BACKENDS:  # read when traced, like micro_batches
+        if NARROW_RATIO * cout <= cin:
+            return _conv_taps(x, w, precision)
+        if NARROW_RATIO * cin <= cout:
+            return _conv_im2col(x, w, precision)
     return jax.lax.conv_general_dilated(
         x, w, (1, 1), "SAME", dimension_numbers=("NHWC", "HWIO", "NHWC"),
         precision=precision,
