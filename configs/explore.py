@@ -3,7 +3,8 @@
 Serves http://127.0.0.1:8050/ (loopback only unless ``--config.allow_remote``)
 with a checkpoint loaded (default: the shipped demo Glow, ``weights/demo/glow``,
 64x64 faces): upload a photo (``align`` detects and aligns it with
-``flowjax.faces.align``; otherwise it must be an aligned face of the model's size),
+``flowjax.faces.align``, offered where a face detector loads: dlib when
+installed, ``.[faces]``, else MTCNN; otherwise it must be an aligned face of the model's size),
 move it along attribute directions, transfer an expression of the source
 identity onto a target with an alpha slider, mix two faces. Each edit is one
 jitted decode; every PNG served or saved carries flowjax's provenance labels.
@@ -46,6 +47,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.experiment = "explore"
     config.checkpoint = common.DEMO_CHECKPOINT
     config.host, config.port, config.allow_remote = "127.0.0.1", 8050, False
+    # The page's "align" option (flowjax.app.align_choice): "auto" takes dlib when it loads,
+    # else MTCNN, else offers none and says why; a name or "module:factory" takes only that.
+    config.align_detector = "auto"
     config.data.synthetic = ml_collections.ConfigDict(dict(
         enabled=True, seed=0, n_identities=5, photos_per_identity=8, n_expressions=5,
         nuisance_strength=1.0, setting="easy"))  # setting: flowjax.synthetic.SETTINGS

@@ -17,8 +17,7 @@ from absl import logging
 
 from flowjax import runs, synthetic
 from flowjax import io as fio
-from flowjax.app import explore
-from flowjax.faces import align, detectors
+from flowjax.app import align_choice, explore, guards, trained_on
 from flowjax.runs import names
 
 
@@ -63,34 +62,15 @@ def _default_attributes(config: Any, source: str, truth: dict | None) -> dict[st
     return {}
 
 
-class _LazyAligner:
-    """Aligns uploads with ``config.align_detector``, built at the first request: the
-    default (MTCNN) imports torch, seconds that a session without alignment never pays."""
-
-    def __init__(self, config: Any, size: int) -> None:
-        detectors.parse_detector_spec(config.align_detector, "config.align_detector")
-        self.spec, self.size, self.multiple_faces = (config.align_detector, size,
-                                                     config.align_multiple_faces)
-        self.detector = None
-
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        if self.detector is None:
-            try:
-                self.detector = detectors.detector_from_spec(self.spec,
-                                                                  "config.align_detector")
-            except (ImportError, RuntimeError) as error:
-                raise ValueError(f"alignment is not available on this server: the face "
-                                 f"detector {self.spec!r} does not load ({error}); upload an "
-                                 f"aligned {self.size}x{self.size} face, or start the editor "
-                                 "with --config.align_detector=module:factory") from None
-        return align.align_photo(image, self.detector, self.size, self.multiple_faces)[0]
-
-
 def build_editor(config: Any) -> tuple[explore.Editor, dict[str, Any]]:
-    """The editor with the config's model, faces, expressions and attributes; and a record."""
+    """The editor with the config's model, faces, expressions and attributes, and the face
+    detector for uploads (``config.align_detector``, built now: flowjax.app.align_choice);
+    and the model's record."""
     if config.align:
         raise ValueError("config.align applies to the faces loaded at start, which the editor "
                          "takes aligned; uploads are aligned on request (the page's checkbox)")
+    detector = align_choice.choose_detector(config.align_detector,
+                                            config.get("align_detector_options", {}))
     geometry = runs.model_geometry(config)
     size = geometry.image_size
     with tempfile.TemporaryDirectory(prefix="flowjax-explore-") as tmp:
@@ -109,8 +89,11 @@ def build_editor(config: Any) -> tuple[explore.Editor, dict[str, Any]]:
             attributes[name] = (positive.images, negative.images, origin)
     model, variables, record = runs.load_model(
         config, np.concatenate([s.images for s in identities.values()]))
-    editor = explore.Editor(model, variables, runs.model_label(record), space=config.space,
-                            chunk_size=config.chunk_size, aligner=_LazyAligner(config, size))
+    editor = explore.Editor(
+        model, variables, runs.model_label(record), space=config.space,
+        chunk_size=config.chunk_size,
+        aligner=detector.aligner(size, config.align_multiple_faces),
+        align_note=detector.note, model_note=trained_on.synthetic_note(record))
     editor.add_source(source, identities[source].images,
                       _expressions(config, identities[source], truth))
     for name, image_set in identities.items():
@@ -131,7 +114,7 @@ def limits(config: Any) -> explore.Limits:
 
 
 def main(config: Any, workdir: str) -> None:
-    explore.ensure_loopback(config.host, config.allow_remote)
+    guards.ensure_loopback(config.host, config.allow_remote)
     exp = runs.Experiment(config, workdir, check_inputs=False)
     with exp.timed("load"):
         editor, record = build_editor(config)

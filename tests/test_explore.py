@@ -23,13 +23,15 @@ from PIL import Image
 from configs import common as config_common
 from configs import explore as explore_config
 from flowjax import io as fio
-from flowjax.app import explore
+from flowjax.app import explore, guards
 from flowjax.runs import run_dirs
 from flowjax.transfer import sweep
 
 pytest.importorskip("flask", reason="the live editor needs flask (pip install -e '.[explore]')")
 
 SIZE = 16
+ROOT = Path(__file__).resolve().parents[1]
+DEMO = ROOT / "weights" / "demo" / "glow"
 
 
 def tiny_config():
@@ -418,20 +420,165 @@ def test_an_upload_sent_with_align_goes_through_the_aligner(editor, client, monk
     assert answer.status_code == 200 and seen == [(30, 40, 3)]
 
 
-def test_a_detector_that_does_not_load_is_named_at_the_first_align_request():
-    from experiments.explore import _LazyAligner
-
-    config = tiny_config()
-    config.align_detector = "flowjax_no_such_module:detector"
-    aligner = _LazyAligner(config, SIZE)  # nothing imported yet
-    with pytest.raises(ValueError, match="'flowjax_no_such_module:detector' does not load"):
-        aligner(np.zeros((SIZE, SIZE, 3), np.uint8))
-
-
 def test_a_non_loopback_host_is_refused_unless_allowed():
     with pytest.raises(ValueError, match="no authentication"):
-        explore.ensure_loopback("0.0.0.0", allow_remote=False)
-    explore.ensure_loopback("0.0.0.0", allow_remote=True)
+        guards.ensure_loopback("0.0.0.0", allow_remote=False)
+    guards.ensure_loopback("0.0.0.0", allow_remote=True)
+
+
+# ---- the editor as a new user sees it (issue #27): detector, model note, icon ----------
+
+
+class FakeDetector:
+    settings = {"detector": "fake"}
+
+    def __call__(self, image):
+        raise AssertionError("not called here")
+
+
+@pytest.fixture
+def detectors_that_load(monkeypatch):
+    """``detectors_that_load(*names)``: only these detector names build (without their
+    packages); the others fail with a cause naming them. Returns the names tried."""
+    from flowjax.faces import detectors, dlib_models
+
+    tried = []
+
+    def install(*names):
+        def cause(name):
+            return None if name in names else f"{name} is broken here"
+
+        def build(spec, what, options=None):
+            tried.append(spec)
+            if spec not in names:
+                raise ImportError(f"{spec} does not build")
+            return FakeDetector()
+
+        monkeypatch.setattr(dlib_models, "dlib_import_error", lambda: cause("dlib"))
+        monkeypatch.setattr(detectors, "mtcnn_import_error", lambda: cause("mtcnn"))
+        monkeypatch.setattr(detectors, "detector_from_spec", build)
+        return tried
+
+    return install
+
+
+def test_auto_takes_dlib_when_it_loads(detectors_that_load):
+    from flowjax.app import align_choice
+
+    tried = detectors_that_load("dlib", "mtcnn")
+    choice = align_choice.choose_detector("auto")
+    assert (choice.name, tried) == ("dlib", ["dlib"])  # MTCNN not even tried
+    assert isinstance(choice.detector, FakeDetector) and "dlib" in choice.note
+    assert choice.aligner(SIZE) is not None
+
+
+def test_auto_takes_mtcnn_when_dlib_does_not_load(detectors_that_load):
+    from flowjax.app import align_choice
+
+    detectors_that_load("mtcnn")
+    choice = align_choice.choose_detector("auto")
+    assert choice.name == "mtcnn" and "MTCNN" in choice.note
+
+
+def test_when_no_detector_loads_there_is_no_align_option_and_the_reason(
+        detectors_that_load, editor, client, monkeypatch, synthetic_faces):
+    from flowjax.app import align_choice
+
+    tried = detectors_that_load()
+    choice = align_choice.choose_detector("auto")
+    assert (choice.detector, choice.aligner(SIZE), tried) == (None, None, [])  # causes known
+    assert choice.note == ("no face detector loads on this server (dlib: dlib is broken here; "
+                           "mtcnn: mtcnn is broken here)")
+    monkeypatch.setattr(editor, "aligner", None)
+    monkeypatch.setattr(editor, "align_note", choice.note)
+    state = client.get("/api/state").json
+    assert (state["align"], state["align_note"]) == (False, choice.note)
+    answer = client.post("/api/upload", data={"photo": (io.BytesIO(
+        synthetic_faces[0].read_bytes()), "me.png"), "align": "true"})
+    assert answer.status_code == 400 and choice.note in answer.json["error"]
+
+
+def test_a_configured_detector_that_does_not_load_is_named_and_not_replaced():
+    from flowjax.app import align_choice
+
+    choice = align_choice.choose_detector("flowjax_no_such_module:detector")
+    assert choice.detector is None  # not dlib behind the user's back
+    assert choice.note.startswith("the face detector 'flowjax_no_such_module:detector' "
+                                  "(config.align_detector) does not load (")
+    assert "cannot import module 'flowjax_no_such_module'" in choice.note
+
+
+def test_a_malformed_detector_spec_is_an_error_at_start():
+    from flowjax.app import align_choice
+
+    with pytest.raises(ValueError, match="is not an import path"):
+        align_choice.choose_detector("not a detector")
+    config = tiny_config()
+    config.align_detector = "not a detector"
+    from experiments import explore as experiment
+
+    with pytest.raises(ValueError, match="config.align_detector 'not a detector'"):
+        experiment.build_editor(config)
+
+
+def test_the_editor_config_offers_align_with_dlib_where_it_is_installed(editor):
+    from flowjax.faces import dlib_models
+
+    if dlib_models.dlib_import_error() is not None:
+        pytest.skip(f"dlib is not installed: {dlib_models.dlib_import_error()}")
+    assert explore_config.get_config().align_detector == "auto"
+    state = explore.create_app(editor).test_client().get("/api/state").json
+    assert state["align"] is True
+    assert state["align_note"].startswith("faces detected with dlib")
+
+
+def test_the_demo_checkpoint_gets_a_note_that_it_knows_only_synthetic_faces():
+    from flowjax.app import trained_on
+
+    note = trained_on.synthetic_note({"checkpoint": str(DEMO), "random_init": False})
+    assert note.startswith("This model was trained only on synthetic cartoon faces")
+    assert "data.source='synthetic' in weights/demo/glow/metadata.json" in note
+    assert str(ROOT) not in note
+
+
+def _export(path: Path, source: str | None, where: str = "metadata.json") -> Path:
+    """A checkpoint folder whose training record says ``data.source=source``."""
+    path.mkdir(parents=True)
+    if source is not None:
+        config = {"data": {"source": source, "synthetic_setting": "hard"}}
+        record = {"training_config": config} if where == "metadata.json" else config
+        (path / where).write_text(json.dumps(record))
+    return path
+
+
+def test_the_note_follows_the_recorded_training_data_not_the_path(tmp_path):
+    from flowjax.app import trained_on
+
+    def note(path):
+        return trained_on.synthetic_note({"checkpoint": str(path), "random_init": False})
+
+    copy = tmp_path / "weights" / "demo" / "glow"  # the demo's path, a photo model's record
+    copy.mkdir(parents=True)
+    record = json.loads((DEMO / "metadata.json").read_text())
+    record["training_config"]["data"]["source"] = "folder"
+    (copy / "metadata.json").write_text(json.dumps(record))
+    assert note(copy) is None
+    assert note(_export(tmp_path / "unrecorded", None)) is None  # e.g. converted weights
+    assert "data.source='generated', setting 'hard'" in note(
+        _export(tmp_path / "elsewhere", "generated"))
+    workdir = _export(tmp_path / "train-1", "synthetic", where="config.json")
+    (workdir / "checkpoints" / "500").mkdir(parents=True)
+    assert "train-1/config.json" in note(workdir)
+    assert "train-1/config.json" in note(workdir / "checkpoints" / "500")
+    assert trained_on.synthetic_note({"checkpoint": None, "random_init": True}) is None
+
+
+def test_the_favicon_is_a_small_png_the_page_links(client):
+    answer = client.get("/favicon.ico")
+    assert (answer.status_code, answer.mimetype) == (200, "image/png")
+    assert Image.open(io.BytesIO(answer.data)).size == (32, 32)
+    assert '<link rel="icon" type="image/png" href="favicon.ico">' in \
+        client.get("/").get_data(as_text=True)
 
 
 # ---- the page in a headless Chromium --------------------------------------------------
@@ -502,6 +649,164 @@ def test_live_page_screenshot(page, save_screenshot):
     assert shot.shape == (620, 1100, 3) and len(np.unique(shot.reshape(-1, 3), axis=0)) > 20
 
 
+# ---- the page as a new user sees it (issue #27) ----------------------------------------
+
+
+def _open(browser, live_url):
+    """A fresh tab on the editor (for tests that change the editor before the page loads)."""
+    tab = browser.new_context(viewport={"width": 1100, "height": 620}).new_page()
+    tab.errors = []
+    tab.on("pageerror", lambda e: tab.errors.append(str(e)))
+    tab.goto(live_url)
+    tab.wait_for_selector('#transfer-result[data-loads="1"]')
+    return tab
+
+
+def test_every_control_on_the_editor_page_has_an_accessible_name(page):
+    from accessible_names import shown_controls, unnamed_controls
+
+    assert unnamed_controls(page) == []  # before: 5 menus and 2 sliders without a name
+    names = shown_controls(page)
+    assert {names[f"select[id={i}]"] for i in ("face", "expression", "target", "mix-a",
+                                                "mix-b")} == {"face", "expression", "onto", "with"}
+    assert names["input[id=transfer-alpha][type=range]"] == "alpha"
+    assert names["input[id=mix-weight][type=range]"] == "weight"
+    assert names["input[id=attr-0][type=range]"] == "smile"  # the attribute, not its origin
+    assert names["input[id=photo][type=file]"] == "photo"
+    assert names["input[id=align][type=checkbox]"] == "align (detect the face)"
+
+
+def test_without_a_detector_the_page_offers_no_align_and_says_why(browser, live_url, editor,
+                                                                   monkeypatch):
+    from accessible_names import unnamed_controls
+
+    monkeypatch.setattr(editor, "aligner", None)
+    monkeypatch.setattr(editor, "align_note", "no face detector loads on this server (dlib: x)")
+    tab = _open(browser, live_url)
+    assert tab.locator("#align").count() == 0  # before: a disabled checkbox, no reason
+    assert tab.text_content("#align-note") == (
+        'no "align" option: no face detector loads on this server (dlib: x); upload an '
+        f"aligned {SIZE}x{SIZE} face")
+    assert unnamed_controls(tab) == [] and tab.errors == []
+    tab.context.close()
+
+
+def _slide(page, selector: str, key: str, times: int = 1) -> None:
+    page.focus(selector)
+    for _ in range(times):
+        page.keyboard.press(key)
+
+
+def _expect_edit(page, panel: str, pattern: str) -> None:
+    from playwright.sync_api import expect
+
+    expect(page.locator(f"#{panel}-result")).to_have_attribute("data-edit", re.compile(pattern))
+
+
+def test_reset_puts_each_panels_sliders_back(page):
+    _slide(page, "#attr-0", "ArrowRight", 4)
+    _slide(page, "#transfer-alpha", "Home")
+    _slide(page, "#mix-weight", "End")
+    _expect_edit(page, "attributes", '"smile":0.2,')
+    _expect_edit(page, "transfer", '"alpha":0}')
+    _expect_edit(page, "mix", '"weight":1}')
+    for panel in ("attributes", "transfer", "mix"):
+        page.click(f"#reset-{panel}")
+    assert [page.input_value(s) for s in ("#attr-0", "#transfer-alpha", "#mix-weight")] == \
+        ["0", "1", "0.5"]
+    assert page.text_content("#attr-0-value") == "0.00"
+    _expect_edit(page, "attributes", '"alphas":{"smile":0,"surprise":0}')  # the shown image too
+    _expect_edit(page, "transfer", '"alpha":1}')
+    _expect_edit(page, "mix", '"weight":0.5}')
+
+
+def test_a_newly_chosen_face_starts_with_its_attribute_sliders_at_zero(page):
+    _slide(page, "#attr-1", "ArrowLeft", 3)
+    _expect_edit(page, "attributes", '"face":"id00","alphas":{"smile":0,"surprise":-0.15}')
+    page.select_option("#face", "id02")
+    assert page.input_value("#attr-1") == "0"  # before: -0.15, carried to the new face
+    _expect_edit(page, "attributes", '"face":"id02","alphas":{"smile":0,"surprise":0}')
+
+
+def test_an_uploaded_face_starts_with_every_slider_reset(page, synthetic_faces):
+    from playwright.sync_api import expect
+
+    _slide(page, "#attr-0", "ArrowRight", 2)
+    _slide(page, "#transfer-alpha", "Home")
+    _slide(page, "#mix-weight", "End")
+    _expect_edit(page, "mix", '"weight":1}')
+    page.set_input_files("#photo", str(synthetic_faces[5]))
+    page.click("#upload-button")
+    expect(page.locator("#message")).to_have_text(re.compile("^uploaded as "))
+    name = page.text_content("#message").removeprefix("uploaded as ")
+    assert [page.input_value(s) for s in ("#attr-0", "#transfer-alpha", "#mix-weight")] == \
+        ["0", "1", "0.5"]
+    _expect_edit(page, "attributes", re.escape(f'"face":"{name}","alphas":{{"smile":0,'))
+    _expect_edit(page, "transfer", re.escape(f'"target":"{name}","alpha":1}}'))
+
+
+def test_the_model_note_is_shown_by_the_model_line(browser, live_url, editor, monkeypatch):
+    note = "This model was trained only on synthetic cartoon faces (test)."
+    monkeypatch.setattr(editor, "model_note", note)
+    tab = _open(browser, live_url)
+    assert tab.text_content("header .meta + #model-note") == note
+    assert tab.get_attribute("#model-note", "role") == "note"
+    tab.context.close()
+    monkeypatch.undo()
+    tab = _open(browser, live_url)  # the random-init test model records no training data
+    assert tab.locator("#model-note").count() == 0
+    tab.context.close()
+
+
+def test_the_page_and_its_icon_load_without_a_failed_request(browser, editor):
+    """What the browser asks for by itself (the icon) is seen by the server, not the page."""
+    app = explore.create_app(editor)
+    answered, wsgi = [], app.wsgi_app
+
+    def recording(environ, start_response):
+        def start(status, headers, *rest):
+            answered.append((environ["PATH_INFO"], int(status.split()[0])))
+            return start_response(status, headers, *rest)
+        return wsgi(environ, start)
+
+    app.wsgi_app = recording
+    server, url = _served(app)
+    try:
+        tab = browser.new_page()
+        tab.goto(url + "/")
+        tab.wait_for_selector('#transfer-result[data-loads="1"]')
+        for _ in range(100):  # the icon is fetched after the page, when the browser likes
+            if any(path == "/favicon.ico" for path, _ in answered):
+                break
+            tab.wait_for_timeout(50)
+        tab.close()
+    finally:
+        server.shutdown()
+    assert ("/favicon.ico", 200) in answered  # before: 404 on every load
+    assert [a for a in answered if a[1] >= 400] == []
+
+
+def test_ticking_align_on_a_real_photo_edits_the_aligned_face(page, editor, tmp_path):
+    """With the detector the editor chose at start (dlib here, ~2.5 s an align); skipped
+    with the reason where none loads."""
+    from playwright.sync_api import expect
+
+    skimage_data = pytest.importorskip("skimage.data", reason="scikit-image (the test photo)")
+    if editor.aligner is None:
+        pytest.skip(f"no align option: {editor.align_note}")
+    photo = tmp_path / "astronaut.png"
+    Image.fromarray(skimage_data.astronaut()).save(photo)
+    page.set_input_files("#photo", str(photo))
+    page.check("#align")
+    page.click("#upload-button")
+    expect(page.locator("#message")).to_have_text("uploaded as astronaut", timeout=60_000)
+    _expect_edit(page, "transfer", '"target":"astronaut"')
+    aligned = editor.aligner(skimage_data.astronaut())  # what the upload encoded
+    assert aligned.shape == (SIZE, SIZE, 3)
+    np.testing.assert_allclose(editor.faces["astronaut"], editor.encode(aligned[None])[0],
+                               rtol=1e-5, atol=1e-5)
+
+
 # ---- the shipped demo Glow (slow: encoding the study and compiling take ~1 minute) ---------
 
 
@@ -537,6 +842,9 @@ def _edit_upload_and_save(browser, app, faces, save_screenshot) -> None:
         tab.goto(f"http://127.0.0.1:{server.server_port}/")
         assert re.match(r"model weights/demo/glow sha256:[0-9a-f]{64};",
                         tab.text_content("header .meta"))
+        note = tab.text_content("header .meta + #model-note")  # from its metadata.json
+        assert note.startswith("This model was trained only on synthetic cartoon faces") and \
+            "weights/demo/glow/metadata.json" in note
         tab.set_input_files("#photo", str(faces["id00"][0]))
         tab.click("#upload-button")
         # the upload is named by its file, id00/neutral.png
@@ -555,6 +863,9 @@ def _edit_upload_and_save(browser, app, faces, save_screenshot) -> None:
                                                              re.compile('"other":"id03"'))
         tab.locator("button.save").nth(1).click()  # the transfer panel's
         expect(tab.locator("#message")).to_have_text("saved explore-demo/saved/edit_0001.png")
+        from accessible_names import unnamed_controls
+
+        assert unnamed_controls(tab) == []  # the save buttons too
         save_screenshot(tab, "explore.png", "flowjax live editor with the demo Glow",
                         full_page=True)
         context.close()

@@ -291,6 +291,47 @@ def test_without_an_au_scorer_the_page_shows_distances_only(browser, evaluated, 
     tab.close()
 
 
+def test_every_control_has_an_accessible_name_in_both_views(page):
+    from accessible_names import controls, shown_controls, unnamed_controls
+
+    assert unnamed_controls(page) == []
+    names = shown_controls(page)
+    assert names["input[id=alpha][type=range]"] == "alpha"  # before: "alpha \u25bc" (the mark)
+    assert (names["select[id=expression]"], names["select[id=target]"]) == ("expression",
+                                                                              "target")
+    page.click("#view-grid")
+    assert unnamed_controls(page) == []
+    names = shown_controls(page)
+    assert names["input[id=grid-alpha][type=range]"] == "alpha"
+    flags = [c["name"] for c in controls(page)
+             if c["what"] == "input[type=checkbox][class=flag-cell]"]
+    assert flags[0] == "flag smile onto tgt1 at alpha 0.00 as bad"  # before: "bad", each one
+    assert len(set(flags)) == len(EXPRESSIONS) * len(TARGETS)
+    with page.expect_download():
+        page.click("#export-flags")
+    assert unnamed_controls(page) == []  # the exported JSON's box too
+    assert shown_controls(page)["textarea[id=flags-json]"] == "exported flags (JSON)"
+
+
+def test_the_alpha_sliders_announce_the_alpha_not_the_step(page, evaluated):
+    best = best_rows(evaluated)[("smile", "tgt1")]
+    best_label = f"{float(best['best_alpha']):.2f}"
+
+    def announced(label):
+        return label + (" (best)" if label == best_label else "")
+
+    assert page.get_attribute("#alpha", "aria-valuetext") == announced("0.00")  # before: none
+    page.focus("#alpha")
+    page.keyboard.press("ArrowRight")
+    assert page.get_attribute("#alpha", "aria-valuetext") == announced("0.50")
+    page.click("#goto-best")
+    assert page.get_attribute("#alpha", "aria-valuetext") == best_label + " (best)"
+    page.click("#view-grid")
+    page.focus("#grid-alpha")
+    page.keyboard.press("End")
+    assert page.get_attribute("#grid-alpha", "aria-valuetext") == "1.00"
+
+
 def test_page_fetches_nothing_but_files_beside_it(page):
     page.click("#view-grid")
     assert page.requests, "the page loaded no images"

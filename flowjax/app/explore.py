@@ -18,12 +18,16 @@ Three edits, each computed on the host and shown through **one jitted decode**
   target ``t`` (a mean face or an upload);
 * ``mix``: ``(1 - w) z_a + w z_b``.
 
-:func:`create_app` serves the editor with Flask: the page (script and style
-inline, nothing fetched from elsewhere), a JSON API and PNG images. Every PNG
-it serves or saves is written by :func:`flowjax.io.encode_png`, so it carries
-the SYNTHETIC provenance labels and the edit that made it. What a request may
-be is :mod:`flowjax.app.guards`' (its Host and Origin, JSON depth, field
-types, upload file names, rate); the upload size is Flask's
+:func:`create_app` serves the editor with Flask: the page and its icon
+(:mod:`flowjax.app.assets`), a JSON API and PNG images. The page shows what
+``/api/state`` says: the model and, when its checkpoint records synthetic
+training faces, a note saying so (:mod:`flowjax.app.trained_on`); the "align"
+option only where a detector loaded, else why not
+(:mod:`flowjax.app.align_choice`). Every PNG it serves or saves is written by
+:func:`flowjax.io.encode_png`, so it carries the SYNTHETIC provenance labels
+and the edit that made it. What a request may be is :mod:`flowjax.app.guards`'
+(its Host and Origin, JSON depth, field types, upload file names, rate); the
+upload size is Flask's
 ``MAX_CONTENT_LENGTH`` (413) and the photo's pixel count is checked before
 decoding. Every error, on every route, is one JSON ``{"error": message}``:
 400 for a bad request (naming the file or field, what was expected and what
@@ -42,7 +46,6 @@ import io
 import tempfile
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +53,7 @@ import numpy as np
 from PIL import Image
 
 from flowjax import io as fio
-from flowjax.app import guards
+from flowjax.app import assets, guards
 from flowjax.app.guards import MAX_ALPHA, EditError, Limits, RateLimiter, shown
 from flowjax.app.saved import SavedEdits
 from flowjax.faces import openai_attributes
@@ -72,12 +75,19 @@ class Editor:
       chunk_size: the encode batch (uploads are padded to it: one compile).
       aligner: ``uint8 [H, W, 3] -> uint8 [S, S, 3]`` for uploads sent with
         ``align``; None refuses such uploads with a message.
+      align_note: what the page says of alignment: the detector, or why there is none
+        (:mod:`flowjax.app.align_choice`).
+      model_note: a warning shown by the model line, e.g. that it knows only synthetic
+        faces (:mod:`flowjax.app.trained_on`); None for none.
     """
 
     def __init__(self, model: Any, variables: Any, model_label: str, *, space: str = "eps",
                  chunk_size: int = 8,
-                 aligner: Callable[[np.ndarray], np.ndarray] | None = None) -> None:
+                 aligner: Callable[[np.ndarray], np.ndarray] | None = None,
+                 align_note: str = "", model_note: str | None = None) -> None:
         self.model, self.variables, self.model_label = model, variables, model_label
+        self.align_note = align_note or ("" if aligner else "no face detector on this server")
+        self.model_note = model_note
         self.space = latents.check_space(space)
         self.chunk_size = int(chunk_size)
         self.aligner = aligner
@@ -189,9 +199,9 @@ class Editor:
                 raise EditError(str(error).replace(str(path), name)) from None
         if align:
             if self.aligner is None:
-                raise EditError(f"{name}: alignment is not available on this server (no face "
-                                "detector loaded; see flowjax.faces.detectors.mtcnn_import_error); upload "
-                                f"an aligned {self.size}x{self.size} face instead")
+                raise EditError(f"{name}: alignment is not available on this server "
+                                f"({self.align_note}); upload an aligned {self.size}x{self.size} "
+                                "face instead")
             try:
                 image = self.aligner(image)
             except ValueError as error:
@@ -275,24 +285,12 @@ class Editor:
         """What the page offers: faces (and their kinds), expressions, attributes."""
         with self._names:
             faces = [{"name": n, "kind": self.kinds[n]} for n in self.faces]
-        return {"model": self.model_label, "image_size": self.size, "space": self.space,
+        return {"model": self.model_label, "model_note": self.model_note,
+                "image_size": self.size, "space": self.space,
                 "faces": faces, "expressions": list(self.expressions),
                 "attributes": [{"name": n, "origin": self.origins[n]} for n in self.attributes],
-                "align": self.aligner is not None, "max_alpha": MAX_ALPHA}
-
-
-def page() -> str:
-    """The editor's page: style and script inline (flowjax/static/explore.*)."""
-    static = resources.files("flowjax.app").joinpath("static")
-    return ("<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\">"
-            "<meta http-equiv=\"Content-Security-Policy\" content=\"default-src 'self'; "
-            "img-src 'self' blob: data:; style-src 'unsafe-inline'; "
-            "script-src 'unsafe-inline'\">"
-            "<title>flowjax live editor</title>"
-            f"<style>{static.joinpath('explore.css').read_text(encoding='utf-8')}</style>"
-            "</head><body><div id=\"app\"></div>"
-            f"<script>{static.joinpath('explore.js').read_text(encoding='utf-8')}</script>"
-            "</body></html>")
+                "align": self.aligner is not None, "align_note": self.align_note,
+                "max_alpha": MAX_ALPHA}
 
 
 def create_app(editor: Editor, limits: Limits = Limits(),
@@ -347,7 +345,12 @@ def create_app(editor: Editor, limits: Limits = Limits(),
 
     @app.get("/")
     def index():
-        return app.response_class(page(), mimetype="text/html")
+        return app.response_class(assets.page(), mimetype="text/html")
+
+    @app.get("/favicon.ico")
+    def favicon():
+        return app.response_class(assets.favicon(), mimetype=PNG,
+                                  headers={"Cache-Control": "max-age=86400"})
 
     @app.get("/api/state")
     def state():
@@ -389,12 +392,3 @@ def create_app(editor: Editor, limits: Limits = Limits(),
 def serve(app: Any, host: str, port: int) -> None:
     """Runs the app on ``host:port`` (werkzeug's threaded server, as ``flask run``)."""
     app.run(host=host, port=port, threaded=True, use_reloader=False, debug=False)
-
-
-def ensure_loopback(host: str, allow_remote: bool) -> None:
-    """Refuses a non-loopback address unless asked: the editor has no authentication."""
-    if host not in ("127.0.0.1", "localhost", "::1") and not allow_remote:
-        raise ValueError(f"host {host!r} would expose the editor beyond this machine; it has no "
-                         "authentication. Keep host=127.0.0.1, or pass "
-                         "--config.allow_remote=True if you really mean it")
-

@@ -8,7 +8,8 @@
   that resolves to 127.0.0.1 (DNS rebinding). Refused: :class:`ForeignRequest`
   (403). Served on a wildcard address (``0.0.0.0``, ``--config.allow_remote``)
   the host's names are not known, so any ``Host`` is taken and the ``Origin``
-  must match it.
+  must match it. :func:`ensure_loopback` refuses to serve beyond this machine
+  unless asked: the editor has no authentication.
 * **JSON bodies** (:func:`json_object`): UTF-8, an object, nested at most
   :data:`MAX_JSON_DEPTH` deep, checked on the text before parsing (Python's
   parser recurses once per level: a body nested 100,000 deep would end in a
@@ -224,3 +225,11 @@ def face_name(filename: str, taken: Collection[str]) -> str:
         k += 1
         name = f"{base}-{k}"
     return name
+
+
+def ensure_loopback(host: str, allow_remote: bool) -> None:
+    """Refuses a non-loopback address unless asked: the editor has no authentication."""
+    if host not in ("127.0.0.1", "localhost", "::1") and not allow_remote:
+        raise ValueError(f"host {host!r} would expose the editor beyond this machine; it has no "
+                         "authentication. Keep host=127.0.0.1, or pass "
+                         "--config.allow_remote=True if you really mean it")

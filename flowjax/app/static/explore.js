@@ -26,7 +26,7 @@
   // One image per panel; while a decode is in flight only the latest request waits.
   const panels = {};
   function panel(id) {
-    const img = el("img", { id: id, class: "face", alt: id });
+    const img = el("img", { id: id, class: "face", alt: "edited face (" + id.replace("-result", "") + ")" });
     panels[id] = { img: img, busy: false, next: null, loads: 0 };
     return img;
   }
@@ -60,12 +60,32 @@
   function select(id, names) {
     return el("select", { id: id }, names.map(n => el("option", { value: n, text: n })));
   }
+  // Every control is named by a <label for=...> (or its own text): screen readers say it.
+  function labelled(text, control, ...rest) {
+    return el("div", { class: "row" }, [el("label", { for: control.id, text: text }), control, ...rest]);
+  }
+  const shown = new Map();  // slider -> the span showing its value
   function slider(id, value, min, max) {
     const input = el("input", { id: id, type: "range", min: String(min), max: String(max),
-                                step: "0.05", value: String(value) });
-    const out = el("span", { id: id + "-value", class: "value", text: Number(value).toFixed(2) });
+                                step: "0.05", value: String(value), "data-default": String(value) });
+    const out = el("span", { id: id + "-value", class: "value", "aria-hidden": "true",
+                             text: Number(value).toFixed(2) });
+    shown.set(input, out);
     input.addEventListener("input", () => { out.textContent = Number(input.value).toFixed(2); });
     return [input, out];
+  }
+  // Back to where they started (attributes 0, alpha 1, weight 0.5): for a new face, or asked.
+  function resetSliders(inputs) {
+    for (const input of inputs) {
+      input.value = input.dataset.default;
+      shown.get(input).textContent = Number(input.value).toFixed(2);
+    }
+  }
+  function resetButton(id, what, inputs, update) {
+    const button = el("button", { id: id, type: "button", class: "reset", text: "reset",
+                                  "aria-label": "reset " + what });
+    button.addEventListener("click", () => { resetSliders(inputs); update(); });
+    return button;
   }
   function refillFaces() {
     const names = state.faces.map(f => f.name);
@@ -84,19 +104,20 @@
       el("h1", { text: "flowjax live editor" }),
       el("div", { class: "meta", text: "model " + state.model + "; " + state.image_size + "x" +
                   state.image_size + " faces; latent space " + state.space }),
+      ...(state.model_note ? [el("div", { id: "model-note", class: "model-note", role: "note",
+                                          text: state.model_note })] : []),
       el("span", { class: "synthetic", text: "Every edited image is SYNTHETIC (computed by a Glow model) and labelled so in its PNG metadata" })]));
     app.appendChild(el("div", { id: "message", role: "alert" }));
 
-    // Upload.
+    // Upload. "align" is offered only where a face detector loaded; else the page says why.
     const file = el("input", { id: "photo", type: "file", accept: "image/png,image/jpeg" });
-    const align = el("input", { id: "align", type: "checkbox" });
-    if (!state.align) align.disabled = true;
+    const align = state.align ? el("input", { id: "align", type: "checkbox" }) : null;
     const send = el("button", { id: "upload-button", type: "button", text: "upload" });
     send.addEventListener("click", async () => {
       if (!file.files.length) { say("choose a photo first", "error"); return; }
       const form = new FormData();
       form.append("photo", file.files[0]);
-      form.append("align", align.checked ? "true" : "false");
+      form.append("align", align && align.checked ? "true" : "false");
       say("encoding " + file.files[0].name + " ...", "info");
       const response = await fetch("api/upload", { method: "POST", body: form });
       if (!response.ok) { say(await explain(response), "error"); return; }
@@ -104,13 +125,18 @@
       state.faces = answer.faces;
       refillFaces();
       for (const id of ["face", "target", "mix-a"]) document.getElementById(id).value = answer.name;
+      resetSliders(shown.keys());  // a new face starts unedited
       say("uploaded as " + answer.name, "info");
       updateAll();
     });
+    const alignRow = align
+      ? el("div", { class: "row" }, [align, el("label", { for: "align", text: "align (detect the face)" }),
+                                     el("span", { id: "align-note", class: "note", text: state.align_note })])
+      : el("div", { id: "align-note", class: "row note",
+                    text: "no \"align\" option: " + state.align_note + "; upload an aligned " +
+                          state.image_size + "x" + state.image_size + " face" });
     const uploadSection = el("section", {}, [el("h2", { text: "Your photo" }),
-      el("div", { class: "row" }, [file]),
-      el("div", { class: "row" }, [el("label", {}, [align, " align (detect the face)" +
-        (state.align ? "" : ": no detector on this server")])]),
+      labelled("photo", file), alignRow,
       el("div", { class: "row" }, [send]),
       el("div", { class: "row", text: "aligned " + state.image_size + "x" + state.image_size +
                   " faces; at most " + (state.limits.max_upload_bytes / 1048576).toFixed(0) + " MB" })]);
@@ -123,7 +149,7 @@
       input.dataset.name = a.name;
       input.title = a.origin;
       attrInputs.push(input);
-      attrRows.push(el("div", { class: "row" }, [el("label", { text: a.name }), input, out]));
+      attrRows.push(labelled(a.name, input, out));
     });
     function attributesBody() {
       const alphas = {};
@@ -131,7 +157,9 @@
       return { kind: "attributes", face: faceSelect.value, alphas: alphas };
     }
     const attrSection = el("section", {}, [el("h2", { text: "Attributes" }),
-      el("div", { class: "row" }, [el("label", { text: "face" }), faceSelect]), ...attrRows,
+      labelled("face", faceSelect), ...attrRows,
+      el("div", { class: "row" }, [resetButton("reset-attributes", "the attribute sliders to 0",
+                                               attrInputs, () => update.attributes())]),
       panel("attributes-result")]);
 
     // Transfer.
@@ -142,9 +170,9 @@
       return { kind: "transfer", expression: expression.value, target: target.value, alpha: Number(alpha.value) };
     }
     const transferSection = el("section", {}, [el("h2", { text: "Expression transfer" }),
-      el("div", { class: "row" }, [el("label", { text: "expression" }), expression]),
-      el("div", { class: "row" }, [el("label", { text: "onto" }), target]),
-      el("div", { class: "row" }, [el("label", { text: "alpha" }), alpha, alphaOut]),
+      labelled("expression", expression), labelled("onto", target),
+      labelled("alpha", alpha, alphaOut,
+               resetButton("reset-transfer", "alpha to 1", [alpha], () => update.transfer())),
       panel("transfer-result")]);
 
     // Mix.
@@ -153,15 +181,16 @@
     const [weight, weightOut] = slider("mix-weight", 0.5, 0, 1);
     function mixBody() { return { kind: "mix", face: mixA.value, other: mixB.value, weight: Number(weight.value) }; }
     const mixSection = el("section", {}, [el("h2", { text: "Mix two faces" }),
-      el("div", { class: "row" }, [el("label", { text: "face" }), mixA]),
-      el("div", { class: "row" }, [el("label", { text: "with" }), mixB]),
-      el("div", { class: "row" }, [el("label", { text: "weight" }), weight, weightOut]),
+      labelled("face", mixA), labelled("with", mixB),
+      labelled("weight", weight, weightOut,
+               resetButton("reset-mix", "the weight to 0.5", [weight], () => update.mix())),
       panel("mix-result")]);
 
     const bodies = { "attributes-result": attributesBody, "transfer-result": transferBody, "mix-result": mixBody };
     if (state.saving) {
-      for (const [section, id] of [[attrSection, "attributes-result"], [transferSection, "transfer-result"], [mixSection, "mix-result"]]) {
-        const button = el("button", { type: "button", class: "save", text: "save to the run directory" });
+      for (const [section, id, what] of [[attrSection, "attributes-result", "attributes"], [transferSection, "transfer-result", "transfer"], [mixSection, "mix-result", "mix"]]) {
+        const button = el("button", { type: "button", class: "save", text: "save to the run directory",
+                                      "aria-label": "save to the run directory: the " + what + " edit" });
         button.addEventListener("click", () => save(bodies[id]()));
         section.appendChild(el("div", { class: "row" }, [button]));
       }
@@ -175,7 +204,8 @@
     };
     window.updateAll = updateAll;
     function updateAll() { update.attributes(); update.transfer(); update.mix(); }
-    faceSelect.addEventListener("change", update.attributes);
+    // Another face starts unedited: its attribute sliders back to 0.
+    faceSelect.addEventListener("change", () => { resetSliders(attrInputs); update.attributes(); });
     for (const input of attrInputs) input.addEventListener("input", update.attributes);
     for (const node of [expression, target]) node.addEventListener("change", update.transfer);
     alpha.addEventListener("input", update.transfer);

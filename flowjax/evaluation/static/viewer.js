@@ -68,6 +68,10 @@
   const nav = el("nav", {}, [pairButton, gridButton,
     el("span", { class: "flags" }, [flagCount, document.createTextNode(" "), exportButton])]);
 
+  // A control named by its <label for=...>, kept beside it (box: what holds the control).
+  function labelled(text, control, box) {
+    return el("span", {}, [el("label", { for: control.id, text: text + " " }), box || control]);
+  }
   function options(names, id) {
     return el("select", { id: id }, names.map((n, i) => el("option", { value: String(i), text: n })));
   }
@@ -75,8 +79,10 @@
     const input = el("input", { id: id, type: "range", min: "0", max: String(A.length - 1),
                                 step: "1", value: "0" });
     const box = el("span", { class: "slider" }, [input]);
+    // The mark is drawn for the eye; the slider's aria-valuetext says "(best)" instead.
     if (bestMarkId) box.appendChild(el("span", { id: bestMarkId, class: "best-mark", text: "▼",
-                                            title: "best alpha (smallest AU error)" }));
+                                            title: "best alpha (smallest AU error)",
+                                            "aria-hidden": "true" }));
     return [box, input];
   }
 
@@ -105,9 +111,8 @@
   const curveAU = svg("curve-au"), curveId = svg("curve-id");
   const pair = el("section", { id: "pair" }, [
     el("div", { class: "controls" }, [
-      el("label", {}, [document.createTextNode("expression "), exprSelect]),
-      el("label", {}, [document.createTextNode("target "), targetSelect]),
-      el("label", {}, [document.createTextNode("alpha "), pairSliderBox]), alphaValue, gotoBest]),
+      labelled("expression", exprSelect), labelled("target", targetSelect),
+      labelled("alpha", pairSlider, pairSliderBox), alphaValue, gotoBest]),
     el("div", { class: "pair" }, [
       el("figure", { class: "generated" }, [generated, generatedCaption,
         el("label", { class: "flag" }, [flagPair, document.createTextNode(" flag this image as bad")])]),
@@ -124,11 +129,12 @@
   const gridTable = el("table", { id: "grid-table", class: "grid" });
   const grid = el("section", { id: "grid", class: "hidden" }, [
     el("div", { class: "controls" }, [
-      el("label", {}, [document.createTextNode("alpha "), gridSliderBox]), gridAlphaValue,
+      labelled("alpha", gridSlider, gridSliderBox), gridAlphaValue,
       el("span", { text: "green outline: the pair's best alpha; click an image to open its pair" })]),
     gridTable]);
 
-  const flagsOut = el("textarea", { id: "flags-json", readonly: "readonly", class: "hidden" });
+  const flagsOut = el("textarea", { id: "flags-json", readonly: "readonly", class: "hidden",
+                                    "aria-label": "exported flags (JSON)" });
   app.appendChild(header);
   app.appendChild(nav);
   app.appendChild(el("main", {}, [pair, grid, flagsOut]));
@@ -193,6 +199,8 @@
     exprSelect.value = String(e);
     targetSelect.value = String(t);
     pairSlider.value = String(a);
+    // Announced as the alpha, not the slider's step index.
+    pairSlider.setAttribute("aria-valuetext", data.labels[a] + (b && b.index === a ? " (best)" : ""));
     alphaValue.textContent = data.labels[a];
     generated.src = data.images[e][t][a];
     generated.title = data.image_paths[e][t][a];
@@ -229,6 +237,7 @@
   function renderGrid() {
     const a = state.gridA;
     gridSlider.value = String(a);
+    gridSlider.setAttribute("aria-valuetext", data.labels[a]);
     gridAlphaValue.textContent = data.labels[a];
     while (gridTable.firstChild) gridTable.removeChild(gridTable.firstChild);
     gridTable.appendChild(el("tr", {}, [el("th", { text: "expression \\ target" }),
@@ -237,7 +246,8 @@
       const row = el("tr", {}, [el("th", { text: expression })]);
       T.forEach((target, t) => {
         const b = best(e, t);
-        const box = el("input", { type: "checkbox", class: "flag-cell" });
+        const box = el("input", { type: "checkbox", class: "flag-cell", "aria-label":
+          "flag " + expression + " onto " + target + " at alpha " + data.labels[a] + " as bad" });
         box.checked = flags.has(flagKey(e, t, a));
         box.addEventListener("change", () => setFlag(e, t, a, box.checked));
         const img = el("img", { src: data.images[e][t][a], alt: expression + " onto " + target,
