@@ -42,9 +42,10 @@ Expected (``:fake`` on the ``configs/transfer.py:smoke`` run, ~5 s): under
 ``RUN/evaluation/``: ``report.md``, ``evaluation.json``, ``tables/scores.csv``
 (18 rows: 3 expressions x 2 targets x 3 alphas), ``tables/best_alpha.csv``
 (6 pairs), ``tables/general_trend.csv`` (neutral, smile, surprise, all),
+``tables/per_alpha.csv`` (12 rows: neutral, smile, surprise, all x 3 alphas),
 per expression ``identity_distances.csv`` (rows id01_source, id01_target,
 id02_source, id02_target; columns 0.00, 0.50, 1.00, source, target) and
-``action_units.csv`` (9 rows, 17 AUs), 3 + 3 + 6 figures and
+``action_units.csv`` (9 rows, 17 AUs), 3 + 3 + 6 figures, ``figures/per_alpha.png`` and
 ``manifest.json``. With a random-init model the numbers test the pipeline only.
 
 Expected (``:study`` on the test suite's study in the published layout, 2

@@ -200,9 +200,29 @@ def test_without_an_au_scorer_only_identity_tables_are_written(hand_run, tmp_pat
                      for p in (tmp_path / "e").rglob("*.*"))
     assert "tables/smile/identity_distances.csv" in written
     assert not [p for p in written if "action_units" in p or "best_alpha" in p]
-    assert summary["files"]["figures"] == ["figures/smile/identity_distance.png"]
+    assert summary["files"]["figures"] == ["figures/smile/identity_distance.png",
+                                           "figures/per_alpha.png"]
     header, _ = read_table(tmp_path / "e/tables/scores.csv")
     assert "au_error" not in header
+
+
+class NoFaceAUs:
+    """An AU scorer that finds a face only in the source photo."""
+
+    au_names = AUS
+
+    def __call__(self, images):
+        return np.array([INTENSITIES[SOURCE] if int(im[0, 0, 0]) == SOURCE else [np.nan] * 3
+                         for im in images], float)
+
+
+def test_an_au_scorer_that_finds_no_face_in_any_generated_image_stops_naming_it(hand_run,
+                                                                                tmp_path):
+    with pytest.raises(ValueError, match=r"AUs are missing .* for all 2 generated images, so "
+                                         r"every AU error would be NaN; nothing was written. "
+                                         r"The scorer .*NoFaceAUs found no face"):
+        _evaluate(hand_run, tmp_path / "e", au_scorer=NoFaceAUs())
+    assert not (tmp_path / "e").exists()
 
 
 def test_an_au_set_the_scorer_lacks_is_an_error_naming_it(hand_run, tmp_path):
@@ -218,7 +238,7 @@ def test_figures_are_pngs_labelled_as_flowjax_outputs(hand_eval):
     out, summary = hand_eval
     assert summary["files"]["figures"] == [
         "figures/smile/identity_distance.png", "figures/smile/au_error.png",
-        "figures/smile/au_bars_tgt.png"]
+        "figures/smile/au_bars_tgt.png", "figures/per_alpha.png"]
     for rel in summary["files"]["figures"]:
         chunks = fio.read_png_provenance(out / rel)
         assert chunks["Software"] == fio.SOFTWARE
@@ -493,7 +513,7 @@ def test_a_transfer_run_through_its_generated_spec_gives_identical_tables(smoke_
     config.study, config.figures = str(spec), False
     evaluate.main(config, str(tmp_path / "via_spec"))
     direct = _files(tmp_path / "direct/tables")
-    assert len(direct) == 7  # scores, best_alpha, general_trend, 2 x (identity, AUs)
+    assert len(direct) == 8  # scores, best_alpha, general_trend, per_alpha, 2 x (identity, AUs)
     assert _files(tmp_path / "via_spec/tables") == direct
     written = json.loads(spec.read_text())
     assert len(written["sha256"]) == 2 * 1 * 2 + 2 + 2  # generated, means, sources

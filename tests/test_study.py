@@ -6,7 +6,8 @@ under ``results/transferring/expression<N>/<target>/<alpha>/``, mean faces in
 with the real header (``tests/openface_format.py``) beside ``.hog``,
 ``_of_details.txt`` and ``_aligned/`` files in
 ``evaluation/quality/raw_data/processed_expression<N>/``, and likeliness
-matrices in ``evaluation/likeliness/expression<N>.csv``. Every expected number
+matrices in ``evaluation/likeliness/expression<N>.csv`` (one of them labelling
+its last two columns ``01_source, 01_target``, as most published ones do). Every expected number
 is computed directly with :mod:`flowjax.evaluation.metrics` from the numbers
 written into those files.
 """
@@ -36,6 +37,9 @@ ALPHAS = ("0.3", "0.32", "0.5")  # as the published study writes them: not zero-
 SOURCE_PHOTO = {"expression1": "actor_happy", "expression2": "actor_surprised"}
 NO_FACE = ("expression2", "02", "0.32")  # OpenFace found no face: only _of_details.txt
 STRIP = ("expression1", "01", "0.5")  # a strip: two faces, the second more confident
+# As four of the five published likeliness matrices: the mean faces' columns labelled after
+# the first target ("01_source, 01_target") instead of "source, target".
+LABELLED = "expression2"
 COLS = header()
 N_AU = len(au.OPENFACE_INTENSITY_AUS)
 
@@ -98,7 +102,9 @@ def make_published_study(root: Path, seed: int = 0) -> dict:
                 truth["au_gen"][e, t, a] = values
         likeliness = root / "evaluation/likeliness"
         likeliness.mkdir(parents=True, exist_ok=True)
-        lines = ["output_images," + ",".join(ALPHAS) + ", source, target"]
+        means = f"{TARGETS[0]}_source, {TARGETS[0]}_target" if expression == LABELLED else \
+            "source, target"
+        lines = ["output_images," + ",".join(ALPHAS) + ", " + means]
         for t, target in enumerate(TARGETS):
             d, d_t = truth["mean_dist"][t], truth["mean_dist_t"][t]
             lines.append(f"{target}_source," + ",".join(map(str, truth["to_source"][e, t]))
@@ -451,3 +457,317 @@ def test_an_identity_scorer_that_reads_files_gets_each_images_path(published, tm
     np.testing.assert_allclose([float(x) for x in rows[0][1:]],
                                [10 - a for a in alphas] + [10, 10])
     np.testing.assert_allclose([float(x) for x in rows[1][1:]], alphas + [0, 0])
+
+
+# ---- published files as published (#28 item 1) ------------------------------------
+
+
+def test_matrices_labelling_their_mean_columns_after_a_target_are_read_and_noted(
+        command_output, published):
+    """Four of the five published matrices label their last two columns
+    ``01_source, 01_target``; the fixture's expression2 does too."""
+    truth = published[1]
+    _, rows = read_table(command_output / f"tables/published/likeliness/{LABELLED}.csv")
+    np.testing.assert_allclose([float(x) for x in rows[0][1:]],
+                               [*truth["to_source"][1, 0], 0.0, truth["mean_dist"][0]])
+    notes = json.loads((command_output / "evaluation.json").read_text())["notes"]
+    noted = [n for n in notes if "harmless variant" in n]
+    assert len(noted) == 1 and f"{LABELLED}.csv" in noted[0]
+    assert "columns labelled '01_source', '01_target'" in noted[0]
+    assert noted[0] in (command_output / "report.md").read_text()
+
+
+def _matrix(published, out: Path, header: str, drop_alpha: str | None = None,
+            end: str = "\n") -> Path:
+    """expression1's published matrix with another header (and an alpha's column
+    dropped from every line), written to ``out``."""
+    text = (published[0] / "study/evaluation/likeliness/expression1.csv").read_text()
+    rows = [r.split(",") for r in text.splitlines()]
+    keep = [i for i, h in enumerate(rows[0]) if h.strip() != drop_alpha]
+    out.write_text("\n".join([header] + [",".join(r[i] for i in keep) for r in rows[1:]]) + end)
+    return out
+
+
+def _read_expression1(published, file: Path) -> tuple[dict, list[str]]:
+    from flowjax.evaluation import precomputed
+
+    folder, _ = published
+    loaded = study.load_study(write_spec(folder))
+    accepted: list[str] = []
+    return precomputed.read_published_distances(loaded, 0, file, accepted), accepted
+
+
+@pytest.mark.parametrize("header, end, variant", [
+    ("output_images,0.3,0.32,0.5,02_source,02_target", "\n", "labelled '02_source'"),
+    ("Output_Images, 0.3, 0.32, 0.5, SOURCE, Target", "\n", "'SOURCE', 'Target' read as"),
+    ("output_images,0.3,0.32,0.5,source,target", "", "no newline after the last row"),
+])
+def test_harmless_header_variants_read_the_same_numbers_and_are_named(published, tmp_path,
+                                                                      header, end, variant):
+    truth = published[1]
+    got, accepted = _read_expression1(published, _matrix(published, tmp_path / "e1.csv", header,
+                                                          end=end))
+    np.testing.assert_array_equal(got["to_target"], truth["to_target"][0])
+    np.testing.assert_array_equal(got["to_source"], truth["to_source"][0])
+    np.testing.assert_array_equal(got["st"], truth["mean_dist"])
+    assert len(accepted) == 1 and variant in accepted[0]
+
+
+@pytest.mark.parametrize("header, drop, message", [
+    # A missing alpha: the labelled header does not excuse it.
+    ("output_images,0.3,0.5,01_source,01_target", "0.32",
+     r"expected one column for alpha 0.32"),
+    ("output_images,0.3,0.32,0.5,03_source,03_target", None,
+     r"name target '03', which has no rows here"),
+    ("output_images,0.3,0.32,0.5,01_source,02_target", None, r"name two targets"),
+    ("output_images,0.3,0.32,0.5,source_01,target_01", None, r"expected the header"),
+    ("output_images,0.3,0.32,0.3,source,target", "0.5", r"one column for alpha 0.3, found 2"),
+    ("output_images,0.3,0.32,0.5,source,source", None, r"expected the header"),
+    ("images,0.3,0.32,0.5,source,target", None, r"expected the header"),
+])
+def test_header_mismatches_are_still_refused(published, tmp_path, header, drop, message):
+    with pytest.raises(ValueError, match=message):
+        _read_expression1(published, _matrix(published, tmp_path / "e1.csv", header,
+                                             drop_alpha=drop))
+
+
+# ---- evaluations that cannot mislead (#28 item 3) -----------------------------------
+
+
+def _study_copy(published, tmp_path: Path) -> Path:
+    import shutil
+
+    return Path(shutil.copytree(published[0] / "study", tmp_path / "study"))
+
+
+def test_images_sharing_a_stem_in_an_expressions_folder_are_refused(published, tmp_path):
+    """``{expression}/{target}/{alpha}.png``: every target's image of one alpha has the
+    stem ``<alpha>``, so all would read ``<alpha>.csv``: target 02 would get 01's AUs."""
+    root = _study_copy(published, tmp_path)
+    for e in EXPRESSIONS:
+        folder = root / f"evaluation/quality/raw_data/processed_{e}"
+        for t in TARGETS:
+            for a in ALPHAS:
+                _png(root / f"flat/{e}/{t}/{a}.png", np.full((8, 8, 3), 128, np.uint8))
+        for a in ALPHAS:
+            if (folder / f"01_{a}.csv").is_file():
+                (folder / f"{a}.csv").write_bytes((folder / f"01_{a}.csv").read_bytes())
+    spec = write_spec(tmp_path, root=str(root), images="flat/{expression}/{target}/{alpha}.png")
+    with pytest.raises(ValueError, match=r"flat/expression1/01/0.3.png and .*flat/expression1/"
+                                         r"02/0.3.png map to one OpenFace result"):
+        _evaluate(spec, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_alpha_labels_that_contradict_their_alphas_are_refused(published, tmp_path):
+    folder, _ = published
+    spec = write_spec(tmp_path, root=str(folder / "study"), alphas=[0.3, 0.32, 0.5],
+                      alpha_labels=["0.5", "0.32", "0.3"])
+    with pytest.raises(study.StudySpecError, match=r"'alpha_labels': label '0.5' is given for "
+                                                   r"alpha 0.3"):
+        study.load_study(spec)
+    spec = write_spec(tmp_path, root=str(folder / "study"), alphas=[0.3, 0.32, 0.5],
+                      alpha_labels=list(ALPHAS))
+    assert study.load_study(spec).labels == ALPHAS
+
+
+@pytest.mark.parametrize("label, alpha, contradicts", [
+    ("0.3", 0.3, False), ("0.30", 0.3, False), ("0.12", 0.125, False), ("0.13", 0.125, False),
+    ("1e-05", 1e-5, False), ("a0.5", 0.3, False), ("0.5", 0.3, True), ("0.31", 0.3, True),
+    ("05", 0.5, True), ("0.0", 0.05000001, True),
+])
+def test_a_numeric_label_must_be_its_alpha_rounded_to_the_labels_digits(label, alpha,
+                                                                         contradicts):
+    assert study._label_contradicts(label, alpha) is contradicts
+
+
+def test_an_expression_named_all_is_refused(published, tmp_path):
+    """``all`` is general_trend.csv's row over every expression."""
+    root = _study_copy(published, tmp_path)
+    for old, new in [("results/transferring/expression2", "results/transferring/all"),
+                     ("evaluation/quality/raw_data/processed_expression2",
+                      "evaluation/quality/raw_data/processed_all"),
+                     ("evaluation/likeliness/expression2.csv", "evaluation/likeliness/all.csv"),
+                     ("photos/expression2.png", "photos/all.png")]:
+        (root / old).rename(root / new)
+    spec = write_spec(tmp_path, root=str(root), expressions=["expression1", "all"],
+                      openface={**SPEC["openface"], "source_stems": {
+                          "expression1": "actor_happy", "all": "actor_surprised"}})
+    with pytest.raises(study.StudySpecError, match=r"'expressions': 'all' is reserved"):
+        _evaluate(spec, tmp_path / "out")
+
+
+@pytest.mark.parametrize("images, message", [
+    ("results/transferring/{expression}/{target}/0.3/{target}_0.3.png", r"has no \{alpha\}"),
+    ("results/transferring/{expression}/01/{alpha}/01_{alpha}.png", r"has no \{target\}"),
+    ({e: {t: {a: "results/transferring/expression1/01/0.3/01_0.3.png" if a == "0.5" else
+              f"results/transferring/{e}/{t}/{a}/{t}_{a}.png" for a in ALPHAS}
+          for t in TARGETS} for e in EXPRESSIONS},
+     r"'images': \(expression1, 01, alpha 0.3\) and \(expression1, 01, alpha 0.5\) are both"),
+])
+def test_images_that_give_two_cells_one_file_are_refused(published, tmp_path, images, message):
+    folder, _ = published
+    spec = write_spec(tmp_path, root=str(folder / "study"), images=images)
+    with pytest.raises(study.StudySpecError, match=message):
+        study.load_study(spec)
+
+
+def _pixels(path: Path) -> np.ndarray:
+    from PIL import Image
+
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def _outputs(out: Path) -> dict:
+    """Every table's bytes and every figure's pixels of an evaluation."""
+    return {**{p.relative_to(out): p.read_bytes() for p in (out / "tables").rglob("*.csv")},
+            **{p.relative_to(out): _pixels(p) for p in (out / "figures").rglob("*.png")}}
+
+
+def _assert_same(got: dict, want: dict) -> None:
+    assert got.keys() == want.keys()
+    for rel, value in want.items():
+        np.testing.assert_array_equal(np.asarray(got[rel]), np.asarray(value), err_msg=str(rel))
+
+
+def test_an_unsorted_alpha_grid_is_read_in_alpha_order(published, tmp_path):
+    """Tables, figures and the viewer follow the grid's order: a spec listing
+    0.5, 0.3, 0.32 gives what 0.3, 0.32, 0.5 gives (no zig-zag curves)."""
+    folder, _ = published
+    outputs = {}
+    for name, alphas in (("sorted", list(ALPHAS)), ("unsorted", ["0.5", "0.3", "0.32"])):
+        spec = write_spec(tmp_path, root=str(folder / "study"), alphas=alphas)
+        assert study.load_study(spec).labels == ALPHAS
+        _evaluate(spec, tmp_path / name, figures=True)
+        outputs[name] = _outputs(tmp_path / name)
+    _assert_same(outputs["unsorted"], outputs["sorted"])
+
+
+def test_figures_plot_a_study_in_alpha_order_whatever_its_order(published, tmp_path):
+    import dataclasses
+
+    from flowjax.evaluation.precomputed import PrecomputedDistances, PrecomputedOpenFace
+
+    folder, _ = published
+    loaded = study.load_study(write_spec(tmp_path, root=str(folder / "study")))
+    order = [2, 0, 1]
+    shuffled = dataclasses.replace(
+        loaded, alphas=loaded.alphas[order], labels=tuple(loaded.labels[i] for i in order),
+        image_paths=tuple(tuple(tuple(cell[i] for i in order) for cell in row)
+                          for row in loaded.image_paths))
+    figures = {}
+    for name, which in (("sorted", loaded), ("shuffled", shuffled)):
+        pipeline.evaluate_study(which, PrecomputedDistances(), PrecomputedOpenFace(),
+                                out_dir=tmp_path / name)
+        figures[name] = {p.relative_to(tmp_path / name): _pixels(p)
+                         for p in (tmp_path / name / "figures").rglob("*.png")}
+    _assert_same(figures["shuffled"], figures["sorted"])
+
+
+def test_an_openface_folder_without_the_studys_csvs_stops_naming_it(published, tmp_path):
+    folder, _ = published
+    empty = tmp_path / "processed_{expression}"
+    for e in EXPRESSIONS:
+        Path(str(empty).format(expression=e)).mkdir()
+    spec = write_spec(tmp_path, root=str(folder / "study"),
+                      openface={"folders": str(empty), "source_stems": SOURCE_PHOTO})
+    with pytest.raises(ValueError, match=r"AUs are missing .* for all 12 generated images.*"
+                                         r"Looked in the OpenFace folder\(s\) .*processed_"
+                                         r"expression1, .*processed_expression2"):
+        _evaluate(spec, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_source_stems_that_match_no_csv_stop_naming_them(published, tmp_path):
+    folder, _ = published
+    spec = write_spec(tmp_path, root=str(folder / "study"),
+                      openface={**SPEC["openface"], "source_stems": {
+                          "expression1": "happy", "expression2": "surprised"}})
+    with pytest.raises(ValueError, match=r"AUs are missing for every source expression image "
+                                         r"\(expression1: happy, expression2: surprised\)"):
+        _evaluate(spec, tmp_path / "out")
+
+
+def test_distances_that_are_all_missing_stop_naming_the_files(published, tmp_path):
+    folder, _ = published
+    files = []
+    for e in EXPRESSIONS:
+        text = (folder / f"study/evaluation/likeliness/{e}.csv").read_text().splitlines()
+        cells = [text[0]] + [",".join([r.split(",")[0]] + ["nan"] * (len(r.split(",")) - 1))
+                             for r in text[1:]]
+        files.append(tmp_path / f"{e}.csv")
+        files[-1].write_text("\n".join(cells) + "\n")
+    spec = write_spec(tmp_path, root=str(folder / "study"), distances={
+        "layout": "published", "files": str(tmp_path / "{expression}.csv")})
+    with pytest.raises(ValueError, match=r"identity distances are missing \(NaN\) for all 12 "
+                                         r"generated images.*distance file\(s\) .*expression1.csv"):
+        _evaluate(spec, tmp_path / "out")
+
+
+def test_the_report_says_how_many_values_are_missing_in_its_first_lines(command_output):
+    first = (command_output / "report.md").read_text().splitlines()[:6]
+    assert any(line.startswith("**Missing values** (NaN") and "AUs: 1 of 12 generated images "
+               "and 0 of 2 source images" in line and "AU error: 1 of 12" in line
+               and "identity distances: 0 of 12" in line for line in first), first
+    summary = json.loads((command_output / "evaluation.json").read_text())
+    assert summary["missing"] == {"generated_images": 12, "source_images": 2, "identity": 0,
+                                  "au_generated": 1, "au_source": 0, "au_error": 1}
+
+
+def test_per_alpha_table_equals_a_direct_computation(command_output, published):
+    truth, want = published[1], expected(published[1])
+    header_row, rows = read_table(command_output / "tables/per_alpha.csv")
+    assert header_row == ["expression", "alpha", "images",
+                          "au_error", "au_error_se", "au_error_n",
+                          "distance_to_target_mean", "distance_to_target_mean_se",
+                          "distance_to_target_mean_n",
+                          "distance_to_source_mean", "distance_to_source_mean_se",
+                          "distance_to_source_mean_n"]
+    numbers = {"au_error": want["errors"], "distance_to_target_mean": truth["to_target"],
+               "distance_to_source_mean": truth["to_source"]}
+    expected_rows = []
+    for name, pick in [*((e, (lambda x, i=i: x[i])) for i, e in enumerate(EXPRESSIONS)),
+                       ("all", lambda x: x.reshape(-1, x.shape[-1]))]:
+        for a, alpha in enumerate(ALPHAS):
+            row = [name, float(alpha), len(pick(truth["to_target"]))]
+            for values in numbers.values():
+                column = pick(values)[:, a]
+                column = column[~np.isnan(column)]
+                se = column.std(ddof=1) / np.sqrt(len(column)) if len(column) > 1 else np.nan
+                row += [column.mean(), se, len(column)]
+            expected_rows.append(row)
+    assert [r[0] for r in rows] == [r[0] for r in expected_rows]
+    got = np.array([[float(x) for x in r[1:]] for r in rows])
+    np.testing.assert_allclose(got, np.array([r[1:] for r in expected_rows], float),
+                               rtol=1e-12, equal_nan=True)
+    assert (got[:, 4] == 1).any()  # au_error_n: the missing face leaves one image there
+
+
+def test_the_manifest_records_every_openface_csv_and_distance_file_read(command_output,
+                                                                       published):
+    folder, _ = published
+    manifest = json.loads((command_output / "manifest.json").read_text())
+    read = {Path(i["path"]).resolve(): i for i in manifest["inputs"]
+            if i.get("role") in ("precomputed OpenFace output", "precomputed identity distances")}
+    processed = folder / "study/evaluation/quality/raw_data"
+    want = {*(processed / f"processed_{e}" / f"{t}_{a}.csv" for e in EXPRESSIONS
+              for t in TARGETS for a in ALPHAS if (e, t, a) != NO_FACE),
+            *(processed / f"processed_{e}" / f"{SOURCE_PHOTO[e]}.csv" for e in EXPRESSIONS),
+            *(processed / f"processed_expression1/{t}_mean.csv" for t in TARGETS),
+            *(folder / f"study/evaluation/likeliness/{e}.csv" for e in EXPRESSIONS)}
+    assert set(read) == {p.resolve() for p in want}
+    for path, entry in read.items():
+        assert entry["sha256"] == fio.sha256_file(path)
+
+
+def test_a_mean_faces_csv_is_found_in_a_later_folder_than_a_details_file(tmp_path):
+    from flowjax.evaluation.datatypes import ImageRef
+    from flowjax.evaluation.precomputed import PrecomputedOpenFace
+
+    first, second = tmp_path / "a", tmp_path / "b"
+    first.mkdir(), second.mkdir()
+    (first / "01_mean_of_details.txt").write_text("no face\n")
+    _write_openface(second, "01_mean", [(0.9, np.full(N_AU, 2.0))])
+    out = PrecomputedOpenFace().score_files([ImageRef(tmp_path / "01_mean.png", "01_mean",
+                                                      (first, second))])
+    np.testing.assert_array_equal(out[0], np.full(N_AU, 2.0))

@@ -194,6 +194,22 @@ class Scores:
     def has_identity(self) -> bool:
         return self.identity.measured
 
+    def missing(self) -> dict[str, int]:
+        """How many values are missing (NaN), out of ``generated_images`` and
+        ``source_images``: ``identity`` (generated images without both
+        distances), ``au_generated``/``au_source`` (images without AUs: no face
+        or no result), ``au_error`` (undefined errors); only what was measured."""
+        d = self.identity
+        out = {"generated_images": int(d.to_target.size),
+               "source_images": len(self.run.expressions)}
+        if self.has_identity:
+            out["identity"] = int((np.isnan(d.to_target) | np.isnan(d.to_source)).sum())
+        if self.has_aus:
+            out["au_generated"] = int(np.isnan(self.au_generated).any(-1).sum())
+            out["au_source"] = int(np.isnan(self.au_source).any(-1).sum())
+            out["au_error"] = int(np.isnan(self.au_error).sum())
+        return out
+
     def best_distances(self) -> tuple[np.ndarray, np.ndarray]:
         """Distances to the target and source means at each pair's best alpha ``[E, T]``
         (NaN where the pair has none)."""

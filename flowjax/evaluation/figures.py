@@ -9,6 +9,11 @@ Per expression:
 * ``au_bars_<target>.png``: every AU's intensity at the pair's best alpha
   beside the source expression's (AUs of the error's set are starred).
 
+And ``per_alpha.png``: ``tables/per_alpha.csv`` drawn (mean AU error and mean
+distance to the target mean against alpha, +- one standard error, per
+expression and over all).
+
+Lines join the alphas in increasing order, whatever the grid's order.
 Figures are returned as uint8 RGB arrays; the pipeline writes them through
 ``flowjax.io`` so each PNG carries flowjax's provenance chunks, plus
 :func:`provenance` saying it is a chart of metrics, not a face. Each figure
@@ -23,6 +28,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from flowjax.evaluation import metrics
 from flowjax.evaluation.datatypes import Scores, Study
 
 FOOTER = "flowjax evaluation"
@@ -42,6 +48,13 @@ def to_array(fig: Figure) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(fig.canvas.buffer_rgba())[..., :3])
 
 
+def _by_alpha(run: Study, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(alphas, values[..., alphas])`` in increasing alpha: a spec may list its
+    grid in any order, and a line drawn in that order would zig-zag."""
+    order = np.argsort(run.alphas, kind="stable")
+    return run.alphas[order], np.asarray(values)[..., order]
+
+
 def _alpha_axis(ax: Any, run: Study) -> None:
     ax.set_xlabel("alpha")
     ax.set_xticks(run.alphas, run.labels)
@@ -57,10 +70,10 @@ def identity_figure(scores: Scores, expression: int) -> tuple[np.ndarray, str]:
     ax = fig.add_subplot()
     for t, target in enumerate(run.targets):
         color = f"C{t % 10}"
-        ax.plot(run.alphas, scores.identity.to_target[expression, t], "-o", color=color, ms=3,
-                label=f"{target}: to target mean")
-        ax.plot(run.alphas, scores.identity.to_source[expression, t], "--s", color=color, ms=3,
-                label=f"{target}: to source mean")
+        ax.plot(*_by_alpha(run, scores.identity.to_target[expression, t]), "-o", color=color,
+                ms=3, label=f"{target}: to target mean")
+        ax.plot(*_by_alpha(run, scores.identity.to_source[expression, t]), "--s", color=color,
+                ms=3, label=f"{target}: to source mean")
     _alpha_axis(ax, run)
     ax.set_ylabel("embedding distance")
     ax.set_title(title, fontsize=9)
@@ -77,7 +90,7 @@ def au_error_figure(scores: Scores, expression: int) -> tuple[np.ndarray, str]:
     ax = fig.add_subplot()
     for t, target in enumerate(run.targets):
         color = f"C{t % 10}"
-        ax.plot(run.alphas, scores.au_error[expression, t], "-o", color=color, ms=3,
+        ax.plot(*_by_alpha(run, scores.au_error[expression, t]), "-o", color=color, ms=3,
                 label=target)
         if scores.best.index[expression, t] >= 0:
             ax.plot(scores.best.alpha[expression, t], scores.best.error[expression, t], "*",
@@ -116,6 +129,35 @@ def au_bars_figure(scores: Scores, expression: int, target: int) -> tuple[np.nda
     return to_array(fig), title
 
 
+def per_alpha_figure(scores: Scores) -> tuple[np.ndarray, str]:
+    """``tables/per_alpha.csv`` drawn: per expression and over all, the mean AU
+    error and mean distance to the target mean against alpha, +- one s.e."""
+    run = scores.run
+    title = (f"per alpha: mean +- s.e. over the images of each alpha, {run.source} onto "
+             f"{len(run.targets)} target(s)")
+    panels = [("distance to target mean", scores.identity.to_target)] \
+        if scores.has_identity else []
+    if scores.has_aus:
+        panels.insert(0, ("AU mean error", scores.au_error))
+    fig = _figure(6.4 if len(panels) < 2 else 9.6, 4.0)
+    for i, (name, values) in enumerate(panels):
+        ax = fig.add_subplot(1, len(panels), i + 1)
+        groups = [*((e, values[k]) for k, e in enumerate(run.expressions)),
+                  ("all", values.reshape(-1, values.shape[-1]))]
+        for g, (label, block) in enumerate(groups):
+            mean, se, _ = metrics.mean_and_se(block, 0)
+            alphas, (mean, se) = _by_alpha(run, np.stack([mean, se]))
+            color = "k" if label == "all" else f"C{g % 10}"
+            ax.errorbar(alphas, mean, yerr=np.nan_to_num(se), fmt="-o", ms=3, capsize=2,
+                        color=color, lw=2 if label == "all" else 1, label=label)
+        _alpha_axis(ax, run)
+        ax.set_ylabel(name)
+        ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    return to_array(fig), title
+
+
 def render_all(scores: Scores) -> dict[str, tuple[np.ndarray, str]]:
     """Every figure: ``{relpath: (image, title)}``."""
     out: dict[str, tuple[np.ndarray, str]] = {}
@@ -130,6 +172,8 @@ def render_all(scores: Scores) -> dict[str, tuple[np.ndarray, str]]:
             bars = au_bars_figure(scores, e, t)
             if bars is not None:
                 out[f"figures/{expression}/au_bars_{target}.png"] = bars
+    if scores.has_aus or scores.has_identity:
+        out["figures/per_alpha.png"] = per_alpha_figure(scores)
     return out
 
 

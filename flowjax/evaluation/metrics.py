@@ -12,6 +12,10 @@ from an :class:`~flowjax.evaluation.action_units.ActionUnitScorer`.
 * best alpha         ``argmin_a E(x(e,t,a))`` per pair (ties: smallest alpha);
 * general trend      the means over pairs of the best alpha, of its AU error
   and of its identity distance to the target mean;
+* per alpha          the mean of a number over the images of one alpha (per
+  expression, or over all), with its standard error
+  ``sd / sqrt(n)`` (sample standard deviation, ``n`` the images that have
+  the number);
 * detection rate     the fraction of images a fake detector flags
   (probability >= 0.5), when a detector is configured.
 
@@ -215,6 +219,23 @@ def best_alpha(alphas: Sequence[float] | np.ndarray, errors: np.ndarray) -> Best
         index=np.where(none, -1, index),
         error=np.where(none, np.nan, error),
     )
+
+
+def mean_and_se(values: np.ndarray, axis: int | tuple[int, ...],
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Mean, standard error (``sd(ddof=1) / sqrt(n)``) and count ``n`` of the
+    non-NaN ``values`` along ``axis``; the mean is NaN where ``n = 0``, the
+    standard error where ``n < 2``."""
+    values = np.asarray(values, np.float64)
+    valid = ~np.isnan(values)
+    n = valid.sum(axis=axis)
+    total = np.where(valid, values, 0.0).sum(axis=axis)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.where(n > 0, total / n, np.nan)
+        centred = np.where(valid, values - np.expand_dims(mean, axis), 0.0)
+        var = (centred ** 2).sum(axis=axis) / (n - 1)
+        se = np.where(n > 1, np.sqrt(var / n), np.nan)
+    return mean, se, n
 
 
 @dataclasses.dataclass(frozen=True)

@@ -13,6 +13,7 @@ run evaluated in place that is ``<run_dir>/evaluation/``::
     tables/scores.csv                  tidy: one row per generated image
     tables/best_alpha.csv              per (expression, target)
     tables/general_trend.csv           per expression and "all"
+    tables/per_alpha.csv               per expression and alpha, and "all": mean, s.e., n
     tables/<expression>/identity_distances.csv   rows <target>_source / <target>_target,
                                                  columns the alphas, source, target
     tables/<expression>/action_units.csv         a row per image, a column per AU
@@ -240,15 +241,22 @@ def evaluate_study(
         target.write_text("report.md", report.render(scores, scorers, files,
                                                      figure_titles={k: v[1] for k, v in
                                                                     rendered.items()}))
-        _record(target.manifest, study, scorers, config)
+        _record(target.manifest, study, scorers, config,
+                [*_inputs_read(identity), *_inputs_read(au_scorer)])
         for name, seconds in (("load", t_load), ("score", t_score), ("figures", t_figures),
                               ("write", time.perf_counter() - t0)):
             target.manifest.timings[name] = {"seconds": round(seconds, 6), "calls": 1}
     return summary
 
 
+def _inputs_read(scorer: Any) -> list[dict[str, Any]]:
+    """The files a scorer read instead of pixels (precomputed OpenFace CSVs, distance
+    files), each with the sha256 it had when read."""
+    return list(scorer.inputs_read()) if callable(getattr(scorer, "inputs_read", None)) else []
+
+
 def _record(manifest: run_dirs.Manifest, study: Study, scorers: dict[str, Any],
-            config: Any) -> None:
+            config: Any, inputs_read: Sequence[Mapping[str, Any]] = ()) -> None:
     """What was evaluated, with which scorers, against which references and inputs."""
     if config is not None:
         manifest.set_config(config.to_dict() if hasattr(config, "to_dict") else config)
@@ -282,10 +290,7 @@ def _record(manifest: run_dirs.Manifest, study: Study, scorers: dict[str, Any],
          for p, h in zip(study.source_inputs, study.source_sha256) if h is not None])
     for path in [*study.mean_files(), *study.generated_files()]:
         manifest.add_input(path)
-    if study.distances is not None and scorers.get("identity") and \
-            scorers["identity"].get("class", "").endswith("PrecomputedDistances"):
-        for path in study.distances.files:
-            manifest.add_input(path, role="precomputed identity distances")
+    manifest.add_inputs(inputs_read)
 
 
 def _number(x: Any) -> float | None:
@@ -315,7 +320,7 @@ def _summary(scores: Scores, out: Path, scorers: dict[str, Any],
         "scorers": {k: (v or {}).get("backend") for k, v in scorers.items()},
         "au_reference": report.au_reference(run),
         "identity_reference": report.identity_reference(run) if scores.has_identity else None,
-        "files": files, "notes": list(scores.notes),
+        "files": files, "notes": list(scores.notes), "missing": scores.missing(),
     }
     if scores.has_aus:
         to_t, to_s = scores.best_distances()

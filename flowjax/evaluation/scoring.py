@@ -220,6 +220,46 @@ def _trend(alphas: np.ndarray, errors: np.ndarray, identity: np.ndarray) -> metr
     return metrics.general_trend(alphas, errors, identity)
 
 
+def _where(scorer: Any, files: str) -> str:
+    """Where a scorer's values came from, for an error that finds none: its own
+    ``where()`` (a file reader) or its class (a scorer on pixels)."""
+    if callable(getattr(scorer, "where", None)):
+        return f"Looked in {scorer.where()}. Check {files} (docs/study_format.md)"
+    return (f"The scorer {type(scorer).__module__}.{type(scorer).__qualname__} found no face in "
+            "any of them")
+
+
+def _check_aus_not_all_missing(study: Study, generated: np.ndarray, sources: np.ndarray,
+                               scorer: ActionUnitScorer) -> None:
+    """An evaluation whose every AU error is NaN for want of AUs is a mistake (a
+    wrong folder, wrong names), not a result: it stops, naming where it looked."""
+    missing = getattr(scorer, "missing", None) or []
+    example = f" (first: {missing[0]})" if missing else ""
+    if np.isnan(generated).any(-1).all():
+        n = generated.shape[0] * generated.shape[1] * generated.shape[2]
+        raise ValueError(
+            f"AUs are missing (no face or no result) for all {n} generated images{example}, so "
+            "every AU error would be NaN; nothing was written. "
+            + _where(scorer, "the folders and that the images' file names match the results'"))
+    if np.isnan(sources).any(-1).all():
+        stems = study.openface_source_stems or tuple(p.stem for p in study.source_inputs)
+        raise ValueError(
+            f"AUs are missing for every source expression image "
+            f"({', '.join(f'{e}: {s}' for e, s in zip(study.expressions, stems))}), the AU "
+            "error's reference, so every AU error would be NaN; nothing was written. "
+            + _where(scorer, "'source_images' and 'openface.source_stems'"))
+
+
+def _check_not_all_missing(d: IdentityScores, identity: Any) -> None:
+    """Identity distances that are all NaN stop the evaluation, naming their source."""
+    if d.measured and np.isnan(d.to_target).all() and np.isnan(d.to_source).all():
+        raise ValueError(
+            f"identity distances are missing (NaN) for all {d.to_target.size} generated images; "
+            "nothing was written. "
+            + _where(identity, "them, or pass --config.identity.backend=none for an AU-only "
+                     "evaluation"))
+
+
 def score_study(
     study: Study,
     images: StudyImages,
@@ -238,8 +278,11 @@ def score_study(
     """
     n_e, n_t, n_a = len(study.expressions), len(study.targets), len(study.alphas)
     d = _identity(identity, images)
+    _check_not_all_missing(d, identity)
     fields: dict[str, Any] = dict(run=study, identity=d, detection_threshold=detection_threshold)
     notes: list[str] = []
+    if callable(getattr(identity, "notes", None)):
+        notes += identity.notes()
     if au_scorer is not None:
         names = tuple(au_scorer.au_names)
         au = _score_aus(au_scorer, images)
@@ -248,6 +291,7 @@ def score_study(
         n_gen = n_e * n_t * n_a
         au_gen = au[:n_gen].reshape(n_e, n_t, n_a, -1)
         au_src, au_means = au[n_gen: n_gen + n_e], au[n_gen + n_e:]
+        _check_aus_not_all_missing(study, au_gen, au_src, au_scorer)
         chosen = parse_au_set(au_set)
         errors, sets = np.full((n_e, n_t, n_a), np.nan), []
         for e, expression in enumerate(study.expressions):

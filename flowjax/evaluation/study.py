@@ -16,6 +16,7 @@ writes a run's spec; :func:`write_spec` saves one).
 
 from __future__ import annotations
 
+import decimal
 import json
 import os
 import re
@@ -36,6 +37,8 @@ _REQUIRED = ("source", "expressions", "targets", "alphas", "images", "source_ima
 _KNOWN = {*_REQUIRED, "format", "root", "alpha_labels", "openface", "distances", "sha256",
           "source_image_options", "description"}
 _SHA256 = re.compile(r"[0-9a-f]{64}")
+# Table rows that are not expressions: general_trend.csv's and per_alpha.csv's overall rows.
+RESERVED_EXPRESSIONS = ("all",)
 
 
 class StudySpecError(ValueError):
@@ -53,11 +56,31 @@ def _names(spec: Mapping[str, Any], key: str, where: str) -> tuple[str, ...]:
         raise _fail(where, key, f"expected a non-empty list of names, got {value!r}")
     if len(set(value)) != len(value):
         raise _fail(where, key, f"names repeat in {value}")
+    if key == "expressions":
+        reserved = [v for v in value if v in RESERVED_EXPRESSIONS]
+        if reserved:
+            raise _fail(where, key, f"{reserved[0]!r} is reserved: the tables' row {reserved[0]!r} "
+                        "holds the numbers over every expression; rename the expression")
     return tuple(value)
 
 
+def _label_contradicts(label: str, alpha: float) -> bool:
+    """True when a label that reads as a number is not ``alpha`` rounded to the
+    label's own digits (``"0.12"`` may label 0.125; ``"0.5"`` cannot label 0.3).
+    A label that is not a number (``"a03"``) is a name and is not compared."""
+    try:
+        number = decimal.Decimal(label.strip())
+    except decimal.InvalidOperation:
+        return False
+    if not number.is_finite():
+        return False
+    half_unit = decimal.Decimal(5).scaleb(number.as_tuple().exponent - 1)
+    return abs(number - decimal.Decimal(repr(float(alpha)))) > half_unit
+
+
 def _alphas(spec: Mapping[str, Any], where: str) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Alphas as numbers and as written in the paths (``"0.3"``, ``"0.32"``...)."""
+    """Alphas as numbers and as written in the paths (``"0.3"``, ``"0.32"``...),
+    in increasing alpha."""
     raw = spec.get("alphas")
     if not isinstance(raw, list) or not raw:
         raise _fail(where, "alphas", f"expected a non-empty list, got {raw!r}")
@@ -74,7 +97,19 @@ def _alphas(spec: Mapping[str, Any], where: str) -> tuple[np.ndarray, tuple[str,
             or not all(isinstance(x, str) and x for x in labels)):
         raise _fail(where, "alpha_labels", f"expected one string per alpha ({len(raw)}), got "
                     f"{labels!r}")
-    return values, tuple(labels)
+    if len(set(labels)) != len(labels):
+        raise _fail(where, "alpha_labels", f"labels repeat in {labels}: two alphas would read "
+                    "the same images")
+    for alpha, label in zip(raw, labels):
+        if _label_contradicts(label, float(alpha)):
+            raise _fail(where, "alpha_labels", f"label {label!r} is given for alpha {alpha!r}: "
+                        "images are read by label and distances by alpha, so a row would mix "
+                        "two alphas. List alpha_labels in the order of alphas (a label that is "
+                        "a number must be its alpha, rounded to the label's digits)")
+    # Read in increasing alpha, whatever the spec's order: tables, figures and the viewer
+    # follow the grid's order, and a curve drawn in another order zig-zags.
+    order = np.argsort(values, kind="stable")
+    return values[order], tuple(labels[i] for i in order)
 
 
 def _fill(template: str, where: str, key: str, **fields: str) -> str:
@@ -144,6 +179,30 @@ def _distances(spec: Mapping[str, Any], where: str, root: Path,
     return DistanceFiles(layout, files)
 
 
+def _check_distinct(spec: Mapping[str, Any], where: str, root: Path, cells: dict[str, list[str]],
+                    images: list[tuple[str, str]], means: dict[str, str]) -> None:
+    """Refuses two cells of the study that name one file: a template without
+    ``{alpha}`` would score one image for every alpha, one without ``{target}``
+    one image for every target, and no table would show it. ``cells`` maps
+    each template field to its values; ``images`` is ``(cell, path)`` per
+    generated image."""
+    template = spec.get("images")
+    if isinstance(template, str):
+        used = {name for _, name, _, _ in string.Formatter().parse(template) if name}
+        for field, values in cells.items():
+            if field not in used and len(values) > 1:
+                raise _fail(where, "images", f"the template {template!r} has no {{{field}}}: "
+                            f"every {field} would read the same file; put {{{field}}} in it")
+    seen: dict[Path, str] = {}
+    for key, (cell, rel) in [*(("images", c) for c in images),
+                             *(("mean_faces", (f"identity {n!r}", p)) for n, p in means.items())]:
+        path = (root / rel).resolve()
+        if path in seen:
+            raise _fail(where, key, f"{seen[path]} and {cell} are both {root / rel}: every "
+                        "generated image and mean face must be its own file")
+        seen[path] = cell
+
+
 def _checksums(spec: Mapping[str, Any], where: str) -> dict[str, str]:
     table = spec.get("sha256", {})
     if not isinstance(table, Mapping) or not all(
@@ -187,6 +246,11 @@ def study_from_spec(spec: Mapping[str, Any], root: fio.PathLike, *, where: str,
     means = {n: _entry(spec, "mean_faces", where, identity=n) for n in [source, *targets]}
     sources = tuple(root / _entry(spec, "source_images", where, expression=e)
                     for e in expressions)
+    _check_distinct(spec, where, root, {"expression": expressions, "target": targets,
+                                        "alpha": labels},
+                    [(f"({e}, {t}, alpha {a})", images[i][j][k])
+                     for i, e in enumerate(expressions) for j, t in enumerate(targets)
+                     for k, a in enumerate(labels)], means)
     for rel in [*means.values(), *(p for row in images for cell in row for p in cell)]:
         if not (root / rel).is_file():
             raise _fail(where, "images" if rel not in means.values() else "mean_faces",

@@ -14,7 +14,10 @@ Per expression, the seed study's two layouts:
 
 And over the whole run: ``scores.csv``, the tidy long format (one row per
 generated image with every number), ``best_alpha.csv`` (per expression and
-target) and ``general_trend.csv`` (per expression, then ``all``).
+target), ``general_trend.csv`` (per expression, then ``all``) and
+``per_alpha.csv`` (per expression and alpha, then ``all`` per alpha: mean,
+standard error and count of the AU error and of both identity distances, the
+numbers the published figures plot).
 
 On request (``published_tables``), the published study's own layout as well,
 under ``tables/published/`` (:func:`write_published`), so results can be
@@ -40,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from flowjax.evaluation import metrics
 from flowjax.evaluation.datatypes import Scores
 
 if TYPE_CHECKING:
@@ -217,6 +221,39 @@ def trend_table(scores: Scores) -> Table:
                   "mean_distance_to_target_mean"), tuple(rows))
 
 
+PER_ALPHA_NUMBERS = ("au_error", "distance_to_target_mean", "distance_to_source_mean")
+
+
+def per_alpha_table(scores: Scores) -> Table:
+    """Per expression and alpha (in alpha order), then over every expression
+    (``all``): the mean, standard error (``_se``) and count (``_n``) of each
+    number of ``scores.csv`` over the images of that alpha
+    (:func:`~flowjax.evaluation.metrics.mean_and_se`; NaN values are left out).
+    ``images`` counts the generated images of the row. Without AU scores the
+    ``au_error`` columns are absent, as in ``scores.csv``."""
+    run, d = scores.run, scores.identity
+    values = {"distance_to_target_mean": d.to_target, "distance_to_source_mean": d.to_source}
+    if scores.has_aus:
+        values["au_error"] = scores.au_error
+    names = [k for k in PER_ALPHA_NUMBERS if k in values]
+    header = ["expression", "alpha", "images"]
+    for name in names:
+        header += [name, f"{name}_se", f"{name}_n"]
+    order = np.argsort(run.alphas, kind="stable")
+    blocks = [(e, {k: v[i] for k, v in values.items()}) for i, e in enumerate(run.expressions)]
+    blocks.append(("all", {k: v.reshape(-1, v.shape[-1]) for k, v in values.items()}))
+    rows = []
+    for label, block in blocks:  # each number: [images, alphas]
+        stats = {k: metrics.mean_and_se(v, 0) for k, v in block.items()}
+        for a in order:
+            row: list[Any] = [label, float(run.alphas[a]), len(block[names[0]])]
+            for name in names:
+                mean, se, n = stats[name]
+                row += [float(mean[a]), float(se[a]), int(n[a])]
+            rows.append(tuple(row))
+    return Table(tuple(header), tuple(rows))
+
+
 def _write(run_dir: run_dirs.RunDir, rel: str, table: Table) -> str:
     run_dir.write_csv(rel, table.csv_rows(), header=table.header)
     return rel
@@ -238,6 +275,7 @@ def write_all(run_dir: run_dirs.RunDir, scores: Scores) -> dict[str, Any]:
             for e, expression in enumerate(scores.run.expressions)}
         files["best_alpha"] = _write(run_dir, "tables/best_alpha.csv", best_alpha_table(scores))
         files["general_trend"] = _write(run_dir, "tables/general_trend.csv", trend_table(scores))
+    files["per_alpha"] = _write(run_dir, "tables/per_alpha.csv", per_alpha_table(scores))
     return files
 
 
