@@ -74,6 +74,9 @@ def base_config() -> ml_collections.ConfigDict:
     # Align unaligned photos on the way in (flowjax.faces.align; docs/configs.md).
     config.align = False
     config.align_multiple_faces = "largest"  # or "most_confident", "error"
+    # A photo with no face (or several under "error" above): "error" stops the run naming it;
+    # "skip" leaves it out, logs it and lists it in the manifest (extra.alignment_skipped).
+    config.align_failures = "error"
     config.align_detector = "mtcnn"  # "mtcnn", "dlib" (OpenAI's demo; .[faces]) or "module:factory"
     # Passed to the detector factory where set (None: the detector's default).
     config.align_detector_options = ml_collections.ConfigDict(dict(

@@ -42,8 +42,24 @@ these numbers. The tests run the same config with
 compilation, but about 0.3 s per step, because the backward pass of a
 convolution inside ``nn.scan`` compiles to slow code at that level.
 
-Data sources, the model fields (``--config.model.flow_step=...``) and multi-host
-training: docs/configs.md.
+Your own folder of aligned faces (PNG/JPEG, searched recursively), e.g. with the
+demo model's settings::
+
+    python run.py --config=configs/train.py:demo --config.data.source=folder \
+      --config.data.folder=DIR --workdir=runs/train-mine
+
+Images of another size need ``--config.data.resize=lanczos`` (or
+``--config.model.image_size=N``). Left unset, the held-out set
+(``data.num_eval``: 512) and the init batch (``init_batch_size``: 256) shrink
+to fit a small folder (at most 1 in 10 images held out, one training batch
+left), and the log says what was chosen; a number you set is used as it is or
+refused naming the largest that fits. Every config error names the flag to
+change and comes before the workdir is created (flowjax.training.config_checks).
+
+Data sources, the model fields (``--config.model.flow_step=...``), the execution
+settings a run may change on resume (``remat``, ``scan_unroll``, ``precision``:
+training runs an unset precision at "default", its sample grids at "highest")
+and multi-host training: docs/configs.md.
 """
 
 import ml_collections
@@ -66,10 +82,13 @@ def _base() -> ml_collections.ConfigDict:
     config.data = ml_collections.ConfigDict(dict(
         source="synthetic", folder=config_dict.placeholder(str),
         eval_folder=config_dict.placeholder(str), resize=config_dict.placeholder(str),
-        alpha="composite", validate="first", num_train=20_000, num_eval=512, prefetch=2,
+        alpha="composite", validate="first", num_train=20_000, prefetch=2,
         synthetic_setting="easy"))  # source="synthetic": flowjax.synthetic.SETTINGS
+    # Held-out images and the data-dependent init batch; None fits the data (512 and 256,
+    # fewer for a small folder; flowjax.training.config_checks), and the log says so.
+    config.data.num_eval = config_dict.placeholder(int)
     config.batch_size = 64
-    config.init_batch_size = 256
+    config.init_batch_size = config_dict.placeholder(int)
     config.eval_batch_size = 64
     config.num_steps = 100_000
     config.optimizer = ml_collections.ConfigDict(dict(
@@ -102,9 +121,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         # The shipped demo model (weights/demo/glow): small enough to train on
         # a 2-core CPU in well under an hour; steps unrolled (see Glow.scan_unroll).
         config.model.update(image_size=64, n_levels=3, depth=8, width=64, scan_unroll=8)
-        config.data.update(source="synthetic", num_train=24_000, num_eval=512)
-        config.batch_size = 32
-        config.init_batch_size = 256
+        config.data.update(source="synthetic", num_train=24_000)  # 512 held out
+        config.batch_size = 32  # the init batch: 256 images
         config.eval_batch_size = 128
         config.num_steps = 1_250  # 40,000 images: 1.7 passes over the 24,000 renders
         config.optimizer.update(name="adam", learning_rate=1e-3, warmup_steps=100)

@@ -12,7 +12,9 @@ compiled sweep. Run directory::
 The direction comes from ``config.vectors`` (see :func:`load_vector`) or from
 the labelled sets ``config.data.positive`` / ``negative``. As in
 experiments/transfer.py, everything is loaded and decoded before the run
-directory is created, so bad input leaves nothing behind.
+directory is created, so bad input leaves nothing behind. With
+``config.align_failures="skip"``, photos that cannot be aligned are left out
+and listed in ``attributes.json`` and the manifest (``alignment_skipped``).
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ def _load(config: Any, base_dir: Any, size: int, what: str) -> fio.ImageSet:
     if not value:
         raise ValueError(f"config.data.{what} is not set; give a folder, an image or a glob")
     return runs.load_images(config, names.resolve_paths(value, base_dir, f"config.data.{what}"),
-                            size)
+                            size, label=f"config.data.{what}")
 
 
 def main(config: Any, workdir: str) -> dict[str, Any]:
@@ -170,6 +172,9 @@ def _write_run(exp, attribute, labels, image_names, sets, grid, vector,
                    "images": images, "strips": strips, "vector": vector_record,
                    "vector_file": vector_file, "vector_norm": float(np.linalg.norm(vector)),
                    "model": exp.model_record}
+        skipped = runs.skipped_photos(sets)
+        if skipped:  # config.align_failures="skip" left these photos out
+            summary["alignment_skipped"] = skipped
         run.write_json("attributes.json", summary)
         if config.vectors:
             run.manifest.add_input(config.vectors, role="attribute vectors")

@@ -16,7 +16,8 @@ PSNR is ``10 log10(255^2 / MSE)`` over all pixels and channels; an exact
 reconstruction has PSNR ``inf`` (``null`` in JSON, ``inf`` in the CSV).
 Writes ``reconstruction.csv``, ``reconstruction.json`` (per image and a
 summary), ``reconstructions/<name>.png`` (with ``config.write_images``) and
-``manifest.json``.
+``manifest.json``; photos that ``config.align_failures="skip"`` left out are listed
+in both JSON files (``alignment_skipped``).
 """
 
 from __future__ import annotations
@@ -67,7 +68,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                                  "glob")
             image_set = runs.load_images(
                 config, names.resolve_paths(config.data.images, base_dir, "config.data.images"),
-                size)
+                size, label="config.data.images")
             image_names = names.image_names(image_set.paths)
         model, variables, _ = exp.load_model(image_set.images)
 
@@ -132,6 +133,9 @@ def _write_run(exp, rows, image_names, decoded, image_set, model) -> dict[str, A
                      for r in rows]
         result = {"summary": summary, "space": config.space, "images": json_rows,
                   "model": exp.model_record}
+        skipped = runs.skipped_photos({"images": image_set})
+        if skipped:  # config.align_failures="skip" left these photos out
+            result["alignment_skipped"] = skipped
         run.write_json("reconstruction.json", result)
     logging.info("reconstruction: %d/%d images exact at %d bits, max float error %.3g",
                  summary["exact_at_model_bits"], summary["images"], model.n_bits,

@@ -22,7 +22,13 @@ Writes into the workdir: ``config.json``, ``model_config.json`` (with
 tensorboard is installed), ``samples/step_<step>.png`` and ``summary.json``,
 whose ``compile_s``, ``first_step_s``, ``steady_step_s`` and
 ``steady_images_per_s`` keep compilation apart from steady-state throughput
-(the numbers a training benchmark reports).
+(the numbers a training benchmark reports) and whose ``execution`` says how the
+run ran the model (``remat``, ``scan_unroll``, ``precision``: a workdir resumes
+under other ones, ``flowjax.models.execution``).
+
+A config error (``flowjax.training.config_checks``) names the flag to change and
+is raised before the workdir is created; held-out and init batch sizes left
+unset fit a small folder, as the log says.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import Any
 import jax
 from absl import logging
 
+from flowjax.training import config_checks
 from flowjax.training import train as train_lib
 
 
@@ -40,6 +47,9 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
     # orbax's INFO lines are filtered for every experiment by run.py.
     logging.info("process %d of %d, %d devices in all", jax.process_index(), jax.process_count(),
                  jax.device_count())
+    # Every config error names its flag, before any work: these options here, the data
+    # options in train_lib.train (datasets.make_datasets), both before the workdir exists.
+    config_checks.check_run_options(config, jax.device_count())
     summary = train_lib.train(config, workdir)
     if jax.process_index() == 0:
         print(json.dumps({k: summary.get(k) for k in (

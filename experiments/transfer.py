@@ -17,6 +17,11 @@ With ``config.align`` the photos are aligned to the model's size as they load
 ``extra.alignment`` records each alignment, and the aligned photos are written
 to ``inputs/aligned/<identity>/`` (labelled not generated; ``transfer.json``
 lists them, and its ``source_images`` are the evaluation's AU references).
+With ``config.align_failures="skip"`` a photo in which no face is found (or
+several, under ``config.align_multiple_faces="error"``) is left out: logged,
+listed with its reason in the manifest's ``extra.alignment_skipped`` and in
+``transfer.json``'s ``alignment_skipped``; an identity left with no photo stops
+the run, naming it.
 
 Nothing is written until all inputs have loaded and all images are decoded,
 so bad input leaves no run directory behind. Every PNG says it is synthetic
@@ -112,8 +117,13 @@ def _select(config: Any,
     wanted = list(config.expressions) or list(stems)
     missing = [e for e in wanted if e not in stems]
     if missing:
+        skipped = {Path(s["source"]).stem: s["reason"]
+                   for s in getattr(identities[source], "skipped", ())}
+        left_out = [f"{e} ({skipped[e]}: left out by config.align_failures='skip')"
+                    for e in missing if e in skipped]
         raise ValueError(f"config.expressions {missing} are not images of source {source!r}; "
-                         f"its images are {list(stems)}")
+                         f"its images are {list(stems)}"
+                         + (f"; not aligned: {', '.join(left_out)}" if left_out else ""))
     targets = list(config.targets) or [n for n in identity_names if n != source]
     unknown = [t for t in targets if t not in identities]
     if unknown or not targets:
@@ -280,6 +290,9 @@ def _write_run(exp, labels, source, expressions, targets, used, stats, grid, mea
             # The images the transfer encoded: the evaluation's AU reference.
             summary["aligned_inputs"] = aligned
             summary["source_images"] = {e: aligned[source][i] for e, i in expressions.items()}
+        skipped = runs.skipped_photos(used)
+        if skipped:
+            summary["alignment_skipped"] = skipped
         run.write_json("transfer.json", summary)
     logging.info("wrote %d transfer images to %s", grid.shape[0] * grid.shape[1] * grid.shape[2],
                  exp.workdir)

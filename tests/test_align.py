@@ -553,3 +553,84 @@ def test_detector_spec_of_a_missing_module_names_it():
 def test_detector_spec_of_a_non_function_is_rejected():
     with pytest.raises(ValueError, match=r"flowjax.faces.align.DEFAULT_SIZE is int, expected a function"):
         detectors.detector_from_spec("flowjax.faces.align:DEFAULT_SIZE")
+
+
+# ---------------------------------------------------------------- photos that cannot be aligned
+
+
+def test_skip_leaves_out_a_photo_without_a_face_and_lists_it(photos, caplog):
+    write_photo(photos / "nobody.png", 77, 78, [])
+    aligned = align.load_aligned_images(photos, size=MODEL_SIZE, detector=drawn_faces_detector(),
+                                        failures="skip")
+    assert [p.name for p in aligned.paths] == ["a.png", "b.png", "c.jpg"]
+    assert len(aligned.images) == len(aligned.records) == len(aligned.alignment) == 3
+    (skipped,) = aligned.skipped
+    assert skipped["source"] == str(photos / "nobody.png") and skipped["reason"] == "no face"
+    assert skipped["source_size"] == [78, 77] and skipped["n_faces"] == 0
+    assert skipped["sha256"] == hashlib.sha256((photos / "nobody.png").read_bytes()).hexdigest()
+    assert skipped["message"].startswith(f"{photos / 'nobody.png'}: no face found in this 78x77")
+    json.dumps(skipped)
+    assert "left out (align_failures='skip')" in caplog.text and "nobody.png" in caplog.text
+
+
+def test_skip_leaves_out_a_photo_with_several_faces_under_the_error_policy(tmp_path):
+    write_photo(tmp_path / "pair.png", 240, 300, TWO_DRAWN_FACES)
+    write_photo(tmp_path / "single.png", 90, 91, [((45.0, 40.0), 25.0, 0.0)])
+    aligned = align.load_aligned_images(tmp_path, size=MODEL_SIZE,
+                                        detector=drawn_faces_detector(), multiple_faces="error",
+                                        failures="skip")
+    assert [p.name for p in aligned.paths] == ["single.png"]
+    assert [(s["reason"], s["n_faces"]) for s in aligned.skipped] == [("several faces", 2)]
+
+
+def test_skip_refuses_a_set_left_with_no_photo_naming_it(tmp_path):
+    write_photo(tmp_path / "nobody.png", 77, 78, [])
+    with pytest.raises(ValueError, match=r"the negatives is left with no photo: none of its 1 "
+                                         r"photo\(s\) could be aligned \(.*nobody\.png: no face\)"):
+        align.load_aligned_images(tmp_path, size=MODEL_SIZE, detector=drawn_faces_detector(),
+                                  failures="skip", label="the negatives")
+
+
+def test_skip_refuses_an_identity_left_with_no_photo_naming_it(tmp_path):
+    root = tmp_path / "people"
+    for name in ("ann", "bob"):
+        (root / name).mkdir(parents=True)
+    write_photo(root / "ann" / "x.png", 90, 91, [((45.0, 40.0), 25.0, 0.0)])
+    write_photo(root / "bob" / "profile.png", 92, 93, [])
+    with pytest.raises(ValueError, match=r"identity 'bob' is left with no photo"):
+        align.load_aligned_identities(root, size=32, detector=drawn_faces_detector(),
+                                      failures="skip")
+
+
+def test_unknown_failures_policy_is_rejected_before_any_photo_is_read(photos):
+    with pytest.raises(ValueError, match=r"failures must be one of \('error', 'skip'\)"):
+        align.load_aligned_images(photos, size=MODEL_SIZE, detector=drawn_faces_detector(),
+                                  failures="ignore")
+
+
+def test_no_face_names_a_settings_only_detector_and_its_settings(tmp_path):
+    def nothing(image):
+        return np.zeros((0, 4)), np.zeros(0), np.zeros((0, 5, 2))
+
+    class Plain:
+        settings: ClassVar = {"detector": "my detector", "threshold": 0.7, "nested": {"a": 1}}
+
+        def __call__(self, image):
+            return nothing(image)
+
+    path = photo_file(tmp_path, "room.png")
+    with pytest.raises(align.AlignmentError,
+                       match=r"room\.png: no face found in this 480x320 \(WxH\) photo by my "
+                             r"detector \(threshold 0\.7\)\."):
+        align.align_photo(path, detector=Plain())
+    with pytest.raises(align.AlignmentError, match=r"photo by test_align\.[\w.<>]*nothing\."):
+        align.align_photo(path, detector=nothing)
+
+
+def test_mtcnn_no_face_names_its_working_copy_and_thresholds(recording_mtcnn):
+    detector = detectors.mtcnn_detector()
+    text = detector.describe_search((1200, 1600, 3))
+    assert "MTCNN on a copy resized to 800x600" in text
+    assert f"probability >= {detectors.MTCNN_MIN_SCORE:g}" in text
+    assert f"at least {detectors.MTCNN_MIN_FACE_SIZE:g} px" in text
+    assert "the photo itself" in detector.describe_search((300, 400, 3))

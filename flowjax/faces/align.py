@@ -37,13 +37,22 @@ already be uint8 RGB. :func:`load_aligned_images` and
 rules, align every photo and return the same ``ImageSet`` (records extended
 by the alignment), so the experiments switch to them with ``config.align=True``.
 
+Photos that cannot be aligned. A photo with no face, or with several under
+``multiple_faces="error"``, raises :class:`AlignmentError`, whose message says
+what was searched (the detector, its upsampling or working copy, the photo's
+size: :func:`flowjax.faces.detectors.describe_search`) rather than guessing
+why. With ``failures="skip"`` the loaders leave such photos out instead and
+list them in the set's ``skipped`` (the reason, the photo's checksum and size,
+the detector's settings); a set, or an identity, left with no photo is an
+error naming it.
+
 Detectors live in :mod:`flowjax.faces.detectors` (the ``Detector`` contract,
 MTCNN, dlib by name, ``"module:factory"`` specs as ``config.align_detector``
 gives them); this module picks one of the faces a detector finds and aligns it.
 
 Longer than 400 lines because the geometry, the per-photo policy (no face, several
-faces) and the loaders that apply it are together the one alignment of OpenAI's demo; a
-tenth of it is this docstring.
+faces; raise or skip) and the loaders that apply it are together the one alignment of
+OpenAI's demo; a tenth of it is this docstring.
 """
 
 from __future__ import annotations
@@ -60,7 +69,8 @@ from PIL import Image
 
 from flowjax import io as fio
 from flowjax.faces import identity_folders
-from flowjax.faces.detectors import Detector, default_detector, detector_settings
+from flowjax.faces.detectors import (Detector, default_detector, describe_search,
+                                     detector_settings)
 
 # imutils FaceAligner parameters used by OpenAI's demo (GLOW_SPEC.md section 5).
 LEFT_EYE_TEMPLATE = (0.371, 0.480)
@@ -68,6 +78,9 @@ DEFAULT_SIZE = 256
 
 MultipleFaces = Literal["error", "largest", "most_confident"]
 MULTIPLE_FACES_POLICIES = ("error", "largest", "most_confident")
+# What the loaders do with a photo that cannot be aligned (no face; several under "error").
+AlignFailures = Literal["error", "skip"]
+ALIGN_FAILURE_POLICIES = ("error", "skip")
 
 logger = logging.getLogger(__name__)
 
@@ -274,6 +287,20 @@ class AlignmentInfo:
         )
 
 
+class AlignmentError(ValueError):
+    """A photo that cannot be aligned: no face found, or several under ``multiple_faces="error"``.
+
+    ``record`` is JSON-ready: ``source``, ``reason`` ("no face" or "several faces"),
+    ``message`` (this error's text), ``source_size`` (width, height), ``n_faces`` and
+    the ``detector``'s settings; the loaders' ``skipped`` entries add the file's
+    ``sha256``.
+    """
+
+    def __init__(self, message: str, record: dict[str, Any]) -> None:
+        super().__init__(message)
+        self.record = {**record, "message": message}
+
+
 def align_photo(
     photo: str | os.PathLike | np.ndarray,
     detector: Detector | None = None,
@@ -292,7 +319,8 @@ def align_photo(
     largest box, normally the subject of a portrait; the demo took dlib's
     first detection), "most_confident" (highest probability) or "error"; a
     choice among several is logged as a warning and recorded in the returned
-    :class:`AlignmentInfo`. No face raises ValueError naming the photo.
+    :class:`AlignmentInfo`. No face raises :class:`AlignmentError` naming the photo
+    and what was searched.
     """
     _check_policy(multiple_faces)
     _check_size(size)
@@ -327,17 +355,21 @@ def _align_loaded(
             f"and landmarks of shape {points.shape}; expected [N, 4], [N] and [N, 5, 2] "
             "(or [N, 68, 2]) for the same N. Fix the detector"
         )
+    record = {"source": source, "source_size": [image.shape[1], image.shape[0]],
+              "n_faces": n_faces, "detector": detector_settings(detector)}
     if n_faces == 0:
-        raise ValueError(
-            f"{source}: no face found; use a frontal photo with the face at least "
-            "~20 px tall, or align it yourself with align_image(image, landmarks)"
-        )
+        raise AlignmentError(
+            f"{source}: no face found in this {image.shape[1]}x{image.shape[0]} (WxH) photo by "
+            f"{describe_search(detector, image.shape)}. Leave such photos out with "
+            "align_failures='skip', try another detector, or align the photo from landmarks "
+            "you have with align_image(image, landmarks)",
+            {**record, "reason": "no face"})
     if n_faces > 1 and multiple_faces == "error":
-        raise ValueError(
+        raise AlignmentError(
             f"{source}: found {n_faces} faces, expected 1 (multiple_faces='error'); "
-            "crop the photo to one person or pass multiple_faces='largest' or "
-            "'most_confident'"
-        )
+            "crop the photo to one person, pass multiple_faces='largest' or "
+            "'most_confident', or leave such photos out with align_failures='skip'",
+            {**record, "reason": "several faces"})
     if multiple_faces == "most_confident":
         index = int(np.argmax(probs))
     else:
@@ -392,9 +424,13 @@ class AlignedImageSet(fio.ImageSet):
     ``images[i]`` is ``paths[i]`` aligned as ``alignment[i]`` says; each
     record's conversions end with that alignment's :meth:`AlignmentInfo.describe`;
     ``options`` are the loading options (no size: photos differ in size).
+    ``skipped`` lists the photos left out under ``failures="skip"`` (the
+    :attr:`AlignmentError.record` of each, with its ``sha256``); they are not in
+    ``paths``.
     """
 
     alignment: tuple[AlignmentInfo, ...] = ()
+    skipped: tuple[dict[str, Any], ...] = ()
 
 
 def load_aligned_images(
@@ -406,17 +442,21 @@ def load_aligned_images(
     alpha: str = "composite",
     background: Sequence[int] = (255, 255, 255),
     antialias: bool = True,
+    failures: AlignFailures = "error",
+    label: str = "the photos",
 ) -> AlignedImageSet:
     """:func:`flowjax.io.images.load_images` for unaligned photos: each aligned to ``size``.
 
     Files are listed by ``flowjax.io.images``'s rules and read by its
     :func:`~flowjax.io.images.load_image` (any size); every face is detected and
-    aligned as by :func:`align_photo`. Raises on the first photo without a
-    face (or with several under "error"), naming it.
+    aligned as by :func:`align_photo`. A photo without a face (or with several
+    under "error") raises :class:`AlignmentError` naming it (``failures="error"``)
+    or is left out and listed in ``skipped`` (``"skip"``; logged as a warning); no
+    photo left is a ValueError naming ``label`` and every photo's reason.
     """
-    detector = _prepare(size, multiple_faces, alpha, background, detector)
+    detector = _prepare(size, multiple_faces, alpha, background, detector, failures)
     return _align_files(fio.image_files(source), size, detector, multiple_faces, alpha,
-                        background, antialias)
+                        background, antialias, failures, label)
 
 
 def load_aligned_identities(
@@ -429,44 +469,64 @@ def load_aligned_identities(
     alpha: str = "composite",
     background: Sequence[int] = (255, 255, 255),
     antialias: bool = True,
+    failures: AlignFailures = "error",
 ) -> dict[str, AlignedImageSet]:
     """:func:`flowjax.faces.identity_folders.load_identities` for unaligned photos (see :func:`load_aligned_images`).
 
     ``source`` is a root folder ``root/<identity>/*.png`` or an ``{identity:
     paths}`` mapping (relative paths against ``base_dir``), as there; every
-    folder is listed before the first photo is read.
+    folder is listed before the first photo is read. With ``failures="skip"``, an
+    identity left with no photo is a ValueError naming it.
     """
-    detector = _prepare(size, multiple_faces, alpha, background, detector)
+    detector = _prepare(size, multiple_faces, alpha, background, detector, failures)
     groups = identity_folders.identity_files(source, base_dir=base_dir)
     return {
-        identity: _align_files(files, size, detector, multiple_faces, alpha, background, antialias)
+        identity: _align_files(files, size, detector, multiple_faces, alpha, background, antialias,
+                               failures, f"identity {identity!r}")
         for identity, files in groups.items()
     }
 
 
-def _prepare(size, multiple_faces, alpha, background, detector) -> Detector:
+def _prepare(size, multiple_faces, alpha, background, detector, failures) -> Detector:
     """Checks the options (before any file is read) and builds the default detector."""
     _check_size(size)
     _check_policy(multiple_faces)
+    if failures not in ALIGN_FAILURE_POLICIES:
+        raise ValueError(f"failures must be one of {ALIGN_FAILURE_POLICIES}, got {failures!r}")
     fio.LoadOptions.make(None, None, alpha, background)
     return default_detector() if detector is None else detector
 
 
-def _align_files(files, size, detector, multiple_faces, alpha, background,
-                 antialias) -> AlignedImageSet:
-    images, records, infos = [], [], []
+def _align_files(files, size, detector, multiple_faces, alpha, background, antialias,
+                 failures, label) -> AlignedImageSet:
+    images, paths, records, infos, skipped = [], [], [], [], []
     for path in files:
         image, record = fio.load_image(path, alpha=alpha, background=background)
-        aligned, info = _align_loaded(image, record.path, record.conversions, detector, size,
-                                      multiple_faces, antialias)
+        try:
+            aligned, info = _align_loaded(image, record.path, record.conversions, detector, size,
+                                          multiple_faces, antialias)
+        except AlignmentError as error:
+            if failures == "error":
+                raise
+            skipped.append({**error.record, "sha256": record.sha256})
+            logger.warning("left out (align_failures='skip'): %s", error)
+            continue
         images.append(aligned)
+        paths.append(path)
         records.append(dataclasses.replace(record,
                                            conversions=(*record.conversions, info.describe())))
         infos.append(info)
+    if not images:
+        reasons = "; ".join(f"{s['source']}: {s['reason']}" for s in skipped)
+        raise ValueError(
+            f"{label} is left with no photo: none of its {len(skipped)} photo(s) could be "
+            f"aligned ({reasons}). Add a photo in which the detector finds one face, or "
+            f"remove {label} from the inputs")
     return AlignedImageSet(
         images=np.stack(images),
-        paths=tuple(files),
+        paths=tuple(paths),
         records=tuple(records),
         options=fio.LoadOptions.make(None, None, alpha, background),
         alignment=tuple(infos),
+        skipped=tuple(skipped),
     )

@@ -156,6 +156,18 @@ class MtcnnDetector:
                         self.min_face_size, self.min_score)
         return boxes[keep], probs[keep], points[keep]
 
+    def describe_search(self, image_shape: tuple[int, ...]) -> str:
+        """What a call on a photo of ``image_shape`` searches, in words (for "no face" errors)."""
+        height, width = image_shape[:2]
+        if self.max_width is None or width <= self.max_width:
+            copy = "the photo itself"
+        else:
+            copy_height = max(1, round(height * self.max_width / width))
+            copy = f"a copy resized to {self.max_width}x{copy_height}"
+        return (f"facenet-pytorch's MTCNN on {copy}, keeping faces with probability >= "
+                f"{self.min_score:g} and at least {self.min_face_size:g} px on their shorter "
+                "side in the photo")
+
 
 def mtcnn_detector(device: str = "cpu", **options: Any) -> MtcnnDetector:
     """An :class:`MtcnnDetector`; raises ImportError, with the cause, if MTCNN cannot import."""
@@ -240,6 +252,18 @@ def detector_from_spec(spec: str, what: str = "detector spec",
             "detector (a callable: uint8 [H, W, 3] -> (boxes, probabilities, landmarks))"
         )
     return detector
+
+
+def describe_search(detector: Detector, image_shape: tuple[int, ...]) -> str:
+    """What ``detector`` searched in a photo of ``image_shape``, in words: its
+    ``describe_search(image_shape)`` where it has one (MTCNN, dlib), else its settings."""
+    describe = getattr(detector, "describe_search", None)
+    if callable(describe):
+        return describe(image_shape)
+    settings = detector_settings(detector)
+    name = settings.pop("detector", "the detector")
+    shown = ", ".join(f"{k} {v!r}" for k, v in settings.items() if not isinstance(v, dict))
+    return f"{name}{f' ({shown})' if shown else ''}"
 
 
 def detector_settings(detector: Detector) -> dict[str, Any]:

@@ -46,6 +46,7 @@ from flowjax import io as fio
 
 DEMO_WIDTH = 800  # imutils.resize(image, width=800) in OpenAI's align_face.py
 DEMO_UPSAMPLE = 2  # detector(gray, 2)
+HOG_WINDOW = 80  # px: dlib's frontal face detector finds faces of about 80x80 and up, per upsampling halved
 _DLIB_MODELS = "https://github.com/davisking/dlib-models"
 
 
@@ -259,6 +260,26 @@ class DlibDetector:
         if not boxes:
             return np.zeros((0, 4)), np.zeros((0,)), np.zeros((0, 68, 2))
         return np.stack(boxes), np.array(kept_scores), np.stack(points)
+
+
+    def describe_search(self, image_shape: tuple[int, ...]) -> str:
+        """What a call on a photo of ``image_shape`` searches, in words (for "no face" errors).
+
+        dlib's HOG frontal face detector scans an 80x80 px window; each upsampling
+        pass doubles the image, so it finds faces from about ``80 / 2**upsample`` px.
+        """
+        height, width = image_shape[:2]
+        if self.width is None or self.width == width:
+            copy, ratio = "the photo itself", 1.0
+        else:
+            copy_height = max(1, int(height * self.width / width))
+            copy, ratio = f"a copy resized to {self.width}x{copy_height}", width / self.width
+        smallest = HOG_WINDOW / 2 ** self.upsample
+        in_photo = "" if ratio == 1.0 else f", about {smallest * ratio:.0f} px in the photo"
+        return (f"dlib's HOG frontal face detector on {copy} with {self.upsample} upsampling "
+                f"passes (smallest face it finds: about {smallest:g} px in what it scans"
+                f"{in_photo}), keeping detections scoring >= {self.min_score:g} and at least "
+                f"{self.min_face_size:g} px on their shorter side")
 
 
 def dlib_detector(**options: Any) -> DlibDetector:

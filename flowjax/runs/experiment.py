@@ -24,10 +24,11 @@ and the pieces it uses, for experiments that need only some:
   cheaply (no weights) to size the images;
 * :func:`check_workdir` -- fails before any work when the run directory exists,
   is not writable, or would take an input with it (:func:`config_paths`);
-* :func:`check_alignment`, :func:`load_images`, :func:`load_identities`,
-  :func:`record_alignment` -- the configured images, aligned on the way in
-  when ``config.align`` (``flowjax.faces.align``), else as ``flowjax.io.images`` and
-  ``flowjax.faces.identity_folders`` load them;
+* ``check_alignment``, ``load_images``, ``load_identities``,
+  ``record_alignment``, ``skipped_photos`` (``flowjax.runs.inputs``) -- the
+  configured images, aligned on the way in when ``config.align``
+  (``flowjax.faces.align``); with ``config.align_failures="skip"`` a photo that
+  cannot be aligned is left out and listed in the manifest;
 * :func:`encode_sets` -- one batched encode of several image sets, flat
   latents per set; :func:`record_inputs` -- the manifest's input entries.
 
@@ -55,9 +56,9 @@ from absl import logging
 
 from flowjax import models, synthetic
 from flowjax import io as fio
-from flowjax.faces import align, detectors, identity_folders
-from flowjax.models import checkpoints, glow
+from flowjax.models import checkpoints, execution, glow
 from flowjax.runs import run_dirs
+from flowjax.runs.inputs import record_alignment
 from flowjax.runs.names import model_label  # flowjax.runs.model_label is this one
 from flowjax.transfer import latents, sweep
 
@@ -182,7 +183,9 @@ def load_model(config: Any, images: np.ndarray) -> tuple[nn.Module, Any, dict[st
     A random init uses ``config.model``, ``config.random_init.seed`` and, with
     ``config.random_init.ddi`` (default), data-dependent ActNorm init on
     ``images`` (all the run's inputs); without it ``flowjax.models.random_variables``.
-    ``record`` is the manifest's ``model`` entry.
+    ``record`` is the manifest's ``model`` entry: the checkpoint, what the model is
+    (``model_config``) and how this run ran it (``execution``: a checkpoint runs at
+    its family's default settings, ``flowjax.models.execution``).
     """
     if _uses_checkpoint(config):
         model, variables = checkpoints.load_model(config.checkpoint)
@@ -190,7 +193,8 @@ def load_model(config: Any, images: np.ndarray) -> tuple[nn.Module, Any, dict[st
         # The full path: what the manifest records must not depend on where the run started.
         record = {"checkpoint": os.path.abspath(config.checkpoint),
                   "sha256": fio.sha256_path(config.checkpoint),
-                  "model_config": models.model_config(model), "random_init": False}
+                  "model_config": models.model_config(model), "execution": _execution(model),
+                  "random_init": False}
         return model, variables, record
     model = models.model_from_config(config.model)
     seed = int(config.random_init.seed)
@@ -204,8 +208,14 @@ def load_model(config: Any, images: np.ndarray) -> tuple[nn.Module, Any, dict[st
         variables = models.random_variables(model, seed)
     record = {"checkpoint": None, "sha256": None, "random_init": True, "seed": seed,
               "ddi_on_inputs": bool(config.random_init.ddi),
-              "model_config": models.model_config(model), "warning": RANDOM_MODEL_WARNING}
+              "model_config": models.model_config(model), "execution": _execution(model),
+              "warning": RANDOM_MODEL_WARNING}
     return model, variables, record
+
+
+def _execution(model: nn.Module) -> dict[str, Any]:
+    """How the run's encodes and decodes ran (an "auto" precision as its policy runs it)."""
+    return models.execution_config(execution.for_phase(model, "decode"))
 
 
 def encode_sets(model: nn.Module, variables: Any, image_sets: dict[str, Any],
@@ -218,72 +228,6 @@ def encode_sets(model: nn.Module, variables: Any, image_sets: dict[str, Any],
     flat = np.asarray(latents.flatten(list(latents.in_space(encoding, config.space))))
     ends = np.cumsum([len(s) for s in image_sets.values()])
     return dict(zip(image_sets, np.split(flat, ends[:-1])))
-
-
-def check_alignment(config: Any, synthetic_study: bool = False) -> None:
-    """Refuses ``config.align=True`` where it cannot apply, before any work.
-
-    Alignment is for the user's own photos: the generated faces and the
-    synthetic study (``synthetic_study``) are already aligned renders, and
-    ``config.data.resize`` would fight the alignment, which produces the
-    model's size itself.
-    """
-    if not config.get("align", False):
-        return
-    if config.data.generated.enabled or synthetic_study:
-        what = ("config.data.generated.enabled=True (generated faces)"
-                if config.data.generated.enabled else "the synthetic study (no data given)")
-        raise ValueError(
-            f"config.align=True aligns your own photos, but this run uses {what}, which are "
-            "already aligned renders: give your photos (config.data.identities / identity_map "
-            "for transfer, config.data.images etc. otherwise) with generated data off, or "
-            "drop --config.align")
-    if config.data.resize:
-        raise ValueError(
-            f"config.data.resize={config.data.resize!r} with config.align=True: alignment "
-            "already produces the model's image size; drop --config.data.resize (it is for "
-            "pre-aligned faces of another size)")
-    if config.align_multiple_faces not in align.MULTIPLE_FACES_POLICIES:
-        raise ValueError(f"config.align_multiple_faces must be one of "
-                         f"{align.MULTIPLE_FACES_POLICIES}, got {config.align_multiple_faces!r}")
-    detectors.parse_detector_spec(config.align_detector, "config.align_detector")
-
-
-def _align_options(config: Any) -> dict[str, Any]:
-    options = {k: v for k, v in config.get("align_detector_options", {}).items() if v is not None}
-    return {"detector": detectors.detector_from_spec(config.align_detector,
-                                                          "config.align_detector", options),
-            "multiple_faces": config.align_multiple_faces, "alpha": config.data.alpha}
-
-
-def load_images(config: Any, source: Any, image_size: int) -> fio.ImageSet:
-    """``fio.load_images(source)`` at the model's size, or aligned to it when ``config.align``."""
-    if config.get("align", False):
-        return align.load_aligned_images(source, size=image_size, **_align_options(config))
-    return fio.load_images(source, size=image_size, resize=config.data.resize,
-                            alpha=config.data.alpha)
-
-
-def load_identities(config: Any, source: Any, image_size: int) -> dict[str, fio.ImageSet]:
-    """``identity_folders.load_identities(source)`` at the model's size, or aligned when ``config.align``."""
-    if config.get("align", False):
-        return align.load_aligned_identities(source, size=image_size,
-                                             base_dir=config.data.base_dir,
-                                             **_align_options(config))
-    return identity_folders.load_identities(source, base_dir=config.data.base_dir, size=image_size,
-                                           resize=config.data.resize, alpha=config.data.alpha)
-
-
-def record_alignment(manifest: run_dirs.Manifest, image_sets: dict[str, Any]) -> None:
-    """The manifest's ``extra.alignment``: one ``AlignmentInfo`` per aligned input file."""
-    entries, seen = [], set()
-    for image_set in image_sets.values():
-        for info in getattr(image_set, "alignment", ()):
-            if info.source not in seen:  # one file in several roles
-                seen.add(info.source)
-                entries.append(info.to_dict())
-    if entries:
-        manifest.set_extra("alignment", entries)
 
 
 def check_workdir(workdir: PathLike, overwrite: bool = False, config: Any = None) -> None:

@@ -5,6 +5,8 @@
   the function keeps its module's name, so this package does not re-export it);
 * ``optimizers`` -- optimizers described by a hashable :class:`OptimizerSpec`;
 * ``datasets`` -- seeded, shuffled, batched images and a prefetching thread;
+* ``config_checks`` -- the training config checked against the data before any
+  work (each error names the flag to change), unset held-out and init sizes fitted;
 * ``log`` -- ``metrics.jsonl`` (and TensorBoard events, when installed).
 
 May import: flowjax.models, flowjax.flows, flowjax.synthetic, flowjax.io.

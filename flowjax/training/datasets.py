@@ -5,7 +5,9 @@ a folder, searched recursively, decoded per batch by ``flowjax.io.images``'s rul
 shuffled per epoch from a seed, batched, the remainder of each epoch dropped;
 :func:`prefetch` overlaps loading with training. :func:`hold_out` splits
 off an evaluation set; :func:`generated_images` makes simple test images;
-:func:`make_datasets` builds the (train, eval) pair ``config.data`` describes.
+:func:`make_datasets` builds the (train, eval) pair ``config.data`` describes, after
+``flowjax.training.config_checks`` has checked it against the data and fitted the
+sizes the config leaves unset.
 
 Two datasets with one contract: ``batch(step)`` is the global batch of
 training step ``step`` (uint8 [B, H, W, 3]), a pure function of (seed,
@@ -37,6 +39,7 @@ from flowjax.io.images import (
     list_image_files_recursive,
     load_image_with_options,
 )
+from flowjax.training import config_checks
 
 PathLike = Union[str, "os.PathLike[str]"]
 
@@ -269,28 +272,29 @@ def _generated_arrays(config: Any, n: int, image_size: int) -> np.ndarray:
 
 
 def make_datasets(config: Any, image_size: int) -> tuple[Any, Any | None]:
-    """(train, eval or None) datasets for ``config.data`` (see configs/train.py)."""
+    """(train, eval or None) datasets for ``config.data`` (see configs/train.py).
+
+    The data options are checked against the data first
+    (:func:`flowjax.training.config_checks.fit_data`: every error names the flag to
+    set), and the sizes the config leaves unset (``data.num_eval``,
+    ``init_batch_size``) are fitted to it, written into ``config`` and logged. The
+    eval dataset is None when the held-out images are fewer than one eval batch.
+    """
+    plan = config_checks.fit_data(config, image_size)
     d = config.data
     seed, batch, eval_batch = config.seed, config.batch_size, config.eval_batch_size
     if d.source == "folder":
-        if not d.folder:
-            raise ValueError("config.data.source='folder' needs config.data.folder")
         options = dict(size=image_size, resize=d.resize, alpha=d.alpha, validate=d.validate)
-        files = list_image_files_recursive(d.folder)
-        if d.get("eval_folder"):
-            eval_files = list_image_files_recursive(d.eval_folder)
-        else:
-            kept, held = hold_out(len(files), d.num_eval, seed)
+        files, eval_files = plan.files, plan.eval_files
+        if eval_files is None:
+            kept, held = hold_out(len(files), plan.num_eval, seed)
             files, eval_files = [files[i] for i in kept], [files[i] for i in held]
         train_ds = ImageFolderDataset(files, batch, seed=seed, **options)
         eval_ds = (ImageFolderDataset(eval_files, eval_batch, shuffle=False, **options)
                    if len(eval_files) >= eval_batch else None)
         return train_ds, eval_ds
-    if d.source not in ("synthetic", "generated"):
-        raise ValueError(f"config.data.source must be 'folder', 'synthetic' or 'generated', "
-                         f"got {d.source!r}")
-    images = _generated_arrays(config, d.num_train + d.num_eval, image_size)
+    images = _generated_arrays(config, d.num_train + plan.num_eval, image_size)
     train_ds = ArrayDataset(images[:d.num_train], batch, seed=seed)
     eval_ds = (ArrayDataset(images[d.num_train:], eval_batch, shuffle=False)
-               if d.num_eval >= eval_batch else None)
+               if plan.num_eval >= eval_batch else None)
     return train_ds, eval_ds
