@@ -101,6 +101,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         crop="auto", margin=14, device=config_dict.placeholder(str), batch_size=32,
         random_weights=False, seed=0))  # random_weights: tests only
     config.identity.dlib = ml_collections.ConfigDict(dict(crop="auto", upsample=1, num_jitters=0))
+    # Where facenet's or dlib's detector finds no face: "crop" embeds the fixed box (the
+    # default), "nan" makes that image's distances NaN; scores.csv says which per image.
+    config.identity.fallback = "crop"
     config.identity.options = ml_collections.ConfigDict()  # kwargs of other backends
 
     config.action_units = ml_collections.ConfigDict()

@@ -20,7 +20,7 @@ from typing import Any
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from flowjax.evaluation import metrics, pipeline, scorers
+from flowjax.evaluation import faces_found, metrics, pipeline, scorers
 
 
 def _study(config: Any, workdir: str) -> tuple[pipeline.Study, str]:
@@ -54,6 +54,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
             "on the synthetic study qualifies). Pass --config.identity.backend=facenet, "
             "--config.action_units.backend=openface (or precomputed, with a study spec) and "
             "--config.detector.backend=none.")
+    faces_found.check_fallback_policy(config.identity.get("fallback", "crop"))
     au_set = pipeline.parse_au_set(config.action_units.aus)
     threshold = config.action_units.threshold
     if au_set == metrics.ACTIVE:
@@ -66,6 +67,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
         overwrite=config.overwrite, au_threshold=threshold,
         detection_threshold=config.detector.threshold, make_figures=config.figures,
         published_tables=config.get("published_tables", False),
+        identity_fallback=config.identity.get("fallback", "crop"),
         backends={"identity": config.identity.backend,
                   "action_units": config.action_units.backend,
                   "detector": config.detector.backend},

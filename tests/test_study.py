@@ -249,8 +249,16 @@ def test_a_strip_csv_uses_its_most_confident_face_and_says_so(command_output, pu
 
 def test_an_image_openface_found_no_face_in_is_a_missing_face(command_output):
     notes = json.loads((command_output / "evaluation.json").read_text())["notes"]
-    assert any("1 image(s) have no face" in n and "02_0.32.png (OpenFace found no face" in n
-               for n in notes)
+    assert any("1 image(s) have no face" in n and "every one is listed" in n for n in notes)
+    image = "results/transferring/expression2/02/0.32/02_0.32.png"
+    reason = ("OpenFace found no face: no 02_0.32.csv in "
+              f"{command_output.parent / 'study/evaluation/quality/raw_data'}"
+              "/processed_expression2")
+    assert read_table(command_output / "tables/missing_faces.csv") == (
+        ["image", "role", "scorer", "outcome", "reason"],
+        [[image, "generated", "action_units", "nan", reason]])
+    report = (command_output / "report.md").read_text()  # short: listed in the report itself
+    assert f"| {image} | generated | action_units | nan | {reason} |" in report
     _, rows = read_table(command_output / "tables/scores.csv")
     row_ = next(r for r in rows if r[:3] == ["expression2", "02", "0.32"])
     assert row_[6] == "nan"  # au_error
@@ -422,7 +430,41 @@ def test_an_image_without_any_openface_output_is_a_missing_face_never_a_run(tmp_
                               ImageRef(tmp_path / "01_0.5.png", "01_0.5", (folder,))])
     np.testing.assert_array_equal(out[0], np.full(N_AU, 1.5))
     assert np.isnan(out[1]).all()
-    assert "01_0.5.png (no 01_0.5.csv in" in scorer.notes()[0]
+    assert scorer.no_face_reasons() == {(tmp_path / "01_0.5.png").resolve():
+                                        f"no 01_0.5.csv in {folder}"}
+    assert scorer.notes() == ["1 image(s) have no face in OpenFace's output and count as "
+                              "missing faces (NaN); every one is listed, with the reason, "
+                              "under 'Missing faces'."]
+
+
+def test_every_missing_face_is_listed_in_a_file_the_report_links(tmp_path):
+    """Eleven of twelve generated images and a target's mean face without a CSV: the
+    notes used to list the first five; the table lists every one, with its reason."""
+    make_published_study(tmp_path / "study")
+    kept = ("expression1", "01", "0.3")
+    gone = []
+    for e, expression in enumerate(EXPRESSIONS):
+        folder = tmp_path / f"study/evaluation/quality/raw_data/processed_{expression}"
+        (folder / "02_mean.csv").unlink()
+        for target in TARGETS:
+            for alpha in ALPHAS:
+                if (expression, target, alpha) != kept:
+                    (folder / f"{target}_{alpha}.csv").unlink(missing_ok=True)  # NO_FACE has none
+                    gone.append((f"results/transferring/{expression}/{target}/{alpha}/"
+                                 f"{target}_{alpha}.png", "generated"))
+    gone.append(("results/transferring/expression1/02/02_target/02_mean.png", "mean face"))
+    summary = _evaluate(write_spec(tmp_path), tmp_path / "out")
+    header_row, rows = read_table(tmp_path / "out/tables/missing_faces.csv")
+    assert header_row == ["image", "role", "scorer", "outcome", "reason"]
+    assert [tuple(r[:2]) for r in rows] == gone and len(rows) == 12
+    assert all(r[2:4] == ["action_units", "nan"] and " no " in r[4] for r in rows)
+    assert summary["missing_faces"] == 12
+    report = (tmp_path / "out/report.md").read_text()
+    first = report.split("## Scorers")[0]
+    assert "**Missing faces:** 12" in first
+    assert ("12 images in which a scorer found no face; every one, with its role, the scorer, "
+            "what its values became and why, is in [`tables/missing_faces.csv`]"
+            "(tables/missing_faces.csv)") in report
 
 
 class FileEmbedder:

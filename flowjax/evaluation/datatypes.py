@@ -125,6 +125,64 @@ class Study:
 TransferRun = Study
 
 
+# How an identity embedder placed an image's face box (column ``identity_face_box`` of
+# ``tables/scores.csv``): its detector found the face; it found none and the fixed box was
+# used (NaN under ``identity.fallback=nan``); the fixed box by choice (``crop="fixed"``,
+# for aligned faces: not a miss).
+FACE_FOUND, FACE_FALLBACK, FACE_FIXED = "found", "fallback", "fixed"
+
+
+@dataclasses.dataclass(frozen=True)
+class FaceBoxes:
+    """Where the identity embedder found each face (:data:`FACE_FOUND`,
+    :data:`FACE_FALLBACK` or :data:`FACE_FIXED` per image).
+
+    ``generated [E, T, A]`` (strings), ``means`` (the source's mean face, then
+    each target's), ``sources [E]`` (the source expression images). ``policy``
+    is what a fallback's embedding became: ``"crop"`` (the fixed box's, the
+    default) or ``"nan"`` (NaN, so every distance involving it is NaN).
+    ``detector`` names the detector that found (or missed) the faces.
+    """
+
+    generated: np.ndarray
+    means: tuple[str, ...]
+    sources: tuple[str, ...]
+    policy: str = "crop"
+    detector: str | None = None
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Per group (``generated``, ``mean_faces``, ``source_images``): how many
+        images had each face-box source (only those that occur)."""
+        groups = {"generated": list(np.asarray(self.generated).ravel()),
+                  "mean_faces": list(self.means), "source_images": list(self.sources)}
+        return {name: {kind: values.count(kind) for kind in (FACE_FOUND, FACE_FALLBACK,
+                                                             FACE_FIXED) if kind in values}
+                for name, values in groups.items()}
+
+    @property
+    def fallbacks(self) -> int:
+        """Images, of every group, in which no face was found."""
+        return sum(group.get(FACE_FALLBACK, 0) for group in self.counts().values())
+
+
+@dataclasses.dataclass(frozen=True)
+class MissingFace:
+    """An image in which a scorer found no face (a row of ``tables/missing_faces.csv``).
+
+    ``image`` is its path as the study names it; ``role`` ``"generated"``,
+    ``"source image"`` or ``"mean face"``; ``scorer`` ``"action_units"`` or
+    ``"identity"``; ``outcome`` what its values became (``"nan"``, or
+    ``"fixed box"`` for an identity embedding of the fixed box); ``reason``
+    what the scorer reported.
+    """
+
+    image: str
+    role: str
+    scorer: str
+    outcome: str
+    reason: str
+
+
 @dataclasses.dataclass(frozen=True)
 class IdentityScores:
     """Identity distances of a study (NaN where unknown).
@@ -136,6 +194,8 @@ class IdentityScores:
     ``source_mean_to_target_mean`` and ``source_mean_to_source_mean [E, T]``:
     the mean faces themselves (the published likeliness matrix's last
     two columns; per expression because a published matrix is).
+    ``face_boxes``: where the embedder found each face (None for backends
+    that do not say, e.g. precomputed distances).
     """
 
     to_target: np.ndarray
@@ -147,6 +207,7 @@ class IdentityScores:
     source_mean_to_target_mean: np.ndarray
     source_mean_to_source_mean: np.ndarray
     measured: bool = True
+    face_boxes: FaceBoxes | None = None
 
     @classmethod
     def unmeasured(cls, n_e: int, n_t: int, n_a: int) -> IdentityScores:
@@ -167,7 +228,8 @@ class Scores:
     ``au_target_means [T, K]``, ``au_sets`` (the set S per expression),
     ``au_error [E, T, A]``, ``best`` (``[E, T]``) and ``trends`` (``"all"`` and
     per expression; None where no pair had a valid error). Detector:
-    ``p_generated [E, T, A]`` and ``detection_rate``.
+    ``p_generated [E, T, A]`` and ``detection_rate``. ``missing_faces``: every
+    image in which a scorer found no face (:class:`MissingFace`).
     """
 
     run: Study
@@ -182,6 +244,7 @@ class Scores:
     best: metrics.BestAlpha | None = None
     trends: dict[str, metrics.Trend | None] | None = None
     notes: tuple[str, ...] = ()
+    missing_faces: tuple[MissingFace, ...] = ()
     p_generated: np.ndarray | None = None
     detection_rate: float | None = None
     detection_threshold: float = metrics.DEFAULT_DETECTION_THRESHOLD

@@ -13,7 +13,9 @@ Pipeline, per image (uint8 RGB ``[H, W, 3]``):
    detector, which looks for faces of about 80 px.
 2. **Face box.** ``crop="auto"``: dlib's HOG frontal face detector
    (``upsample`` passes), the largest box; where it finds none, the fixed box
-   :data:`FIXED_BOX` (reported per image as ``"fixed_no_face"``).
+   :data:`FIXED_BOX` (reported per image as ``"fixed_no_face"``; an
+   evaluation records it in ``scores.csv`` and, with
+   ``identity.fallback=nan``, makes that image's descriptor NaN instead).
    ``crop="fixed"``: always the fixed box, for images already aligned to the
    project's layout (``flowjax.faces.align``).
 3. dlib's 5-point shape predictor inside the box, then
@@ -128,6 +130,13 @@ class DlibEmbedder:
         if not np.all(np.isfinite(out)):
             raise ValueError("dlib returned non-finite face descriptors; check the images")
         return out, methods
+
+    @property
+    def face_detector(self) -> str:
+        """The detector that looks for each face, as the evaluation names it."""
+        if self.crop_requested == "fixed":
+            return "none (the fixed box for every image)"
+        return f"dlib HOG frontal (upsample {self.upsample})"
 
     def embed(self, images: np.ndarray) -> np.ndarray:
         """float32 descriptors ``[N, 128]`` of uint8 RGB images ``[N, H, W, 3]``."""

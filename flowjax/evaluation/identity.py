@@ -17,7 +17,9 @@ Pipeline, per image:
    ``0.258 S``), see :data:`FIXED_CROP`. ``crop="auto"`` uses MTCNN when it
    imports and the fixed crop otherwise. If MTCNN finds no face in an image,
    that image gets the fixed crop and is reported as ``"fixed_no_face"``
-   (:meth:`FaceEmbedder.crop` returns the method per image). Both paths resize
+   (:meth:`FaceEmbedder.crop` returns the method per image; an evaluation
+   records it in ``scores.csv`` and, with ``identity.fallback=nan``, makes such
+   an image's embedding NaN instead). Both paths resize
    with PIL's bilinear filter (antialiased when shrinking), which is what
    MTCNN's ``extract_face`` uses for PIL input.
 2. **Standardise** with facenet's fixed image standardisation
@@ -343,10 +345,21 @@ class FaceEmbedder:
                 out[start : start + len(batch)] = self.network(x).float().cpu().numpy()
         return out
 
+    def embed_with_methods(self, images: np.ndarray) -> tuple[np.ndarray, list[str]]:
+        """float32 embeddings ``[N, 512]`` and each image's crop method (:meth:`crop`)."""
+        crops, methods = self.crop(images)
+        return self.embed_crops(crops), methods
+
     def embed(self, images: np.ndarray) -> np.ndarray:
         """float32 embeddings ``[N, 512]`` (unit L2 norm) of uint8 RGB ``[N, H, W, 3]``."""
-        crops, _ = self.crop(images)
-        return self.embed_crops(crops)
+        return self.embed_with_methods(images)[0]
+
+    @property
+    def face_detector(self) -> str:
+        """The detector that looks for each face, as the evaluation names it."""
+        if self.crop_method == CROP_MTCNN:
+            return f"facenet-pytorch MTCNN (margin {self.margin})"
+        return "none (the fixed crop for every image)"
 
     def provenance(self) -> dict[str, Any]:
         """JSON-serialisable description of the embedder, for a run manifest."""

@@ -19,9 +19,12 @@ from an :class:`~flowjax.evaluation.action_units.ActionUnitScorer`.
 * detection rate     the fraction of images a fake detector flags
   (probability >= 0.5), when a detector is configured.
 
-Missing faces are NaN throughout (the AU scorer returns NaN rows for images
-without a face): an error involving them is NaN, and best-alpha selection
-ignores NaN errors.
+Missing faces are NaN (the AU scorer returns NaN rows for images without a
+face): an error involving them is NaN, and best-alpha selection ignores NaN
+errors. An identity embedder that finds no face (facenet's MTCNN, dlib's HOG
+detector) embeds a fixed box instead, recorded per image (``fallback`` in
+column ``identity_face_box`` of ``tables/scores.csv``); with
+``identity.fallback=nan`` its distances are NaN as well.
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ run evaluated in place that is ``<run_dir>/evaluation/``::
     tables/best_alpha.csv              per (expression, target)
     tables/general_trend.csv           per expression and "all"
     tables/per_alpha.csv               per expression and alpha, and "all": mean, s.e., n
+    tables/missing_faces.csv           every image a scorer found no face in (if any)
     tables/<expression>/identity_distances.csv   rows <target>_source / <target>_target,
                                                  columns the alphas, source, target
     tables/<expression>/action_units.csv         a row per image, a column per AU
@@ -180,6 +181,7 @@ def evaluate_study(
     published_tables: bool = False,
     backends: Mapping[str, str] | None = None,
     config: Any = None,
+    identity_fallback: str = "crop",
 ) -> dict[str, Any]:
     """Scores ``study`` and writes tables, figures and ``report.md`` into ``out_dir``.
 
@@ -202,6 +204,9 @@ def evaluate_study(
         (``tables/published/``).
       backends: backend names for the manifest (e.g. ``{"identity": "facenet"}``).
       config: the evaluation config, recorded in the manifest.
+      identity_fallback: an image in which the identity embedder finds no face
+        gets the fixed box's embedding (``"crop"``) or NaN (``"nan"``); either
+        way ``tables/scores.csv`` says so per image (``identity_face_box``).
 
     Returns:
       The summary that is also written to ``evaluation.json``.
@@ -218,7 +223,8 @@ def evaluate_study(
     t0 = time.perf_counter()
     scores = score_study(study, images, identity, au_scorer, au_set=au_set,
                          au_threshold=au_threshold, detector=detector,
-                         detection_threshold=detection_threshold)
+                         detection_threshold=detection_threshold,
+                         identity_fallback=identity_fallback)
     t_score = time.perf_counter() - t0
     backends = dict(backends or {})
     scorers = {"identity": describe(identity, backends.get("identity")),
@@ -306,6 +312,15 @@ def _trend_dict(trend: metrics.Trend | None) -> dict[str, Any] | None:
             "pairs": trend.n_pairs, "skipped": trend.n_skipped}
 
 
+def _face_boxes(scores: Scores) -> dict[str, Any] | None:
+    """Where the identity embedder found the faces: the fallback policy, the
+    detector and per group the count of each face-box source."""
+    boxes = scores.identity.face_boxes
+    if boxes is None:
+        return None
+    return {"fallback": boxes.policy, "detector": boxes.detector, **boxes.counts()}
+
+
 def _summary(scores: Scores, out: Path, scorers: dict[str, Any],
              files: dict[str, Any]) -> dict[str, Any]:
     run = scores.run
@@ -321,6 +336,8 @@ def _summary(scores: Scores, out: Path, scorers: dict[str, Any],
         "au_reference": report.au_reference(run),
         "identity_reference": report.identity_reference(run) if scores.has_identity else None,
         "files": files, "notes": list(scores.notes), "missing": scores.missing(),
+        "missing_faces": len(scores.missing_faces),
+        "identity_face_boxes": _face_boxes(scores),
     }
     if scores.has_aus:
         to_t, to_s = scores.best_distances()

@@ -47,12 +47,13 @@ class PrecomputedOpenFace:
     A file-reading scorer: the pipeline calls :meth:`score_files` with each
     image's :class:`~flowjax.evaluation.datatypes.ImageRef` instead of pixels.
     ``missing`` lists, after a call, the images for which no output exists
-    (scored as missing faces).
+    (scored as missing faces); :meth:`no_face_reasons` gives each one's reason.
     """
 
     def __init__(self, au_names: Sequence[str] = OPENFACE_INTENSITY_AUS):
         self.au_names = tuple(au_names)
         self.missing: list[str] = []
+        self.reasons: dict[Path, str] = {}  # resolved image path -> why it has no face
         self.multiple: list[str] = []
         self.read: dict[Path, str] = {}  # every CSV parsed: its sha256 when it was read
         self.folders: list[Path] = []
@@ -76,7 +77,7 @@ class PrecomputedOpenFace:
           an expression the same stems): one image would get the other's AUs.
         """
         out = []
-        self.missing, self.multiple, self.read = [], [], {}
+        self.missing, self.multiple, self.read, self.reasons = [], [], {}, {}
         self.folders = list(dict.fromkeys(d for ref in refs for d in ref.au_dirs))
         owner: dict[Any, ImageRef] = {}
         for ref in refs:
@@ -97,8 +98,7 @@ class PrecomputedOpenFace:
                     "(e.g. images '{expression}/{target}/{alpha}/{target}_{alpha}.png'), or "
                     "give source_stems that no generated image has (docs/study_format.md)")
             if folder is None:
-                self.missing.append(f"{ref.path} (no {ref.au_stem}.csv in "
-                                    f"{', '.join(map(str, ref.au_dirs))})")
+                self._miss(ref, f"no {ref.au_stem}.csv in {', '.join(map(str, ref.au_dirs))}")
                 out.append(no_face_result(ref.au_stem))
                 continue
             # A file name, not the bare stem: stems such as "01_0.32" hold a dot.
@@ -107,12 +107,19 @@ class PrecomputedOpenFace:
             if csv_path.is_file():
                 self.read.setdefault(csv_path, fio.sha256_file(csv_path))
             if result.status == FaceStatus.NO_FACE:
-                self.missing.append(f"{ref.path} (OpenFace found no face: no "
-                                    f"{ref.au_stem}.csv in {folder})")
+                self._miss(ref, f"OpenFace found no face: no {ref.au_stem}.csv in {folder}")
             if len(result.faces) > 1:
                 self.multiple.append(f"{folder / ref.au_stem}.csv ({len(result.faces)} faces)")
             out.append(result)
         return out
+
+    def _miss(self, ref: ImageRef, reason: str) -> None:
+        self.missing.append(f"{ref.path} ({reason})")
+        self.reasons[ref.path.resolve()] = reason
+
+    def no_face_reasons(self) -> dict[Path, str]:
+        """Why each image of the last call has no AUs, by resolved image path."""
+        return dict(self.reasons)
 
     def score_files(self, refs: Sequence[ImageRef]) -> np.ndarray:
         """Intensities ``[N, len(au_names)]`` of the chosen faces; NaN rows for no face."""
@@ -122,10 +129,10 @@ class PrecomputedOpenFace:
     def notes(self) -> list[str]:
         """What the last call found that a reader should know."""
         notes = []
-        if self.missing:
+        if self.missing:  # every one is listed under "Missing faces" (tables/missing_faces.csv)
             notes.append(f"{len(self.missing)} image(s) have no face in OpenFace's output and "
-                         f"count as missing faces (NaN): {'; '.join(self.missing[:5])}"
-                         + (" ..." if len(self.missing) > 5 else ""))
+                         "count as missing faces (NaN); every one is listed, with the reason, "
+                         "under 'Missing faces'.")
         if self.multiple:
             notes.append(f"{len(self.multiple)} OpenFace CSV(s) hold several faces; the most "
                          f"confident face is used: {'; '.join(self.multiple[:5])}"

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import inspect
 import re
+from pathlib import Path
 from typing import Any
 
-from flowjax.evaluation import metrics, tables
+from flowjax.evaluation import faces_found, metrics, tables
 from flowjax.evaluation.datatypes import Scores, Study
 
 REFERENCES = (
@@ -38,6 +39,9 @@ STUDY_REFERENCES = (
 
 
 PER_ALPHA_FIGURE = "figures/per_alpha.png"
+# Up to this many missing faces are listed in the report itself; every one is in
+# tables/missing_faces.csv.
+MISSING_FACES_INLINE = 10
 
 
 def identity_reference(study: Study) -> str:
@@ -62,19 +66,38 @@ def definitions() -> str:
     return re.sub(r":\w+:`~?([\w.]+)`", lambda m: f"`{m.group(1).rsplit('.', 1)[-1]}`", body)
 
 
+def _model_file(record: dict[str, Any]) -> str:
+    """A weights record (facenet: ``name``, dlib: ``file``) with its sha256."""
+    name = record.get("name") or (Path(record["file"]).name if record.get("file") else None)
+    return f"{name} (sha256 {record.get('sha256')}, verified {record.get('verified')})"
+
+
+def _crop_text(crop: dict[str, Any]) -> Any:
+    """facenet's crop method as used (``mtcnn``, ``fixed``); dlib's requested mode
+    with its detector, or the fixed box for every image."""
+    if "method" in crop:
+        return crop["method"]
+    requested, box = crop.get("requested"), crop.get("fixed_box")
+    if requested == "fixed" or not crop.get("detector"):
+        return f"{requested} (the fixed box {box} for every image)"
+    return (f"{requested} ({crop['detector']}, upsample {crop.get('upsample')}; the fixed box "
+            f"{box} where it finds no face)")
+
+
 def _scorer_line(kind: str, entry: dict[str, Any] | None) -> str:
+    """One scorer as its own record describes it: model, model files with their
+    sha256 (facenet's ``weights``; dlib's ``weights`` and ``landmarks``), crop."""
     if entry is None:
         return f"- {kind}: none"
     prov = entry.get("provenance") or {}
     details = []
-    for key in ("model", "weights", "crop", "embedding"):
+    for key in ("model", "weights", "landmarks", "crop", "embedding"):
         if key in prov:
             value = prov[key]
-            if key == "weights" and isinstance(value, dict):
-                value = (f"{value.get('name')} (sha256 {value.get('sha256')}, "
-                         f"verified {value.get('verified')})")
+            if key in ("weights", "landmarks") and isinstance(value, dict):
+                value = _model_file(value)
             if key == "crop" and isinstance(value, dict):
-                value = value.get("method")
+                value = _crop_text(value)
             details.append(f"{key}: {value}")
     if "binary" in entry:
         details.append(f"binary: {entry['binary']}")
@@ -112,6 +135,36 @@ def missing_line(scores: Scores) -> str:
             + "; ".join(parts) + ".")
 
 
+def face_boxes_line(scores: Scores) -> str | None:
+    """Where the identity embedder found the faces, counted (None when it does not say)."""
+    boxes = scores.identity.face_boxes
+    if boxes is None:
+        return None
+    option = faces_found.FALLBACK_OPTION
+    groups = [f"{label}: " + ", ".join(f"{n} {kind}" for kind, n in counts.items())
+              for label, counts in zip(("generated images", "mean faces", "source images"),
+                                       boxes.counts().values())]
+    policy = (f"its identity distances are NaN ({option}=nan)" if boxes.policy == "nan" else
+              f"its embedding is the fixed box's ({option}=crop; {option}=nan makes its "
+              "distances NaN)")
+    return (f"**Identity face boxes** (detector: {boxes.detector}; per generated image: column "
+            f"`identity_face_box` of `tables/scores.csv`): {'; '.join(groups)}. A fallback is "
+            f"an image in which no face was found; {policy}.")
+
+
+def _missing_faces(scores: Scores, files: dict[str, Any]) -> list[str]:
+    """The report's section listing every missing face (or linking the file)."""
+    if not scores.missing_faces:
+        return []
+    n, link = len(scores.missing_faces), _link(files["missing_faces"])
+    out = ["## Missing faces", ""]
+    if n > MISSING_FACES_INLINE:
+        return out + [f"{n} images in which a scorer found no face; every one, with its role, "
+                      f"the scorer, what its values became and why, is in {link}.", ""]
+    return out + [f"Every image in which a scorer found no face (also in {link}):", "",
+                  tables.missing_faces_table(scores).markdown(), ""]
+
+
 def _link(path: str) -> str:
     return f"[`{path}`]({path})"
 
@@ -131,6 +184,12 @@ def render(scores: Scores, scorers: dict[str, Any], files: dict[str, Any],
                f"made elsewhere (files under `{run.path}`) and are generated images, not "
                "photographs.", ""]
     out += [missing_line(scores), ""]
+    if face_boxes_line(scores) is not None:
+        out += [face_boxes_line(scores), ""]
+    if scores.missing_faces:
+        out += [f"**Missing faces:** {len(scores.missing_faces)} (an image counts once per "
+                f"scorer that found no face in it), every one listed under 'Missing faces' "
+                f"and in {_link(files['missing_faces'])}.", ""]
     out += [f"- method `{run.summary.get('method')}`, space `{run.summary.get('space')}`, "
            f"source identity `{run.source}`, {len(run.expressions)} expression(s) x "
            f"{len(run.targets)} target(s) x {len(run.labels)} alphas "
@@ -149,6 +208,7 @@ def render(scores: Scores, scorers: dict[str, Any], files: dict[str, Any],
     out += ["", "## Definitions", "", definitions(), "", references, ""]
     if scores.notes:
         out += ["## Notes", "", *[f"- {n}" for n in scores.notes], ""]
+    out += _missing_faces(scores, files)
     if scores.has_aus:
         out += ["## General trend", "", f"From {_link(files['general_trend'])}:", "",
                 tables.trend_table(scores).markdown(), "",

@@ -89,7 +89,10 @@ class IdentityEmbedder(Protocol):
 
     ``embed(images)`` maps ``[N, H, W, 3]`` uint8 to ``[N, D]`` floats (NaN
     rows allowed where no face was found); ``provenance()`` returns a
-    JSON-friendly dict saying which model, weights and crop were used.
+    JSON-friendly dict saying which model, weights and crop were used. An
+    embedder that also defines ``embed_with_methods(images) -> (embeddings,
+    methods)`` (facenet, dlib) says per image how it placed the face box,
+    which ``tables/scores.csv`` records (:mod:`~flowjax.evaluation.faces_found`).
     """
 
     def embed(self, images: np.ndarray) -> np.ndarray: ...

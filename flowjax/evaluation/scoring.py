@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from flowjax import io as fio
-from flowjax.evaluation import metrics
+from flowjax.evaluation import faces_found, metrics
 from flowjax.evaluation.action_units import ActionUnitScorer
-from flowjax.evaluation.datatypes import IdentityScores, ImageRef, Scores, Study
+from flowjax.evaluation.datatypes import FaceBoxes, IdentityScores, ImageRef, Scores, Study
 from flowjax.evaluation.scorers import SYNTHETIC_SCORERS, IdentityEmbedder
 
 AU_SET_NAMES = {"thesis": metrics.THESIS_AUS, "all": None, "active": metrics.ACTIVE}
@@ -172,12 +172,13 @@ def _score_aus(scorer: ActionUnitScorer, images: StudyImages) -> np.ndarray:
     return out
 
 
-def _identity(identity: Any, images: StudyImages) -> IdentityScores:
+def _identity(identity: Any, images: StudyImages, fallback: str = "crop") -> IdentityScores:
     study = images.study
     n_e, n_t, n_a = len(study.expressions), len(study.targets), len(study.alphas)
     if callable(getattr(identity, "distances", None)):
         return identity.distances(study)
     n_gen, n_means = n_e * n_t * n_a, 1 + n_t
+    boxes: FaceBoxes | None = None
     if callable(getattr(identity, "embed_files", None)):  # a scorer that reads files
         generated, sources, _ = study.refs()
         means_refs = [ImageRef(p, p.stem) for p in study.mean_files()]
@@ -186,6 +187,13 @@ def _identity(identity: Any, images: StudyImages) -> IdentityScores:
         if emb.ndim != 2 or emb.shape[0] != len(refs):
             raise ValueError(f"the identity embedder returned shape {emb.shape} for "
                              f"{len(refs)} files; it must return [N, D]")
+    elif faces_found.records_face_boxes(identity):  # facenet, dlib: found / fallback / fixed
+        flat = images.generated.reshape(-1, *images.generated.shape[3:])
+        emb, found = faces_found.embed_recording_boxes(
+            identity, np.concatenate([flat, images.means, images.sources]), fallback)
+        boxes = FaceBoxes(np.array(found[:n_gen], object).reshape(n_e, n_t, n_a),
+                          tuple(found[n_gen: n_gen + n_means]), tuple(found[n_gen + n_means:]),
+                          fallback, getattr(identity, "face_detector", None))
     elif callable(getattr(identity, "embed", None)):
         flat = images.generated.reshape(-1, *images.generated.shape[3:])
         emb = _embed(identity, np.concatenate([flat, images.means, images.sources]))
@@ -211,7 +219,8 @@ def _identity(identity: Any, images: StudyImages) -> IdentityScores:
         source_mean_to_target_mean=per_expression(
             metrics.identity_distance(source_mean, target_means)),
         source_mean_to_source_mean=per_expression(
-            metrics.identity_distance(source_mean, source_mean)))
+            metrics.identity_distance(source_mean, source_mean)),
+        face_boxes=boxes)
 
 
 def _trend(alphas: np.ndarray, errors: np.ndarray, identity: np.ndarray) -> metrics.Trend | None:
@@ -253,9 +262,14 @@ def _check_aus_not_all_missing(study: Study, generated: np.ndarray, sources: np.
 def _check_not_all_missing(d: IdentityScores, identity: Any) -> None:
     """Identity distances that are all NaN stop the evaluation, naming their source."""
     if d.measured and np.isnan(d.to_target).all() and np.isnan(d.to_source).all():
+        boxes = d.face_boxes
+        nan = "" if boxes is None or boxes.policy != "nan" or not boxes.fallbacks else (
+            f" ({faces_found.FALLBACK_OPTION}=nan made the {boxes.fallbacks} image(s) in which "
+            f"{boxes.detector} found no face NaN; {faces_found.FALLBACK_OPTION}=crop embeds the "
+            "fixed box instead)")
         raise ValueError(
-            f"identity distances are missing (NaN) for all {d.to_target.size} generated images; "
-            "nothing was written. "
+            f"identity distances are missing (NaN) for all {d.to_target.size} generated "
+            f"images{nan}; nothing was written. "
             + _where(identity, "them, or pass --config.identity.backend=none for an AU-only "
                      "evaluation"))
 
@@ -270,15 +284,22 @@ def score_study(
     au_threshold: float = metrics.DEFAULT_ACTIVATION_THRESHOLD,
     detector: metrics.FakeDetector | None = None,
     detection_threshold: float = metrics.DEFAULT_DETECTION_THRESHOLD,
+    identity_fallback: str = "crop",
 ) -> Scores:
     """All scores of a study: one identity call and one AU-scorer call on every image.
 
     ``identity`` is an :class:`~flowjax.evaluation.scorers.IdentityEmbedder`, a
     distance source (``distances(study)``) or anything else for "not measured".
+    ``identity_fallback`` is what an image the embedder finds no face in gets:
+    the fixed box's embedding (``"crop"``) or NaN (``"nan"``;
+    :mod:`~flowjax.evaluation.faces_found`).
     """
     n_e, n_t, n_a = len(study.expressions), len(study.targets), len(study.alphas)
-    d = _identity(identity, images)
+    fallback = faces_found.check_fallback_policy(identity_fallback, identity)
+    d = _identity(identity, images, fallback)
     _check_not_all_missing(d, identity)
+    au_missing: dict[str, np.ndarray] = {}
+    au_reasons = {}
     fields: dict[str, Any] = dict(run=study, identity=d, detection_threshold=detection_threshold)
     notes: list[str] = []
     if callable(getattr(identity, "notes", None)):
@@ -292,6 +313,11 @@ def score_study(
         au_gen = au[:n_gen].reshape(n_e, n_t, n_a, -1)
         au_src, au_means = au[n_gen: n_gen + n_e], au[n_gen + n_e:]
         _check_aus_not_all_missing(study, au_gen, au_src, au_scorer)
+        au_missing = {"generated": np.isnan(au_gen).any(-1).ravel(),
+                      "source image": np.isnan(au_src).any(-1),
+                      "mean face": np.isnan(au_means).any(-1)}
+        if callable(getattr(au_scorer, "no_face_reasons", None)):
+            au_reasons = au_scorer.no_face_reasons()
         chosen = parse_au_set(au_set)
         errors, sets = np.full((n_e, n_t, n_a), np.nan), []
         for e, expression in enumerate(study.expressions):
@@ -323,7 +349,8 @@ def score_study(
                              "it must return one probability per image")
         fields.update(p_generated=p.reshape(n_e, n_t, n_a),
                       detection_rate=metrics.detection_rate(p, detection_threshold))
-    return Scores(**fields, notes=tuple(notes))
+    missing_faces = faces_found.find_missing_faces(study, d.face_boxes, au_missing, au_reasons)
+    return Scores(**fields, notes=tuple(notes), missing_faces=missing_faces)
 
 
 def score_run(run: Study, images: StudyImages, identity_embedder: Any,

@@ -13,7 +13,13 @@ Per expression, the seed study's two layouts:
   17 intensities).
 
 And over the whole run: ``scores.csv``, the tidy long format (one row per
-generated image with every number), ``best_alpha.csv`` (per expression and
+generated image with every number; with an identity embedder that says where
+it found each face, facenet's or dlib's, column ``identity_face_box``:
+``found``, ``fallback`` (no face found: the fixed box, or NaN distances under
+``identity.fallback=nan``) or ``fixed`` (the fixed box by choice)),
+``missing_faces.csv`` (every image in which a scorer found no face, with its
+role, the scorer, what its values became and why; written only when there is
+one), ``best_alpha.csv`` (per expression and
 target), ``general_trend.csv`` (per expression, then ``all``) and
 ``per_alpha.csv`` (per expression and alpha, then ``all`` per alpha: mean,
 standard error and count of the AU error and of both identity distances, the
@@ -43,7 +49,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from flowjax.evaluation import metrics
+from flowjax.evaluation import faces_found, metrics
 from flowjax.evaluation.datatypes import Scores
 
 if TYPE_CHECKING:
@@ -176,6 +182,8 @@ def scores_table(scores: Scores) -> Table:
     header = ["expression", "target", "alpha", "image", "distance_to_target_mean",
               "distance_to_source_mean"]
     d = scores.identity
+    if d.face_boxes is not None:
+        header.append("identity_face_box")
     if scores.has_aus:
         header += ["au_error", *scores.au_names]
     if scores.p_generated is not None:
@@ -186,12 +194,22 @@ def scores_table(scores: Scores) -> Table:
             for a, alpha in enumerate(run.alphas):
                 row: list[Any] = [expression, target, float(alpha), run.image_paths[e][t][a],
                                   float(d.to_target[e, t, a]), float(d.to_source[e, t, a])]
+                if d.face_boxes is not None:
+                    row.append(str(d.face_boxes.generated[e, t, a]))
                 if scores.has_aus:
                     row += [float(scores.au_error[e, t, a]), *_cells(scores.au_generated[e, t, a])]
                 if scores.p_generated is not None:
                     row.append(float(scores.p_generated[e, t, a]))
                 rows.append(tuple(row))
     return Table(tuple(header), tuple(rows))
+
+
+def missing_faces_table(scores: Scores) -> Table:
+    """Every image in which a scorer found no face: ``image`` (as the study names
+    it), ``role``, ``scorer``, ``outcome`` (``nan`` or ``fixed box``), ``reason``."""
+    return Table(("image", "role", "scorer", "outcome", "reason"),
+                 tuple((m.image, m.role, m.scorer, m.outcome, m.reason)
+                       for m in scores.missing_faces))
 
 
 def best_alpha_table(scores: Scores) -> Table:
@@ -276,6 +294,9 @@ def write_all(run_dir: run_dirs.RunDir, scores: Scores) -> dict[str, Any]:
         files["best_alpha"] = _write(run_dir, "tables/best_alpha.csv", best_alpha_table(scores))
         files["general_trend"] = _write(run_dir, "tables/general_trend.csv", trend_table(scores))
     files["per_alpha"] = _write(run_dir, "tables/per_alpha.csv", per_alpha_table(scores))
+    if scores.missing_faces:
+        files["missing_faces"] = _write(run_dir, faces_found.MISSING_FACES_TABLE,
+                                        missing_faces_table(scores))
     return files
 
 
