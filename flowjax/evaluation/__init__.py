@@ -4,12 +4,14 @@
 ``transfer_run`` and ``study``, scores them in ``scoring`` (scorers from
 ``scorers``: OpenFace runs in ``action_units``, its CSVs are parsed in
 ``openface_csv``; precomputed OpenFace CSVs and distances in ``precomputed``;
-facenet in ``identity`` with ``facenet_weights``, dlib in ``dlib_identity``;
-the synthetic faces' own scorers in ``synthetic_scorers``) and writes
+facenet in ``identity`` with ``facenet_weights``, dlib in ``dlib_identity``,
+where they found faces, and where not, in ``faces_found``; the synthetic
+faces' own scorers in ``synthetic_scorers``) and writes
 ``tables``, ``figures``, ``report`` and the static ``viewer`` page, which share
 the types of ``datatypes``. The metric definitions are ``metrics``'. The
 ground-truth benchmark of the synthetic faces is ``ground_truth`` (with the
-fakes of ``fakes`` for its realism detector).
+fakes of ``fakes`` for its realism detector). A reenacted clip is scored frame
+by frame and over time against its exact answer by ``reenactment``.
 
 Names load on first use: the identity backends import torch, which an
 evaluation with the synthetic scorers never needs.

@@ -8,12 +8,15 @@ The foundation every other package writes and reads through:
 * ``images`` -- folders of face images loaded and validated as ``uint8`` RGB,
   every conversion explicit and recorded;
 * ``console`` -- progress of long work, as a bar on a terminal and as a line
-  every few seconds in a log file.
+  every few seconds in a log file;
+* ``video`` -- MP4s labelled synthetic (container metadata and a visible mark),
+  written atomically and read back checked, through PyAV (imported on first use).
 
-Every public name of the four is also this package's (``fio.write_png``,
-``fio.load_images``, ...).
+Every public name of the first four is also this package's (``fio.write_png``,
+``fio.load_images``, ...); ``video``'s are reached through its module.
 
-May import: nothing of flowjax but its version (numpy, Pillow and tqdm only).
+May import: nothing of flowjax but its version (numpy, Pillow and tqdm only; PyAV
+in ``video``, on first use).
 """
 
 from flowjax.io.console import LineProgress, progress, stage

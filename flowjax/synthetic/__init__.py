@@ -55,6 +55,8 @@ reached with ``setting="hard"``):
   the face layout, signed-distance parts, compositing and pixel noise;
 * ``renderer`` -- the samplers and ``render`` for either setting, with their checks;
 * ``datasets`` -- training data and expression-transfer studies with their ground truth;
+* ``clips`` -- video clips with AU trajectories, and the reenactment scene with its exact
+  answers (reached through the module);
 * ``files`` -- the faces written as PNG files (SYNTHETIC TEST DATA).
 
 May import: flowjax.io (otherwise jax and numpy only).

@@ -3,7 +3,9 @@
 * ``latents`` -- OpenAI's flat latent layout, identity statistics, attribute
   and expression vectors, the transfer methods and the alpha grid;
 * ``sweep`` -- batched encoding, and the one compiled (chunked, sharded)
-  decode of a whole grid: expressions x targets x alphas.
+  decode of a whole grid: expressions x targets x alphas;
+* ``reenact`` -- an actor's latent trajectory (reference, smoothing) moved onto
+  targets and decoded in one sweep (reached through the module).
 
 May import: flowjax.models, flowjax.flows, flowjax.io.
 """
