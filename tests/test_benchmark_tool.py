@@ -26,3 +26,20 @@ def test_each_row_records_its_piece_size_and_round_trips_exactly():
     assert all(r["uint8_exact"] for r in rows)
     table = benchmark.format_table(results)
     assert "| 4 | 2 | highest |" in table and "| 4 | whole | highest |" in table
+
+
+def test_a_checkpoint_is_timed_with_its_own_weights_at_each_precision(tmp_path):
+    """--checkpoint: the saved model and weights (not an init), at every precision asked
+    for, whatever precision it was saved with."""
+    import jax
+
+    from flowjax.models import checkpoints, glow
+
+    model = glow.Glow(image_size=16, n_levels=2, depth=1, width=8, precision="default")
+    images = jax.random.randint(jax.random.key(0), (4, 16, 16, 3), 0, 256).astype("uint8")
+    checkpoints.save_model(tmp_path / "export", model, glow.init(model, jax.random.key(0), images))
+    results = benchmark.run(None, [2], ["highest", "default"], repeats=1, matmul_size=256,
+                            checkpoint=str(tmp_path / "export"))
+    assert results["model"]["image_size"] == 16 and results["checkpoint"].endswith("export")
+    assert [r["precision"] for r in results["runs"]] == ["highest", "default"]
+    assert all(r["uint8_exact"] for r in results["runs"])

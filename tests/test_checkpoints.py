@@ -13,7 +13,7 @@ import pytest
 
 from flowjax import models
 from flowjax import io as fio
-from flowjax.models import checkpoints, glow
+from flowjax.models import checkpoints, checksum_record, glow
 from flowjax.models.checkpoints import CheckpointError
 from flowjax.models.glow import Glow
 
@@ -73,6 +73,38 @@ def test_training_workdir_loads_its_latest_checkpoint(tmp_path, variables):
     _assert_trees_equal(loaded["constants"], variables["constants"])
     enc = glow.encode(model, loaded, IMAGES)
     assert np.all(np.isfinite(np.asarray(enc.bits_per_dim)))
+
+
+def test_a_checkpoint_saved_with_one_execution_setting_loads_with_another(tmp_path, variables):
+    """remat, scan_unroll and precision are not the model: the export does not record
+    them, the load gives the family's defaults, and any other setting runs the weights."""
+    saved_with = MODEL.clone(remat=True, scan_unroll=2, precision="default")
+    out = checkpoints.save_model(tmp_path / "export", saved_with, variables)
+    assert not {"remat", "scan_unroll", "precision"} & set(
+        json.loads((out / "model_config.json").read_text()))
+    model, loaded = checkpoints.load_model(out)
+    assert model == MODEL and models.model_config(model) == models.model_config(saved_with)
+    expected = glow.encode(saved_with, variables, IMAGES).eps
+    for setting in ({}, {"remat": True}, {"scan_unroll": 2}, {"precision": "high"}):
+        for a, b in zip(glow.encode(model.clone(**setting), loaded, IMAGES).eps, expected):
+            np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+
+
+def test_an_old_model_config_with_execution_settings_still_loads(tmp_path, variables):
+    """Configs written before the settings left model_config.json (weights/demo/glow's,
+    covered by its checksums.json) keep loading: the settings in them are ignored."""
+    out = checkpoints.save_model(tmp_path / "export", MODEL, variables)
+    old = {**glow.model_config(MODEL), "remat": True, "scan_unroll": 4, "precision": "default"}
+    (out / "model_config.json").write_text(json.dumps(old))
+    checksum_record.write(out, overwrite=True)  # recorded, as the old export recorded it
+    model, loaded = checkpoints.load_model(out)
+    assert model == MODEL
+    _assert_trees_equal(loaded, variables)
+    demo = json.loads((DEMO / "model_config.json").read_text())
+    assert demo["scan_unroll"] == 8 and demo["precision"] == "highest"  # as shipped
+    assert checkpoints.verify_checksums(DEMO)
+    assert checkpoints.read_model_config(DEMO) == Glow(
+        image_size=64, n_levels=3, depth=8, width=64)
 
 
 def _edit_config_unrecorded(out, config):

@@ -309,6 +309,44 @@ def test_model_config_round_trips_and_rejects_unknown_keys():
         glow.model_from_config({"levels": 3})
 
 
+def test_execution_settings_are_not_the_models_identity():
+    model = Glow(**TINY)
+    for setting in ({"remat": True}, {"scan_unroll": 2}, {"precision": "default"}):
+        other = model.clone(**setting)
+        assert models.model_config(other) == models.model_config(model)
+        assert models.execution_config(other) != models.execution_config(model)
+        # ...but a module is a static argument of every jitted function: they differ there.
+        assert other != model and hash(other) != hash(model)
+    assert set(models.execution_config(model)) == {"remat", "scan_unroll", "precision"}
+
+
+def test_a_changed_precision_compiles_its_own_program():
+    """jit keys its cache on the module (a static argument), so the same weights run
+    at another precision through a new program, never a stale one. An unset
+    precision ("auto") runs encode and decode at "highest"."""
+    x = _images(1, 16)
+    model = Glow(**TINY)
+    variables = glow.init(model, jax.random.key(0), x)
+    text = {p: glow.encode.lower(model.clone(precision=p), variables, x).as_text()
+            for p in ("auto", "highest", "default")}
+    assert "HIGHEST" in text["auto"] and text["auto"] == text["highest"]
+    assert "HIGHEST" not in text["default"]
+
+
+def test_the_precision_policy_trains_at_default_and_decodes_at_highest():
+    from flowjax.models import execution
+
+    model = Glow(**TINY)
+    assert model.precision == "auto"
+    assert execution.for_phase(model, "train").precision == "default"
+    assert execution.for_phase(model, "decode").precision == "highest"
+    assert execution.for_phase(model, "encode").precision == "highest"
+    chosen = model.clone(precision="high")  # a configured precision holds in every phase
+    assert {execution.for_phase(chosen, p).precision for p in execution.PHASES} == {"high"}
+    with pytest.raises(ValueError, match=r"phase must be one of .*got 'sampling'"):
+        execution.for_phase(model, "sampling")
+
+
 def test_labels_are_required_by_a_conditional_glow_and_refused_by_an_unconditional_one():
     x = _images(2, 16)
     conditional = Glow(**TINY, n_classes=3)

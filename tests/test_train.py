@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -111,7 +112,7 @@ def test_folder_source_holds_out_num_eval_images(tmp_path):
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(datasets.generated_images(i, 1, 16)[0]).save(folder / f"{i}.png")
     config = _tiny_config(**{"data.source": "folder", "data.folder": str(tmp_path / "faces"),
-                             "data.num_eval": 4, "eval_batch_size": 2})
+                             "data.num_eval": 4, "eval_batch_size": 2, "init_batch_size": 8})
     train_ds, eval_ds = datasets.make_datasets(config, 16)
     assert (len(train_ds), len(eval_ds)) == (8, 4)
     assert not set(train_ds.files) & set(eval_ds.files)
@@ -120,7 +121,7 @@ def test_folder_source_holds_out_num_eval_images(tmp_path):
 def test_synthetic_source_trains_on_the_renderers_faces_and_holds_out_the_last():
     """The default and demo configs' source: flowjax.synthetic's faces, rendered once."""
     config = _tiny_config(**{"data.source": "synthetic", "data.num_train": 6, "data.num_eval": 2,
-                             "batch_size": 2, "eval_batch_size": 2})
+                             "batch_size": 2, "eval_batch_size": 2, "init_batch_size": 6})
     train_ds, eval_ds = datasets.make_datasets(config, 16)
     faces = synthetic.make_dataset(config.seed, 8, 16).images
     np.testing.assert_array_equal(train_ds.images, faces[:6])
@@ -192,6 +193,66 @@ def test_resume_continues_exactly(tmp_path):
     for a, b in zip(jax.tree.leaves(_params(tmp_path / "straight")),
                     jax.tree.leaves(_params(tmp_path / "stopped"))):
         np.testing.assert_allclose(a, b, atol=1e-6, rtol=0)
+
+
+# The run every execution-setting case resumes: 5 steps at remat off, scan_unroll 1 and
+# precision "default" (training's own), and the same run straight through 10 steps.
+EXECUTION_START = {"model.remat": False, "model.scan_unroll": 1, "model.precision": "default"}
+
+
+@pytest.fixture(scope="module")
+def stopped_and_straight(tmp_path_factory):
+    root = tmp_path_factory.mktemp("execution")
+    config = _tiny_config(num_steps=10, eval_every=0, **{"checkpoint.every": 5}, **EXECUTION_START)
+    train.train(config, root / "straight")
+    config.num_steps = 5
+    train.train(config, root / "stopped")
+    return root / "stopped", _params(root / "straight")
+
+
+@pytest.mark.parametrize("field, value, atol", [("remat", True, 0), ("precision", "highest", 0),
+                                                ("scan_unroll", 2, 1e-7)],
+                         ids=["remat_on", "precision_highest", "scan_unroll_2"])
+def test_resume_after_changing_an_execution_setting_continues_exactly(
+        tmp_path, stopped_and_straight, field, value, atol):
+    """remat, scan_unroll and precision say how the model runs, not what it is: a run
+    resumes across a change of any of them, and the summary records what ran.
+
+    On the CPU, remat and precision end the 10 steps bit for bit where the unchanged
+    run does (XLA:CPU computes float32 convs and matmuls the same at every precision).
+    Unrolling the scan compiles the steps' conv gradients outside a loop body, where
+    XLA:CPU sums them in another order: measured 4.7e-10 at most (1-2 ulp) after 5 steps,
+    so 1e-7 here, against up to 3e-3 (the learning rate) that one step moves a parameter."""
+    stopped, straight = stopped_and_straight
+    workdir = Path(shutil.copytree(stopped, tmp_path / "run"))
+    config = _tiny_config(num_steps=10, eval_every=0, **{"checkpoint.every": 5}, **EXECUTION_START)
+    config.model[field] = value
+    summary = train.train(config, workdir)
+    assert summary["start_step"] == 5 and summary["final_step"] == 10
+    assert summary["execution"][field] == value
+    for a, b in zip(jax.tree.leaves(straight), jax.tree.leaves(_params(workdir)), strict=True):
+        np.testing.assert_allclose(b, a, rtol=0, atol=atol)
+
+
+def test_training_runs_at_the_default_precision_unless_configured(tmp_path):
+    """The per-phase policy: an unset precision ("auto") trains at "default" (TF32 on
+    Ampere/Hopper GPUs) and decodes the evaluation's samples at "highest"."""
+    config = _tiny_config(num_steps=0)
+    assert config.model.precision == "auto"
+    summary = train.train(config, tmp_path / "auto")
+    assert summary["execution"]["precision"] == "default"
+    assert summary["execution"]["decode_precision"] == "highest"
+    config.model.precision = "highest"
+    summary = train.train(config, tmp_path / "highest")
+    assert summary["execution"]["precision"] == summary["execution"]["decode_precision"] == "highest"
+
+
+def test_the_workdir_records_what_the_model_is_not_how_it_ran(tmp_path):
+    config = _tiny_config(num_steps=0, **{"model.remat": True, "model.scan_unroll": 2})
+    train.train(config, tmp_path / "run")
+    saved = json.loads((tmp_path / "run" / "model_config.json").read_text())
+    assert not {"remat", "scan_unroll", "precision"} & set(saved)
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["model"]["remat"] is True
 
 
 def test_resuming_with_another_model_is_refused(tmp_path):

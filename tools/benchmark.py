@@ -18,6 +18,14 @@ batch in one piece, for a same-run ratio (``--pieces=2,4,8`` fixes the size). It
 a markdown table (the one committed to docs/benchmarks.md) and writes JSON.
 A batch size that does not fit is reported as such, not skipped silently.
 
+``--checkpoint=DIR`` times a checkpoint's model and trained weights instead of
+a config's model at its data-dependent init (where every coupling is still the
+identity), on synthetic faces at its size (``flowjax.synthetic``, seed 0): the
+round trip at each ``--precisions`` entry is then the one transfer decodes::
+
+    python -m tools.benchmark --checkpoint=weights/demo/glow --batch_sizes=8 \
+        --precisions=highest,high,default
+
 ``--profile`` prints instead a per-layer breakdown of one encode and one decode
 per batch size (time, share, FLOPs and % of the same run's matmul peak per layer
 kind; each layer jitted and timed alone on its real input shape: how, and the
@@ -38,13 +46,16 @@ import jax.numpy as jnp
 from absl import app, flags
 from ml_collections import config_flags
 
-from flowjax import models
+from flowjax import models, synthetic
 from flowjax.flows import permutations
-from flowjax.models import glow, micro_batches, model_stats
+from flowjax.models import checkpoints, glow, micro_batches, model_stats
 from flowjax.runs import runtime
 from tools import profile_layers
 
 _CONFIG = config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "A save_model export or training workdir "
+                                  "to time with its weights, on synthetic faces (instead of "
+                                  "--config's model at its init, on random images).")
 _BATCH_SIZES = flags.DEFINE_list("batch_sizes", ["1", "8"], "Batch sizes to time.")
 _PRECISIONS = flags.DEFINE_list("precisions", ["highest"], "Glow precisions to time.")
 _REPEATS = flags.DEFINE_integer("repeats", 3, "Timed calls per measurement (median).")
@@ -108,10 +119,15 @@ def _timed_compile(jitted, *args):
 
 
 def benchmark_model(model: glow.Glow, batch_size: int, repeats: int, peak: float,
-                    piece: int | None = None) -> dict:
+                    piece: int | None = None, variables=None) -> dict:
+    """One row; ``variables`` (a checkpoint's) are timed on synthetic faces, else the
+    model's data-dependent init on random images."""
     key = jax.random.key(0)
-    images = jax.random.randint(key, (batch_size, *model.image_shape), 0, 256).astype(jnp.uint8)
-    variables = glow.init(model, key, images)
+    if variables is None:
+        images = jax.random.randint(key, (batch_size, *model.image_shape), 0, 256).astype(jnp.uint8)
+        variables = glow.init(model, key, images)
+    else:
+        images = jnp.asarray(synthetic.make_dataset(0, batch_size, model.image_size).images)
     # Decoding as flowjax's sweeps do it: the 1x1 convs' inverses computed once per
     # model, not in every decode call (flowjax.transfer.sweep._decoder_variables).
     decode_variables = permutations.with_inverse_weights(variables)
@@ -171,24 +187,32 @@ def _pieces(row: dict) -> str:
     return "whole" if row["piece"] >= row["batch_size"] else str(row["piece"])
 
 
-def run(config, batch_sizes, precisions, repeats, matmul_size=0, pieces=("auto",)) -> dict:
+def run(config, batch_sizes, precisions, repeats, matmul_size=0, pieces=("auto",),
+        checkpoint=None) -> dict:
+    """The rows of ``config.model`` at its init, or of ``checkpoint``'s model and weights."""
     device = jax.devices()[0]
     n = matmul_size or (8192 if device.platform == "gpu" else 2048)
+    variables = None
+    if checkpoint:
+        loaded, variables = checkpoints.load_model(checkpoint)
+        model_config = {**models.model_config(loaded), **models.execution_config(loaded)}
+    else:
+        model_config = dict(config.model)
     results = {
         "device": f"{device.platform}: {device.device_kind} x{jax.device_count()} "
                   f"({platform.processor() or platform.machine()})",
         "matmul_size": n, "matmul_peak_flops": matmul_peak_flops(n),
-        "model": dict(config.model), "runs": [],
+        "model": model_config, "checkpoint": checkpoint, "runs": [],
     }
     for precision in precisions:
-        model = models.model_from_config({**dict(config.model), "precision": precision})
+        model = models.model_from_config({**model_config, "precision": precision})
         results["flops_per_image"] = model_stats.flops_per_image(model)
         for batch_size in batch_sizes:
             for mode in pieces:
                 piece = piece_mode(mode)
                 try:
                     row = benchmark_model(model, batch_size, repeats, results["matmul_peak_flops"],
-                                          piece)
+                                          piece, variables)
                 except Exception as err:  # noqa: BLE001 -- an OOM is a result to report
                     if ("RESOURCE_EXHAUSTED" not in str(err)
                             and "out of memory" not in str(err).lower()):
@@ -214,14 +238,18 @@ def run_profile(config, batch_sizes, precisions, repeats, matmul_size=0) -> None
 
 def main(argv):
     del argv
+    if (_CONFIG.value is None) == (_CHECKPOINT.value is None):
+        raise app.UsageError("give one of --config (a model at its init) and --checkpoint")
     if _PROFILE.value:
+        if _CHECKPOINT.value:
+            raise app.UsageError("--profile times --config's model; it takes no --checkpoint")
         run_profile(_CONFIG.value, [int(b) for b in _BATCH_SIZES.value], _PRECISIONS.value,
                     _REPEATS.value, _MATMUL_SIZE.value)
         return
     for mode in _PIECES.value:
         piece_mode(mode)  # refuses a bad entry before anything runs
     results = run(_CONFIG.value, [int(b) for b in _BATCH_SIZES.value], _PRECISIONS.value,
-                  _REPEATS.value, _MATMUL_SIZE.value, _PIECES.value)
+                  _REPEATS.value, _MATMUL_SIZE.value, _PIECES.value, _CHECKPOINT.value)
     print(format_table(results))
     if _JSON.value:
         with open(_JSON.value, "w") as f:
@@ -229,5 +257,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    flags.mark_flags_as_required(["config"])
     runtime.run(main)

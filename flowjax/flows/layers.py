@@ -20,11 +20,14 @@ LOGSCALE_FACTOR = 3.0
 CONV_INIT_STD = 0.05
 # Matmuls and convs whose inverse must hold run at full float32 by default
 # (XLA on Ampere/Hopper GPUs otherwise uses TF32, which visibly breaks the
-# round trip across a few hundred sequential steps).
+# round trip across a few hundred sequential steps). "auto" is a model's unset
+# precision, which its phase may choose (flowjax.models.execution: training at
+# "default"); a layer given it as it is runs at "highest".
 PRECISIONS = {
     "highest": jax.lax.Precision.HIGHEST,
     "high": jax.lax.Precision.HIGH,
     "default": jax.lax.Precision.DEFAULT,
+    "auto": jax.lax.Precision.HIGHEST,
 }
 
 

@@ -39,7 +39,8 @@ class StepConfig:
     width: hidden channels of the coupling conditioner.
     coupling: a key of ``bijectors.COUPLINGS`` ("additive", "affine").
     permutation: a key of ``permutations.PERMUTATIONS`` ("invconv", ...).
-    precision: "highest", "high" or "default" for convs and matmuls.
+    precision: "highest", "high" or "default" for convs and matmuls ("auto", a
+      model's unset precision, runs at "highest").
     """
 
     width: int

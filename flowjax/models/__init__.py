@@ -6,6 +6,8 @@
   ``encode``/``decode``/``init`` that apply any family;
 * ``rosinality`` -- :class:`RosinalityGlow`, rosinality's PyTorch layout;
 * ``registry`` -- model families and flow steps by name, ``model_from_config``;
+* ``execution`` -- the execution settings (``remat``, ``scan_unroll``,
+  ``precision``: how a model runs, not what it is) and the precision per phase;
 * ``micro_batches`` -- large CPU batches as a loop over cache-sized pieces;
 * ``model_stats`` -- parameter counts and arithmetic cost, nothing allocated;
 * ``checkpoints`` -- the one module that talks to orbax, with
@@ -26,14 +28,15 @@ from flowjax.models.errors import NonFiniteError
 from flowjax.models.glow import Glow, decode, encode, init
 from flowjax.models.image_flow import Encoding, MultiScaleFlow, latent_shapes
 from flowjax.models.registry import (DEFAULT_FAMILY, FAMILY_KEY, FlowModel, UnknownArchitectureError,
-                                     default_config, family_name, model_class, model_config, model_fields,
-                                     model_from_config, model_names, random_variables, register_model)
+                                     default_config, execution_config, family_name, model_class,
+                                     model_config, model_fields, model_from_config, model_names,
+                                     random_variables, register_model)
 from flowjax.models.rosinality import RosinalityGlow
 
 __all__ = [
     "MultiScaleFlow", "Encoding", "latent_shapes", "Glow", "RosinalityGlow", "encode", "decode", "init",
     "FAMILY_KEY", "DEFAULT_FAMILY", "FlowModel", "UnknownArchitectureError", "register_model",
-    "model_names", "model_class", "family_name", "model_fields", "model_config", "default_config",
+    "model_names", "model_class", "family_name", "model_fields", "model_config", "execution_config", "default_config",
     "model_from_config", "random_variables", "load_model", "save_model", "CheckpointError",
     "NonFiniteError", "StepConfig", "UnknownFlowStepError", "register_flow_step", "flow_step",
     "flow_step_names", "openai_step",

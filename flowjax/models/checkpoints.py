@@ -5,6 +5,7 @@ Two layouts, one reader (:func:`load_model`):
 * **Model export** (:func:`save_model`)::
 
       <directory>/model_config.json   registry.model_config(model): {"family", fields...}
+                                      (what the model is; not remat, scan_unroll, precision)
       <directory>/metadata.json       the caller's metadata ({} when none)
       <directory>/variables/          orbax StandardSave of {"params"[, "constants"]}
 
@@ -76,7 +77,7 @@ import orbax.checkpoint as ocp
 
 from flowjax import io as fio
 from flowjax.flows.bijectors import CONSTANTS
-from flowjax.models import checksum_record, glow, registry
+from flowjax.models import checksum_record, execution, glow, registry
 from flowjax.models.glow import Glow
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -226,6 +227,9 @@ def read_model_config(directory: PathLike) -> Glow:
     lists it (an edited config is a :class:`DamagedCheckpointError` naming it).
     A file without ``"family"`` (written before the registry) is a Glow; a
     family or flow step nobody registered is a :class:`CheckpointError` naming it.
+    Execution settings in a file written before they left it (``weights/demo/glow``'s
+    ``scan_unroll``) said how that run executed: they are ignored, and the model
+    has its family's defaults (:mod:`flowjax.models.execution`).
     """
     return _read_model_config(Path(directory))[0]
 
@@ -246,8 +250,9 @@ def _read_model_config(directory: Path) -> tuple[Glow, bool]:
         raise CheckpointError(f"{path} must hold a JSON object of model fields, "
                               f"got {type(config).__name__}")
     family = config.get(registry.FAMILY_KEY, registry.DEFAULT_FAMILY)
+    identity = {k: v for k, v in config.items() if k not in execution.EXECUTION_FIELDS}
     try:
-        return registry.model_from_config(config), verified
+        return registry.model_from_config(identity), verified
     except (TypeError, ValueError) as e:
         raise CheckpointError(f"{path}: cannot build the {family!r} model it describes: {e}") from e
 

@@ -41,7 +41,7 @@ from flowjax.flows import steps as steps_lib
 from flowjax.flows.bijectors import CONSTANTS
 from flowjax.flows.permutations import INVERSES, PERMUTATIONS
 from flowjax.flows.priors import SplitPrior, TopPrior
-from flowjax.models import micro_batches
+from flowjax.models import execution, micro_batches
 from flowjax.models.image_flow import Encoding, MultiScaleFlow, SplitPriors, TopPriorFn
 
 Array = jax.Array
@@ -72,11 +72,14 @@ class FlowStep(nn.Module):
         return (z, logdet + step_logdet), None
 
 
-def scan_steps(body: type[nn.Module], depth: int, reverse: bool, unroll: int = 1
-               ) -> type[nn.Module]:
-    """``body`` (a :class:`FlowStep`) scanned over a level's ``depth`` steps; the
-    steps' 1x1 conv inverses, where a sweep computed them once
+def scan_steps(body: type[nn.Module], depth: int, reverse: bool, unroll: int = 1,
+               remat: bool = False) -> type[nn.Module]:
+    """``body`` (a :class:`FlowStep`) scanned over a level's ``depth`` steps, each
+    rematerialised in the backward pass when ``remat`` (the parameter paths are the
+    same either way); the steps' 1x1 conv inverses, where a sweep computed them once
     (:func:`flowjax.flows.permutations.with_inverse_weights`), are scanned with the weights."""
+    if remat:
+        body = nn.remat(body, prevent_cse=False)  # the scan already keeps CSE out of its body
     return nn.scan(body, variable_axes={"params": 0, CONSTANTS: 0, INVERSES: 0},
                    split_rngs={"params": True}, length=depth, reverse=reverse, unroll=unroll)
 
@@ -95,15 +98,20 @@ class Glow(MultiScaleFlow):
       n_classes: > 0 makes the top prior class-conditional (labels ``y``).
       n_bits: bits per colour channel the model sees (OpenAI CelebA: 5).
       channels: colour channels of the images (3).
+      flow_step: the registered step definition every level repeats
+        (:mod:`flowjax.flows.steps`; "openai": ActNorm -> permutation -> coupling).
+
+    Execution settings (:mod:`flowjax.models.execution`: how the model runs, not
+    what it is; ``model_config.json`` does not record them, so a checkpoint
+    resumes or loads under any of them):
       remat: rematerialise each flow step in the backward pass (saves memory).
       scan_unroll: flow steps per iteration of each level's ``nn.scan`` (1:
         compile time independent of depth). XLA's CPU backend runs conv
         gradients inside a loop body much slower than unrolled, so CPU
         training configs unroll; GPUs/TPUs keep 1.
-      precision: "highest" (full float32, the default), "high" or "default"
-        (TF32 on recent NVIDIA GPUs) for every conv and matmul.
-      flow_step: the registered step definition every level repeats
-        (:mod:`flowjax.flows.steps`; "openai": ActNorm -> permutation -> coupling).
+      precision: for every conv and matmul, "highest" (full float32), "high",
+        "default" (TF32 on recent NVIDIA GPUs) or "auto" (the default: training
+        at "default", encode and decode at "highest").
 
     A subclass that needs more from its steps overrides :meth:`step_config`.
     """
@@ -120,7 +128,7 @@ class Glow(MultiScaleFlow):
     channels: int = 3
     remat: bool = False
     scan_unroll: int = 1
-    precision: str = "highest"
+    precision: str = execution.AUTO
     flow_step: str = "openai"
 
     def __post_init__(self):
@@ -143,8 +151,7 @@ class Glow(MultiScaleFlow):
         return steps_lib.StepConfig(self.width, self.coupling, self.permutation, self.precision)
 
     def _steps(self, level: int, reverse: bool) -> nn.Module:
-        body = nn.remat(FlowStep, prevent_cse=False) if self.remat else FlowStep
-        scanned = scan_steps(body, self.depth, reverse, self.scan_unroll)
+        scanned = scan_steps(FlowStep, self.depth, reverse, self.scan_unroll, self.remat)
         return scanned(self.flow_step, self.step_config(), reverse=reverse,
                        name=f"level_{level}")
 
@@ -240,7 +247,8 @@ def init(model: MultiScaleFlow, key: Array, images: Array, y: Array | None = Non
 
 
 def model_fields() -> tuple[str, ...]:
-    """The configurable fields of :class:`Glow` (its hyperparameters)."""
+    """The configurable fields of :class:`Glow`: its hyperparameters and its
+    execution settings (:mod:`flowjax.models.execution`)."""
     return tuple(f.name for f in dataclasses.fields(Glow) if f.name not in ("parent", "name"))
 
 
@@ -257,5 +265,7 @@ def model_from_config(config: Mapping[str, Any]) -> Glow:
 
 
 def model_config(model: Glow) -> dict[str, Any]:
-    """The inverse of :func:`model_from_config`: a JSON-ready dict of the fields."""
-    return {name: getattr(model, name) for name in model_fields()}
+    """What ``model`` is, as a JSON-ready dict of its fields less the execution
+    settings; :func:`model_from_config` of it is ``model`` at the default settings."""
+    return {name: getattr(model, name) for name in model_fields()
+            if name not in execution.EXECUTION_FIELDS}

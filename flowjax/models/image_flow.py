@@ -21,8 +21,10 @@ A family with labels reads ``y`` in its top prior; one without overrides
 ``_check_labels`` to refuse them.
 
 The base declares no dataclass fields: each family keeps its own fields,
-their order and defaults (they are its ``model_config.json``), and must have
-those listed under ``TYPE_CHECKING`` below.
+their order and defaults (``model_config.json`` records them, less the
+execution settings ``remat``, ``scan_unroll`` and ``precision``:
+:mod:`flowjax.models.execution`), and must have those listed under
+``TYPE_CHECKING`` below.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 A *model family* is a Flax module class registered under a name; its
 configuration is its dataclass fields. ``model_config.json`` (written by
-``flowjax.models.checkpoints``) records the family next to the fields::
+``flowjax.models.checkpoints``) records the family next to the fields that say
+what the model is::
 
     {"family": "glow", "image_size": 64, ..., "flow_step": "openai", ...}
 
@@ -11,6 +12,11 @@ and :func:`model_from_config` rebuilds exactly that class, refusing a family
 ``"family"`` (every file written before the registry) is a ``"glow"``, and
 one without ``"flow_step"`` gets the dataclass default (``"openai"``), so old
 checkpoints load unchanged.
+
+The execution settings (``remat``, ``scan_unroll``, ``precision``: how a model
+runs, not what it is, :mod:`flowjax.models.execution`) are fields too, but
+:func:`model_config` leaves them out (:func:`execution_config` gives them), so a
+checkpoint loads and resumes under any of them.
 
 Registering a family::
 
@@ -39,7 +45,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flowjax.models import glow, rosinality
+from flowjax.models import execution, glow, rosinality
 from flowjax.flows.steps import (  # noqa: F401  (the registry's public face)
     StepConfig, UnknownFlowStepError, flow_step, flow_step_names, openai_step, register_flow_step,
 )
@@ -141,14 +147,26 @@ def family_name(model: nn.Module | type[nn.Module]) -> str:
 
 
 def model_fields(cls: type[nn.Module]) -> tuple[str, ...]:
-    """The configurable fields of a family's class (its dataclass fields)."""
+    """The configurable fields of a family's class (its dataclass fields: its identity
+    and its execution settings)."""
     return tuple(f.name for f in dataclasses.fields(cls) if f.name not in ("parent", "name"))
 
 
 def model_config(model: nn.Module) -> dict[str, Any]:
-    """A JSON-ready ``{"family": name, **fields}`` describing ``model`` exactly."""
+    """A JSON-ready ``{"family": name, **fields}`` describing what ``model`` is: every
+    field but the execution settings (:func:`execution_config`). Two models with equal
+    configs compute the same function of the same parameters; ``model_config.json``
+    and the resume check of ``flowjax.training.train`` compare this."""
     name = family_name(model)
-    return {FAMILY_KEY: name, **{f: getattr(model, f) for f in model_fields(type(model))}}
+    return {FAMILY_KEY: name, **{f: getattr(model, f) for f in model_fields(type(model))
+                                 if f not in execution.EXECUTION_FIELDS}}
+
+
+def execution_config(model: nn.Module) -> dict[str, Any]:
+    """How ``model`` runs: its execution fields (``remat``, ``scan_unroll``,
+    ``precision``; those its class has), JSON-ready, for a run's summary or manifest."""
+    return {f: getattr(model, f) for f in model_fields(type(model))
+            if f in execution.EXECUTION_FIELDS}
 
 
 def default_config(family: str = DEFAULT_FAMILY, **overrides: Any) -> dict[str, Any]:
@@ -175,8 +193,10 @@ def default_config(family: str = DEFAULT_FAMILY, **overrides: Any) -> dict[str, 
 def model_from_config(config: Mapping[str, Any]) -> nn.Module:
     """The model a :func:`model_config` dict (or a ConfigDict) describes.
 
-    ``"family"`` defaults to ``"glow"``; unknown family names and unknown
-    fields are errors naming them (a typo must not fall back to a default).
+    ``"family"`` defaults to ``"glow"``; the config may also give execution
+    settings (a run's ``config.model``), else they take their defaults. Unknown
+    family names and unknown fields are errors naming them (a typo must not fall
+    back to a default).
     """
     config = dict(config)
     name = config.pop(FAMILY_KEY, DEFAULT_FAMILY)

@@ -66,6 +66,7 @@ from flowjax.flows.permutations import (
     InvConv, InvConvLU, channel_mix, lu_inverse_weight, lu_parameters, lu_weight, stored_inverse,
 )
 from flowjax.flows import steps as steps_lib
+from flowjax.models import execution
 from flowjax.models.glow import FlowStep, scan_steps
 from flowjax.models.image_flow import MultiScaleFlow, SplitPriors, TopPriorFn
 
@@ -323,7 +324,8 @@ class RosinalityGlow(MultiScaleFlow):
       width: coupling hidden channels (rosinality: 512, hard-coded).
       n_bits: bits per colour channel (rosinality/lassi: 5).
       channels: [in_channel] colour channels (3).
-      precision: "highest" (full float32), "high" or "default".
+      remat, scan_unroll, precision: execution settings, as :class:`~flowjax.models.glow.Glow`'s
+        (not recorded in ``model_config.json``; :mod:`flowjax.models.execution`).
 
     The interface is :class:`flowjax.models.image_flow.MultiScaleFlow`'s, as
     :class:`flowjax.models.glow.Glow`'s: ``encode``/``decode``/``sample``/``log_prob``/
@@ -345,14 +347,17 @@ class RosinalityGlow(MultiScaleFlow):
     width: int = DEFAULT_WIDTH
     n_bits: int = 5
     channels: int = 3
-    precision: str = "highest"
+    remat: bool = False
+    scan_unroll: int = 1
+    precision: str = execution.AUTO
 
     n_classes = 0  # the experiments ask; rosinality's Glow has no labels
 
     @nn.nowrap
     def _config_checks(self) -> list[tuple[bool, str]]:
         return [*super()._config_checks(),
-                (isinstance(self.conv_lu, bool), f"conv_lu must be a bool, got {self.conv_lu!r}")]
+                (isinstance(self.conv_lu, bool), f"conv_lu must be a bool, got {self.conv_lu!r}"),
+                (self.scan_unroll >= 1, f"scan_unroll must be >= 1, got {self.scan_unroll}")]
 
     def level_uses_lu(self, level: int) -> bool:
         """Whether block ``level`` has LU 1x1 convs (the last one always: quirk 1)."""
@@ -365,7 +370,7 @@ class RosinalityGlow(MultiScaleFlow):
     # ---- the flow's parts (the level loop is MultiScaleFlow's) ------------------
 
     def _steps(self, level: int, reverse: bool) -> nn.Module:
-        scanned = scan_steps(FlowStep, self.depth, reverse)
+        scanned = scan_steps(FlowStep, self.depth, reverse, self.scan_unroll, self.remat)
         permutation = "invconv_lu" if self.level_uses_lu(level) else "invconv"
         config = steps_lib.StepConfig(self.width, self.coupling, permutation, self.precision)
         return scanned("rosinality", config, reverse=reverse, name=f"level_{level}")

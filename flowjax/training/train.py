@@ -23,13 +23,21 @@
   before step 0, or an automatic resume from the workdir's newest checkpoint
   that verifies (``flowjax.models.checkpoints``: newer, damaged steps are moved to
   ``damaged_checkpoints/`` and the log and ``summary.json`` say so; a resume
-  with another model or another optimizer is refused);
+  with another model or another optimizer is refused, one with other execution
+  settings continues);
   metrics to ``metrics.jsonl`` (one line per log interval: ``step`` = updates
   done, ``split``, the interval's means; a ``"resumed"`` line where a run
   continued) and to TensorBoard event files when ``tensorboard`` is
   installed (``flowjax.training.log``); held-out bits/dim and a
   temperature-sample grid PNG (labelled synthetic) at each evaluation;
   compile time and steady-state throughput reported apart in ``summary.json``.
+* **Execution settings** (``config.model.remat``, ``scan_unroll``, ``precision``;
+  :mod:`flowjax.models.execution`) are how the model runs, not what it is: the
+  workdir's ``model_config.json`` leaves them out, so a run resumes under other
+  ones (on a GPU after a CPU, with remat switched on for memory), and
+  ``summary.json``'s ``execution`` records what each run used. An unset
+  precision (``"auto"``) trains at ``"default"`` (TF32 on Ampere/Hopper GPUs)
+  and decodes the evaluation's samples at ``"highest"``.
 * **Data.** Batches come from ``flowjax.training.datasets`` datasets (built from
   ``config.data`` by its ``make_datasets``) whose batch is a pure function of
   the step (so resuming repeats the data order); each epoch drops the
@@ -67,7 +75,7 @@ from flowjax import models
 from flowjax import io as fio
 from flowjax.flows.bijectors import CONSTANTS
 from flowjax.io import console
-from flowjax.models import checkpoints, glow
+from flowjax.models import checkpoints, execution, glow
 from flowjax.models.errors import NonFiniteError
 from flowjax.models.glow import Glow
 from flowjax.training import datasets, log
@@ -246,11 +254,11 @@ def _prepare_workdir(workdir: Path, model: Glow, config: Any, is_main: bool) -> 
         raise FileExistsError(f"workdir {workdir} is not empty and is not a training workdir (no "
                               f"{checkpoints.MODEL_CONFIG_NAME}); choose a new or empty workdir")
     if model_path.is_file():
-        saved = checkpoints.read_model_config(workdir)
-        if saved != model:
-            requested = models.model_config(model)
-            differ = {k: (v, requested.get(k)) for k, v in models.model_config(saved).items()
-                      if requested.get(k) != v}
+        # What the model is, not how it runs: other execution settings may resume.
+        saved = models.model_config(checkpoints.read_model_config(workdir))
+        requested = models.model_config(model)
+        if saved != requested:
+            differ = {k: (v, requested.get(k)) for k, v in saved.items() if requested.get(k) != v}
             raise ValueError(f"workdir {workdir} trains a different model: {differ} (saved, "
                              "requested); resume with the same config.model or use a new workdir")
     config_path = workdir / CONFIG_NAME
@@ -352,7 +360,9 @@ def train(config: Any, workdir: str | Path, *, train_dataset: Any = None,
     :class:`flowjax.training.datasets.ArrayDataset`).
     """
     workdir = Path(workdir)
-    model = models.model_from_config(config.model)  # any registered family
+    configured = models.model_from_config(config.model)  # any registered family
+    model = execution.for_phase(configured, "train")  # an "auto" precision is training's
+    sample_model = execution.for_phase(configured, "decode")
     _check_model(model)
     optimizer = OptimizerSpec.from_config(config.optimizer)
     mesh = mesh or make_mesh()
@@ -373,15 +383,17 @@ def train(config: Any, workdir: str | Path, *, train_dataset: Any = None,
                                          async_save=config.checkpoint.get("async_save", True))
     writer = log.MetricWriter(workdir, enabled=is_main)
     summary: dict[str, Any] = {"workdir": str(workdir), "devices": n_devices,
-                               "processes": n_processes, "batch_size": config.batch_size}
+                               "processes": n_processes, "batch_size": config.batch_size,
+                               "execution": {**models.execution_config(model), "decode_precision":
+                                             getattr(sample_model, "precision", None)}}
     try:
         state, summary["start_step"] = _initial_state(config, model, optimizer, mesh, ckpt,
                                                       train_dataset, summary)
         if summary["start_step"]:
             # Lines an interrupted run logged after this checkpoint stay above the marker.
             writer.write(summary["start_step"], "resumed", {})
-        _loop(config, model, optimizer, mesh, ckpt, writer, state, train_dataset, eval_dataset,
-              workdir, num_steps, summary)
+        _loop(config, model, sample_model, optimizer, mesh, ckpt, writer, state, train_dataset,
+              eval_dataset, workdir, num_steps, summary)
     finally:
         ckpt.wait()
         ckpt.close()
@@ -429,8 +441,8 @@ def _initial_state(config, model, optimizer, mesh, ckpt, dataset,
     return state, step
 
 
-def _loop(config, model, optimizer, mesh, ckpt, writer, state, train_ds, eval_ds, workdir,
-          num_steps, summary) -> None:
+def _loop(config, model, sample_model, optimizer, mesh, ckpt, writer, state, train_ds, eval_ds,
+          workdir, num_steps, summary) -> None:
     process, n_processes = jax.process_index(), jax.process_count()
     start = int(summary["start_step"])
     if start >= num_steps:
@@ -498,7 +510,8 @@ def _loop(config, model, optimizer, mesh, ckpt, writer, state, train_ds, eval_ds
             if do_ckpt:
                 ckpt.save(step, *_split_state(state))
             if do_eval:
-                _evaluate(config, model, mesh, state, eval_ds, writer, workdir, step)
+                _evaluate(config, model, sample_model, mesh, state, eval_ds, writer, workdir,
+                          step)
             if do_ckpt or do_eval:
                 timing["pauses"] += time.perf_counter() - t_pause
                 window.update(t=time.perf_counter(), steps=0)
@@ -518,7 +531,8 @@ def _loop(config, model, optimizer, mesh, ckpt, writer, state, train_ds, eval_ds
                    last_train_metrics=last_values, checkpoint=str(ckpt.step_path(num_steps)))
 
 
-def _evaluate(config, model, mesh, state, eval_ds, writer, workdir, step) -> None:
+def _evaluate(config, model, sample_model, mesh, state, eval_ds, writer, workdir,
+              step) -> None:
     process, n_processes = jax.process_index(), jax.process_count()
     global_shape = (eval_ds.batch_size, *model.image_shape)
     key = jax.random.fold_in(jax.random.key(config.seed), 0x0E7A1)  # same noise every eval
@@ -534,8 +548,8 @@ def _evaluate(config, model, mesh, state, eval_ds, writer, workdir, step) -> Non
     writer.write(step, "eval", {"bits_per_dim": bpd})
     samples = config.get("samples")
     if samples and samples.n and process == 0:
-        grid = sample_grid(model, state.variables, jax.random.key(config.seed + 1), samples.n,
-                           tuple(samples.temperatures))
+        grid = sample_grid(sample_model, state.variables, jax.random.key(config.seed + 1),
+                           samples.n, tuple(samples.temperatures))
         (workdir / SAMPLES_DIR).mkdir(exist_ok=True)
         fio.write_png(workdir / SAMPLES_DIR / f"step_{step:08d}.png", grid, {
             "method": "Glow temperature samples (rows: temperature)", "step": step,

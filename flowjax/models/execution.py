@@ -1,0 +1,70 @@
+"""Execution settings: how a model runs, never what it is.
+
+A family's dataclass fields are of two kinds. Most are its *identity*
+(``image_size``, ``depth``, ``coupling``, ...): they decide the parameters and
+the function, and ``model_config.json`` records them, so a checkpoint rebuilds
+exactly that model. :data:`EXECUTION_FIELDS` decide only how the same function
+of the same parameters is computed:
+
+* ``remat`` -- rematerialise each flow step in the backward pass (memory for
+  compute; the gradients are the same);
+* ``scan_unroll`` -- flow steps per iteration of each level's ``nn.scan``
+  (XLA's CPU backend runs conv gradients in a loop body much slower than
+  unrolled; a GPU or TPU keeps 1);
+* ``precision`` -- the convs' and matmuls' ``jax.lax.Precision``: ``"highest"``
+  (full float32), ``"high"``, ``"default"`` (TF32 on Ampere/Hopper GPUs, bfloat16
+  passes on TPUs), or ``"auto"`` (the default): the phase decides
+  (:data:`PRECISION_POLICY`).
+
+They stay fields of the module (Flax's own way: ``nn.Dense(precision=...)``),
+so a module is still the whole static argument of every jitted function: two
+models differing only in ``remat`` are unequal and hash apart, and jit
+compiles each its own program instead of reusing a stale one. What makes them
+not identity is where the identity is compared and stored:
+:func:`flowjax.models.model_config` (``model_config.json``, the resume check
+of ``flowjax.training.train``) leaves them out, and
+:func:`flowjax.models.checkpoints.read_model_config` ignores them in files
+written before they left it (``weights/demo/glow``'s names ``scan_unroll: 8``:
+how that run trained). A loaded model runs at its family's defaults; a run
+chooses its own (``config.model.remat=True`` ...) and records them in its
+``summary.json`` or manifest (:func:`flowjax.models.execution_config`).
+
+**Precision per phase.** An inverse must hold across hundreds of sequential
+steps when decoding: TF32's 10-bit mantissa visibly breaks the round trip
+there, so encode and decode (transfer, sampling) run at ``"highest"``.
+Training needs no exact inverse, only a gradient, and at ``"highest"`` an
+Ampere/Hopper GPU gives up TF32 for the whole run, so it runs at ``"default"``.
+A configured precision (anything but ``"auto"``) holds in every phase. On a CPU
+XLA computes float32 convs and matmuls the same way at every precision
+(docs/benchmarks.md has the measured round trips).
+"""
+
+from __future__ import annotations
+
+from typing import TypeVar
+
+EXECUTION_FIELDS = ("remat", "scan_unroll", "precision")
+AUTO = "auto"  # a precision left to the phase (PRECISION_POLICY)
+# The precision an "auto" model runs at, per phase. "encode" and "decode" are every
+# use outside training (transfer, sweeps, sampling, scoring); "train" the training
+# loop: its initialisation, steps and held-out bits/dim.
+PRECISION_POLICY = {"train": "default", "encode": "highest", "decode": "highest"}
+PHASES = tuple(PRECISION_POLICY)
+
+Model = TypeVar("Model")
+
+
+def resolve_precision(precision: str, phase: str) -> str:
+    """The precision a model configured with ``precision`` runs at in ``phase``."""
+    if phase not in PRECISION_POLICY:
+        raise ValueError(f"phase must be one of {list(PHASES)}, got {phase!r}")
+    return PRECISION_POLICY[phase] if precision == AUTO else precision
+
+
+def for_phase(model: Model, phase: str) -> Model:
+    """``model`` as it runs in ``phase``: an ``"auto"`` precision replaced by the
+    policy's (a new module, so jit compiles its own program); otherwise ``model``."""
+    precision = getattr(model, "precision", None)
+    resolved = resolve_precision(precision, phase)
+    return model if resolved == precision else model.clone(precision=resolved)
+
