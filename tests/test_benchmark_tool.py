@@ -28,6 +28,7 @@ def test_each_row_records_its_piece_size_and_round_trips_exactly():
     assert "| 4 | 2 | highest |" in table and "| 4 | whole | highest |" in table
 
 
+@pytest.mark.slow
 def test_a_checkpoint_is_timed_with_its_own_weights_at_each_precision(tmp_path):
     """--checkpoint: the saved model and weights (not an init), at every precision asked
     for, whatever precision it was saved with."""

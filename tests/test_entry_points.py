@@ -115,6 +115,7 @@ def test_every_command_answers_a_bad_flag_with_one_error_line(tmp_path):
     _check_plain_errors(_run_all(calls, ROOT))
 
 
+@pytest.mark.slow
 def test_a_successful_conversion_logs_its_stages_and_nothing_from_orbax_or_the_tpu_probe(tmp_path):
     result = subprocess.run(
         [sys.executable, "weights/convert_rosinality.py",

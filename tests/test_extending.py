@@ -139,6 +139,7 @@ def test_a_user_bijector_in_every_step_gets_its_own_parameters_at_every_level():
         assert step["channel_scale"]["s"].shape[0] == SMALL["depth"]  # one per scanned step
 
 
+@pytest.mark.slow
 def test_a_registered_subclass_trains_saves_and_reloads_to_identical_latents(tmp_path):
     """train.train builds the family config.model names; the export rebuilds it."""
     fields = {"family": "glow_with_channel_scales", **SMALL, "permutation": "shuffle"}

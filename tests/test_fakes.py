@@ -81,6 +81,7 @@ def test_bad_options_are_refused():
 # ---- the detector's batches and metrics (experiments/train_scorers_detector.py) ---------
 
 
+@pytest.mark.slow
 def test_detector_batch_labels_each_row_with_its_kind_and_blends_what_it_says():
     from experiments import train_scorers, train_scorers_detector as td
 

@@ -75,7 +75,8 @@ def test_map_pieces_calls_the_function_on_equal_pieces_and_drops_the_padding():
 # ---- Glow: every image gets the result of the whole batch -------------------------
 
 
-@pytest.mark.parametrize("piece", [1, 2, 4])
+@pytest.mark.parametrize("piece", [pytest.param(1, marks=pytest.mark.slow), 2,
+                                   pytest.param(4, marks=pytest.mark.slow)])
 def test_encode_and_decode_in_pieces_equal_the_whole_batch(piece):
     model = Glow(**TINY, coupling="affine", n_classes=3)
     x, y = _images(5), jnp.array([0, 2, 1, 1, 0])

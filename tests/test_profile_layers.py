@@ -33,6 +33,7 @@ def test_profile_refuses_a_flow_step_it_does_not_model():
                                     permutation="shuffle"), 1, 1, _calls)
 
 
+@pytest.mark.slow
 def test_a_batch_cut_in_pieces_is_timed_per_piece_and_counted_once_per_piece(monkeypatch):
     model = Glow(image_size=16, n_levels=2, depth=2, width=8)
     whole = profile_layers.profile(model, batch=4, repeats=1, median_seconds=_calls)

@@ -217,6 +217,7 @@ def _photo_folder(root: Path, astronaut: np.ndarray) -> Path:
     return root
 
 
+@pytest.mark.slow
 def test_transfer_job_aligns_real_photos_with_dlib_end_to_end(tmp_path, astronaut):
     from configs import transfer as transfer_config
     from experiments import transfer

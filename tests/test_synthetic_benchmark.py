@@ -364,6 +364,7 @@ def test_headline_table_has_a_column_per_scores_field_and_counts_the_cap():
     assert table.row("eps")["mean alpha"] == 0.0  # equal AU errors: the smaller alpha
 
 
+@pytest.mark.slow
 def test_smoke_run_writes_every_table_figure_and_labelled_example(tmp_path):
     config = benchmark_config.get_config("smoke")
     assert {"fine", "levels", "subspace", "half"} <= set(config.methods)

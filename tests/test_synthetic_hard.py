@@ -123,6 +123,7 @@ def test_hard_identity_shares_the_easy_identity_of_the_same_key():
         np.testing.assert_array_equal(getattr(hard.base, field.name), getattr(easy, field.name))
 
 
+@pytest.mark.slow
 def test_hard_dataset_is_deterministic_and_each_image_independent_of_its_batch():
     a = synthetic.make_dataset(4, 8, 32, setting="hard")
     b = synthetic.make_dataset(4, 8, 32, setting="hard")

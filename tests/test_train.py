@@ -211,7 +211,8 @@ def stopped_and_straight(tmp_path_factory):
 
 
 @pytest.mark.parametrize("field, value, atol", [("remat", True, 0), ("precision", "highest", 0),
-                                                ("scan_unroll", 2, 1e-7)],
+                                                pytest.param("scan_unroll", 2, 1e-7,
+                                                             marks=pytest.mark.slow)],
                          ids=["remat_on", "precision_highest", "scan_unroll_2"])
 def test_resume_after_changing_an_execution_setting_continues_exactly(
         tmp_path, stopped_and_straight, field, value, atol):

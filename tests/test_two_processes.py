@@ -20,6 +20,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = ROOT / "tests" / "two_process_worker.py"
 TIMEOUT_S = 300
+# Three processes compiling take half a minute of the default suite; sharding on one
+# process stays there (test_train, test_sweep).
+pytestmark = pytest.mark.slow
 
 
 def _free_port() -> int:

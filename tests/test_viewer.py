@@ -355,6 +355,7 @@ def test_screenshots_of_both_views(page, save_screenshot):
 # screenshot-tested in CI.
 
 
+@pytest.mark.slow
 def test_main_job_writes_the_viewer_and_it_shows_every_pair(browser, tmp_path, save_screenshot):
     """``run.py --config=configs/transfer.py`` (the demo) ends with evaluation/index.html;
     screenshots of it go to docs/viewer_pair.png and docs/viewer_grid.png with
