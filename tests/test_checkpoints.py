@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import shutil
+import threading
+import time
 from pathlib import Path
 
 import jax
@@ -291,6 +293,62 @@ def test_training_steps_get_their_checksums_once_the_background_save_finished(tm
     record = json.loads((tmp_path / "checkpoints" / "2" / "checksums.json").read_text())
     assert {"_CHECKPOINT_METADATA", "variables/_METADATA", "train_state/_METADATA"} <= set(
         record["files"])
+
+
+def test_a_step_is_hashed_off_the_caller_thread_while_training_goes_on(tmp_path, variables,
+                                                                         monkeypatch):
+    """save() returns while the record is being written; wait() returns once it is."""
+    started, release, threads = threading.Event(), threading.Event(), []
+    real_write = checksum_record.write
+
+    def slow_write(directory, *args, **kwargs):
+        threads.append(threading.current_thread())
+        started.set()
+        release.wait(timeout=30)  # a synchronous save would sit here for 30 s
+        return real_write(directory, *args, **kwargs)
+
+    monkeypatch.setattr(checksum_record, "write", slow_write)
+    with checkpoints.TrainCheckpointer(tmp_path, keep=3) as ckpt:
+        t0 = time.perf_counter()
+        ckpt.save(1, variables, {"step": jnp.int32(1)})
+        assert time.perf_counter() - t0 < 20
+        assert started.wait(timeout=20)  # hashing began on another thread ...
+        assert threads == [t for t in threads if t is not threading.main_thread()]
+        assert not (ckpt.step_path(1) / "checksums.json").exists()  # ... and is still going
+        release.set()
+        ckpt.wait()
+        assert (ckpt.step_path(1) / "checksums.json").is_file()
+        assert ckpt.verify(1)
+
+
+def test_the_next_save_starts_only_after_the_previous_record(tmp_path, variables, monkeypatch):
+    """With keep=1 the next save deletes the previous step: it must not be mid-hash."""
+    with checkpoints.TrainCheckpointer(tmp_path, keep=1) as ckpt:
+        real_save, seen = ckpt._manager.save, []
+
+        def save_checking_records(step, *args, **kwargs):
+            seen.append((step, (ckpt.step_path(step - 1) / "checksums.json").is_file()))
+            return real_save(step, *args, **kwargs)
+
+        monkeypatch.setattr(ckpt._manager, "save", save_checking_records)
+        for step in (1, 2, 3):
+            ckpt.save(step, variables, {"step": jnp.int32(step)})
+        ckpt.wait()
+        assert seen == [(1, False), (2, True), (3, True)]  # no step 0; then each previous record
+        assert ckpt.all_steps() == [3] and ckpt.verify(3)
+
+
+def test_a_record_that_cannot_be_written_stops_the_next_save_naming_the_step(tmp_path, variables,
+                                                                            monkeypatch):
+    def full_disk(directory, *args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(checksum_record, "write", full_disk)
+    ckpt = checkpoints.TrainCheckpointer(tmp_path, keep=3)
+    ckpt.save(1, variables, {"step": jnp.int32(1)})
+    with pytest.raises(OSError, match=r"checksums of checkpoint .*checkpoints/1: No space left"):
+        ckpt.save(2, variables, {"step": jnp.int32(2)})
+    ckpt.close()
 
 
 def test_export_without_checksums_still_loads_unverified(tmp_path, variables, caplog):

@@ -61,6 +61,7 @@ checks of what they restore.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import json
 import logging
@@ -503,6 +504,15 @@ class TrainCheckpointer:
     step divisible by k is kept too. ``async_save`` lets orbax write in the
     background (device arrays are copied to the host before ``save`` returns,
     so the caller may donate them); :meth:`wait` or :meth:`close` finishes it.
+
+    Each step's ``checksums.json`` is written by a recorder thread once orbax has
+    finished writing it: hashing a step (about 2 GB at celeba256 with Adamax
+    moments) overlaps the training steps that follow instead of stalling them.
+    Anything that reads or saves steps (the next :meth:`save`, :meth:`verify`,
+    :meth:`restore`, ...) first waits for that record, so the retention policy
+    never deletes a step being hashed and a step is never judged unrecorded
+    while its record is being written; a failed record is raised there, on the
+    caller's thread.
     """
 
     def __init__(self, workdir: PathLike, *, keep: int = 3, keep_every: int | None = None,
@@ -515,7 +525,10 @@ class TrainCheckpointer:
         policy = (policies[0] if len(policies) == 1
                   else ocp.checkpoint_managers.AnyPreservationPolicy(policies))
         self.directory = (Path(workdir) / CHECKPOINTS_DIR).absolute()
-        self._unrecorded: list[int] = []  # saved steps whose checksums.json is still to write
+        # One thread, so records are written in the order of the saves.
+        self._recorder = concurrent.futures.ThreadPoolExecutor(
+            1, thread_name_prefix="flowjax-checksums")
+        self._recording: concurrent.futures.Future | None = None  # the newest save's record
         self._manager = ocp.CheckpointManager(
             self.directory, item_handlers=_item_handlers(),
             options=ocp.CheckpointManagerOptions(
@@ -523,9 +536,11 @@ class TrainCheckpointer:
         )
 
     def latest_step(self) -> int | None:
+        self._finish_recording()
         return self._manager.latest_step()
 
     def all_steps(self) -> list[int]:
+        self._finish_recording()
         return sorted(self._manager.all_steps())
 
     def step_path(self, step: int) -> Path:
@@ -534,10 +549,11 @@ class TrainCheckpointer:
     def save(self, step: int, variables: Mapping[str, Any], train_state: Mapping[str, Any]) -> None:
         """Saves step ``step``; refuses to replace an existing one.
 
-        Its ``checksums.json`` is written once the (background) save has
-        finished: at the next save, :meth:`wait` or :meth:`close`.
+        Its ``checksums.json`` is written by the recorder thread once the
+        (background) save has finished; the previous step's record is complete
+        before this save starts.
         """
-        self._record_finished()
+        self._finish_recording()
         if step in self._manager.all_steps():
             raise FileExistsError(f"checkpoint {self.step_path(step)} already exists; "
                                   "not overwriting a saved step")
@@ -547,26 +563,35 @@ class TrainCheckpointer:
         }), force=True)
         if not saved:
             raise RuntimeError(f"orbax declined to save step {step} in {self.directory}")
-        self._unrecorded.append(step)
+        self._recording = self._recorder.submit(self._record, step)
 
-    def _record_finished(self) -> None:
-        """Waits for pending saves, then writes their checksums.json (process 0 only)."""
-        if not self._unrecorded:
-            return
+    def _record(self, step: int) -> None:
+        """On the recorder thread: waits for orbax to finish writing ``step``, then
+        writes its checksums.json (process 0 only)."""
         self._manager.wait_until_finished()
-        steps, self._unrecorded = self._unrecorded, []
-        if jax.process_index() == 0:
-            for step in steps:
-                if self.step_path(step).is_dir():  # not already removed by the LatestN policy
-                    checksum_record.write(self.step_path(step))
+        path = self.step_path(step)
+        if jax.process_index() == 0 and path.is_dir():
+            try:
+                checksum_record.write(path)
+            except OSError as e:
+                raise OSError(e.errno, f"could not write the checksums of checkpoint {path}: "
+                              f"{e.strerror or e}") from e
+
+    def _finish_recording(self) -> None:
+        """Waits for the newest save's record; raises its error here if it failed."""
+        recording, self._recording = self._recording, None
+        if recording is not None:
+            recording.result()
 
     def verify(self, step: int) -> bool:
         """Verifies step ``step`` (see :func:`verify_checksums`); False: saved without a record."""
+        self._finish_recording()
         return _verify_step(self.step_path(step), self._manager.all_steps())
 
     def set_aside(self, step: int) -> Path:
         """Moves a damaged step to ``<workdir>/damaged_checkpoints/`` (kept for inspection,
         out of the way of a new save of that step) and returns its new path."""
+        self._finish_recording()
         target = self.directory.parent / DAMAGED_DIR / str(step)
         if jax.process_index() == 0:
             target.parent.mkdir(exist_ok=True)
@@ -604,11 +629,14 @@ class TrainCheckpointer:
     def wait(self) -> None:
         """Blocks until a background save has finished (and its checksums are written)."""
         self._manager.wait_until_finished()
-        self._record_finished()
+        self._finish_recording()
 
     def close(self) -> None:
-        self._record_finished()
-        self._manager.close()
+        try:
+            self._finish_recording()
+        finally:
+            self._recorder.shutdown()
+            self._manager.close()
 
     def __enter__(self) -> TrainCheckpointer:
         return self
