@@ -185,6 +185,20 @@ def _record_method_outputs(model, variables, x, cls, method_name, stat):
     return seen
 
 
+def test_init_compiles_once_per_model_and_shapes(monkeypatch):
+    """A second init of an equal model on images of the same shape reuses the program."""
+    traced = []
+    real_init = nn.Module.init
+    monkeypatch.setattr(Glow, "init", lambda self, *a, **k: traced.append(1) or real_init(
+        self, *a, **k), raising=False)
+    model = Glow(image_size=4, n_levels=1, depth=1, width=4)
+    x = _images(2, 4)
+    first = glow.init(model, jax.random.key(0), x)
+    second = glow.init(Glow(image_size=4, n_levels=1, depth=1, width=4), jax.random.key(0), x)
+    assert len(traced) == 1
+    jax.tree.map(np.testing.assert_array_equal, first, second)
+
+
 def test_after_init_every_actnorm_normalises_the_init_batch():
     model = Glow(**TINY)
     x = _images(16, 16, seed=4)

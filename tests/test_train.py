@@ -379,18 +379,38 @@ SHARDED_SCRIPT = textwrap.dedent("""
         results[n] = (losses, [np.asarray(x) for x in jax.tree.leaves(state.params)],
                       len(state.params["prior"]["W"].sharding.device_set))
     (l1, p1, d1), (l4, p4, d4) = results[1], results[4]
+    # A held-out batch the 4 devices cannot share is refused before any work.
+    import importlib.util, pathlib, sys, tempfile
+    spec = importlib.util.spec_from_file_location("train_config", sys.argv[1])
+    config_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(config_module)
+    config = config_module.get_config("tiny")
+    config.update_from_flattened_dict({"batch_size": 8, "eval_batch_size": 6, "progress": False})
+    workdir = pathlib.Path(tempfile.mkdtemp()) / "run"
+    try:
+        train.train(config, workdir, mesh=train.make_mesh())
+        refusal = None
+    except ValueError as e:
+        refusal = str(e)
     print(json.dumps({"devices": [d1, d4], "loss_diff": max(abs(a - b) for a, b in zip(l1, l4)),
-                      "param_diff": max(float(abs(a - b).max()) for a, b in zip(p1, p4))}))
+                      "param_diff": max(float(abs(a - b).max()) for a, b in zip(p1, p4)),
+                      "axis_types": [t.name for t in train.make_mesh().axis_types],
+                      "refusal": refusal, "workdir_made": workdir.exists()}))
 """)
 
 
 def test_sharded_step_on_4_devices_matches_one_device():  # a fresh process: ~15 s
-    out = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT], capture_output=True, text=True,
-                         env=_subprocess_env(devices=4), timeout=300)
+    out = subprocess.run([sys.executable, "-c", SHARDED_SCRIPT, str(ROOT / "configs" / "train.py")],
+                         capture_output=True, text=True, env=_subprocess_env(devices=4),
+                         timeout=300)
     assert out.returncode == 0, out.stderr[-3000:]
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["devices"] == [1, 4]  # parameters replicated on every device
     assert result["loss_diff"] < 1e-5 and result["param_diff"] < 1e-5, result
+    assert result["axis_types"] == ["Auto"]  # jax.make_mesh, shardings given at jit's boundaries
+    assert result["refusal"] == ("config.eval_batch_size=6 is split over the 4 devices, so it must "
+                                 "be a multiple of 4; set --config.eval_batch_size=4")
+    assert not result["workdir_made"]
 
 
 def test_run_py_trains_the_tiny_config(tmp_path):  # a fresh process: ~15 s

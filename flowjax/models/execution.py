@@ -41,7 +41,8 @@ XLA computes float32 convs and matmuls the same way at every precision
 
 from __future__ import annotations
 
-from typing import TypeVar
+from collections.abc import Sequence
+from typing import Any, TypeVar
 
 EXECUTION_FIELDS = ("remat", "scan_unroll", "precision")
 AUTO = "auto"  # a precision left to the phase (PRECISION_POLICY)
@@ -68,3 +69,20 @@ def for_phase(model: Model, phase: str) -> Model:
     resolved = resolve_precision(precision, phase)
     return model if resolved == precision else model.clone(precision=resolved)
 
+
+
+def data_mesh(axis: str, devices: Sequence[Any] | None = None):
+    """A 1-D ``jax.sharding.Mesh`` named ``axis`` over ``devices`` (default: all of
+    them, every process's).
+
+    Through ``jax.make_mesh``, which orders the devices for the topology's
+    collectives (a ring on a TPU; the given order elsewhere). Its axis is ``Auto``:
+    shardings are given at ``jax.jit``'s boundaries and XLA propagates them inside,
+    as this project's jitted functions expect (``make_mesh``'s own default,
+    ``Explicit``, would carry shardings in every array's type).
+    """
+    import jax  # here, not at the top: the settings above are read without importing jax
+
+    devices = list(jax.devices() if devices is None else devices)
+    return jax.make_mesh((len(devices),), (axis,), axis_types=(jax.sharding.AxisType.Auto,),
+                         devices=devices)

@@ -238,9 +238,14 @@ def init(model: MultiScaleFlow, key: Array, images: Array, y: Array | None = Non
 
     ActNorms are initialised in forward order from this batch (mid-bin
     dequantisation noise); in a :class:`Glow` couplings start as identities,
-    priors as N(0, 1).
+    priors as N(0, 1). Compiled once per (model, shapes), like :func:`encode`.
     """
-    return jax.jit(lambda k, x, y: model.init(k, x, None, y))(key, images, y)
+    return _jitted_init(model, key, images, y)
+
+
+@functools.partial(jax.jit, static_argnames="model")
+def _jitted_init(model: MultiScaleFlow, key: Array, images: Array, y: Array | None) -> Any:
+    return model.init(key, images, None, y)
 
 
 # ---- configuration ------------------------------------------------------------

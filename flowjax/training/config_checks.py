@@ -188,12 +188,19 @@ def check_run_options(config: Any, n_devices: int) -> None:
         optimizers.OptimizerSpec.from_config(optimizer)
     except (ValueError, TypeError) as error:
         raise ValueError(f"config.optimizer: {error}; set {flag('optimizer.<field>')}") from None
-    for name in ("batch_size", "eval_batch_size"):
-        _check_int(name, config[name], 1)
-        if config[name] % n_devices:
-            fitted = max(n_devices, config[name] // n_devices * n_devices)
+    check_batch_sizes({"batch_size": config.batch_size,
+                       "eval_batch_size": config.eval_batch_size}, n_devices)
+
+
+def check_batch_sizes(sizes: dict[str, int], n_devices: int) -> None:
+    """Each batch is split over every device: its size must be a multiple of
+    ``n_devices`` (checked before training, not at the first evaluation)."""
+    for name, size in sizes.items():
+        _check_int(name, size, 1)
+        if size % n_devices:
+            fitted = max(n_devices, size // n_devices * n_devices)
             raise ValueError(
-                f"config.{name}={config[name]} is split over the {n_devices} devices, so it "
+                f"config.{name}={size} is split over the {n_devices} devices, so it "
                 f"must be a multiple of {n_devices}; set {flag(name, fitted)}")
 
 

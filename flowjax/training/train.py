@@ -78,7 +78,7 @@ from flowjax.io import console
 from flowjax.models import checkpoints, execution, glow
 from flowjax.models.errors import NonFiniteError
 from flowjax.models.glow import Glow
-from flowjax.training import datasets, log
+from flowjax.training import config_checks, datasets, log
 from flowjax.training.optimizers import OptimizerSpec
 
 Array = jax.Array
@@ -170,9 +170,9 @@ def eval_step(model: Glow, state: TrainState, batch: Array, key: Array) -> dict[
 
 
 def make_mesh(devices: Any = None) -> Mesh:
-    """A 1-D data-parallel mesh over ``devices`` (default: all, every process)."""
-    devices = np.asarray(jax.devices() if devices is None else devices)
-    return Mesh(devices.reshape(-1), (DATA_AXIS,))
+    """A 1-D data-parallel mesh over ``devices`` (default: all, every process;
+    :func:`flowjax.models.execution.data_mesh`)."""
+    return execution.data_mesh(DATA_AXIS, devices)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -368,11 +368,11 @@ def train(config: Any, workdir: str | Path, *, train_dataset: Any = None,
     mesh = mesh or make_mesh()
     n_devices, process, n_processes = mesh.devices.size, jax.process_index(), jax.process_count()
     is_main = process == 0
-    if config.batch_size % n_devices:
-        raise ValueError(f"batch_size {config.batch_size} must be a multiple of the "
-                         f"{n_devices} devices (data parallel)")
     if train_dataset is None:
         train_dataset, eval_dataset = datasets.make_datasets(config, model.image_size)
+    config_checks.check_batch_sizes({"batch_size": config.batch_size, **(
+        {"eval_batch_size": eval_dataset.batch_size} if eval_dataset is not None else {})},
+        n_devices)
     if tuple(train_dataset.image_shape) != model.image_shape:
         raise ValueError(f"dataset images are {tuple(train_dataset.image_shape)}, the model "
                          f"expects {model.image_shape}; set config.model.image_size")

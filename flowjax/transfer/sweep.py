@@ -55,11 +55,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax.experimental import multihost_utils
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding, PartitionSpec
 
 from flowjax.flows import permutations
 from flowjax.io import console
-from flowjax.models import glow
+from flowjax.models import execution, glow
 from flowjax.models.errors import NonFiniteError
 from flowjax.models.glow import Encoding, Glow
 from flowjax.transfer import latents as latents_lib
@@ -95,7 +95,8 @@ class Placement:
         self.devices = list(devices) if devices is not None else jax.devices()
         if not self.devices:
             raise ValueError("no devices given; pass devices=None to use jax.devices()")
-        self.mesh = Mesh(np.array(self.devices), (BATCH_AXIS,)) if len(self.devices) > 1 else None
+        self.mesh = (execution.data_mesh(BATCH_AXIS, self.devices) if len(self.devices) > 1
+                     else None)
 
     @property
     def n_devices(self) -> int:
