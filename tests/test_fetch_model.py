@@ -168,7 +168,7 @@ def test_a_fetch_gives_a_loadable_model_that_round_trips_a_real_photo_exactly(se
     assert np.isfinite(encoding.bits_per_dim).all()
     check = manifest["check"]
     assert check["exact"] and check["values_differing"] == 0 and check["values"] == 3072
-    assert check["bits_per_dim"] == pytest.approx(float(encoding.bits_per_dim[0]), rel=1e-6)
+    assert check["bits_per_dim_mid_bin"] == pytest.approx(float(encoding.bits_per_dim[0]), rel=1e-6)
     # The conversion is the converter's (117 tensors, build_info.json), its sampler allowed.
     assert (manifest["conversion"]["tensor_count"], manifest["conversion"]["allowed"]) == (
         117, ["random_uniform"])

@@ -143,6 +143,20 @@ def _continuous_to_flat_eps(model, variables):
     return f
 
 
+def test_bits_per_dim_takes_its_dequantisation_noise_explicitly():
+    """No silent mid-bin default: published bits/dim are at uniform noise."""
+    model = Glow(image_size=4, n_levels=1, depth=1, width=4)
+    x = _images(4, 4)
+    variables = _perturbed(model, x)
+    for method in ("bits_per_dim", "log_prob"):
+        with pytest.raises(TypeError, match="noise"):
+            model.apply(variables, x, method=method)
+    uniform = model.apply(variables, x, jax.random.key(0), method="bits_per_dim")
+    mid_bin = model.apply(variables, x, None, method="bits_per_dim")
+    np.testing.assert_array_equal(mid_bin, glow.encode(model, variables, x).bits_per_dim)
+    assert not np.allclose(uniform, mid_bin)  # two different measures
+
+
 def test_log_prob_equals_bruteforce_change_of_variables():
     """log p(x) = -D ln(n_bins) + log N(eps(x); 0, I) + log|det d eps/dx|.
 

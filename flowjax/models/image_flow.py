@@ -85,6 +85,13 @@ class Encoding:
     log_prob: log-probability (nats) of the n_bits-quantized image, per image:
         ``-D ln(n_bins) + sum(logdets) + sum(prior log-densities)``.
     bits_per_dim: ``-log_prob / (D ln 2)``, per image.
+
+    Both are evaluated at the encode's dequantisation noise. Published bits/dim
+    (OpenAI's, this project's training and held-out evaluation) are at uniform
+    noise ``u ~ U[0, 1/n_bins)``, a bound on the discrete likelihood; the mid-bin
+    default of an inference encode gives another number, comparable only with
+    other mid-bin values. :meth:`MultiScaleFlow.log_prob` and
+    :meth:`MultiScaleFlow.bits_per_dim` therefore take the noise explicitly.
     """
 
     eps: tuple[Array, ...]
@@ -189,11 +196,14 @@ class MultiScaleFlow(nn.Module):
                for k, s in zip(keys, self.latent_shapes)]
         return self.decode(eps, y=y, quantize=quantize)
 
-    def log_prob(self, images: Array, noise: Any = None, y: Array | None = None) -> Array:
-        """Log-probability (nats) per image; see :class:`Encoding`."""
+    def log_prob(self, images: Array, noise: Any, y: Array | None = None) -> Array:
+        """Log-probability (nats) per image at dequantisation ``noise`` (as
+        :meth:`encode`'s; no default: a PRNG key gives the published measure, None
+        the mid-bin value; see :class:`Encoding`)."""
         return self.encode(images, noise, y).log_prob
 
-    def bits_per_dim(self, images: Array, noise: Any = None, y: Array | None = None) -> Array:
+    def bits_per_dim(self, images: Array, noise: Any, y: Array | None = None) -> Array:
+        """Bits per dimension per image at dequantisation ``noise`` (see :meth:`log_prob`)."""
         return self.encode(images, noise, y).bits_per_dim
 
     # ---- pre/post-processing ------------------------------------------------

@@ -67,7 +67,8 @@ class FlowModel(Protocol):
         to per-level ``eps`` / ``z`` latents, ``log_prob``, ``bits_per_dim``.
     ``decode(latents, y=None, space="eps", quantize=True)`` the inverse.
     ``sample(key, n, temperature, y=None, quantize=True)`` and
-    ``bits_per_dim(images, noise=None, y=None)`` (the training loss).
+    ``bits_per_dim(images, noise, y=None)`` (the training loss; ``noise`` a PRNG key
+        for uniform dequantisation, None for mid-bin).
 
     Attributes: ``image_size``, ``image_shape`` (H, W, C), ``latent_shapes`` (per level, level
     0 first, OpenAI's flat order), ``num_dims``, ``n_classes`` (0: unconditional).
