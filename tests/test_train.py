@@ -358,6 +358,24 @@ def test_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_p
         np.testing.assert_array_equal(a, b)
 
 
+def test_every_random_stream_of_a_seed_sweep_is_its_own():
+    """One root per seed, named streams under it: no stream of seed s is a stream
+    (or the root) of another seed, as key(seed + 1) for the samples once was."""
+    seen = {}
+    for seed in range(3):
+        root = jax.random.key(seed)
+        seen[(seed, "root")] = root
+        for name in train.STREAMS:
+            seen[(seed, name)] = train.stream(root, name)
+    data = {where: tuple(np.asarray(jax.random.key_data(k)).tolist()) for where, k in seen.items()}
+    assert len(set(data.values())) == len(data)
+    model = models.Glow(image_size=4, n_levels=1, depth=1, width=4)
+    images = datasets.generated_images(0, 2, 4)
+    state = train.create_train_state(model, optimizers.OptimizerSpec(), jax.random.key(7), images)
+    np.testing.assert_array_equal(state.rng, jax.random.key_data(
+        train.stream(jax.random.key(7), "train")))
+
+
 SHARDED_SCRIPT = textwrap.dedent("""
     import json, jax, numpy as np
     from flowjax.models.glow import Glow

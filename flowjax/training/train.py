@@ -5,6 +5,11 @@
   optimizer state covers ``params`` only), ``opt_state``, ``step`` and ``rng``
   (raw key data; step ``s`` uses ``fold_in(rng, s)``, so randomness depends
   only on the step and resumed runs repeat it exactly).
+* **Random streams.** Every random number of a run comes from one root,
+  ``jax.random.key(config.seed)``, through a named stream (:func:`stream`: the
+  parameters' init, the training steps' dequantisation noise, the held-out
+  evaluation's noise, the sample grids), so no two streams of one run, or of two
+  seeds of a sweep, coincide.
 * **Loss.** Mean bits/dim of the batch (GLOW_SPEC §1): the Glow's own
   ``n_bits`` preprocessing, fresh uniform dequantisation noise each step.
 * **Steps.** :func:`train_step` and :func:`eval_step` are pure;
@@ -91,6 +96,21 @@ logger = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------
+# Random streams
+# --------------------------------------------------------------------------
+
+# Each stream's number is part of what a seed means: never renumber one (runs would
+# no longer repeat), only add new names.
+STREAMS = {"init": 1, "train": 2, "eval": 3, "samples": 4}
+
+
+def stream(root: Array, name: str) -> Array:
+    """The key of stream ``name`` (:data:`STREAMS`) under ``root``, a run's
+    ``jax.random.key(config.seed)``."""
+    return jax.random.fold_in(root, STREAMS[name])
+
+
+# --------------------------------------------------------------------------
 # State
 # --------------------------------------------------------------------------
 
@@ -125,9 +145,10 @@ def _check_model(model: Glow) -> None:
 
 def create_train_state(model: Glow, optimizer: OptimizerSpec, key: Array,
                        init_images: Array) -> TrainState:
-    """Step-0 state: data-dependent init (``glow.init``) on ``init_images``."""
+    """Step-0 state: data-dependent init (``glow.init``) on ``init_images``; ``key``
+    is the run's root (its ``"init"`` and ``"train"`` streams are used)."""
     _check_model(model)
-    init_key, rng = jax.random.split(key)
+    init_key, rng = stream(key, "init"), stream(key, "train")
     variables = dict(glow.init(model, init_key, init_images))
     params = variables.pop("params")
     constants = variables.pop(CONSTANTS, {})
@@ -535,7 +556,7 @@ def _evaluate(config, model, sample_model, mesh, state, eval_ds, writer, workdir
               step) -> None:
     process, n_processes = jax.process_index(), jax.process_count()
     global_shape = (eval_ds.batch_size, *model.image_shape)
-    key = jax.random.fold_in(jax.random.key(config.seed), 0x0E7A1)  # same noise every eval
+    key = stream(jax.random.key(config.seed), "eval")  # the same noise at every evaluation
     eval_fn = make_eval_step(model, mesh)
     values = []
     for i in range(eval_ds.steps_per_epoch):
@@ -548,8 +569,9 @@ def _evaluate(config, model, sample_model, mesh, state, eval_ds, writer, workdir
     writer.write(step, "eval", {"bits_per_dim": bpd})
     samples = config.get("samples")
     if samples and samples.n and process == 0:
-        grid = sample_grid(sample_model, state.variables, jax.random.key(config.seed + 1),
-                           samples.n, tuple(samples.temperatures))
+        key = stream(jax.random.key(config.seed), "samples")
+        grid = sample_grid(sample_model, state.variables, key, samples.n,
+                           tuple(samples.temperatures))
         (workdir / SAMPLES_DIR).mkdir(exist_ok=True)
         fio.write_png(workdir / SAMPLES_DIR / f"step_{step:08d}.png", grid, {
             "method": "Glow temperature samples (rows: temperature)", "step": step,
