@@ -159,6 +159,12 @@ def test_training_writes_metrics_config_samples_and_summary(tiny_run):
     config, workdir, summary = tiny_run
     lines = [json.loads(x) for x in (workdir / "metrics.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines if x["split"] == "eval"] == [50]
+    # One line per log interval and one where a checkpoint cut it, in order, though
+    # each is fetched an interval late.
+    boundaries = set(range(config.log_every, 51, config.log_every)) | set(
+        range(config.checkpoint.every, 51, config.checkpoint.every))
+    assert [x["step"] for x in lines if x["split"] == "train"] == sorted(boundaries)
+    assert len(boundaries) > 3
     assert all(np.isfinite(x["bits_per_dim"]) for x in lines)
     assert json.loads((workdir / "config.json").read_text())["num_steps"] == 50
     png = workdir / "samples" / "step_00000050.png"

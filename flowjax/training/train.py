@@ -32,7 +32,8 @@
   settings continues);
   metrics to ``metrics.jsonl`` (one line per log interval: ``step`` = updates
   done, ``split``, the interval's means; a ``"resumed"`` line where a run
-  continued) and to TensorBoard event files when ``tensorboard`` is
+  continued; fetched one interval late, ``log.LaggedWindows``, so the host never
+  waits for the step it just dispatched) and to TensorBoard event files when ``tensorboard`` is
   installed (``flowjax.training.log``); held-out bits/dim and a
   temperature-sample grid PNG (labelled synthetic) at each evaluation;
   compile time and steady-state throughput reported apart in ``summary.json``.
@@ -480,33 +481,25 @@ def _loop(config, model, sample_model, optimizer, mesh, ckpt, writer, state, tra
     summary["compile_s"] = time.perf_counter() - t0
     log_every, eval_every = config.log_every, config.eval_every
     ckpt_every = config.checkpoint.every
-    pending: list[tuple[int, dict[str, Array]]] = []
-    window = {"t": time.perf_counter(), "steps": 0}
     timing = {"loop_start": time.perf_counter(), "first_done": None, "pauses": 0.0}
     first_values: dict[str, float] = {}
     last_values: dict[str, float] = {}
 
-    def flush() -> None:
-        """Fetches pending metrics, stops on a non-finite one, logs the window."""
-        nonlocal pending
-        if not pending:
-            return
-        fetched = jax.device_get([m for _, m in pending])
-        steps = [s for s, _ in pending]
-        pending = []
-        for s, values in zip(steps, fetched):
+    def write_window(window: log.Window, fetched: list[dict[str, Any]]) -> None:
+        """Stops on a non-finite metric, else logs the window's means."""
+        for s, values in zip(window.steps, fetched):
             if not _is_finite(values):
                 raise _non_finite_error(s, values, ckpt)
         host = [{k: float(v) for k, v in values.items()} for values in fetched]
         if not first_values:
             first_values.update(host[0])
         last_values.update(host[-1])
-        elapsed = time.perf_counter() - window["t"]
         mean = {k: float(np.mean([h[k] for h in host])) for k in host[0]}
-        mean["images_per_s"] = window["steps"] * config.batch_size / max(elapsed, 1e-9)
-        writer.write(steps[-1] + 1, "train", mean)
+        mean["images_per_s"] = len(window.steps) * config.batch_size / max(window.seconds, 1e-9)
+        writer.write(window.steps[-1] + 1, "train", mean)
         bar.set_postfix(bpd=f"{mean['bits_per_dim']:.3f}", img_s=f"{mean['images_per_s']:.1f}")
-        window.update(t=time.perf_counter(), steps=0)
+
+    windows = log.LaggedWindows(write_window)
 
     bar = console.progress(num_steps, "train", "step", initial=start,
                            disable=not config.get("progress", True) or process != 0)
@@ -514,9 +507,8 @@ def _loop(config, model, sample_model, optimizer, mesh, ckpt, writer, state, tra
         step = start
         for batch in batches:
             state, metrics = step_fn(state, batch)
-            pending.append((step, metrics))
+            windows.add(step, metrics)
             step += 1
-            window["steps"] += 1
             bar.update(1)
             if timing["first_done"] is None:  # the first run also pays one-off costs
                 jax.block_until_ready(state.step)
@@ -525,8 +517,10 @@ def _loop(config, model, sample_model, optimizer, mesh, ckpt, writer, state, tra
             do_eval = bool(eval_every) and eval_ds is not None and (
                 step % eval_every == 0 or boundary)
             do_ckpt = step % ckpt_every == 0 or boundary
-            if step % log_every == 0 or boundary or do_eval or do_ckpt:
-                flush()
+            if boundary or do_eval or do_ckpt:
+                windows.boundary(everything=True)  # a checkpoint holds only finite state
+            elif step % log_every == 0:
+                windows.boundary()
             t_pause = time.perf_counter()
             if do_ckpt:
                 ckpt.save(step, *_split_state(state))
@@ -535,7 +529,7 @@ def _loop(config, model, sample_model, optimizer, mesh, ckpt, writer, state, tra
                           step)
             if do_ckpt or do_eval:
                 timing["pauses"] += time.perf_counter() - t_pause
-                window.update(t=time.perf_counter(), steps=0)
+                windows.restart_clock()
         jax.block_until_ready(state.step)
     finally:
         bar.close()
