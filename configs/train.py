@@ -94,6 +94,9 @@ def _base() -> ml_collections.ConfigDict:
     config.optimizer = ml_collections.ConfigDict(dict(
         name="openai_adamax", learning_rate=1e-3, warmup_steps=200, b1=0.9, b2=0.95, eps=1e-8,
         grad_clip_norm=0.0))  # flowjax.training.optimizers.OptimizerSpec; names: OPTIMIZERS
+    # Steps in a row whose loss, gradient or new parameters are not finite that are
+    # skipped (no update, logged) before training stops; 0 stops at the first.
+    config.skip_nonfinite_steps = 0
     config.log_every = 50
     config.eval_every = 2_000
     config.checkpoint = ml_collections.ConfigDict(dict(every=1_000, keep=3, keep_every=0,

@@ -16,6 +16,7 @@ import textwrap
 from pathlib import Path
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
@@ -326,6 +327,45 @@ def test_non_finite_error_never_names_a_damaged_checkpoint_as_good(tmp_path):
     with pytest.raises(train.NonFiniteError, match=r"the last good checkpoint is step 2 at "
                                                    r".*checkpoints/2"):
         train.train(config, workdir)
+
+
+@pytest.fixture
+def two_bad_batches(monkeypatch):
+    """A loss that is NaN (with NaN gradients) on any batch holding an all-white image,
+    and a dataset whose batches 3 and 4 do."""
+    real_loss = train.bits_per_dim_loss
+
+    def loss_nan_on_white(model, params, constants, images, noise):
+        white = jnp.any(jnp.all(images == 255, axis=(1, 2, 3)))
+        return real_loss(model, params, constants, images, noise) * jnp.where(white, jnp.nan, 1.0)
+
+    monkeypatch.setattr(train, "bits_per_dim_loss", loss_nan_on_white)
+    train.make_train_step.cache_clear()  # steps compiled with the real loss
+    config = _tiny_config(num_steps=8, eval_every=0, log_every=2, **{"checkpoint.every": 8})
+    images = datasets.generated_images(0, 8 * config.batch_size, 16)
+    images[3 * config.batch_size] = images[4 * config.batch_size] = 255
+    yield config, datasets.ArrayDataset(images, config.batch_size, shuffle=False)
+    train.make_train_step.cache_clear()
+
+
+def test_skipped_non_finite_steps_leave_the_state_as_it_was_and_are_logged(tmp_path,
+                                                                          two_bad_batches):
+    config, dataset = two_bad_batches
+    config.skip_nonfinite_steps = 2
+    summary = train.train(config, tmp_path / "run", train_dataset=dataset)
+    assert summary["final_step"] == 8
+    lines = [json.loads(x) for x in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert [(x["step"], x["skipped_steps"]) for x in lines] == [(2, 0), (4, 1), (6, 1), (8, 0)]
+    assert all(np.isfinite(x["bits_per_dim"]) for x in lines)  # means over the updates made
+    assert all(np.isfinite(p).all() for p in jax.tree.leaves(_params(tmp_path / "run")))
+
+
+def test_one_skipped_step_more_than_allowed_stops_training(tmp_path, two_bad_batches):
+    config, dataset = two_bad_batches
+    config.skip_nonfinite_steps = 1
+    with pytest.raises(train.NonFiniteError, match=r"non-finite value at step 4 \(.*\), after 1 "
+                                                   r"skipped steps in a row"):
+        train.train(config, tmp_path / "run", train_dataset=dataset)
 
 
 def test_resume_with_every_checkpoint_damaged_is_refused(tmp_path):

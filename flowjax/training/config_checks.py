@@ -170,6 +170,8 @@ def check_run_options(config: Any, n_devices: int) -> None:
         raise ValueError(f"config.model: {error}; set {flag('model.<field>')}") from None
     _check_int("num_steps", config.num_steps, 0)
     _check_int("log_every", config.log_every, 1)
+    _check_int("skip_nonfinite_steps", config.get("skip_nonfinite_steps", 0), 0,
+               "0: stop at the first non-finite step")
     _check_int("eval_every", config.eval_every, 0, "0: no held-out evaluation")
     _check_int("checkpoint.every", config.checkpoint.every, 1)
     _check_int("checkpoint.keep", config.checkpoint.keep, 1)

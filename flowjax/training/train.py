@@ -22,7 +22,9 @@
   another optimizer (or with gradient clipping switched) is refused.
 * **Non-finite guard.** A NaN/Inf loss, gradient norm or parameter norm stops
   training with :class:`NonFiniteError` naming the step and the newest
-  checkpoint that verifies. Metrics are checked before every checkpoint, so no checkpoint
+  checkpoint that verifies. With ``config.skip_nonfinite_steps=N`` such a step
+  is skipped instead (no update; a warning, ``skipped_steps`` in the log line)
+  and training stops only at the (N+1)-th in a row. Metrics are checked before every checkpoint, so no checkpoint
   holds state from after a non-finite step, and nothing saved is overwritten.
 * **Loop** (:func:`train`): data-dependent ActNorm init on an init batch
   before step 0, or an automatic resume from the workdir's newest checkpoint
@@ -169,9 +171,18 @@ def global_norm(tree: Any) -> Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
 
 
-def train_step(model: Glow, optimizer: OptimizerSpec, state: TrainState,
-               batch: Array) -> tuple[TrainState, dict[str, Array]]:
-    """One update on a uint8 batch; metrics are those of the step's input state."""
+def train_step(model: Glow, optimizer: OptimizerSpec, state: TrainState, batch: Array,
+               skip_nonfinite: bool = False) -> tuple[TrainState, dict[str, Array]]:
+    """One update on a uint8 batch; metrics are those of the step's input state.
+
+    With ``skip_nonfinite`` an update whose loss, gradient or new parameters are
+    not finite is not applied (parameters and optimizer state stay as they were,
+    the step and its batch go by) and ``metrics["skipped"]`` is 1; the training
+    loop decides how many such steps in a row it accepts. (Not
+    ``optax.apply_if_finite``: its counters would change the optimizer state's
+    tree, so a workdir could not switch skipping on or off, nor old checkpoints
+    take it up.)
+    """
     key = jax.random.fold_in(jax.random.wrap_key_data(state.rng), state.step)
     loss, grads = jax.value_and_grad(bits_per_dim_loss, argnums=1)(
         model, state.params, state.constants, batch, key)
@@ -183,6 +194,13 @@ def train_step(model: Glow, optimizer: OptimizerSpec, state: TrainState,
         "param_norm": global_norm(params),  # of the new params: overflows to inf with them
         "learning_rate": jnp.asarray(optimizer.schedule(state.step), jnp.float32),
     }
+    if skip_nonfinite:
+        finite = jnp.isfinite(loss) & jnp.isfinite(metrics["grad_norm"]) & jnp.isfinite(
+            metrics["param_norm"])
+        keep = lambda new, old: jax.tree.map(lambda a, b: jnp.where(finite, a, b), new, old)
+        params, opt_state = keep(params, state.params), keep(opt_state, state.opt_state)
+        metrics["param_norm"] = global_norm(params)  # of the parameters kept
+        metrics["skipped"] = jnp.where(finite, 0.0, 1.0).astype(jnp.float32)
     return state.replace(step=state.step + 1, params=params, opt_state=opt_state), metrics
 
 
@@ -206,7 +224,8 @@ def batch_sharding(mesh: Mesh) -> NamedSharding:
 
 
 @functools.lru_cache(maxsize=None)
-def make_train_step(model: Glow, optimizer: OptimizerSpec, mesh: Mesh) -> Callable[
+def make_train_step(model: Glow, optimizer: OptimizerSpec, mesh: Mesh,
+                    skip_nonfinite: bool = False) -> Callable[
         [TrainState, Array], tuple[TrainState, dict[str, Array]]]:
     """``train_step(state, batch) -> (state, metrics)``, jitted, state donated.
 
@@ -214,7 +233,8 @@ def make_train_step(model: Glow, optimizer: OptimizerSpec, mesh: Mesh) -> Callab
     axis; the loss is the mean over the global batch, so the result does not
     depend on the number of devices.
     """
-    return jax.jit(functools.partial(train_step, model, optimizer), donate_argnums=0,
+    return jax.jit(functools.partial(train_step, model, optimizer,
+                                     skip_nonfinite=skip_nonfinite), donate_argnums=0,
                    in_shardings=(replicated(mesh), batch_sharding(mesh)),
                    out_shardings=(replicated(mesh), replicated(mesh)))
 
@@ -348,18 +368,24 @@ def _is_finite(values: Mapping[str, float]) -> bool:
 
 
 def _non_finite_error(step: int, values: Mapping[str, float],
-                      ckpt: checkpoints.TrainCheckpointer) -> NonFiniteError:
+                      ckpt: checkpoints.TrainCheckpointer,
+                      skipped_before: int | None = None) -> NonFiniteError:
     ckpt.wait()  # a background save of an earlier, good step completes first
     good = _newest_verified_step(ckpt)
     where = (f"the last good checkpoint is step {good} at {ckpt.step_path(good)}"
              if good is not None else "no checkpoint that verifies had been saved yet")
     shown = ", ".join(f"{k}={float(v):.4g}" for k, v in values.items())
+    skipped = ("" if skipped_before is None else
+               f", after {skipped_before} skipped steps in a row, as many as "
+               "config.skip_nonfinite_steps allows")
     return NonFiniteError(
-        f"non-finite value at step {step} (the update from step {step} to {step + 1}: {shown}); "
+        f"non-finite value at step {step} (the update from step {step} to {step + 1}: "
+        f"{shown}){skipped}; "
         f"training stopped, nothing saved was overwritten, and {where}. Lower "
         "optimizer.learning_rate or add optimizer.warmup_steps (or change "
-        "optimizer.grad_clip_norm if clipping was on), then train again in the same workdir "
-        "to resume from that checkpoint; switching clipping on needs a new workdir.")
+        "optimizer.grad_clip_norm if clipping was on; or let config.skip_nonfinite_steps "
+        "skip a few bad steps), then train again in the same workdir to resume from that "
+        "checkpoint; switching clipping on needs a new workdir.")
 
 
 def _newest_verified_step(ckpt: checkpoints.TrainCheckpointer) -> int | None:
@@ -477,7 +503,9 @@ def _loop(config, model, sample_model, optimizer, mesh, ckpt, writer, state, tra
                                      config.data.get("prefetch", 2), to_device)
     t0 = time.perf_counter()
     batch_spec = jax.ShapeDtypeStruct(global_shape, jnp.uint8, sharding=batch_sharding(mesh))
-    step_fn = make_train_step(model, optimizer, mesh).lower(state, batch_spec).compile()
+    max_skipped = int(config.get("skip_nonfinite_steps", 0))
+    step_fn = make_train_step(model, optimizer, mesh, max_skipped > 0).lower(
+        state, batch_spec).compile()
     summary["compile_s"] = time.perf_counter() - t0
     log_every, eval_every = config.log_every, config.eval_every
     ckpt_every = config.checkpoint.every
@@ -485,19 +513,38 @@ def _loop(config, model, sample_model, optimizer, mesh, ckpt, writer, state, tra
     first_values: dict[str, float] = {}
     last_values: dict[str, float] = {}
 
+    skipped_in_a_row = 0
+
     def write_window(window: log.Window, fetched: list[dict[str, Any]]) -> None:
-        """Stops on a non-finite metric, else logs the window's means."""
+        """Stops on a non-finite metric (or on more skipped steps in a row than
+        config.skip_nonfinite_steps), else logs the window's means over the steps
+        that updated, with the number skipped."""
+        nonlocal skipped_in_a_row
+        host = []
         for s, values in zip(window.steps, fetched):
+            values = {k: float(v) for k, v in values.items()}
+            if values.pop("skipped", 0.0):
+                skipped_in_a_row += 1
+                if skipped_in_a_row > max_skipped:
+                    raise _non_finite_error(s, values, ckpt, skipped_in_a_row - 1)
+                logger.warning("step %d skipped: non-finite %s", s, ", ".join(
+                    k for k, v in values.items() if not math.isfinite(v)))
+                continue
+            skipped_in_a_row = 0
             if not _is_finite(values):
                 raise _non_finite_error(s, values, ckpt)
-        host = [{k: float(v) for k, v in values.items()} for values in fetched]
-        if not first_values:
-            first_values.update(host[0])
-        last_values.update(host[-1])
-        mean = {k: float(np.mean([h[k] for h in host])) for k in host[0]}
+            host.append(values)
+        mean = {k: float(np.mean([h[k] for h in host])) for k in host[0]} if host else {}
+        if host:
+            if not first_values:
+                first_values.update(host[0])
+            last_values.update(host[-1])
+        if max_skipped:
+            mean["skipped_steps"] = len(window.steps) - len(host)
         mean["images_per_s"] = len(window.steps) * config.batch_size / max(window.seconds, 1e-9)
         writer.write(window.steps[-1] + 1, "train", mean)
-        bar.set_postfix(bpd=f"{mean['bits_per_dim']:.3f}", img_s=f"{mean['images_per_s']:.1f}")
+        bar.set_postfix(bpd=f"{mean.get('bits_per_dim', math.nan):.3f}",
+                        img_s=f"{mean['images_per_s']:.1f}")
 
     windows = log.LaggedWindows(write_window)
 
