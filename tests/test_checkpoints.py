@@ -81,8 +81,9 @@ def test_a_checkpoint_saved_with_one_execution_setting_loads_with_another(tmp_pa
     """remat, scan_unroll and precision are not the model: the export does not record
     them, the load gives the family's defaults, and any other setting runs the weights."""
     saved_with = MODEL.clone(remat=True, scan_unroll=2, precision="default")
-    out = checkpoints.save_model(tmp_path / "export", saved_with, variables)
-    assert not {"remat", "scan_unroll", "precision"} & set(
+    out = checkpoints.save_model(tmp_path / "export", saved_with.clone(
+        conditioner_dtype="bfloat16"), variables)
+    assert not {"remat", "scan_unroll", "precision", "conditioner_dtype"} & set(
         json.loads((out / "model_config.json").read_text()))
     model, loaded = checkpoints.load_model(out)
     assert model == MODEL and models.model_config(model) == models.model_config(saved_with)

@@ -143,6 +143,23 @@ def _continuous_to_flat_eps(model, variables):
     return f
 
 
+def test_a_bfloat16_conditioner_keeps_the_round_trip_exact_and_the_parameters_float32():
+    model = Glow(image_size=8, n_levels=2, depth=2, width=8, coupling="affine",
+                 conditioner_dtype="bfloat16")
+    x = _images(2, 8)
+    variables = _perturbed(model, x)
+    assert {a.dtype for a in jax.tree.leaves(variables)} == {jnp.dtype(jnp.float32)}
+    enc = glow.encode(model, variables, x)
+    np.testing.assert_array_equal(glow.decode(model, variables, enc.eps), x // 8 * 8)
+    f32 = glow.encode(model.clone(conditioner_dtype="float32"), variables, x)
+    assert not np.array_equal(enc.eps[0], f32.eps[0])  # the conditioner did run in bfloat16
+    np.testing.assert_allclose(enc.bits_per_dim, f32.bits_per_dim, rtol=1e-2)
+    hlo = glow.encode.lower(model, variables, x).as_text()
+    assert "bf16" in hlo and "f32" in hlo
+    with pytest.raises(ValueError, match="conditioner_dtype must be one of"):
+        Glow(image_size=8, n_levels=2, depth=1, width=8, conditioner_dtype="float16")
+
+
 def test_bits_per_dim_takes_its_dequantisation_noise_explicitly():
     """No silent mid-bin default: published bits/dim are at uniform noise."""
     model = Glow(image_size=4, n_levels=1, depth=1, width=4)
@@ -347,13 +364,15 @@ def test_model_config_round_trips_and_rejects_unknown_keys():
 
 def test_execution_settings_are_not_the_models_identity():
     model = Glow(**TINY)
-    for setting in ({"remat": True}, {"scan_unroll": 2}, {"precision": "default"}):
+    for setting in ({"remat": True}, {"scan_unroll": 2}, {"precision": "default"},
+                    {"conditioner_dtype": "bfloat16"}):
         other = model.clone(**setting)
         assert models.model_config(other) == models.model_config(model)
         assert models.execution_config(other) != models.execution_config(model)
         # ...but a module is a static argument of every jitted function: they differ there.
         assert other != model and hash(other) != hash(model)
-    assert set(models.execution_config(model)) == {"remat", "scan_unroll", "precision"}
+    assert set(models.execution_config(model)) == {"remat", "scan_unroll", "precision",
+                                                   "conditioner_dtype"}
 
 
 def test_a_changed_precision_compiles_its_own_program():

@@ -257,11 +257,16 @@ class Coupling(nn.Module):
     -> 1x1 conv -> ActNorm -> ReLU -> ZeroConv (so the layer starts as the
     identity). Parameters: ``conv1`` {W}, ``conv1_actnorm`` {b, logs},
     ``conv2`` {W}, ``conv2_actnorm`` {b, logs}, ``conv_out`` {W, b, logs}.
+
+    ``conditioner_dtype="bfloat16"`` runs NN in bfloat16 (float32 parameters cast
+    on use, its ActNorms in float32); its output returns to float32 before it
+    shifts and scales ``z2``.
     """
 
     width: int = 512
     kind: str = "additive"
     precision: str = "highest"
+    conditioner_dtype: str = "float32"
 
     def _check(self, x: Array) -> None:
         if self.kind not in COUPLINGS:
@@ -272,13 +277,14 @@ class Coupling(nn.Module):
     @nn.compact
     def conditioner(self, z1: Array) -> Array:
         n_out = z1.shape[-1] * (2 if self.kind == "affine" else 1)
-        h = EdgeConv(self.width, 3, self.precision, name="conv1")(z1)
-        h, _ = ActNorm(name="conv1_actnorm").forward(h)
-        h = nn.relu(h)
+        dtype = jnp.dtype(self.conditioner_dtype)
+        h = EdgeConv(self.width, 3, self.precision, name="conv1")(z1.astype(dtype))
+        h, _ = ActNorm(name="conv1_actnorm").forward(h.astype(jnp.float32))
+        h = nn.relu(h).astype(dtype)
         h = EdgeConv(self.width, 1, self.precision, name="conv2")(h)
-        h, _ = ActNorm(name="conv2_actnorm").forward(h)
-        h = nn.relu(h)
-        return ZeroConv(n_out, self.precision, name="conv_out")(h)
+        h, _ = ActNorm(name="conv2_actnorm").forward(h.astype(jnp.float32))
+        h = nn.relu(h).astype(dtype)
+        return ZeroConv(n_out, self.precision, name="conv_out")(h).astype(jnp.float32)
 
     def _apply(self, x: Array, reverse: bool) -> tuple[Array, Array]:
         self._check(x)

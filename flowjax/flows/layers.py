@@ -168,6 +168,7 @@ class EdgeConv(nn.Module):
         k = self.kernel_size
         cin = x.shape[-1] + (1 if k > 1 else 0)
         w = self.param("W", nn.initializers.normal(CONV_INIT_STD), (k, k, cin, self.features))
+        w = w.astype(x.dtype)  # a bfloat16 conditioner computes in bfloat16
         if k == 1:
             return conv1x1(x, w, get_precision(self.precision))
         return edge_padded_conv(x, w, get_precision(self.precision))
@@ -189,4 +190,4 @@ class ZeroConv(nn.Module):
         w = self.param("W", nn.initializers.zeros, (3, 3, x.shape[-1] + 1, self.features))
         b = self.param("b", nn.initializers.zeros, (self.features,))
         logs = self.param("logs", nn.initializers.zeros, (self.features,))
-        return zero_conv(x, w, b, logs, get_precision(self.precision))
+        return zero_conv(x, w.astype(x.dtype), b, logs, get_precision(self.precision))

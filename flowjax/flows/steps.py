@@ -41,12 +41,14 @@ class StepConfig:
     permutation: a key of ``permutations.PERMUTATIONS`` ("invconv", ...).
     precision: "highest", "high" or "default" for convs and matmuls ("auto", a
       model's unset precision, runs at "highest").
+    conditioner_dtype: "float32" or "bfloat16", the coupling conditioner's dtype.
     """
 
     width: int
     coupling: str
     permutation: str
     precision: str
+    conditioner_dtype: str = "float32"
 
 
 Array = jax.Array
@@ -110,7 +112,8 @@ def openai_step(config: StepConfig) -> Chain:
     return Chain((
         ActNorm(name="actnorm"),
         permutation(name="invconv", **kwargs),
-        Coupling(config.width, config.coupling, config.precision, name="coupling"),
+        Coupling(config.width, config.coupling, config.precision, config.conditioner_dtype,
+                 name="coupling"),
     ))
 
 

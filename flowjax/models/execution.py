@@ -14,7 +14,10 @@ of the same parameters is computed:
 * ``precision`` -- the convs' and matmuls' ``jax.lax.Precision``: ``"highest"``
   (full float32), ``"high"``, ``"default"`` (TF32 on Ampere/Hopper GPUs, bfloat16
   passes on TPUs), or ``"auto"`` (the default): the phase decides
-  (:data:`PRECISION_POLICY`).
+  (:data:`PRECISION_POLICY`);
+* ``conditioner_dtype`` -- the dtype of the couplings' conditioner networks
+  (``"float32"``, or ``"bfloat16"`` for speed and memory on accelerators): they
+  need not be invertible, and the inverse recomputes them from the same input.
 
 They stay fields of the module (Flax's own way: ``nn.Dense(precision=...)``),
 so a module is still the whole static argument of every jitted function: two
@@ -44,7 +47,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-EXECUTION_FIELDS = ("remat", "scan_unroll", "precision")
+EXECUTION_FIELDS = ("remat", "scan_unroll", "precision", "conditioner_dtype")
+CONDITIONER_DTYPES = ("float32", "bfloat16")
 AUTO = "auto"  # a precision left to the phase (PRECISION_POLICY)
 # The precision an "auto" model runs at, per phase. "encode" and "decode" are every
 # use outside training (transfer, sweeps, sampling, scoring); "train" the training

@@ -112,6 +112,11 @@ class Glow(MultiScaleFlow):
       precision: for every conv and matmul, "highest" (full float32), "high",
         "default" (TF32 on recent NVIDIA GPUs) or "auto" (the default: training
         at "default", encode and decode at "highest").
+      conditioner_dtype: "float32" (the default) or "bfloat16": the dtype the
+        couplings' conditioner networks compute in (their parameters stay
+        float32). The invertible path (ActNorms, 1x1 convs, the coupling's shift
+        and scale, the priors) stays float32, and the inverse applies the same
+        conditioner to the same input, so decode still inverts encode exactly.
 
     A subclass that needs more from its steps overrides :meth:`step_config`.
     """
@@ -130,6 +135,7 @@ class Glow(MultiScaleFlow):
     scan_unroll: int = 1
     precision: str = execution.AUTO
     flow_step: str = "openai"
+    conditioner_dtype: str = "float32"
 
     def __post_init__(self):
         steps_lib.flow_step(self.flow_step)  # an unknown name fails here, naming it
@@ -142,13 +148,17 @@ class Glow(MultiScaleFlow):
             (self.permutation in PERMUTATIONS,
              f"permutation must be one of {sorted(PERMUTATIONS)}, got {self.permutation!r}"),
             (self.scan_unroll >= 1, f"scan_unroll must be >= 1, got {self.scan_unroll}"),
+            (self.conditioner_dtype in execution.CONDITIONER_DTYPES,
+             f"conditioner_dtype must be one of {list(execution.CONDITIONER_DTYPES)}, got "
+             f"{self.conditioner_dtype!r}"),
         ]
 
     # ---- the flow's parts (the level loop is MultiScaleFlow's) ----------------
 
     def step_config(self) -> steps_lib.StepConfig:
         """What every flow step's definition is called with."""
-        return steps_lib.StepConfig(self.width, self.coupling, self.permutation, self.precision)
+        return steps_lib.StepConfig(self.width, self.coupling, self.permutation, self.precision,
+                                    self.conditioner_dtype)
 
     def _steps(self, level: int, reverse: bool) -> nn.Module:
         scanned = scan_steps(FlowStep, self.depth, reverse, self.scan_unroll, self.remat)
