@@ -9,7 +9,13 @@
 #                        compile time apart; batch sizes 1..256, so the first row that
 #                        says "does not fit" bounds the largest batch;
 #   sweep.{json,md}      the one-call sweep vs the per-alpha and per-image loops at
-#                        64x64 and at the full 256x256 geometry (depth 32, width 512).
+#                        64x64 and at the full 256x256 geometry (depth 32, width 512);
+#   train.md             issue #25: training steps/s at precision default (TF32) vs
+#                        highest, each with a float32 and a bfloat16 coupling
+#                        conditioner (tools/benchmark_train.py), 64x64 at batch 64.
+#
+# Parts: `bash tools/gpu_check.sh [bench] [sweep] [train]` (default: bench sweep, which
+# fill one 10-minute call; run `train` as a second call).
 #
 # On the device machine python3 has JAX with CUDA, flax, optax, orbax and absl, but
 # not ml-collections: carry its wheel (the device tool's README says how), e.g.
@@ -28,17 +34,29 @@ out="${OUT:-runs/gpu-check}"
 mkdir -p "$out"
 export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 
+parts="${*:-bench sweep}"
 if [ "${GPU_CHECK_DRY_RUN:-0}" = 1 ]; then
   config=configs/celeba256.py:small batches=1,2 sweep=(--sizes=64 --width64=32 --chunk_size=8)
-  limit_bench=300 limit_sweep=300
+  train=(--batch_size=2 --steps=1)
+  limit_bench=300 limit_sweep=300 limit_train=300
 else
   config=configs/celeba256.py batches=1,8,32,64,128,256
   sweep=(--sizes=64,256 --depth256=32 --width256=512 --chunk_size=32)
-  limit_bench=330 limit_sweep=200
+  train=(--batch_size=64 --steps=10)
+  limit_bench=330 limit_sweep=200 limit_train=500
 fi
 
 python3 -c "import jax; print('devices:', jax.devices())" | tee "$out/devices.txt"
-timeout "$limit_bench" python3 -m tools.benchmark --config="$config" --batch_sizes="$batches" \
-  --precisions=highest,default --repeats=3 --json="$out/benchmark.json" | tee "$out/benchmark.md"
-timeout "$limit_sweep" python3 -m tools.benchmark_sweep "${sweep[@]}" --out="$out/sweep.json" \
-  | tee "$out/sweep.md"
+if [[ " $parts " == *" bench "* ]]; then
+  timeout "$limit_bench" python3 -m tools.benchmark --config="$config" --batch_sizes="$batches" \
+    --precisions=highest,default --repeats=3 --json="$out/benchmark.json" | tee "$out/benchmark.md"
+fi
+if [[ " $parts " == *" sweep "* ]]; then
+  timeout "$limit_sweep" python3 -m tools.benchmark_sweep "${sweep[@]}" --out="$out/sweep.json" \
+    | tee "$out/sweep.md"
+fi
+if [[ " $parts " == *" train "* ]]; then
+  timeout "$limit_train" python3 -m tools.benchmark_train --config=configs/celeba256.py:small \
+    "${train[@]}" --precisions=default,highest --conditioner_dtypes=float32,bfloat16 \
+    | tee "$out/train.md"
+fi

@@ -165,7 +165,8 @@ def model_config(model: nn.Module) -> dict[str, Any]:
 
 def execution_config(model: nn.Module) -> dict[str, Any]:
     """How ``model`` runs: its execution fields (``remat``, ``scan_unroll``,
-    ``precision``; those its class has), JSON-ready, for a run's summary or manifest."""
+    ``precision``, ``conditioner_dtype``; those its class has), JSON-ready, for a run's
+    summary or manifest."""
     return {f: getattr(model, f) for f in model_fields(type(model))
             if f in execution.EXECUTION_FIELDS}
 
