@@ -7,7 +7,8 @@
 * ``rosinality`` -- :class:`RosinalityGlow`, rosinality's PyTorch layout;
 * ``registry`` -- model families and flow steps by name, ``model_from_config``;
 * ``execution`` -- the execution settings (``remat``, ``scan_unroll``,
-  ``precision``: how a model runs, not what it is) and the precision per phase;
+  ``precision``, ``conditioner_dtype``: how a model runs, not what it is), the
+  precision per phase and the 1-D data meshes;
 * ``micro_batches`` -- large CPU batches as a loop over cache-sized pieces;
 * ``model_stats`` -- parameter counts and arithmetic cost, nothing allocated;
 * ``checkpoints`` -- the one module that talks to orbax, with
