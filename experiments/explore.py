@@ -62,15 +62,26 @@ def _default_attributes(config: Any, source: str, truth: dict | None) -> dict[st
     return {}
 
 
-def build_editor(config: Any) -> tuple[explore.Editor, dict[str, Any]]:
+def build_editor(config: Any) -> tuple[explore.Editor, dict[str, Any], dict[str, Any]]:
     """The editor with the config's model, faces, expressions and attributes, and the face
     detector for uploads (``config.align_detector``, built now: flowjax.app.align_choice);
-    and the model's record."""
-    if config.align:
-        raise ValueError("config.align applies to the faces loaded at start, which the editor "
-                         "takes aligned; uploads are aligned on request (the page's checkbox)")
+    the model's record; and the identities' image sets (their alignment records and the
+    photos ``config.align_failures="skip"`` left out go into the manifest).
+
+    With ``config.align`` the identities' photos are aligned on the way in, as in the
+    transfer job, by the detector the page uses ("auto": the one that loads), and
+    ``config.align_failures`` decides what a photo without a usable face does."""
     detector = align_choice.choose_detector(config.align_detector,
                                             config.get("align_detector_options", {}))
+    if config.align:
+        if detector.name is None:
+            raise ValueError(f"config.align=True needs a face detector, and {detector.note}; "
+                             "install one (pip install -e '.[faces]') or give aligned faces "
+                             "without --config.align")
+        config.align_detector = detector.name  # the one that loaded, recorded as run
+        runs.check_alignment(config, synthetic_study=not config.data.identities)
+    else:
+        runs.check_alignment(config)  # align_failures without align is an error
     geometry = runs.model_geometry(config)
     size = geometry.image_size
     with tempfile.TemporaryDirectory(prefix="flowjax-explore-") as tmp:
@@ -103,7 +114,7 @@ def build_editor(config: Any) -> tuple[explore.Editor, dict[str, Any]]:
         editor.add_attribute_from_images(name, positive, negative, f"labelled images: {origin}")
     if config.vectors:
         editor.add_openai_attributes(config.vectors, config.vector_names)
-    return editor, record
+    return editor, record, identities
 
 
 def limits(config: Any) -> explore.Limits:
@@ -117,10 +128,11 @@ def main(config: Any, workdir: str) -> None:
     guards.ensure_loopback(config.host, config.allow_remote)
     exp = runs.Experiment(config, workdir, check_inputs=False)
     with exp.timed("load"):
-        editor, record = build_editor(config)
+        editor, record, identities = build_editor(config)
         editor.warm_up()
     with exp.run_dir() as run:
         run.manifest.set_extra("model", record)
+        runs.record_alignment(run.manifest, identities)
         app = explore.create_app(editor, limits(config), save_to=run, host=config.host,
                                  port=config.port)  # Host and Origin must name it
         logging.info("flowjax live editor on http://%s:%d/ (Ctrl-C stops it; saved edits go "

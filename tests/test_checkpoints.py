@@ -82,13 +82,14 @@ def test_a_checkpoint_saved_with_one_execution_setting_loads_with_another(tmp_pa
     them, the load gives the family's defaults, and any other setting runs the weights."""
     saved_with = MODEL.clone(remat=True, scan_unroll=2, precision="default")
     out = checkpoints.save_model(tmp_path / "export", saved_with.clone(
-        conditioner_dtype="bfloat16"), variables)
-    assert not {"remat", "scan_unroll", "precision", "conditioner_dtype"} & set(
+        conditioner_dtype="bfloat16", conv_algorithm="xla"), variables)
+    assert not {"remat", "scan_unroll", "precision", "conditioner_dtype", "conv_algorithm"} & set(
         json.loads((out / "model_config.json").read_text()))
     model, loaded = checkpoints.load_model(out)
     assert model == MODEL and models.model_config(model) == models.model_config(saved_with)
     expected = glow.encode(saved_with, variables, IMAGES).eps
-    for setting in ({}, {"remat": True}, {"scan_unroll": 2}, {"precision": "high"}):
+    for setting in ({}, {"remat": True}, {"scan_unroll": 2}, {"precision": "high"},
+                    {"conv_algorithm": "xla"}):
         for a, b in zip(glow.encode(model.clone(**setting), loaded, IMAGES).eps, expected):
             np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 

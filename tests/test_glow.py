@@ -365,14 +365,14 @@ def test_model_config_round_trips_and_rejects_unknown_keys():
 def test_execution_settings_are_not_the_models_identity():
     model = Glow(**TINY)
     for setting in ({"remat": True}, {"scan_unroll": 2}, {"precision": "default"},
-                    {"conditioner_dtype": "bfloat16"}):
+                    {"conditioner_dtype": "bfloat16"}, {"conv_algorithm": "xla"}):
         other = model.clone(**setting)
         assert models.model_config(other) == models.model_config(model)
         assert models.execution_config(other) != models.execution_config(model)
         # ...but a module is a static argument of every jitted function: they differ there.
         assert other != model and hash(other) != hash(model)
     assert set(models.execution_config(model)) == {"remat", "scan_unroll", "precision",
-                                                   "conditioner_dtype"}
+                                                   "conditioner_dtype", "conv_algorithm"}
 
 
 def test_a_changed_precision_compiles_its_own_program():

@@ -59,3 +59,38 @@ def test_matmul_forms_are_a_cpu_choice_and_other_backends_keep_xla_convolution(c
     for backend in ("gpu", "tpu"):
         monkeypatch.setattr(jax, "default_backend", lambda: backend)
         assert _uses_xla_convolution(cin, cout), backend
+
+
+def _uses_xla_convolution_with(algorithm, cin=64, cout=3):
+    x, w = _operands(cin, cout)
+    jaxpr = jax.make_jaxpr(lambda x, w: layers._conv_same(x, w, HIGHEST, algorithm))(x, w)
+    return "conv_general_dilated" in str(jaxpr)
+
+
+@pytest.mark.parametrize("backend", ["cpu", "gpu"])
+def test_a_configured_conv_algorithm_holds_on_every_backend(backend, monkeypatch):
+    monkeypatch.setattr(jax, "default_backend", lambda: backend)
+    assert _uses_xla_convolution_with("xla")
+    assert not _uses_xla_convolution_with("matmul")
+    assert _uses_xla_convolution_with("auto") == (backend not in layers.MATMUL_CONV_BACKENDS)
+    with pytest.raises(ValueError, match="conv_algorithm must be one of"):
+        _uses_xla_convolution_with("cudnn")
+
+
+def test_a_glow_passes_its_conv_algorithm_to_every_narrow_conv():
+    """Every level's coupling: "xla" leaves no matmul form in the model."""
+    from flowjax.models import glow
+    from flowjax.models.glow import Glow
+
+    model = Glow(image_size=8, n_levels=2, depth=1, width=256)
+    x = np.random.default_rng(0).integers(0, 256, (1, 8, 8, 3), dtype=np.uint8)
+    variables = glow.init(model, jax.random.key(0), x)
+    n_convs = {}
+    for algorithm in ("xla", "matmul"):
+        jaxpr = jax.make_jaxpr(lambda v, x: glow.apply_encode(
+            model.clone(conv_algorithm=algorithm), v, x))(variables, x)
+        n_convs[algorithm] = str(jaxpr).count("conv_general_dilated")
+    # Each level's coupling (one scan body per level) has two narrow 3x3 convs: 6 -> 256
+    # and 256 -> 6 at level 0, 12 -> 256 and 256 -> 12 at level 1. The split prior's
+    # (6 -> 12) and the edge-indicator maps are XLA convolutions either way.
+    assert n_convs["xla"] - n_convs["matmul"] == 4, n_convs

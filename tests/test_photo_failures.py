@@ -134,6 +134,19 @@ def test_skip_leaves_the_photo_out_and_lists_it_in_the_manifest_and_the_summary(
                                                         "inputs/aligned/crop/crop_flipped.png"]
 
 
+def test_the_evaluation_report_lists_each_photo_left_out_with_its_reason(photos, tmp_path):
+    from flowjax.evaluation import pipeline, scorers
+
+    workdir = tmp_path / "run"
+    transfer.main(_transfer_config(photos, align_failures="skip"), str(workdir))
+    pipeline.evaluate_run(workdir, scorers.FakeEmbedder(), scorers.FakeAUScorer(),
+                          make_figures=False)
+    report = (workdir / "evaluation" / "report.md").read_text()
+    assert "**Photos left out:** 1 input photo(s)" in report
+    assert f"- `.../crop/wall.png`: no face ({GREY_SIZE[0]}x{GREY_SIZE[1]} px)" in report
+    assert str(photos) not in report  # no absolute path of this machine
+
+
 def test_skip_fails_when_an_identity_is_left_with_no_photo_naming_it(photos, tmp_path):
     root = tmp_path / "photos"
     for path in (photos / "collins").iterdir():
@@ -165,3 +178,23 @@ def test_align_failures_without_align_is_an_error(photos, tmp_path):
     with pytest.raises(ValueError, match=r"config.align_failures='skip' applies to photos aligned"):
         transfer.main(config, str(tmp_path / "run"))
     assert not (tmp_path / "run").exists()
+
+
+def test_the_editor_aligns_its_identity_photos_and_skips_the_faceless_one(photos):
+    from configs import explore as explore_config
+    from experiments import explore
+    from flowjax import runs
+
+    config = explore_config.get_config("smoke")  # random-init tiny Glow, 32x32
+    config.data.generated.enabled = False
+    config.data.identities = str(photos)
+    config.update(source="collins", progress=False, align=True, align_detector=DETECTOR_SPEC)
+    config.random_init.ddi = False
+    with pytest.raises(align.AlignmentError, match="wall.png: no face found"):
+        explore.build_editor(config)
+    config.align_failures = "skip"
+    editor, _, identities = explore.build_editor(config)
+    assert [s["source"] for s in runs.skipped_photos(identities)] == [
+        str(photos / "crop" / "wall.png")]
+    assert {name: len(s.images) for name, s in identities.items()} == {"collins": 2, "crop": 2}
+    assert {face["name"] for face in editor.state()["faces"]} >= {"collins", "crop"}

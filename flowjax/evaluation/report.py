@@ -14,6 +14,7 @@ from typing import Any
 
 from flowjax.evaluation import faces_found, metrics, tables
 from flowjax.evaluation.datatypes import Scores, Study
+from flowjax.runs import names
 
 REFERENCES = (
     "**References used here.** Identity distances are measured to the embeddings of the "
@@ -169,6 +170,19 @@ def _link(path: str) -> str:
     return f"[`{path}`]({path})"
 
 
+def skipped_photos_lines(skipped: list[dict[str, Any]]) -> list[str]:
+    """The input photos ``align_failures="skip"`` left out of the run, each with its
+    reason (the run's ``alignment_skipped``; its manifest has the details)."""
+    if not skipped:
+        return []
+    return [f"**Photos left out:** {len(skipped)} input photo(s) in which alignment found no "
+            "usable face were left out of the run (`align_failures=skip`; the manifest's "
+            "`extra.alignment_skipped` has each one's detector settings and sha256):", "",
+            *[f"- `{names.display_path(entry['source'])}`: {entry['reason']}"
+              + (f" ({entry['source_size'][0]}x{entry['source_size'][1]} px)"
+                 if entry.get("source_size") else "") for entry in skipped], ""]
+
+
 def render(scores: Scores, scorers: dict[str, Any], files: dict[str, Any],
            figure_titles: dict[str, str]) -> str:
     """The markdown report; links are relative to the evaluation directory."""
@@ -186,6 +200,7 @@ def render(scores: Scores, scorers: dict[str, Any], files: dict[str, Any],
     out += [missing_line(scores), ""]
     if face_boxes_line(scores) is not None:
         out += [face_boxes_line(scores), ""]
+    out += skipped_photos_lines(run.summary.get("alignment_skipped") or [])
     if scores.missing_faces:
         out += [f"**Missing faces:** {len(scores.missing_faces)} (an image counts once per "
                 f"scorer that found no face in it), every one listed under 'Missing faces' "

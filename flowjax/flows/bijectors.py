@@ -267,6 +267,7 @@ class Coupling(nn.Module):
     kind: str = "additive"
     precision: str = "highest"
     conditioner_dtype: str = "float32"
+    conv_algorithm: str = "auto"  # layers.CONV_ALGORITHMS
 
     def _check(self, x: Array) -> None:
         if self.kind not in COUPLINGS:
@@ -278,13 +279,15 @@ class Coupling(nn.Module):
     def conditioner(self, z1: Array) -> Array:
         n_out = z1.shape[-1] * (2 if self.kind == "affine" else 1)
         dtype = jnp.dtype(self.conditioner_dtype)
-        h = EdgeConv(self.width, 3, self.precision, name="conv1")(z1.astype(dtype))
+        h = EdgeConv(self.width, 3, self.precision, self.conv_algorithm,
+                     name="conv1")(z1.astype(dtype))
         h, _ = ActNorm(name="conv1_actnorm").forward(h.astype(jnp.float32))
         h = nn.relu(h).astype(dtype)
-        h = EdgeConv(self.width, 1, self.precision, name="conv2")(h)
+        h = EdgeConv(self.width, 1, self.precision, self.conv_algorithm, name="conv2")(h)
         h, _ = ActNorm(name="conv2_actnorm").forward(h.astype(jnp.float32))
         h = nn.relu(h).astype(dtype)
-        return ZeroConv(n_out, self.precision, name="conv_out")(h).astype(jnp.float32)
+        return ZeroConv(n_out, self.precision, self.conv_algorithm,
+                        name="conv_out")(h).astype(jnp.float32)
 
     def _apply(self, x: Array, reverse: bool) -> tuple[Array, Array]:
         self._check(x)

@@ -51,6 +51,11 @@ def get_precision(name: str) -> jax.lax.Precision:
 # the MXU), so elsewhere every conv stays XLA's (MATMUL_CONV_BACKENDS).
 NARROW_RATIO = 16
 MATMUL_CONV_BACKENDS = frozenset({"cpu"})
+# How a layer computes its 3x3 convs (an execution setting, flowjax.models.execution):
+# "auto" the matmul forms for narrow shapes on MATMUL_CONV_BACKENDS and XLA's
+# convolution elsewhere; "xla" always XLA's convolution; "matmul" the matmul forms
+# for narrow shapes on every backend. The same sums, to float32 rounding.
+CONV_ALGORITHMS = ("auto", "xla", "matmul")
 
 
 # XLA's CPU matmul runs far below peak when its output width is not a multiple of
@@ -88,12 +93,19 @@ def _conv_im2col(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
                       precision=precision)
 
 
-def _conv_same(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
+def _conv_same(x: Array, w: Array, precision: jax.lax.Precision,
+               algorithm: str = "auto") -> Array:
     """Zero-padded "SAME" conv of NHWC ``x`` with an HWIO kernel; the same sums
-    (to float32 rounding) computed the fastest way for the kernel's shape on a CPU,
-    XLA's convolution on other backends."""
+    (to float32 rounding) computed the way ``algorithm`` (:data:`CONV_ALGORITHMS`)
+    says: by default the fastest way for the kernel's shape on a CPU, XLA's
+    convolution on other backends."""
+    if algorithm not in CONV_ALGORITHMS:
+        raise ValueError(f"conv_algorithm must be one of {list(CONV_ALGORITHMS)}, got "
+                         f"{algorithm!r}")
     cin, cout = w.shape[2], w.shape[3]
-    if jax.default_backend() in MATMUL_CONV_BACKENDS:  # read when traced, like micro_batches
+    # The backend is read when traced, like micro_batches'.
+    if algorithm == "matmul" or (algorithm == "auto"
+                                 and jax.default_backend() in MATMUL_CONV_BACKENDS):
         if NARROW_RATIO * cout <= cin:
             return _conv_taps(x, w, precision)
         if NARROW_RATIO * cin <= cout:
@@ -121,7 +133,8 @@ def edge_bias(height: int, width: int, w_indicator: Array,
     return out[0]
 
 
-def edge_padded_conv(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
+def edge_padded_conv(x: Array, w: Array, precision: jax.lax.Precision,
+                     algorithm: str = "auto") -> Array:
     """OpenAI's 3x3 "SAME" conv with an edge indicator as the last input channel.
 
     Mathematically ``conv_valid(concat([zero_pad(x), ring]), w)`` where ``ring``
@@ -136,7 +149,7 @@ def edge_padded_conv(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
             f"(x has {cin} plus the edge indicator), got kernel shape {w.shape}")
     *lead, h, wd, _ = x.shape
     flat = x.reshape(-1, h, wd, cin)
-    y = _conv_same(flat, w[:, :, :cin, :], precision)
+    y = _conv_same(flat, w[:, :, :cin, :], precision, algorithm)
     y = y + edge_bias(h, wd, w[:, :, cin:, :], precision)
     return y.reshape(*lead, h, wd, w.shape[-1])
 
@@ -147,9 +160,9 @@ def conv1x1(x: Array, w: Array, precision: jax.lax.Precision) -> Array:
 
 
 def zero_conv(x: Array, w: Array, b: Array, logs: Array,
-              precision: jax.lax.Precision) -> Array:
+              precision: jax.lax.Precision, algorithm: str = "auto") -> Array:
     """OpenAI's ``conv2d_zeros``: ``(edge_padded_conv(x, w) + b) * exp(3 logs)``."""
-    return (edge_padded_conv(x, w, precision) + b) * jnp.exp(LOGSCALE_FACTOR * logs)
+    return (edge_padded_conv(x, w, precision, algorithm) + b) * jnp.exp(LOGSCALE_FACTOR * logs)
 
 
 class EdgeConv(nn.Module):
@@ -162,6 +175,7 @@ class EdgeConv(nn.Module):
     features: int
     kernel_size: int = 3
     precision: str = "highest"
+    conv_algorithm: str = "auto"
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -171,7 +185,7 @@ class EdgeConv(nn.Module):
         w = w.astype(x.dtype)  # a bfloat16 conditioner computes in bfloat16
         if k == 1:
             return conv1x1(x, w, get_precision(self.precision))
-        return edge_padded_conv(x, w, get_precision(self.precision))
+        return edge_padded_conv(x, w, get_precision(self.precision), self.conv_algorithm)
 
 
 class ZeroConv(nn.Module):
@@ -184,10 +198,12 @@ class ZeroConv(nn.Module):
 
     features: int
     precision: str = "highest"
+    conv_algorithm: str = "auto"
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
         w = self.param("W", nn.initializers.zeros, (3, 3, x.shape[-1] + 1, self.features))
         b = self.param("b", nn.initializers.zeros, (self.features,))
         logs = self.param("logs", nn.initializers.zeros, (self.features,))
-        return zero_conv(x, w.astype(x.dtype), b, logs, get_precision(self.precision))
+        return zero_conv(x, w.astype(x.dtype), b, logs, get_precision(self.precision),
+                         self.conv_algorithm)

@@ -52,10 +52,11 @@ class SplitPrior(nn.Module):
     """
 
     precision: str = "highest"
+    conv_algorithm: str = "auto"  # layers.CONV_ALGORITHMS
 
     @nn.compact
     def __call__(self, z1: Array) -> tuple[Array, Array]:
-        h = ZeroConv(2 * z1.shape[-1], self.precision, name="conv")(z1)
+        h = ZeroConv(2 * z1.shape[-1], self.precision, self.conv_algorithm, name="conv")(z1)
         return h[..., 0::2], h[..., 1::2]
 
 

@@ -42,6 +42,7 @@ class StepConfig:
     precision: "highest", "high" or "default" for convs and matmuls ("auto", a
       model's unset precision, runs at "highest").
     conditioner_dtype: "float32" or "bfloat16", the coupling conditioner's dtype.
+    conv_algorithm: how 3x3 convs are computed (``layers.CONV_ALGORITHMS``).
     """
 
     width: int
@@ -49,6 +50,7 @@ class StepConfig:
     permutation: str
     precision: str
     conditioner_dtype: str = "float32"
+    conv_algorithm: str = "auto"
 
 
 Array = jax.Array
@@ -113,7 +115,7 @@ def openai_step(config: StepConfig) -> Chain:
         ActNorm(name="actnorm"),
         permutation(name="invconv", **kwargs),
         Coupling(config.width, config.coupling, config.precision, config.conditioner_dtype,
-                 name="coupling"),
+                 config.conv_algorithm, name="coupling"),
     ))
 
 

@@ -17,7 +17,10 @@ of the same parameters is computed:
   (:data:`PRECISION_POLICY`);
 * ``conditioner_dtype`` -- the dtype of the couplings' conditioner networks
   (``"float32"``, or ``"bfloat16"`` for speed and memory on accelerators): they
-  need not be invertible, and the inverse recomputes them from the same input.
+  need not be invertible, and the inverse recomputes them from the same input;
+* ``conv_algorithm`` -- how the 3x3 convs are computed (``"auto"``: matmul forms
+  for narrow shapes on a CPU, where they were measured faster, XLA's convolution
+  on GPUs and TPUs; ``"xla"`` or ``"matmul"`` anywhere): the same sums.
 
 They stay fields of the module (Flax's own way: ``nn.Dense(precision=...)``),
 so a module is still the whole static argument of every jitted function: two
@@ -47,7 +50,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, TypeVar
 
-EXECUTION_FIELDS = ("remat", "scan_unroll", "precision", "conditioner_dtype")
+EXECUTION_FIELDS = ("remat", "scan_unroll", "precision", "conditioner_dtype", "conv_algorithm")
 CONDITIONER_DTYPES = ("float32", "bfloat16")
 AUTO = "auto"  # a precision left to the phase (PRECISION_POLICY)
 # The precision an "auto" model runs at, per phase. "encode" and "decode" are every

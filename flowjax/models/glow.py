@@ -39,6 +39,7 @@ import jax.numpy as jnp
 
 from flowjax.flows import steps as steps_lib
 from flowjax.flows.bijectors import CONSTANTS
+from flowjax.flows.layers import CONV_ALGORITHMS
 from flowjax.flows.permutations import INVERSES, PERMUTATIONS
 from flowjax.flows.priors import SplitPrior, TopPrior
 from flowjax.models import execution, micro_batches
@@ -117,6 +118,10 @@ class Glow(MultiScaleFlow):
         float32). The invertible path (ActNorms, 1x1 convs, the coupling's shift
         and scale, the priors) stays float32, and the inverse applies the same
         conditioner to the same input, so decode still inverts encode exactly.
+      conv_algorithm: how the 3x3 convs are computed: "auto" (the default: matmul
+        forms for narrow shapes on a CPU, where they were measured faster, XLA's
+        convolution elsewhere), "xla" or "matmul" on any backend
+        (``flowjax.flows.layers.CONV_ALGORITHMS``).
 
     A subclass that needs more from its steps overrides :meth:`step_config`.
     """
@@ -136,6 +141,7 @@ class Glow(MultiScaleFlow):
     precision: str = execution.AUTO
     flow_step: str = "openai"
     conditioner_dtype: str = "float32"
+    conv_algorithm: str = "auto"
 
     def __post_init__(self):
         steps_lib.flow_step(self.flow_step)  # an unknown name fails here, naming it
@@ -151,6 +157,8 @@ class Glow(MultiScaleFlow):
             (self.conditioner_dtype in execution.CONDITIONER_DTYPES,
              f"conditioner_dtype must be one of {list(execution.CONDITIONER_DTYPES)}, got "
              f"{self.conditioner_dtype!r}"),
+            (self.conv_algorithm in CONV_ALGORITHMS,
+             f"conv_algorithm must be one of {list(CONV_ALGORITHMS)}, got {self.conv_algorithm!r}"),
         ]
 
     # ---- the flow's parts (the level loop is MultiScaleFlow's) ----------------
@@ -158,7 +166,7 @@ class Glow(MultiScaleFlow):
     def step_config(self) -> steps_lib.StepConfig:
         """What every flow step's definition is called with."""
         return steps_lib.StepConfig(self.width, self.coupling, self.permutation, self.precision,
-                                    self.conditioner_dtype)
+                                    self.conditioner_dtype, self.conv_algorithm)
 
     def _steps(self, level: int, reverse: bool) -> nn.Module:
         scanned = scan_steps(FlowStep, self.depth, reverse, self.scan_unroll, self.remat)
@@ -166,7 +174,8 @@ class Glow(MultiScaleFlow):
                        name=f"level_{level}")
 
     def _priors(self) -> tuple[SplitPriors, TopPriorFn]:
-        splits = [SplitPrior(self.precision, name=f"split_{i}") for i in range(self.n_levels - 1)]
+        splits = [SplitPrior(self.precision, self.conv_algorithm, name=f"split_{i}")
+                  for i in range(self.n_levels - 1)]
         top = TopPrior(self.latent_shapes[-1], self.learn_top, self.n_classes, self.precision,
                        name="prior")
         return splits, top
