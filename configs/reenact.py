@@ -41,7 +41,9 @@ Fields:
                  segments, ramp (fraction of a segment rising / falling), n_targets,
                  photos_per_target (mild photos with nuisance: the target's mean),
                  nuisance_strength, setting ("easy" | "hard"), frame_noise (per-frame
-                 pixel noise of the actor's clip, uint8 levels; 0: clean renders).
+                 pixel noise of the actor's clip, uint8 levels; 0: clean renders),
+                 head_motion (degrees, 0-15: the actor turns, nods and tilts its head
+                 over the clip; 3-D in the hard setting; the answers stay frontal).
   actor          video (mp4/mov/gif/...: its first max_frames frames) or frames (a folder
                  of frames, in name order): your own actor clip instead of the synthetic
                  one; aligned frame by frame with --config.align=True (e.g.
@@ -91,7 +93,7 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.synthetic = ml_collections.ConfigDict(dict(
         seed=0, n_frames=72, segments=("neutral", "smile", "surprise", "blink"), ramp=0.3,
         n_targets=3, photos_per_target=20, nuisance_strength=1.0, setting="easy",
-        frame_noise=0.0))
+        frame_noise=0.0, head_motion=0.0))
     config.actor = ml_collections.ConfigDict(dict(
         video=config_dict.placeholder(str), frames=config_dict.placeholder(str),
         neutral_frame=0, max_frames=240))
@@ -109,9 +111,11 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.evaluation = ml_collections.ConfigDict(dict(
         enabled=True, compare_smoothing=0.5, threshold=1.0,
         weights_dir=config_dict.placeholder(str)))
-    for name in common.parse_variants(arg, ["smoke", "hard", "noisy"]):
+    for name in common.parse_variants(arg, ["smoke", "hard", "noisy", "moving"]):
         if name == "noisy":  # camera noise on the actor's frames: what smoothing is for
             config.synthetic.frame_noise = 4.0
+        elif name == "moving":  # the actor moves its head: it must not move the targets'
+            config.synthetic.head_motion = 10.0
         elif name == "smoke":
             config.checkpoint = None
             config.random_init.enabled = True

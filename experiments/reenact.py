@@ -201,7 +201,7 @@ def _gather_inputs(config: Any, exp: runs.Experiment, clip: clips.Clip, tmp: Pat
                 clip, seed=study.seed, n_targets=study.n_targets,
                 photos_per_target=study.photos_per_target, size=size,
                 nuisance_strength=study.nuisance_strength, setting=study.setting,
-                frame_noise=study.frame_noise)
+                frame_noise=study.frame_noise, head_motion=study.get("head_motion", 0.0))
             exp.generated_root = tmp / "faces"
             folders = _write_scene(exp.generated_root, scene, study.seed)
     with exp.timed("load_images"):

@@ -87,6 +87,35 @@ def test_frame_noise_changes_every_frame_differently():
     assert not np.array_equal(noisy[0], noisy[1]) and np.abs(noisy.astype(int) - clean).mean() > 1
 
 
+@pytest.mark.parametrize("setting", ["easy", "hard"])
+def test_head_motion_moves_the_actors_head_smoothly_from_the_canonical_pose(setting):
+    import jax
+
+    from flowjax.synthetic import renderer
+
+    clip = clips.expression_clip(16, ("neutral",) * 4)  # no expression: only the head moves
+    identity = renderer.sample_identities(jax.random.key(0), 1, setting)
+    still = clips.render_clip(identity, 0, clip.aus, 32, setting)
+    moving = clips.render_clip(identity, 0, clip.aus, 32, setting, head_motion=10.0)
+    np.testing.assert_array_equal(moving[0], still[0])  # frame 0: the canonical pose
+    turned = np.abs(moving[4].astype(int) - still[4]).mean()  # a quarter in: the yaw's peak
+    steps = [np.abs(moving[f + 1].astype(int) - moving[f]).mean() for f in range(15)]
+    assert turned > 2 and max(steps) < turned  # far from frontal, by small steps
+    path = clips.head_motion_path(16, 10.0)
+    assert abs(np.degrees(path["yaw"]).max() - 10.0) < 1e-4 and path["yaw"][0] == 0
+
+
+def test_the_answers_keep_the_frontal_pose_when_the_actor_moves_its_head():
+    clip = clips.expression_clip(8)
+    still = clips.reenactment_scene(clip, n_targets=1, photos_per_target=2, size=32)
+    moving = clips.reenactment_scene(clip, n_targets=1, photos_per_target=2, size=32,
+                                     head_motion=10.0)
+    np.testing.assert_array_equal(moving.answers, still.answers)
+    assert not np.array_equal(moving.actor, still.actor)
+    with pytest.raises(ValueError, match="head_motion must be in"):
+        clips.head_motion_path(8, 30.0)
+
+
 # ---- the trajectory -------------------------------------------------------------------------
 
 

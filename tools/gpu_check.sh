@@ -12,10 +12,15 @@
 #                        64x64 and at the full 256x256 geometry (depth 32, width 512);
 #   train.md             issue #25: training steps/s at precision default (TF32) vs
 #                        highest, each with a float32 and a bfloat16 coupling
-#                        conditioner (tools/benchmark_train.py), 64x64 at batch 64.
+#                        conditioner (tools/benchmark_train.py), 64x64 at batch 64;
+#   reenact/, reenact.json  issue #24: the default reenactment job (72 frames, 3 targets,
+#                        demo Glow) and its speed: frames/s end to end and for the one
+#                        compiled sweep alone. Needs PyAV: carry its wheel in .whl too
+#                        (pip download --no-deps --only-binary=:all: --python-version 3.12
+#                        -d .whl av).
 #
-# Parts: `bash tools/gpu_check.sh [bench] [sweep] [train]` (default: bench sweep, which
-# fill one 10-minute call; run `train` as a second call).
+# Parts: `bash tools/gpu_check.sh [bench] [sweep] [train] [reenact]` (default: bench
+# sweep, which fill one 10-minute call; run `train reenact` as a second call).
 #
 # On the device machine python3 has JAX with CUDA, flax, optax, orbax and absl, but
 # not ml-collections: carry its wheel (the device tool's README says how), e.g.
@@ -37,13 +42,13 @@ export PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 parts="${*:-bench sweep}"
 if [ "${GPU_CHECK_DRY_RUN:-0}" = 1 ]; then
   config=configs/celeba256.py:small batches=1,2 sweep=(--sizes=64 --width64=32 --chunk_size=8)
-  train=(--batch_size=2 --steps=1)
-  limit_bench=300 limit_sweep=300 limit_train=300
+  train=(--batch_size=2 --steps=1) reenact=configs/reenact.py:smoke
+  limit_bench=300 limit_sweep=300 limit_train=300 limit_reenact=300
 else
   config=configs/celeba256.py batches=1,8,32,64,128,256
   sweep=(--sizes=64,256 --depth256=32 --width256=512 --chunk_size=32)
-  train=(--batch_size=64 --steps=10)
-  limit_bench=330 limit_sweep=200 limit_train=500
+  train=(--batch_size=64 --steps=10) reenact=configs/reenact.py
+  limit_bench=330 limit_sweep=200 limit_train=360 limit_reenact=200
 fi
 
 python3 -c "import jax; print('devices:', jax.devices())" | tee "$out/devices.txt"
@@ -59,4 +64,10 @@ if [[ " $parts " == *" train "* ]]; then
   timeout "$limit_train" python3 -m tools.benchmark_train --config=configs/celeba256.py:small \
     "${train[@]}" --precisions=default,highest --conditioner_dtypes=float32,bfloat16 \
     | tee "$out/train.md"
+fi
+if [[ " $parts " == *" reenact "* ]]; then
+  timeout "$limit_reenact" python3 run.py --config="$reenact" --workdir="$out/reenact" \
+    --compilation_cache= --config.progress=False
+  python3 -c "import json, sys; json.dump(json.load(open(sys.argv[1]))['speed'], sys.stdout, indent=1)" \
+    "$out/reenact/reenact.json" | tee "$out/reenact.json"
 fi

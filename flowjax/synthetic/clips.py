@@ -13,8 +13,11 @@
 Frames are rendered without nuisance (the canonical pose of the faces the
 answers use) unless ``frame_noise`` adds per-frame camera noise to the actor's
 clip (Gaussian, in uint8 levels, a different seed per frame), the flicker a
-temporal smoothing of the latent trajectory is meant to remove. In the hard
-setting the pose stays canonical: head motion is the next slice of issue #24.
+temporal smoothing of the latent trajectory is meant to remove, or
+``head_motion`` moves the actor's head: a smooth turn, nod and tilt over the clip
+(:func:`head_motion_path`; yaw and pitch in the hard setting, which draws 3-D
+pose, roll and a small sway in both). The answers keep the canonical pose: a
+reenactment should move the target's expression, not its head.
 """
 
 from __future__ import annotations
@@ -105,29 +108,57 @@ def expression_clip(n_frames: int = 72, segments: Sequence[str] = SEGMENTS,
                 bounds=tuple(bounds))
 
 
-def _noise(n: int, std: float, seed: int, setting: str):
-    """No nuisance but Gaussian pixel noise of ``std`` levels, a different seed per frame."""
+def head_motion_path(n: int, degrees: float) -> dict[str, np.ndarray]:
+    """A head's smooth motion over ``n`` frames, peak angle ``degrees``: one full turn
+    left and right (yaw), two nods (pitch, half the angle), a slow tilt (roll, half) and
+    a sway of the head across the canvas that follows the turn. Radians and canvas
+    units, float32 ``[n]`` each; frame 0 is the canonical pose."""
+    if not 0 <= degrees <= 15:
+        raise ValueError(f"head_motion must be in [0, 15] degrees (the hard setting's pose "
+                         f"range), got {degrees}")
+    phase = 2 * np.pi * np.arange(n) / max(n, 1)
+    peak = np.radians(degrees)
+    return {"yaw": (peak * np.sin(phase)).astype(np.float32),
+            "pitch": (0.5 * peak * np.sin(2 * phase)).astype(np.float32),
+            "roll": (0.5 * peak * np.sin(0.5 * phase)).astype(np.float32),
+            "sway": (0.05 * np.sin(phase) * degrees / 15).astype(np.float32)}
+
+
+def _nuisance(n: int, std: float, seed: int, setting: str, head_motion: float = 0.0):
+    """No nuisance but Gaussian pixel noise of ``std`` levels (a different seed per
+    frame) and, with ``head_motion`` degrees, the head's path (:func:`head_motion_path`)."""
     nuisance = renderer.no_nuisance(n, setting)
-    if std <= 0:
-        return jax.tree_util.tree_map(np.asarray, nuisance)
-    base = nuisance.base if hasattr(nuisance, "base") else nuisance
-    noisy = dataclasses.replace(base, noise_std=np.full(n, std, np.float32),
-                                noise_seed=(np.arange(n, dtype=np.uint32) + np.uint32(seed) * 7919))
-    nuisance = dataclasses.replace(nuisance, base=noisy) if hasattr(nuisance, "base") else noisy
+    hard = hasattr(nuisance, "base")
+    base = nuisance.base if hard else nuisance
+    if std > 0:
+        base = dataclasses.replace(base, noise_std=np.full(n, std, np.float32),
+                                   noise_seed=(np.arange(n, dtype=np.uint32)
+                                               + np.uint32(seed) * 7919))
+    if head_motion > 0:
+        path = head_motion_path(n, head_motion)
+        shift = np.stack([path["sway"], np.zeros(n, np.float32)], axis=-1)
+        base = dataclasses.replace(base, rotation=path["roll"],
+                                   shift=shift.reshape(np.shape(base.shift)))
+    nuisance = dataclasses.replace(nuisance, base=base) if hard else base
+    if hard and head_motion > 0:
+        nuisance = dataclasses.replace(nuisance, yaw=path["yaw"], pitch=path["pitch"])
     return jax.tree_util.tree_map(np.asarray, nuisance)
 
 
 def render_clip(identities, index: int, aus: np.ndarray, size: int = 64, setting: str = "easy",
-                frame_noise: float = 0.0, noise_seed: int = 0) -> np.ndarray:
+                frame_noise: float = 0.0, noise_seed: int = 0,
+                head_motion: float = 0.0) -> np.ndarray:
     """uint8 ``[F, size, size, 3]``: identity row ``index`` of ``identities`` with each row of
-    ``aus``; ``frame_noise`` adds Gaussian pixel noise of that std (uint8 levels) per frame."""
+    ``aus``; ``frame_noise`` adds Gaussian pixel noise of that std (uint8 levels) per frame,
+    ``head_motion`` (degrees) moves the head (:func:`head_motion_path`)."""
     check_setting(setting)
     if frame_noise < 0:
         raise ValueError(f"frame_noise must be >= 0 (uint8 levels), got {frame_noise}")
     aus = np.asarray(aus, np.float32)
     identities = jax.tree_util.tree_map(np.asarray, identities)
     ids = np.full(len(aus), index, np.int32)
-    nuisance = _noise(len(aus), float(frame_noise), int(noise_seed), setting)
+    nuisance = _nuisance(len(aus), float(frame_noise), int(noise_seed), setting,
+                         float(head_motion))
     return datasets._render_chunked(identities, ids, aus, nuisance, size, setting)  # noqa: SLF001
 
 
@@ -153,13 +184,14 @@ class Scene:
 def reenactment_scene(clip: Clip, *, seed: int = 0, n_targets: int = 3,
                       photos_per_target: int = 20, size: int = 64,
                       nuisance_strength: float = 1.0, setting: str = "easy",
-                      frame_noise: float = 0.0) -> Scene:
+                      frame_noise: float = 0.0, head_motion: float = 0.0) -> Scene:
     """Targets and an actor drawn as in :func:`flowjax.synthetic.datasets.make_study` (seed
     ``seed``; mild photos with nuisance at ``nuisance_strength``), the actor's clip and every
     target's answer. Target ``t`` is named ``id<t:02d>``; the actor is the study's source."""
     study = datasets.make_study(seed, n_targets, photos_per_target, 1, size, nuisance_strength,
                                 shared_source=True, setting=setting)
-    actor = render_clip(study.identities, n_targets, clip.aus, size, setting, frame_noise, seed)
+    actor = render_clip(study.identities, n_targets, clip.aus, size, setting, frame_noise, seed,
+                        head_motion)
     answers = np.stack([render_clip(study.identities, t, clip.aus, size, setting)
                         for t in range(n_targets)])
     return Scene(clip=clip, actor=actor, actor_photos=study.source_photos, targets=study.targets,
