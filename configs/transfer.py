@@ -111,6 +111,9 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.source = config_dict.placeholder(str)
     config.expressions = ()
     config.targets = ()
+    # Where the expression goes: "mean" (each target's decoded mean face, the thesis'
+    # choice) or "photos" (each of the target's own photos: z_photo + alpha (s - m_s)).
+    config.target = "mean"
     config.method = "linear"
     config.alphas = _alphas(("grid", 0.0, 1.0, 0.1))
     config.var_eps = 1e-3

@@ -8,6 +8,8 @@ write the run directory::
     transfer/<expression>/<target>/<alpha>/<target>_<alpha>.png
     strips/<expression>/<target>.png   target mean | alphas... | source | source mean
     means/<identity>_mean.png          decoded identity means (source and targets)
+    targets/<identity>/<photo>.png     config.target="photos": each target photo as the
+                                       model reconstructs it (alpha 0)
     inputs/...                         the generated inputs (generated data only)
     transfer.json                      the grid and every image's path
     manifest.json                      config, versions, model + checksum, inputs, outputs, timings
@@ -22,6 +24,13 @@ several, under ``config.align_multiple_faces="error"``) is left out: logged,
 listed with its reason in the manifest's ``extra.alignment_skipped`` and in
 ``transfer.json``'s ``alignment_skipped``; an identity left with no photo stops
 the run, naming it.
+
+``config.target`` says where the expression goes: ``"mean"`` (the default) moves it
+onto each target's mean latent, ``"photos"`` onto each of the target's own photos
+(``z_photo + alpha (s - m_s)``, with the identity's variance for the variance
+methods): every photo is then a target of the grid, named ``<identity>/<photo>``,
+whose reference face (``transfer.json``'s ``means``, what the evaluation measures
+identity to) is that photo as the model reconstructs it.
 
 Nothing is written until all inputs have loaded and all images are decoded,
 so bad input leaves no run directory behind. Every PNG says it is synthetic
@@ -43,6 +52,22 @@ from flowjax.runs import names, run_dirs
 from flowjax.transfer import latents, sweep
 
 VARIANCE_METHODS = latents.VARIANCE_METHODS
+TARGET_MODES = ("mean", "photos")
+
+
+def _target_anchors(config: Any, targets: list[str], used: dict[str, fio.ImageSet],
+                    flat: dict[str, np.ndarray],
+                    stats: dict[str, latents.IdentityStats]) -> dict[str, tuple[str, Any]]:
+    """The grid's targets: ``{name: (identity, anchor statistics)}``. ``"mean"``: one per
+    identity, its own statistics; ``"photos"``: one per photo, ``<identity>/<photo>``,
+    the photo's latent as the mean and the identity's variance."""
+    if config.get("target", "mean") == "mean":
+        return {t: (t, stats[t]) for t in targets}
+    anchors = {}
+    for t in targets:
+        for i, stem in enumerate(names.image_names(used[t].paths)):
+            anchors[f"{t}/{stem}"] = (t, stats[t]._replace(mean=flat[t][i], count=1))
+    return anchors
 
 
 def _check_config(config: Any) -> list[str]:
@@ -53,6 +78,8 @@ def _check_config(config: Any) -> list[str]:
     if config.chunk_size < 1:
         raise ValueError(f"config.chunk_size must be >= 1, got {config.chunk_size}")
     latents.check_var_eps(config.var_eps, config.method, "config.var_eps")
+    if config.get("target", "mean") not in TARGET_MODES:
+        raise ValueError(f"config.target must be one of {TARGET_MODES}, got {config.target!r}")
     _check_evaluation(config)
     runs.check_alignment(config, synthetic_study=_uses_synthetic_study(config))
     return names.alpha_labels(config.alphas)
@@ -175,25 +202,30 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                 level_weights=tuple(config.get("level_weights", ())),
                 subspace_rank=config.get("subspace_rank", latents.DEFAULT_SUBSPACE_RANK))
             source_stats = latents.stack_stats([stats[source]] * len(e_idx))
-            target_stats = latents.stack_stats([stats[t] for t in targets])
+            anchors = _target_anchors(config, targets, used, flat, stats)
+            target_stats = latents.stack_stats([a for _, a in anchors.values()])
             grid = sweep.transfer_sweep(
                 model, variables, sources, source_stats, target_stats, config.alphas,
                 method=arithmetic, space=config.space, var_eps=config.var_eps,
                 chunk_size=config.chunk_size, progress=config.progress,
-                expression_names=list(expressions), target_names=targets)
+                expression_names=list(expressions), target_names=list(anchors))
 
         with exp.timed("decode_means"):
             mean_names = [source, *targets]
-            extra = np.concatenate([np.stack([np.asarray(stats[n].mean) for n in mean_names]),
+            photos = [n for n in anchors if n not in stats]  # photo targets: their latents
+            extra = np.concatenate([np.stack([np.asarray(stats[n].mean) for n in mean_names]
+                                             + [np.asarray(anchors[n][1].mean) for n in photos]),
                                     flat[source][e_idx]])
             decoded = sweep.decode_latents(model, variables, extra, space=config.space,
                                            chunk_size=config.chunk_size, progress=config.progress,
                                            names=[f"mean of {n}" for n in mean_names]
+                                           + [f"target photo {n}" for n in photos]
                                            + [f"source {source}/{e}" for e in expressions])
-            means = dict(zip(mean_names, decoded[:len(mean_names)]))
-            decoded_sources = decoded[len(mean_names):]
+            n_faces = len(mean_names) + len(photos)
+            means = dict(zip(mean_names + photos, decoded[:n_faces]))
+            decoded_sources = decoded[n_faces:]
 
-        summary = _write_run(exp, labels, source, expressions, targets, used, stats, grid, means,
+        summary = _write_run(exp, labels, source, expressions, anchors, used, stats, grid, means,
                              decoded_sources, ground_truth)
     if config.get("evaluation") is not None and config.evaluation.get("enabled", False):
         from experiments import evaluate  # the finished run is scored like any other
@@ -235,9 +267,13 @@ def _with_study_defaults(config: Any, ground_truth: dict[str, Any]) -> Any:
     return config
 
 
-def _write_run(exp, labels, source, expressions, targets, used, stats, grid, means,
+def _write_run(exp, labels, source, expressions, anchors, used, stats, grid, means,
                decoded_sources, ground_truth=None) -> dict[str, Any]:
+    """Writes the run directory; ``anchors`` are the grid's targets (:func:`_target_anchors`)
+    and ``means`` holds the identities' decoded means and the photo targets' decoded photos."""
     config = exp.config
+    targets = list(anchors)
+    on_photos = config.get("target", "mean") == "photos"
     base = {"method": config.method, "space": config.space, "model": exp.model_label}
     if config.method in VARIANCE_METHODS:
         base["var_eps"] = float(config.var_eps)
@@ -251,10 +287,17 @@ def _write_run(exp, labels, source, expressions, targets, used, stats, grid, mea
         aligned = _write_aligned_inputs(run, used)
         mean_paths = {}
         for name, image in means.items():
-            rel = f"means/{name}_mean.png"
-            run.write_png(rel, image, {"kind": "identity mean face (decoded mean latent)",
-                                       "identity": name, "images": stats[name].count,
-                                       "space": config.space, "model": exp.model_label})
+            if name in stats:
+                rel = f"means/{name}_mean.png"
+                run.write_png(rel, image, {"kind": "identity mean face (decoded mean latent)",
+                                           "identity": name, "images": stats[name].count,
+                                           "space": config.space, "model": exp.model_label})
+            else:
+                rel = f"targets/{name}.png"
+                run.write_png(rel, image, {
+                    "kind": "target photo as the model reconstructs it (its decoded latent: "
+                            "the transfer at alpha 0)", "identity": anchors[name][0],
+                    "target": name, "space": config.space, "model": exp.model_label})
             mean_paths[name] = rel
         images: dict[str, dict[str, dict[str, str]]] = {}
         strips: dict[str, dict[str, str]] = {}
@@ -262,21 +305,24 @@ def _write_run(exp, labels, source, expressions, targets, used, stats, grid, mea
             source_file = used[source].paths[index].name
             images[expression], strips[expression] = {}, {}
             for t, target in enumerate(targets):
-                images[expression][target] = runs.write_alpha_row(
-                    run, f"transfer/{expression}/{target}", target, grid[e, t], config.alphas,
+                images[expression][target] = runs.write_alpha_row(  # file names: no "/"
+                    run, f"transfer/{expression}/{target}", target.replace("/", "_"), grid[e, t],
+                    config.alphas,
                     labels, {"kind": "expression transfer", **base,
                              "source": f"{source}/{expression}", "source_file": source_file,
                              "target": target})
                 if config.strips:
                     strip = fio.make_strip(
                         [means[target], *grid[e, t], decoded_sources[e], means[source]],
-                        ["target mean", *[f"a={x}" for x in labels], expression, "source mean"])
+                        ["target photo" if on_photos else "target mean",
+                         *[f"a={x}" for x in labels], expression, "source mean"])
                     rel = f"strips/{expression}/{target}.png"
                     run.write_png(rel, strip, {
                         "kind": "expression transfer strip", **base,
                         "alphas": [float(x) for x in config.alphas],
                         "source": f"{source}/{expression}", "target": target,
-                        "layout": "target mean | alphas | source (decoded) | source mean"})
+                        "layout": f"target {'photo' if on_photos else 'mean'} | alphas | "
+                                  "source (decoded) | source mean"})
                     strips[expression][target] = rel
         summary = {
             "method": config.method, "space": config.space,
@@ -285,7 +331,10 @@ def _write_run(exp, labels, source, expressions, targets, used, stats, grid, mea
             "expressions": {e: used[source].paths[i].name for e, i in expressions.items()},
             "targets": targets, "identity_images": {n: stats[n].count for n in used},
             "images": images, "strips": strips, "means": mean_paths, "model": exp.model_record,
+            "target_mode": config.get("target", "mean"),
         }
+        if on_photos:  # each target of the grid is a photo of one identity
+            summary["target_identities"] = {n: identity for n, (identity, _) in anchors.items()}
         if aligned:
             # The images the transfer encoded: the evaluation's AU reference.
             summary["aligned_inputs"] = aligned

@@ -76,6 +76,53 @@ def _files(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
 
 
+# ---- onto each target photo (config.target="photos") -------------------------------
+
+
+@pytest.fixture(scope="module")
+def photo_run(tmp_path_factory, checkpoint):
+    faces = _faces(tmp_path_factory.mktemp("faces"))
+    workdir = tmp_path_factory.mktemp("runs") / "photos"
+    return faces, workdir, transfer.main(_config(faces, checkpoint, target="photos"), str(workdir))
+
+
+def test_onto_photos_alpha_0_returns_each_target_photo_itself_up_to_quantisation(photo_run):
+    faces, workdir, summary = photo_run
+    assert summary["target_mode"] == "photos"
+    assert summary["targets"] == ["id01/neutral", "id01/smile", "id02/neutral", "id02/smile"]
+    assert summary["target_identities"]["id02/smile"] == "id02"
+    shift = 8 - MODEL.n_bits
+    zero, one = summary["alpha_labels"][0], summary["alpha_labels"][-1]
+    moved = 0
+    for target in summary["targets"]:
+        identity, stem = target.split("/")
+        photo = np.asarray(Image.open(faces / identity / f"{stem}.png").convert("RGB"))
+        quantised = photo >> shift << shift
+        reference = np.asarray(Image.open(workdir / summary["means"][target]))
+        np.testing.assert_array_equal(reference, quantised)  # what identity is measured to
+        for expression in ("neutral", "smile"):
+            row = summary["images"][expression][target]
+            np.testing.assert_array_equal(np.asarray(Image.open(workdir / row[zero])), quantised)
+            moved += not np.array_equal(np.asarray(Image.open(workdir / row[one])), quantised)
+    assert moved == 8  # alpha 1 moves every photo
+
+
+def test_photo_targets_are_evaluated_each_against_its_own_photo(photo_run):
+    from flowjax.evaluation import pipeline, scorers
+
+    _, workdir, summary = photo_run
+    result = pipeline.evaluate_run(workdir, scorers.FakeEmbedder(), scorers.FakeAUScorer(),
+                                   make_figures=False)
+    report = (workdir / "evaluation" / "report.md").read_text()
+    assert "4 target(s)" in report and result["output_dir"]
+
+
+def test_an_unknown_target_mode_is_refused_before_any_work(tmp_path):
+    with pytest.raises(ValueError, match=r"config.target must be one of \('mean', 'photos'\)"):
+        transfer.main(_config(_faces(tmp_path / "faces"), target="photo"), str(tmp_path / "run"))
+    assert not (tmp_path / "run").exists()
+
+
 # ---- outputs ----------------------------------------------------------------------
 
 
