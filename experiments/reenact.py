@@ -51,7 +51,7 @@ from absl import logging
 
 from flowjax import io as fio
 from flowjax import runs
-from flowjax.evaluation import reenactment, synthetic_scorers
+from flowjax.evaluation import clip_viewer, reenactment, synthetic_scorers
 from flowjax.io import video
 from flowjax.synthetic import AU_NAMES, clips
 from flowjax.transfer import latents, reenact
@@ -398,12 +398,13 @@ def _write_run(run, exp, config, inputs: Inputs, frames, videos, evaluation, smo
              **{f"result {t}": f"videos/{t}.mp4" for t in inputs.targets}}
     checks: list[str] = []
     summary_rows: list[dict[str, Any]] = []
+    curve_rows: list[dict[str, Any]] = []
     if evaluation is not None:
         summary_rows = evaluation["summary"]
+        curve_rows = reenactment.curve_rows(inputs.scene, evaluation["curves"])
         run.write_csv("tables/per_frame.csv", evaluation["rows"])
         run.write_csv("tables/segments.csv", summary_rows)
-        run.write_csv("tables/au_curves.csv",
-                      reenactment.curve_rows(inputs.scene, evaluation["curves"]))
+        run.write_csv("tables/au_curves.csv", curve_rows)
         for target, curves in evaluation["curves"].items():
             image = reenactment.au_curves_figure(
                 AU_NAMES, inputs.scene.clip.aus, curves, inputs.bounds,
@@ -440,6 +441,10 @@ def _write_run(run, exp, config, inputs: Inputs, frames, videos, evaluation, smo
                 "visible mark": bool(config.visible_mark)}
     title = ("Facial reenactment (synthetic clip)" if inputs.synthetic_actor
              else f"Facial reenactment of {actor}")
+    files["the viewer: each clip with its AU curves"] = clip_viewer.write_clip_viewer(
+        run, title, inputs.fps, n_f, inputs.targets,
+        {**{t: f"videos/{t}.mp4" for t in inputs.targets},
+         "side by side": "videos/side_by_side.mp4"}, curve_rows)
     run.write_text("report.md", reenactment.report_markdown(
         title, settings, summary_rows, checks, speed, files))
     summary = {"settings": settings, "targets": inputs.targets,

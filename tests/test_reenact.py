@@ -272,6 +272,50 @@ def test_the_job_writes_an_mp4_per_target_and_side_by_side_that_read_back_labell
         assert video.read_video(workdir / "videos" / name).synthetic
 
 
+def _page_data(page):
+    import json
+    import re
+
+    match = re.search(r'<script type="application/json" id="clip-data">(.*?)</script>', page, re.S)
+    return json.loads(match.group(1))
+
+
+def test_the_viewer_page_holds_the_au_curves_table_and_links_the_runs_videos(smoke_run):
+    import csv
+
+    workdir, _ = smoke_run
+    page = (workdir / "index.html").read_text()
+    data = _page_data(page)
+    assert data["targets"] == ["id00"] and data["frames"] == 8 and data["fps"] == 24.0
+    for rel in data["videos"].values():
+        assert (workdir / rel).is_file(), rel
+    with open(workdir / "tables" / "au_curves.csv", newline="") as f:
+        rows = list(csv.DictReader(f))
+    for row in rows:  # every value of the table, at its frame, in the page
+        for series in data["curves"]["series"]:
+            assert data["curves"]["targets"][row["target"]][row["au"]][series][
+                int(row["frame"])] == pytest.approx(float(row[series]), abs=1e-4)
+    assert "SYNTHETIC" in page and "index.html" in (workdir / "report.md").read_text()
+
+
+def test_the_viewer_shows_the_frame_the_video_is_at_with_every_curves_value(smoke_run, browser):
+    workdir, _ = smoke_run
+    data = _page_data((workdir / "index.html").read_text())
+    tab = browser.new_page()
+    errors = []
+    tab.on("pageerror", lambda e: errors.append(str(e)))
+    tab.goto((workdir / "index.html").as_uri())
+    tab.wait_for_function("document.getElementById('video').readyState >= 1", timeout=20_000)
+    tab.evaluate("() => { document.getElementById('video').currentTime = 5 / 24 + 0.001; }")
+    tab.wait_for_function("window.flowjaxClipViewer.frameAt() === 5", timeout=10_000)
+    tab.wait_for_function("document.getElementById('frame').textContent.startsWith('frame 5')",
+                          timeout=10_000)
+    legend = tab.inner_text("#legend")
+    answer = data["curves"]["targets"]["id00"]["AU01"]["answer"][5]
+    assert f"answer: {answer:.2f}" in legend and errors == []
+    tab.close()
+
+
 def test_the_job_writes_frame_pngs_with_provenance_and_the_manifest_records_every_file(smoke_run):
     workdir, _ = smoke_run
     frame = workdir / "frames" / "id00" / "frame_0003.png"

@@ -175,7 +175,7 @@ def test_page_has_no_external_script_style_or_link(evaluated):
 
 
 def test_embedded_json_cannot_close_the_script_element():
-    text = viewer._embed_json({"name": "</script><script>alert(1)</script>"})
+    text = viewer.embed_json({"name": "</script><script>alert(1)</script>"})
     assert "</" not in text and json.loads(text)["name"].startswith("</script>")
 
 

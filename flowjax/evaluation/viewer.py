@@ -50,7 +50,7 @@ BEST_ALPHA_TABLE = "tables/best_alpha.csv"
 _ASSETS = ("viewer.css", "viewer.js")
 
 
-def _asset(name: str) -> str:
+def asset(name: str) -> str:
     return resources.files("flowjax.evaluation").joinpath("static", name).read_text(encoding="utf-8")
 
 
@@ -185,7 +185,7 @@ def page_data(run: TransferRun, eval_dir: fio.PathLike) -> dict[str, Any]:
     }
 
 
-def _embed_json(value: Any) -> str:
+def embed_json(value: Any) -> str:
     """JSON safe inside a ``<script>`` element: no ``</script>``, no HTML comment openers."""
     text = json.dumps(value, allow_nan=False, separators=(",", ":"))
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
@@ -203,11 +203,11 @@ def render_page(data: Mapping[str, Any]) -> str:
          "img-src 'self' file: blob: data:; style-src 'unsafe-inline'; "
          "script-src 'unsafe-inline'\">"),
         f"<title>{html.escape(title)}</title>",
-        f"<style>\n{_asset('viewer.css')}</style>",
+        f"<style>\n{asset('viewer.css')}</style>",
         "</head><body>",
         '<div id="app"><p id="noscript">This viewer needs JavaScript.</p></div>',
-        f'<script type="application/json" id="viewer-data">{_embed_json(data)}</script>',
-        f"<script>\n{_asset('viewer.js')}</script>",
+        f'<script type="application/json" id="viewer-data">{embed_json(data)}</script>',
+        f"<script>\n{asset('viewer.js')}</script>",
         "</body></html>", ""])
 
 
