@@ -80,21 +80,20 @@ def score_header() -> tuple[str, ...]:
                  for f in dataclasses.fields(Scores))
 
 
-def _mean(values: np.ndarray) -> float:
-    """The mean over the scored values; NaN when none was scored (no detector)."""
-    values = np.asarray(values, np.float64)
-    return float("nan") if np.isnan(values).all() else float(np.nanmean(values))
-
-
 def _means(scores: Scores) -> tuple[float, ...]:
-    return tuple(_mean(getattr(scores, f.name)) for f in dataclasses.fields(Scores))
+    """Each field's mean over the row's valid pairs (``ground_truth.valid_pairs``)."""
+    valid = ground_truth.valid_pairs(scores)
+    return tuple(ground_truth.masked_mean(getattr(scores, f.name), valid)
+                 for f in dataclasses.fields(Scores))
 
 
 def _row_stats(scores: Scores) -> tuple[float, float]:
-    """AU error standard error over the pairs, and the fraction of pairs kept
-    (closer to the target than to the source)."""
+    """AU error standard error (clustered by expression and target) and the fraction of
+    pairs kept (closer to the target than to the source), over the same valid pairs."""
+    valid = ground_truth.valid_pairs(scores)
     kept = np.asarray(scores.to_target) < np.asarray(scores.to_source)
-    return ground_truth.standard_error(scores.au_error), float(np.mean(kept))
+    return (ground_truth.clustered_se(scores.au_error, valid),
+            ground_truth.masked_mean(kept, valid))
 
 
 def held_out_table(bench: Benchmark, selection: str = CAPPED) -> tables.Table:
@@ -186,7 +185,7 @@ def best_line(bench: Benchmark, reference: tuple[str, str] = BASELINE) -> str:
                                        chosen[reference].test.au_error)
     separated = "" if _separated(d) else "; not separated (margin < 2 s.e.)"
     return (f"{line}, {-d.mean:.3f} +- {d.se:.3f} below {ref_name} "
-            f"(s.e. over {d.pairs} pairs){separated}")
+            f"(s.e. over {d.pairs} pairs, clustered by expression and target){separated}")
 
 
 def in_sample_table(bench: Benchmark) -> tables.Table:
