@@ -345,7 +345,7 @@ def test_paired_table_and_best_line_compare_every_row_with_eps_half_on_the_test_
     assert fine["separated"] == "yes" and paired.row("z")["separated"] == "no"
     line = synthetic_benchmark.best_line(bench)
     assert line.startswith("best: eps/fine, AU error ")
-    assert f"{-expected.mean:.3f} +- {expected.se:.3f} below eps/half (s.e. over 6 pairs)" in line
+    assert f"{-expected.mean:.3f} +- {expected.se:.3f} below eps/half (s.e. over 6 pairs, clustered by expression and target)" in line
     assert "not separated" not in line
     bench = _bench({("eps", "half"): half, ("z", "linear"): close - 0.005})
     assert "not separated" in synthetic_benchmark.best_line(bench)
