@@ -27,10 +27,14 @@ from flowjax import models
 from flowjax.models import checkpoints, checksum_record, glow
 from flowjax.runs import runtime
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
-_GAP = flags.DEFINE_float("gap_s", 20.0, "Seconds of training between the two saves.")
-_DIR = flags.DEFINE_string("dir", None, "Where to write the two steps (default: a temporary "
-                           "folder, removed afterwards).")
+
+# Flags are defined when run as a command, not on import: tests import several tools
+# into one process, and absl refuses a flag name defined twice (--config, --precisions).
+def _define_flags() -> None:
+    config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
+    flags.DEFINE_float("gap_s", 20.0, "Seconds of training between the two saves.")
+    flags.DEFINE_string("dir", None, "Where to write the two steps (default: a temporary "
+                        "folder, removed afterwards).")
 
 
 def time_saves(model, gap_s: float, directory: str) -> dict[str, float]:
@@ -58,18 +62,20 @@ def time_saves(model, gap_s: float, directory: str) -> dict[str, float]:
 
 def main(argv: list[str]) -> None:
     del argv
-    model = models.model_from_config(_CONFIG.value.model)
-    with tempfile.TemporaryDirectory(dir=_DIR.value) as directory:
-        t = time_saves(model, _GAP.value, directory)
+    args = flags.FLAGS
+    model = models.model_from_config(args.config.model)
+    with tempfile.TemporaryDirectory(dir=args.dir) as directory:
+        t = time_saves(model, args.gap_s, directory)
     print("| model | step on disk (MiB) | gap between saves (s) | save() held training (s) "
           "| hashing one step, now on the recorder thread (s) |")
     print("|---|---:|---:|---:|---:|")
-    m = _CONFIG.value.model
+    m = args.config.model
     print(f"| {m.image_size}x{m.image_size}, {m.n_levels} levels, depth {m.depth}, width "
-          f"{m.width} | {t['bytes'] / 2**20:.0f} | {_GAP.value:g} | {t['save_s']:.2f} | "
+          f"{m.width} | {t['bytes'] / 2**20:.0f} | {args.gap_s:g} | {t['save_s']:.2f} | "
           f"{t['hash_s']:.2f} |")
 
 
 if __name__ == "__main__":
+    _define_flags()
     flags.mark_flags_as_required(["config"])
     runtime.run(main)

@@ -32,12 +32,14 @@ from flowjax.models.errors import NonFiniteError
 from flowjax.runs import runtime
 from flowjax.training import optimizers, train
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
-_BATCH = flags.DEFINE_integer("batch_size", 8, "Images per training step.")
-_STEPS = flags.DEFINE_integer("steps", 5, "Timed steps per setting (after one warm-up step).")
-_PRECISIONS = flags.DEFINE_list("precisions", ["default", "highest"], "Precisions to time.")
-_DTYPES = flags.DEFINE_list("conditioner_dtypes", ["float32", "bfloat16"],
-                            "Conditioner dtypes to time.")
+# Flags are defined when run as a command, not on import: tests import several tools
+# into one process, and absl refuses a flag name defined twice (--config, --precisions).
+def _define_flags() -> None:
+    config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
+    flags.DEFINE_integer("batch_size", 8, "Images per training step.")
+    flags.DEFINE_integer("steps", 5, "Timed steps per setting (after one warm-up step).")
+    flags.DEFINE_list("precisions", ["default", "highest"], "Precisions to time.")
+    flags.DEFINE_list("conditioner_dtypes", ["float32", "bfloat16"], "Conditioner dtypes to time.")
 
 
 def time_training(model, batch_size: int, steps: int, precisions: list[str],
@@ -74,11 +76,13 @@ def time_training(model, batch_size: int, steps: int, precisions: list[str],
 
 def main(argv: list[str]) -> None:
     del argv
-    model = models.model_from_config(_CONFIG.value.model)
-    rows = time_training(model, _BATCH.value, _STEPS.value, _PRECISIONS.value, _DTYPES.value)
-    m = _CONFIG.value.model
+    args = flags.FLAGS
+    model = models.model_from_config(args.config.model)
+    rows = time_training(model, args.batch_size, args.steps, args.precisions,
+                         args.conditioner_dtypes)
+    m = args.config.model
     print(f"{m.image_size}x{m.image_size}, {m.n_levels} levels, depth {m.depth}, width "
-          f"{m.width}, batch {_BATCH.value}, on {jax.devices()[0].device_kind}")
+          f"{m.width}, batch {args.batch_size}, on {jax.devices()[0].device_kind}")
     print("| precision | conditioner | compile (s) | step (s) | images/s | vs first row | "
           "last loss (bits/dim) |")
     print("|---|---|---:|---:|---:|---:|---:|")
@@ -93,5 +97,6 @@ def main(argv: list[str]) -> None:
 
 
 if __name__ == "__main__":
+    _define_flags()
     flags.mark_flags_as_required(["config"])
     runtime.run(main)

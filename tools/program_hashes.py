@@ -25,8 +25,14 @@ from flowjax import models
 from flowjax.models import execution, glow
 from flowjax.runs import runtime
 
-_CONFIG = config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
-_BATCHES = flags.DEFINE_list("batch_sizes", ["1", "8"], "Batch sizes to compile.")
+
+# Flags are defined when run as a command, not on import: tests import several tools
+# into one process, and absl refuses a flag name defined twice (--config, --precisions).
+def _define_flags() -> None:
+    config_flags.DEFINE_config_file("config", None, "Config with a `model` field.")
+    flags.DEFINE_list("batch_sizes", ["1", "8"], "Batch sizes to compile.")
+
+
 _LOCATION_TABLES = re.compile(r"^(FileNames|FunctionNames|FileLocations|StackFrames)\n.*?\n\n",
                               re.S | re.M)
 
@@ -55,11 +61,12 @@ def program_fingerprints(model, batch_sizes: list[int]) -> dict[str, str]:
 
 def main(argv: list[str]) -> None:
     del argv
-    model = models.model_from_config(_CONFIG.value.model)
-    hashes = program_fingerprints(model, [int(b) for b in _BATCHES.value])
+    model = models.model_from_config(flags.FLAGS.config.model)
+    hashes = program_fingerprints(model, [int(b) for b in flags.FLAGS.batch_sizes])
     print(" | ".join(f"{name} {value}" for name, value in hashes.items()))
 
 
 if __name__ == "__main__":
+    _define_flags()
     flags.mark_flags_as_required(["config"])
     runtime.run(main)
