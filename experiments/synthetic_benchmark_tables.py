@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from flowjax.evaluation import ground_truth, tables
+from flowjax.evaluation import error_bars, ground_truth, tables
 from flowjax.evaluation.ground_truth import Scores
 
 BASELINE = ("eps", "half")  # the thesis' best published setting: every row is paired with it
@@ -83,7 +83,7 @@ def score_header() -> tuple[str, ...]:
 def _means(scores: Scores) -> tuple[float, ...]:
     """Each field's mean over the row's valid pairs (``ground_truth.valid_pairs``)."""
     valid = ground_truth.valid_pairs(scores)
-    return tuple(ground_truth.masked_mean(getattr(scores, f.name), valid)
+    return tuple(error_bars.masked_mean(getattr(scores, f.name), valid)
                  for f in dataclasses.fields(Scores))
 
 
@@ -92,8 +92,8 @@ def _row_stats(scores: Scores) -> tuple[float, float]:
     pairs kept (closer to the target than to the source), over the same valid pairs."""
     valid = ground_truth.valid_pairs(scores)
     kept = np.asarray(scores.to_target) < np.asarray(scores.to_source)
-    return (ground_truth.clustered_se(scores.au_error, valid),
-            ground_truth.masked_mean(kept, valid))
+    return (error_bars.clustered_se(scores.au_error, valid),
+            error_bars.masked_mean(kept, valid))
 
 
 def held_out_table(bench: Benchmark, selection: str = CAPPED) -> tables.Table:

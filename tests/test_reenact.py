@@ -298,6 +298,17 @@ def test_the_viewer_page_holds_the_au_curves_table_and_links_the_runs_videos(smo
     assert "SYNTHETIC" in page and "index.html" in (workdir / "report.md").read_text()
 
 
+def _wait_until(tab, predicate: str, timeout_s: float = 20.0) -> None:
+    """Polls a JavaScript function from Python: the page's Content-Security-Policy refuses
+    the eval that Playwright's wait_for_function uses."""
+    import time
+
+    deadline = time.monotonic() + timeout_s
+    while not tab.evaluate(predicate):
+        assert time.monotonic() < deadline, f"timed out waiting for {predicate}"
+        tab.wait_for_timeout(100)
+
+
 def test_the_viewer_shows_the_frame_the_video_is_at_with_every_curves_value(smoke_run, browser):
     workdir, _ = smoke_run
     data = _page_data((workdir / "index.html").read_text())
@@ -305,11 +316,10 @@ def test_the_viewer_shows_the_frame_the_video_is_at_with_every_curves_value(smok
     errors = []
     tab.on("pageerror", lambda e: errors.append(str(e)))
     tab.goto((workdir / "index.html").as_uri())
-    tab.wait_for_function("document.getElementById('video').readyState >= 1", timeout=20_000)
+    _wait_until(tab, "() => document.getElementById('video').readyState >= 1")
     tab.evaluate("() => { document.getElementById('video').currentTime = 5 / 24 + 0.001; }")
-    tab.wait_for_function("window.flowjaxClipViewer.frameAt() === 5", timeout=10_000)
-    tab.wait_for_function("document.getElementById('frame').textContent.startsWith('frame 5')",
-                          timeout=10_000)
+    _wait_until(tab, "() => window.flowjaxClipViewer.frameAt() === 5")
+    _wait_until(tab, "() => document.getElementById('frame').textContent.startsWith('frame 5')")
     legend = tab.inner_text("#legend")
     answer = data["curves"]["targets"]["id00"]["AU01"]["answer"][5]
     assert f"answer: {answer:.2f}" in legend and errors == []

@@ -20,7 +20,7 @@ from configs import synthetic_benchmark as benchmark_config
 from experiments import synthetic_benchmark
 from flowjax import synthetic
 from flowjax import io as fio
-from flowjax.evaluation import ground_truth, synthetic_scorers
+from flowjax.evaluation import error_bars, ground_truth, synthetic_scorers
 from flowjax.evaluation.ground_truth import Scores
 from flowjax.models import checkpoints
 from flowjax.models.errors import NonFiniteError
@@ -248,7 +248,7 @@ def test_summarize_reports_mean_realism_its_standard_error_and_the_detection_rat
     summary, _ = ground_truth.summarize(scores.take(np.zeros((2, 3), int)))
     green = np.arange(0, 12, 2) * 10 + 1.0  # alpha index 0 of every pair
     assert summary.realism == pytest.approx(green.mean())
-    assert summary.realism_se == pytest.approx(ground_truth.clustered_se(green.reshape(2, 3)))
+    assert summary.realism_se == pytest.approx(error_bars.clustered_se(green.reshape(2, 3)))
     assert summary.fake_rate == pytest.approx(np.mean(green < 50))
 
 
@@ -265,7 +265,7 @@ def test_summarize_averages_each_pair_at_its_own_best_alpha():
     assert summary.to_target == pytest.approx(0.8)
     assert summary.identity_kept == pytest.approx(0.5)  # 0.4 < 1 kept, 1.2 > 1 lost
     assert summary.oracle_rmse == pytest.approx(4.0)
-    assert summary.au_error_se == pytest.approx(ground_truth.clustered_se(np.array([[1.0, 0.5]])))
+    assert summary.au_error_se == pytest.approx(error_bars.clustered_se(np.array([[1.0, 0.5]])))
     assert summary.pairs == 2
 
 
@@ -273,7 +273,7 @@ def test_pairs_of_independent_draws_get_about_the_naive_standard_error():
     for seed in range(5):
         values = np.random.default_rng(seed).normal(size=(8, 25))
         naive = np.std(values, ddof=1) / np.sqrt(values.size)
-        assert 0.8 < ground_truth.clustered_se(values) / naive < 1.5, seed
+        assert 0.8 < error_bars.clustered_se(values) / naive < 1.5, seed
 
 
 def test_pairs_that_share_a_target_are_not_counted_as_independent():
@@ -282,7 +282,7 @@ def test_pairs_that_share_a_target_are_not_counted_as_independent():
     target_effect = rng.normal(size=10)
     values = target_effect[None, :] + 0.1 * rng.normal(size=(5, 10))  # 5 expressions x 10 targets
     naive = np.std(values, ddof=1) / np.sqrt(values.size)
-    clustered = ground_truth.clustered_se(values)
+    clustered = error_bars.clustered_se(values)
     assert clustered > 1.8 * naive  # about sqrt(5): the 5 pairs of a target share its draw
     assert 0.6 < clustered / (np.std(target_effect, ddof=1) / np.sqrt(10)) < 1.4
 
@@ -295,7 +295,7 @@ def test_one_mask_of_valid_pairs_for_the_mean_its_error_the_count_and_identity_k
     assert summary.pairs == 5 and summary.au_error == pytest.approx(12.0 / 5)
     assert summary.identity_kept == pytest.approx(4 / 5)  # of the 5 scored pairs, 4 kept
     assert summary.to_target == pytest.approx(1.3 / 5)
-    assert summary.au_error_se == pytest.approx(ground_truth.clustered_se(au))
+    assert summary.au_error_se == pytest.approx(error_bars.clustered_se(au))
 
 
 def test_paired_difference_compares_pair_by_pair():

@@ -10,8 +10,10 @@ faces' own scorers in ``synthetic_scorers``) and writes
 ``tables``, ``figures``, ``report`` and the static ``viewer`` page, which share
 the types of ``datatypes``. The metric definitions are ``metrics``'. The
 ground-truth benchmark of the synthetic faces is ``ground_truth`` (with the
-fakes of ``fakes`` for its realism detector). A reenacted clip is scored frame
-by frame and over time against its exact answer by ``reenactment``.
+fakes of ``fakes`` for its realism detector, and its rows' error bars, clustered
+by expression and target, in ``error_bars``). A reenacted clip is scored frame
+by frame and over time against its exact answer by ``reenactment``, and played
+beside its curves by ``clip_viewer``.
 
 Names load on first use: the identity backends import torch, which an
 evaluation with the synthetic scorers never needs.
