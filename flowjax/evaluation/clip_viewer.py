@@ -14,7 +14,6 @@ videos alone. Nothing here imports JAX.
 
 from __future__ import annotations
 
-import html
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -53,20 +52,9 @@ def curves_data(rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
 
 
 def render_page(data: Mapping[str, Any]) -> str:
-    title = f"flowjax reenactment: {data['title']}"
-    return "\n".join([
-        "<!doctype html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-         "img-src 'self' file: blob: data:; media-src 'self' file: blob:; "
-         "style-src 'unsafe-inline'; script-src 'unsafe-inline'\">"),
-        f"<title>{html.escape(title)}</title>",
-        f"<style>\n{viewer.asset('viewer.css')}</style>",  # one style for both viewers
-        "</head><body>",
-        '<div id="app"><p id="noscript">This viewer needs JavaScript.</p></div>',
-        f'<script type="application/json" id="clip-data">{viewer.embed_json(data)}</script>',
-        f"<script>\n{viewer.asset('clip_viewer.js')}</script>",
-        "</body></html>", ""])
+    """The whole page inline (the transfer viewer's style); the videos may play from files."""
+    return viewer.inline_page(f"flowjax reenactment: {data['title']}", "clip-data", data,
+                              "clip_viewer.js", extra_sources="media-src 'self' file: blob:; ")
 
 
 def write_clip_viewer(run: run_dirs.RunDir, title: str, fps: float, n_frames: int,

@@ -191,24 +191,31 @@ def embed_json(value: Any) -> str:
     return text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
 
 
-def render_page(data: Mapping[str, Any]) -> str:
-    """The whole page: style, script and data inline; nothing fetched over a network."""
-    title = f"flowjax transfer viewer: {data['source']} onto {len(data['targets'])} target(s)"
+def inline_page(title: str, data_id: str, data: Mapping[str, Any], script: str,
+                extra_sources: str = "") -> str:
+    """A page with style (``viewer.css``), ``script`` (a static asset) and ``data`` (JSON
+    in ``<script id=data_id>``) inline; ``extra_sources`` adds CSP sources (e.g. media)."""
     return "\n".join([
         "<!doctype html>",
         '<html lang="en"><head><meta charset="utf-8">',
         # Belt and braces for "no network": the browser refuses any fetch but
         # files next to the page and the page's own inline code.
         ('<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; '
-         "img-src 'self' file: blob: data:; style-src 'unsafe-inline'; "
+         f"img-src 'self' file: blob: data:; {extra_sources}style-src 'unsafe-inline'; "
          "script-src 'unsafe-inline'\">"),
         f"<title>{html.escape(title)}</title>",
         f"<style>\n{asset('viewer.css')}</style>",
         "</head><body>",
         '<div id="app"><p id="noscript">This viewer needs JavaScript.</p></div>',
-        f'<script type="application/json" id="viewer-data">{embed_json(data)}</script>',
-        f"<script>\n{asset('viewer.js')}</script>",
+        f'<script type="application/json" id="{data_id}">{embed_json(data)}</script>',
+        f"<script>\n{asset(script)}</script>",
         "</body></html>", ""])
+
+
+def render_page(data: Mapping[str, Any]) -> str:
+    """The whole page: style, script and data inline; nothing fetched over a network."""
+    title = f"flowjax transfer viewer: {data['source']} onto {len(data['targets'])} target(s)"
+    return inline_page(title, "viewer-data", data, "viewer.js")
 
 
 def write_viewer(target: run_dirs.RunDir, run: TransferRun) -> str:
