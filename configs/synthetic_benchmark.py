@@ -17,6 +17,9 @@ Commands::
     # the hard synthetic setting (flowjax.synthetic.hard): needs a Glow and
     # scorers trained on it in weights/demo/hard/{glow,scorers}
     python run.py --config=configs/synthetic_benchmark.py:hard --workdir=runs/synthetic-benchmark-hard
+    # one benchmark per study seed (0, 1, 2) and their pooled verdict: summary.json,
+    # verdict.md (experiments/synthetic_benchmark_verdict.py); with :hard for that setting
+    python run.py --config=configs/synthetic_benchmark.py:verdict --workdir=runs/benchmark-verdict
 
 The table it printed on the project's CPU is committed in
 docs/synthetic_benchmark.md.
@@ -84,7 +87,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.figures = True
     config.overwrite = False
     config.progress = config_dict.placeholder(bool)
-    for variant in common.parse_variants(arg, ["smoke", "hard"]):
+    for variant in common.parse_variants(arg, ["smoke", "hard", "verdict"]):
+        if variant == "verdict":
+            # One benchmark per study seed, pooled into summary.json and verdict.md
+            # (experiments/synthetic_benchmark_verdict.py).
+            config.experiment = "synthetic_benchmark_verdict"
+            config.study_seeds = (0, 1, 2)
+            continue
         if variant == "hard":
             # The hard synthetic setting, scored by a Glow and scorers trained on it.
             config.study.setting = "hard"

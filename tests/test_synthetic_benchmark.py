@@ -506,3 +506,61 @@ def test_demo_glow_transfer_moves_the_expression_and_keeps_the_target_identity()
     assert glow.to_target < glow.to_source
     assert glow.identity_kept >= 0.9
     assert np.all(best.alpha > 0), "the transfer must help every pair"
+
+
+def test_block_diagonal_keeps_each_seeds_pairs_apart():
+    from experiments import synthetic_benchmark_verdict as verdict
+
+    out = verdict.block_diagonal([np.ones((2, 3)), 2 * np.ones((1, 2))])
+    assert out.shape == (3, 5)
+    assert np.isnan(out[:2, 3:]).all() and np.isnan(out[2:, :3]).all()
+    assert (out[:2, :3] == 1).all() and (out[2, 3:] == 2).all()
+
+
+def test_a_row_pooled_over_seeds_and_its_difference_from_the_baseline():
+    from experiments import synthetic_benchmark_verdict as verdict
+
+    def scores(au, to_target):
+        au = np.asarray(au, np.float64)
+        return Scores(au, np.asarray(to_target, np.float64), np.full_like(au, 0.5),
+                      np.zeros_like(au))
+
+    base = [scores([[1.0, 1.2], [0.8, 1.0]], [[0.1] * 2] * 2), scores([[1.1, 0.9]], [[0.1, 0.1]])]
+    better = [scores([[0.5, 0.7], [0.3, np.nan]], [[0.1, 0.9], [0.1, 0.1]]),
+              scores([[0.6, 0.4]], [[0.1, 0.1]])]
+    row = verdict.pooled_row(better, base)
+    assert row["pairs"] == 5  # the NaN pair is out of every number
+    assert row["au_error"] == pytest.approx(np.mean([0.5, 0.7, 0.3, 0.6, 0.4]))
+    assert row["identity_kept"] == pytest.approx(4 / 5)
+    assert row["au_error_per_seed"] == pytest.approx([0.5, 0.5])
+    assert row["minus_baseline"] == pytest.approx(-0.5)  # every pair 0.5 below
+    assert row["au_error_se"] == pytest.approx(error_bars.clustered_se(
+        verdict.block_diagonal([np.array([[0.5, 0.7], [0.3, np.nan]]), np.array([[0.6, 0.4]])])))
+    # Same sign at both seeds, but a difference without spread has s.e. 0: 2 s.e. is 0.
+    assert row["separated"] is True
+    mixed = verdict.pooled_row([better[0], scores([[1.6, 1.4]], [[0.1, 0.1]])], base)
+    assert mixed["separated"] is False  # the seeds disagree on the sign
+
+
+def test_the_verdict_command_runs_a_benchmark_per_seed_and_pools_them(tmp_path):
+    from configs import synthetic_benchmark as config_module
+    from experiments import synthetic_benchmark_verdict as verdict
+
+    config = config_module.get_config("smoke,verdict")
+    config.study_seeds = (0, 1)
+    config.study.n_identities, config.study.photos_per_identity = 1, 4
+    config.study.n_expressions = 2
+    config.methods, config.spaces = ("linear", "half"), ("eps",)
+    config.figures, config.progress = False, False
+    summary = verdict.main(config, str(tmp_path / "verdict"))
+    assert summary["seeds"] == [0, 1]
+    assert {(r["space"], r["method"]) for r in summary["rows"]} == {("eps", "linear"),
+                                                                   ("eps", "half")}
+    for r in summary["rows"]:
+        assert r["seeds"] == [0, 1] and r["pairs"] == 4 and len(r["au_error_per_seed"]) == 2
+    for seed in (0, 1):
+        manifest = json.loads((tmp_path / "verdict" / "seeds" / f"seed_{seed}" /
+                               "manifest.json").read_text())
+        assert manifest["status"] == "complete" and manifest["config"]["study"]["seed"] == seed
+    assert json.loads((tmp_path / "verdict" / "summary.json").read_text()) == summary
+    assert "| eps | half |" in (tmp_path / "verdict" / "verdict.md").read_text()

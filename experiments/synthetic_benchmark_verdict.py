@@ -1,0 +1,124 @@
+"""The ground-truth benchmark over several study seeds, and its verdict: ``main(config, workdir)``.
+
+One benchmark (``experiments/synthetic_benchmark.py``) per seed of
+``config.study_seeds``, each a complete run in ``<workdir>/seeds/seed_<s>/``; then
+every row (space, method, at each expression's alpha chosen on that seed's
+validation targets under the identity cap) is pooled over the seeds' test pairs:
+
+* ``au_error``, ``identity_kept``, ``realism``: means over the valid pairs of every
+  seed (``ground_truth.valid_pairs``), with the per-seed means beside them;
+* ``au_error_se``: clustered by expression and by target within each seed
+  (:func:`flowjax.evaluation.error_bars.clustered_se` on the seeds' pairs laid out
+  block-diagonally: pairs of different seeds share neither), so the error bar
+  counts what was drawn, not the pairs;
+* ``minus_baseline`` (and its s.e.): the paired AU error difference against
+  eps/half, the thesis' best published setting, on the same pairs; ``separated``
+  when it is at least 2 s.e. from 0 **and** has the same sign in every seed.
+
+Writes ``summary.json`` (``rows``: one per row with the fields above and ``seeds``)
+and ``verdict.md`` (the table, best row first).
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from absl import logging
+
+from experiments import synthetic_benchmark
+from experiments.synthetic_benchmark_tables import BASELINE, CAPPED
+from flowjax.evaluation import error_bars, ground_truth
+from flowjax.runs import run_dirs
+
+
+def block_diagonal(grids: list[np.ndarray]) -> np.ndarray:
+    """The seeds' ``[E_s, T_s]`` grids on one ``[sum E, sum T]`` grid, NaN between
+    seeds: each seed's expressions and targets are clusters of their own."""
+    out = np.full((sum(g.shape[0] for g in grids), sum(g.shape[1] for g in grids)), np.nan)
+    e = t = 0
+    for g in grids:
+        out[e:e + g.shape[0], t:t + g.shape[1]] = g
+        e, t = e + g.shape[0], t + g.shape[1]
+    return out
+
+
+def pooled_row(per_seed: list[ground_truth.Scores],
+               baseline: list[ground_truth.Scores] | None) -> dict[str, Any]:
+    """One row of the verdict from each seed's test scores ``[E, T_test]`` at the chosen
+    alphas (and the baseline row's, for the paired difference)."""
+    valid = [ground_truth.valid_pairs(s) for s in per_seed]
+    au = block_diagonal([np.where(v, s.au_error, np.nan) for s, v in zip(per_seed, valid)])
+    kept = block_diagonal([np.where(v, np.asarray(s.to_target) < np.asarray(s.to_source),
+                                    np.nan) for s, v in zip(per_seed, valid)])
+    realism = block_diagonal([np.where(v, s.realism, np.nan) for s, v in zip(per_seed, valid)])
+    mask = np.isfinite(au)
+    row = {"au_error": error_bars.masked_mean(au, mask),
+           "au_error_se": error_bars.clustered_se(au, mask),
+           "identity_kept": error_bars.masked_mean(kept, mask),
+           "realism": error_bars.masked_mean(realism, mask),
+           "pairs": int(mask.sum()),
+           "au_error_per_seed": [error_bars.masked_mean(s.au_error, v)
+                                 for s, v in zip(per_seed, valid)]}
+    if baseline is not None:
+        diffs = [np.asarray(s.au_error, np.float64) - np.asarray(b.au_error, np.float64)
+                 for s, b in zip(per_seed, baseline)]
+        d = block_diagonal(diffs)
+        both = np.isfinite(d)
+        mean, se = error_bars.masked_mean(d, both), error_bars.clustered_se(d, both)
+        signs = {np.sign(np.nanmean(x)) for x in diffs if np.isfinite(x).any()}
+        row.update(minus_baseline=mean, minus_baseline_se=se,
+                   separated=bool(mean != 0 and abs(mean) >= 2 * se and len(signs) == 1))
+    return row
+
+
+def main(config: Any, workdir: str) -> dict[str, Any]:
+    seeds = [int(s) for s in config.study_seeds]
+    if not seeds or len(set(seeds)) != len(seeds):
+        raise ValueError(f"config.study_seeds must name distinct seeds, got {seeds}")
+    with run_dirs.create_run_dir(workdir, overwrite=config.overwrite) as run:
+        run.manifest.set_config(config.to_dict())
+        benches = {}
+        for seed in seeds:
+            one = config.copy_and_resolve_references()
+            with one.unlocked():
+                one.study.seed = seed
+                one.experiment = "synthetic_benchmark"
+                del one["study_seeds"]
+            logging.info("study seed %d of %s", seed, seeds)
+            result = synthetic_benchmark.main(one, str(Path(run.path) / "seeds" / f"seed_{seed}"))
+            benches[seed] = result["benchmark"]
+        keys = list(dict.fromkeys(k for b in benches.values() for k in b.held_out[CAPPED]))
+        missing = [k for k in keys if any(k not in b.held_out[CAPPED] for b in benches.values())]
+        if missing:
+            raise ValueError(f"rows {missing} were not scored at every seed (diverged or "
+                             "skipped): no pooled verdict for them")
+        test = {k: [b.held_out[CAPPED][k].test for b in benches.values()] for k in keys}
+        baseline = test.get(BASELINE)
+        rows = [{"space": space, "method": method, "seeds": seeds,
+                 **pooled_row(test[(space, method)], baseline)} for space, method in keys]
+        rows.sort(key=lambda r: (math.isnan(r["au_error"]), r["au_error"]))
+        summary = {"seeds": seeds, "selection": "alpha per expression on the validation "
+                   "targets, at the identity cap", "baseline": list(BASELINE), "rows": rows}
+        run.write_json("summary.json", summary)
+        run.write_text("verdict.md", verdict_markdown(rows, seeds))
+    return summary
+
+
+def verdict_markdown(rows: list[dict[str, Any]], seeds: list[int]) -> str:
+    lines = [f"# The benchmark over study seeds {', '.join(map(str, seeds))}", "",
+             "Test pairs of every seed pooled; s.e. clustered by expression and target "
+             "within each seed; minus eps/half: paired AU error difference, separated when "
+             "2 s.e. from 0 with the same sign at every seed.", "",
+             "| space | method | AU error | s.e. | per seed | identity kept | realism | "
+             "minus eps/half | s.e. | separated |", "|---|---|---|---|---|---|---|---|---|---|"]
+    for r in rows:
+        per_seed = " / ".join(f"{v:.3f}" for v in r["au_error_per_seed"])
+        diff = (f"{r['minus_baseline']:+.3f} | {r['minus_baseline_se']:.3f} | "
+                f"{'yes' if r['separated'] else 'no'}") if "minus_baseline" in r else "- | - | -"
+        lines.append(f"| {r['space']} | {r['method']} | {r['au_error']:.3f} | "
+                     f"{r['au_error_se']:.3f} | {per_seed} | {r['identity_kept']:.2f} | "
+                     f"{r['realism']:.2f} | {diff} |")
+    return "\n".join(lines) + "\n"
