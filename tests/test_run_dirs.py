@@ -352,3 +352,20 @@ def test_timed_accumulates_repeated_blocks_and_counts_failures():
 def test_unserialisable_config_fails_when_set_not_at_commit():
     with pytest.raises(TypeError, match="not JSON-serialisable"):
         run_dirs.Manifest().set_config({"fn": lambda x: x})
+
+
+def test_a_process_told_to_stop_removes_its_staging_and_stages_nothing_more(tmp_path,
+                                                                         monkeypatch):
+    """A SIGTERM whose SystemExit Python swallowed (in a gc callback) must not let the run
+    stage a folder that the forced exit after the grace period would leave behind."""
+    monkeypatch.setattr(run_dirs, "_STOPPING", [])
+    workdir = tmp_path / "run"
+    with run_dirs.staging_dir(workdir) as folder:
+        (folder / "part.png").write_bytes(b"x")
+        run_dirs.stop_staging(143)
+        assert not folder.exists()
+    with pytest.raises(SystemExit) as stopped:
+        with run_dirs.staging_dir(workdir):
+            pass
+    assert stopped.value.code == 143
+    assert not list(tmp_path.glob(".run.staging-*"))

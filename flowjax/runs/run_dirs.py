@@ -531,6 +531,8 @@ def staging_dir(workdir: PathLike) -> Iterator[Path]:
     where the user looks, and the next run to the same workdir removes every
     such folder whose process is gone.
     """
+    if _STOPPING:  # terminated, but the SystemExit was swallowed (see stop_staging)
+        raise SystemExit(_STOPPING[0])
     absolute = Path(workdir).absolute()
     parent = absolute.parent
     parent.mkdir(parents=True, exist_ok=True)
@@ -550,12 +552,23 @@ def staging_dir(workdir: PathLike) -> Iterator[Path]:
 
 
 _ACTIVE_STAGING: set[Path] = set()
+_STOPPING: list[int] = []  # the exit code, once the process is terminating
 
 
 def remove_staging_dirs() -> None:
     """Removes this process's staging folders now (for a signal handler about to exit)."""
     for folder in list(_ACTIVE_STAGING):
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def stop_staging(code: int) -> None:
+    """For a process told to stop: removes its staging folders and refuses new ones
+    (``SystemExit(code)`` where one would be made). Python swallows an exception a signal
+    handler raises while certain callbacks run (a gc callback of jax's): the run then goes
+    on, and must not stage a folder the process's forced exit would leave behind."""
+    if not _STOPPING:
+        _STOPPING.append(code)
+    remove_staging_dirs()
 
 
 def create_run_dir(workdir: PathLike, overwrite: bool = False) -> RunDir:

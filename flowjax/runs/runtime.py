@@ -213,14 +213,20 @@ def parse_flags(argv: list[str]) -> list[str]:
     raise AssertionError("unreachable")
 
 
+def _exit_now(code: int) -> None:
+    """The forced exit after the grace period: no unwinding, so the staging folders first."""
+    run_dirs.remove_staging_dirs()
+    os._exit(code)
+
+
 def exit_on_sigterm(signum, frame):
     # Raising unwinds every `with` block: the run directory's manifest says
     # "failed" (the default SIGTERM just dies). Python ignores an exception raised
     # while it runs certain callbacks (e.g. a gc callback of jax's), so the staging
     # folders go first, and a timer ends the process if the unwinding never starts.
     code = 128 + signum
-    run_dirs.remove_staging_dirs()
-    timer = threading.Timer(SIGTERM_GRACE_S, os._exit, (code,))
+    run_dirs.stop_staging(code)
+    timer = threading.Timer(SIGTERM_GRACE_S, _exit_now, (code,))
     timer.daemon = True  # a normal exit does not wait for it
     timer.start()
     raise SystemExit(code)
