@@ -134,14 +134,13 @@ def _nuisance(n: int, std: float, seed: int, setting: str, head_motion: float = 
         base = dataclasses.replace(base, noise_std=np.full(n, std, np.float32),
                                    noise_seed=(np.arange(n, dtype=np.uint32)
                                                + np.uint32(seed) * 7919))
+    pose = {}  # the hard setting's 3-D pose
     if head_motion > 0:
         path = head_motion_path(n, head_motion)
-        shift = np.stack([path["sway"], np.zeros(n, np.float32)], axis=-1)
-        base = dataclasses.replace(base, rotation=path["roll"],
-                                   shift=shift.reshape(np.shape(base.shift)))
-    nuisance = dataclasses.replace(nuisance, base=base) if hard else base
-    if hard and head_motion > 0:
-        nuisance = dataclasses.replace(nuisance, yaw=path["yaw"], pitch=path["pitch"])
+        base = dataclasses.replace(base, rotation=path["roll"], shift=np.stack(
+            [path["sway"], np.zeros(n, np.float32)], axis=-1))
+        pose = {"yaw": path["yaw"], "pitch": path["pitch"]} if hard else {}
+    nuisance = dataclasses.replace(nuisance, base=base, **pose) if hard else base
     return jax.tree_util.tree_map(np.asarray, nuisance)
 
 
