@@ -538,7 +538,12 @@ def test_a_row_pooled_over_seeds_and_its_difference_from_the_baseline():
         verdict.block_diagonal([np.array([[0.5, 0.7], [0.3, np.nan]]), np.array([[0.6, 0.4]])])))
     # Same sign at both seeds, but a difference without spread has s.e. 0: 2 s.e. is 0.
     assert row["separated"] is True
-    mixed = verdict.pooled_row([better[0], scores([[1.6, 1.4]], [[0.1, 0.1]])], base)
+    # 2 s.e. from 0 over the pooled pairs, but the second seed goes the other way.
+    flat = [scores([[1.0] * 3] * 3, [[0.1] * 3] * 3), scores([[1.0, 1.0]], [[0.1, 0.1]])]
+    mixed = verdict.pooled_row([scores([[0.5, 0.45, 0.55], [0.5, 0.52, 0.48],
+                                        [0.47, 0.5, 0.53]], [[0.1] * 3] * 3),
+                                scores([[1.01, 1.02]], [[0.1, 0.1]])], flat)
+    assert abs(mixed["minus_baseline"]) >= 2 * mixed["minus_baseline_se"]
     assert mixed["separated"] is False  # the seeds disagree on the sign
 
 
