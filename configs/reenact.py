@@ -24,6 +24,9 @@ Commands::
         --config.align=True --config.align_detector=dlib --config.evaluation.enabled=False \\
         --workdir=runs/reenact-mine
 
+    # drive each target's first photo (its pose and light) instead of its mean face:
+    python run.py --config=configs/reenact.py:photo --workdir=runs/reenact-photo
+
     # camera noise (4 uint8 levels per frame) on the actor's clip, smoothed:
     python run.py --config=configs/reenact.py:noisy --config.smoothing=0.5 \\
         --config.smoothing_mode=zero_phase --workdir=runs/reenact-noisy
@@ -54,6 +57,10 @@ Fields:
                  no exact answer: pass --config.evaluation.enabled=False.
   fps            of the videos written (None: the actor video's, else 24).
   reference      "neutral" (the actor's neutral frame) or "mean" (the clip's mean latent).
+  target         what the actor drives: "mean" (each target's mean face, the thesis') or
+                 "photo" (each target's photo ``target_photo``, an index in name order:
+                 that photo in its own pose and light; its exact answer is that photo
+                 rendered with the actor's AUs).
   method, alpha  flowjax.transfer.latents' arithmetic (linear, half, variance,
                  std_rescale) and its intensity.
   smoothing      EMA weight of the previous frame on the latent trajectory, [0, 1);
@@ -100,6 +107,8 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.targets = ml_collections.ConfigDict(dict(identities=config_dict.placeholder(str)))
     config.fps = config_dict.placeholder(float)  # None: the actor video's, else 24
     config.reference = "neutral"
+    config.target = "mean"
+    config.target_photo = 0
     config.method = "linear"
     config.alpha = 1.0
     config.var_eps = 1e-3
@@ -111,11 +120,13 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.evaluation = ml_collections.ConfigDict(dict(
         enabled=True, compare_smoothing=0.5, threshold=1.0,
         weights_dir=config_dict.placeholder(str)))
-    for name in common.parse_variants(arg, ["smoke", "hard", "noisy", "moving"]):
+    for name in common.parse_variants(arg, ["smoke", "hard", "noisy", "moving", "photo"]):
         if name == "noisy":  # camera noise on the actor's frames: what smoothing is for
             config.synthetic.frame_noise = 4.0
         elif name == "moving":  # the actor moves its head: it must not move the targets'
             config.synthetic.head_motion = 10.0
+        elif name == "photo":  # drive each target's first photo, not its mean face
+            config.target = "photo"
         elif name == "smoke":
             config.checkpoint = None
             config.random_init.enabled = True

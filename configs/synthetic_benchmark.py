@@ -17,8 +17,11 @@ Commands::
     # the hard synthetic setting (flowjax.synthetic.hard): needs a Glow and
     # scorers trained on it in weights/demo/hard/{glow,scorers}
     python run.py --config=configs/synthetic_benchmark.py:hard --workdir=runs/synthetic-benchmark-hard
-    # one benchmark per study seed (0, 1, 2) and their pooled verdict: summary.json,
-    # verdict.md (experiments/synthetic_benchmark_verdict.py); with :hard for that setting
+    # the expression moved onto each target's first photo, not its mean face
+    python run.py --config=configs/synthetic_benchmark.py:photo --workdir=runs/synthetic-benchmark-photo
+    # one benchmark per study seed (0, 1, 2) and target mode (mean face, photo) and their
+    # pooled verdict: summary.json, verdict.md (experiments/synthetic_benchmark_verdict.py);
+    # with :hard for that setting
     python run.py --config=configs/synthetic_benchmark.py:verdict --workdir=runs/benchmark-verdict
 
 The table it printed on the project's CPU is committed in
@@ -79,6 +82,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     # How far (a fraction of the way to the source actor) a transfer's validation mean
     # d(target) may drift when its alpha is chosen (None: no cap); see the docstring.
     config.identity_slack = 0.1
+    # What receives the expression: "mean" (each target's decoded mean face, the thesis')
+    # or "photo" (each target's photo target_photo, in its own pose and light).
+    config.target = "mean"
+    config.target_photo = 0
     config.spaces = ("eps", "z", "pixel")
     config.alphas = alpha_grid(0.0, 3.0, 0.1)
     config.var_eps = demo.var_eps
@@ -87,12 +94,16 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
     config.figures = True
     config.overwrite = False
     config.progress = config_dict.placeholder(bool)
-    for variant in common.parse_variants(arg, ["smoke", "hard", "verdict"]):
+    for variant in common.parse_variants(arg, ["smoke", "hard", "verdict", "photo"]):
         if variant == "verdict":
-            # One benchmark per study seed, pooled into summary.json and verdict.md
-            # (experiments/synthetic_benchmark_verdict.py).
+            # One benchmark per study seed and target mode, pooled into summary.json and
+            # verdict.md (experiments/synthetic_benchmark_verdict.py).
             config.experiment = "synthetic_benchmark_verdict"
             config.study_seeds = (0, 1, 2)
+            config.target_modes = ("mean", "photo")
+            continue
+        if variant == "photo":
+            config.target = "photo"
             continue
         if variant == "hard":
             # The hard synthetic setting, scored by a Glow and scorers trained on it.

@@ -21,6 +21,11 @@ Variants (``--config=configs/train.py:<variant>``):
              ~75 s, compile 29 s, then 1.62 s per step (19.8 images/s), so
              the full run takes about 36 min (1,250 x 1.62 s + setup). Then
              ``python -m tools.export_model --workdir=W --out=DIR``.
+  reference_hard
+             issue #29's reference Glow for the hard synthetic faces: 64x64, 3
+             levels, depth 8, width 96, affine coupling, on 48,000 hard renders,
+             batch 32, Adam 1e-3, 8,000 steps (about 6 h on the 2-core CPU, run in
+             resumed pieces: the workdir resumes from its latest checkpoint).
   celeba256  OpenAI's CelebA-HQ hyperparameters (GLOW_SPEC §1, §6): 6 levels,
              depth 32, width 512, additive, invconv, learned top, 5 bits; global
              batch 40 (OpenAI: 1 image on each of 40 GPUs), OpenAI's Adamax with
@@ -69,7 +74,7 @@ from flowjax.runs.runtime import config_module
 
 common = config_module("common", __file__)
 
-VARIANTS = ("tiny", "64", "celeba256", "demo", "demo_hard")
+VARIANTS = ("tiny", "64", "celeba256", "demo", "demo_hard", "reference_hard")
 
 
 def _base() -> ml_collections.ConfigDict:
@@ -135,6 +140,23 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
         config.samples.update(n=8, temperatures=(0.0, 0.5, 0.7, 1.0))
         if variant == "demo_hard":  # the same model and schedule on the hard synthetic faces
             config.data.synthetic_setting = "hard"
+    elif variant == "reference_hard":
+        # Issue #29's reference model for the hard faces, trained in resumed pieces on
+        # the CPU: affine coupling, width 96 (demo: additive, 64), twice the renders,
+        # 8,000 steps. Probed on the idle 2-core CPU (30 steps, batch 32): 2.7 s per
+        # step (width 64 affine 1.5 s, width 128 additive 2.6 s), 26 s compilation.
+        config.model.update(image_size=64, n_levels=3, depth=8, width=96, coupling="affine",
+                            scan_unroll=8)
+        config.data.update(source="synthetic", num_train=48_000, synthetic_setting="hard")
+        config.batch_size = 32
+        config.eval_batch_size = 128
+        config.num_steps = 8_000
+        config.optimizer.update(name="adam", learning_rate=1e-3, warmup_steps=200)
+        config.skip_nonfinite_steps = 5  # a rare affine blow-up skips its step, not the run
+        config.log_every = 50
+        config.eval_every = 500
+        config.checkpoint.update(every=250, keep=2, keep_every=2_000)
+        config.samples.update(n=8, temperatures=(0.0, 0.5, 0.7, 1.0))
     elif variant == "celeba256":
         config.model.update(**common.OPENAI_CELEBA256, remat=True)
         config.data.update(source="folder", num_eval=3_000)

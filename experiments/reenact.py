@@ -8,10 +8,12 @@ answers), or your own actor clip (``config.actor.video``: a video file;
 with ``config.align`` (dlib or MTCNN, the transfer job's options and failure
 policy) -- load the model, encode every frame and photo in one batched encode, form
 the actor's latent trajectory and its reference, smooth it (each smoothing
-measured), decode every trajectory on every target and the targets' mean faces in
-one compiled sweep (``flowjax.transfer.reenact``), score the frames against the
-answers (synthetic scene only: ``flowjax.evaluation.reenactment``), encode the
-videos in memory, then write the run directory::
+measured), decode every trajectory on every target and the targets' anchors (mean
+faces, or one photo each with ``config.target="photo"``) in one compiled sweep
+(``flowjax.transfer.reenact``), score the frames against the answers (synthetic
+scene only: ``flowjax.evaluation.reenactment``; your own clip afterwards with
+``experiments/score_reenactment.py``), encode the videos in memory, then write the
+run directory::
 
     videos/<target>.mp4            the reenacted clip of each target
     videos/side_by_side.mp4        actor | each target's result
@@ -53,6 +55,7 @@ from flowjax import io as fio
 from flowjax import runs
 from flowjax.evaluation import clip_viewer, reenactment, synthetic_scorers
 from flowjax.io import video
+from flowjax.runs import names
 from flowjax.synthetic import AU_NAMES, clips
 from flowjax.transfer import latents, reenact
 
@@ -92,6 +95,14 @@ def _check_config(config: Any) -> clips.Clip:
                          "synthetic actor's AUs): pass --config.evaluation.enabled=False")
     reenact.check_options(config.reference, config.method, float(config.smoothing),
                           config.smoothing_mode)
+    target, photo = config.get("target", "mean"), config.get("target_photo", 0)
+    if target not in reenact.TARGET_MODES:
+        raise ValueError(f"config.target must be one of {reenact.TARGET_MODES}, got {target!r}")
+    if int(photo) != photo or photo < 0 or (
+            target == "photo" and not real_targets and photo >= config.synthetic.photos_per_target):
+        raise ValueError(f"config.target_photo={photo!r} is not a photo of each target: an index "
+                         "from 0 in name order (below config.synthetic.photos_per_target for the "
+                         "synthetic targets)")
     if not 0.0 <= float(config.evaluation.compare_smoothing) < 1.0:
         raise ValueError("config.evaluation.compare_smoothing must be in [0, 1), got "
                          f"{config.evaluation.compare_smoothing!r}")
@@ -201,7 +212,9 @@ def _gather_inputs(config: Any, exp: runs.Experiment, clip: clips.Clip, tmp: Pat
                 clip, seed=study.seed, n_targets=study.n_targets,
                 photos_per_target=study.photos_per_target, size=size,
                 nuisance_strength=study.nuisance_strength, setting=study.setting,
-                frame_noise=study.frame_noise, head_motion=study.get("head_motion", 0.0))
+                frame_noise=study.frame_noise, head_motion=study.get("head_motion", 0.0),
+                target_photo=(int(config.target_photo) if config.get("target") == "photo"
+                              else None))
             exp.generated_root = tmp / "faces"
             folders = _write_scene(exp.generated_root, scene, study.seed)
     with exp.timed("load_images"):
@@ -265,8 +278,9 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
             raise ValueError(f"config.actor.neutral_frame={neutral} is not a frame of the "
                              f"actor's {len(trajectory)}-frame clip")
         reference = reenact.reference_latent(trajectory, config.reference, neutral)
-        target_stats = latents.stack_stats([latents.identity_stats(flat[t])
-                                            for t in inputs.targets])
+        target_stats = latents.anchor_stats([flat[t] for t in inputs.targets],
+                                            config.get("target", "mean"),
+                                            int(config.get("target_photo", 0)), inputs.targets)
         smoothings = _smoothings(config)
         trajectories = {f"{b:g}": reenact.smooth(trajectory, b, config.smoothing_mode)
                         for b in smoothings}
@@ -322,6 +336,15 @@ def _record_real_inputs(manifest: Any, inputs: Inputs) -> None:
         runs.record_alignment(manifest, real)
 
 
+def _anchors(config: Any, inputs: Inputs) -> dict[str, str]:
+    """What each target's frames are anchored on, for the records: its mean face, or the
+    name of its photo ``config.target_photo`` (name order)."""
+    if config.get("target", "mean") == "mean":
+        return {t: f"mean face of {len(inputs.sets[t])} photos" for t in inputs.targets}
+    j = int(config.target_photo)
+    return {t: f"photo {names.image_names(inputs.sets[t].paths)[j]}" for t in inputs.targets}
+
+
 def _video_frames(config: Any, frames: np.ndarray) -> np.ndarray:
     frames = video.upscale(frames, int(config.video.scale))
     return video.burn_mark(frames) if config.visible_mark else frames
@@ -345,9 +368,10 @@ def _encode_videos(config: Any, exp: runs.Experiment, inputs: Inputs,
                                        generated=generated, crf=int(config.video.crf)),
                     provenance)
 
+    anchors = _anchors(config, inputs)
     for t, target in enumerate(inputs.targets):
         add(f"videos/{target}.mp4", frames[t], {"kind": "facial reenactment", **base,
-                                                "target": target})
+                                                "target": target, "anchor": anchors[target]})
     row = lambda faces: np.concatenate([inputs.actor, *faces], axis=2)  # noqa: E731
     layout = "actor | " + " | ".join(inputs.targets)
     add("videos/side_by_side.mp4", row(frames), {
@@ -436,6 +460,8 @@ def _write_run(run, exp, config, inputs: Inputs, frames, videos, evaluation, smo
                 "setting": inputs.scene.setting if inputs.scene is not None else "your data",
                 "model": exp.model_label, "method": config.method, "alpha": float(config.alpha),
                 "reference": config.reference,
+                "target anchor": (f"photo {int(config.target_photo)} of each target"
+                                  if config.get("target") == "photo" else "mean face"),
                 "smoothing": f"{config.smoothing:g} ({config.smoothing_mode})",
                 "smoothings measured": ", ".join(f"{b:g}" for b in smoothings),
                 "visible mark": bool(config.visible_mark)}
@@ -447,7 +473,7 @@ def _write_run(run, exp, config, inputs: Inputs, frames, videos, evaluation, smo
          "side by side": "videos/side_by_side.mp4"}, curve_rows)
     run.write_text("report.md", reenactment.report_markdown(
         title, settings, summary_rows, checks, speed, files))
-    summary = {"settings": settings, "targets": inputs.targets,
+    summary = {"settings": settings, "targets": inputs.targets, "anchors": _anchors(config, inputs),
                "segments": [{"name": n, "start": a, "stop": b} for n, a, b in inputs.bounds],
                "videos": {rel: prov for rel, (_, prov) in videos.items()},
                "frames": frame_files, "summary": summary_rows, "checks": checks, "speed": speed,

@@ -105,14 +105,18 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
                   progress: bool | None = None, identity_slack: float | None = None,
                   level_weights: Sequence[float] | None = None,
                   subspace_rank: int = latents.DEFAULT_SUBSPACE_RANK,
-                  detector: Any = None) -> Benchmark:
+                  detector: Any = None, anchor_photo: int | None = None) -> Benchmark:
     """Scores every (space, method) transfer of ``study`` and the references.
 
     ``study`` must put every expression on one source identity
     (``make_study(..., shared_source=True)``), as the seed study does, and have at
     least 2 targets: the first half (by identity id) are the validation targets,
     the rest the test targets (see the module docstring). ``detector`` (optional)
-    adds the realism and fake scores.
+    adds the realism and fake scores. ``anchor_photo`` ``j``: the expression is moved
+    onto each target's photo ``j`` (``z_photo + alpha (s - m_s)``) instead of its mean
+    face; the oracle is that photo with the source's AUs, "none" the photo itself,
+    identity is still measured to the target's identity (its photos' centroid), and
+    the identity cap is still the mean face's (the same level in both modes).
     """
     _check(methods, spaces, alphas, identity_slack)
     for method in methods:  # bad level weights / rank fail before any compute
@@ -140,7 +144,7 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
         embeddings, np.concatenate([study.targets.identity_ids, study.source_photos.identity_ids]),
         [*target_ids, source_ids[0]])
 
-    oracle = ground_truth.oracle_images(study, study.targets.images.shape[1])
+    oracle = ground_truth.oracle_images(study, study.targets.images.shape[1], anchor_photo)
 
     def score(images: np.ndarray) -> Scores:
         return ground_truth.score_images(images, study.sources.aus, au_scorer, embedder,
@@ -154,7 +158,8 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
         chunk_size=chunk_size, progress=progress)
     images, scores, skipped, diverged = {}, {}, [], {}
     for space in spaces:
-        operands = None if space == "pixel" else _operands(encoding, space, study, target_ids)
+        operands = (None if space == "pixel" else
+                    _operands(encoding, space, study, target_ids, anchor_photo))
         for method in methods:
             if operands is None:
                 if method in latents.LEVEL_METHODS:
@@ -162,7 +167,7 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
                     continue
                 grid = ground_truth.pixel_transfer(method, study.sources.images,
                                                    study.source_photos.images, photos_by_target,
-                                                   alphas, var_eps, subspace_rank)
+                                                   alphas, var_eps, subspace_rank, anchor_photo)
             else:
                 sources, source_stats, target_stats, actor = operands
                 sources, arithmetic = latents.prepare_sources(
@@ -181,33 +186,44 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
                     logging.warning("%s/%s diverged: %s", space, method, err)
                     continue
             images[space, method], scores[space, method] = grid, score(grid)
-    eps_means = _operands(encoding, "eps", study, target_ids)[2].mean
-    means = sweep.decode_latents(model, variables, eps_means, space="eps", chunk_size=chunk_size)
     n_e = len(study.sources.images)
-    reference_images = {"none": np.broadcast_to(means[None], (n_e, *means.shape)),
-                        "oracle": oracle}
+
+    def decoded_anchors(photo: int | None) -> np.ndarray:
+        anchors = _operands(encoding, "eps", study, target_ids, photo)[2].mean
+        faces = sweep.decode_latents(model, variables, anchors, space="eps",
+                                     chunk_size=chunk_size)
+        return np.broadcast_to(faces[None], (n_e, *faces.shape))
+
+    reference_images = {"none": decoded_anchors(anchor_photo), "oracle": oracle}
     references = {k: score(v) for k, v in reference_images.items()}
     validation = np.arange(len(target_ids)) < len(target_ids) // 2
+    # The cap is the target's mean face's in either target mode, so a photo target is
+    # held to the same identity level as a mean face (its own photo starts closer).
+    mean_faces = references["none"] if anchor_photo is None else score(decoded_anchors(None))
     identity_cap = (None if identity_slack is None else ground_truth.identity_cap_from_slack(
-        references["none"].targets(validation), identity_slack))
+        mean_faces.targets(validation), identity_slack))
     return Benchmark(
         alphas=tuple(float(a) for a in alphas), expressions=tuple(study.expression_names),
         targets=tuple(f"id{t:02d}" for t in target_ids), transfers=scores,
         references=references, transfer_images=images, reference_images=reference_images,
         validation=validation, identity_cap=identity_cap, identity_slack=identity_slack,
-        skipped=tuple(skipped), diverged=diverged)
+        skipped=tuple(skipped), diverged=diverged,
+        anchor="mean" if anchor_photo is None else f"photo {anchor_photo}")
 
 
-def _operands(encoding: Any, space: str, study: synthetic.Study, target_ids: np.ndarray
+def _operands(encoding: Any, space: str, study: synthetic.Study, target_ids: np.ndarray,
+              anchor_photo: int | None = None
               ) -> tuple[np.ndarray, latents.IdentityStats, latents.IdentityStats, np.ndarray]:
     """``transfer_sweep``'s sources ``[E, D]``, per-source stats (the actor's, repeated)
-    and per-target stats ``[T, D]``, from the encoding's rows (targets, source photos,
-    source expressions) in ``space``; and the actor's photos' latents ``[N, D]``."""
+    and per-target stats ``[T, D]`` (each target's mean, or its photo ``anchor_photo``),
+    from the encoding's rows (targets, source photos, source expressions) in ``space``;
+    and the actor's photos' latents ``[N, D]``."""
     flat = np.asarray(latents.flatten(list(latents.in_space(encoding, space))))
     n_t, n_s, n_e = (len(p.images) for p in (study.targets, study.source_photos, study.sources))
     actor = latents.identity_stats(flat[n_t:n_t + n_s])
     target_rows = [flat[:n_t][study.targets.identity_ids == t] for t in target_ids]
-    targets = latents.stack_stats([latents.identity_stats(rows) for rows in target_rows])
+    targets = latents.anchor_stats(target_rows, "mean" if anchor_photo is None else "photo",
+                                   anchor_photo or 0)
     return (flat[n_t + n_s:], latents.stack_stats([actor] * n_e), targets,
             flat[n_t:n_t + n_s])
 
@@ -347,8 +363,22 @@ def _detector_if_present(scorers_dir: str | None) -> Any:
     return synthetic_scorers.build_fake_detector(folder) if (folder / "detector.npz").exists() else None
 
 
+def _anchor_photo(config: Any) -> int | None:
+    """``config.target``: ``"mean"`` (None) or ``"photo"`` (``config.target_photo``)."""
+    target, photo = config.get("target", "mean"), config.get("target_photo", 0)
+    if target not in latents.ANCHORS:
+        raise ValueError(f"config.target must be one of {latents.ANCHORS}, got {target!r}")
+    if target == "mean":
+        return None
+    if int(photo) != photo or not 0 <= photo < config.study.photos_per_identity:
+        raise ValueError(f"config.target_photo={photo!r} is not one of each target's "
+                         f"{config.study.photos_per_identity} photos")
+    return int(photo)
+
+
 def main(config: Any, workdir: str) -> dict[str, Any]:
     _check(config.methods, config.spaces, config.alphas, config.identity_slack)
+    _anchor_photo(config)  # before any work
     exp = runs.Experiment(config, workdir)
     with exp.timed("load"):
         study_config = config.study
@@ -370,13 +400,14 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                               identity_slack=config.identity_slack,
                               level_weights=tuple(config.level_weights),
                               subspace_rank=config.subspace_rank,
-                              detector=detector)
+                              detector=detector, anchor_photo=_anchor_photo(config))
 
     model_text = exp.model_label
     header = (f"Synthetic ground-truth benchmark: {len(bench.expressions)} expressions x "
               f"{len(bench.targets)} targets (half validation, half test) x "
               f"{len(bench.alphas)} alphas ({bench.alphas[0]:g}..{bench.alphas[-1]:g}), "
-              f"study seed {study_config.seed}, model {model_text}")
+              f"study seed {study_config.seed}, expressions moved onto each target's "
+              f"{'mean face' if bench.anchor == 'mean' else bench.anchor}, model {model_text}")
     summary = held_out_table(bench, CAPPED)
     text = markdown(bench, header)
     with exp.run_dir() as run:
@@ -404,6 +435,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
         if detector is not None:
             provenance["detector"] = detector.provenance()
         run.manifest.set_extra("scorers", provenance)
+        run.manifest.set_extra("anchor", bench.anchor)
     print(text)
     logging.info("wrote the synthetic benchmark to %s", workdir)
     return {"summary": summary, "benchmark": bench, "workdir": workdir}

@@ -45,6 +45,8 @@ class Benchmark:
     # Rows whose sweep decoded non-finite images (NonFiniteError): (space, method) ->
     # (non-finite grid points, all grid points). They have no scores.
     diverged: dict[tuple[str, str], tuple[int, int]] = dataclasses.field(default_factory=dict)
+    # What received the expression: "mean" (each target's mean face) or "photo <j>".
+    anchor: str = "mean"
 
     @property
     def test_targets(self) -> tuple[str, ...]:

@@ -1,9 +1,12 @@
 """The ground-truth benchmark over several study seeds, and its verdict: ``main(config, workdir)``.
 
 One benchmark (``experiments/synthetic_benchmark.py``) per seed of
-``config.study_seeds``, each a complete run in ``<workdir>/seeds/seed_<s>/``; then
-every row (space, method, at each expression's alpha chosen on that seed's
-validation targets under the identity cap) is pooled over the seeds' test pairs:
+``config.study_seeds`` and target mode of ``config.target_modes`` (``"mean"``: each
+target's mean face receives the expression; ``"photo"``: its photo
+``config.target_photo``), each a complete run in
+``<workdir>/seeds/seed_<s>/<mode>/``; then every row (target mode, space, method, at
+each expression's alpha chosen on that seed's validation targets under the identity
+cap) is pooled over the seeds' test pairs:
 
 * ``au_error``, ``identity_kept``, ``realism``: means over the valid pairs of every
   seed (``ground_truth.valid_pairs``), with the per-seed means beside them;
@@ -12,7 +15,8 @@ validation targets under the identity cap) is pooled over the seeds' test pairs:
   block-diagonally: pairs of different seeds share neither), so the error bar
   counts what was drawn, not the pairs;
 * ``minus_baseline`` (and its s.e.): the paired AU error difference against
-  eps/half, the thesis' best published setting, on the same pairs; ``separated``
+  eps/half with the same target mode, the thesis' best published setting, on the
+  same pairs; ``separated``
   when it is at least 2 s.e. from 0 **and** has the same sign in every seed.
 
 Writes ``summary.json`` (``rows``: one per row with the fields above and ``seeds``)
@@ -32,6 +36,7 @@ from experiments import synthetic_benchmark
 from experiments.synthetic_benchmark_tables import BASELINE, CAPPED
 from flowjax.evaluation import error_bars, ground_truth
 from flowjax.runs import run_dirs
+from flowjax.transfer import latents
 
 
 def block_diagonal(grids: list[np.ndarray]) -> np.ndarray:
@@ -74,34 +79,56 @@ def pooled_row(per_seed: list[ground_truth.Scores],
     return row
 
 
-def main(config: Any, workdir: str) -> dict[str, Any]:
+def _check(config: Any) -> tuple[list[int], list[str]]:
     seeds = [int(s) for s in config.study_seeds]
     if not seeds or len(set(seeds)) != len(seeds):
         raise ValueError(f"config.study_seeds must name distinct seeds, got {seeds}")
+    modes = list(config.get("target_modes", ("mean",)))
+    if not modes or len(set(modes)) != len(modes) or set(modes) - set(latents.ANCHORS):
+        raise ValueError(f"config.target_modes must name distinct modes of {latents.ANCHORS}, "
+                         f"got {modes}")
+    return seeds, modes
+
+
+def _pooled_rows(benches: dict[int, Any], seeds: list[int], mode: str) -> list[dict[str, Any]]:
+    """The verdict's rows of one target mode, from its benchmark at every seed."""
+    keys = list(dict.fromkeys(k for b in benches.values() for k in b.held_out[CAPPED]))
+    missing = [k for k in keys if any(k not in b.held_out[CAPPED] for b in benches.values())]
+    if missing:
+        raise ValueError(f"rows {missing} (target {mode}) were not scored at every seed "
+                         "(diverged or skipped): no pooled verdict for them")
+    test = {k: [b.held_out[CAPPED][k].test for b in benches.values()] for k in keys}
+    baseline = test.get(BASELINE)
+    return [{"target": mode, "space": space, "method": method, "seeds": seeds,
+             **pooled_row(test[(space, method)], baseline)} for space, method in keys]
+
+
+def main(config: Any, workdir: str) -> dict[str, Any]:
+    seeds, modes = _check(config)
     with run_dirs.create_run_dir(workdir, overwrite=config.overwrite) as run:
         run.manifest.set_config(config.to_dict())
-        benches = {}
-        for seed in seeds:
-            one = config.copy_and_resolve_references()
-            with one.unlocked():
-                one.study.seed = seed
-                one.experiment = "synthetic_benchmark"
-                del one["study_seeds"]
-            logging.info("study seed %d of %s", seed, seeds)
-            result = synthetic_benchmark.main(one, str(Path(run.path) / "seeds" / f"seed_{seed}"))
-            benches[seed] = result["benchmark"]
-        keys = list(dict.fromkeys(k for b in benches.values() for k in b.held_out[CAPPED]))
-        missing = [k for k in keys if any(k not in b.held_out[CAPPED] for b in benches.values())]
-        if missing:
-            raise ValueError(f"rows {missing} were not scored at every seed (diverged or "
-                             "skipped): no pooled verdict for them")
-        test = {k: [b.held_out[CAPPED][k].test for b in benches.values()] for k in keys}
-        baseline = test.get(BASELINE)
-        rows = [{"space": space, "method": method, "seeds": seeds,
-                 **pooled_row(test[(space, method)], baseline)} for space, method in keys]
+        rows = []
+        for mode in modes:
+            benches = {}
+            for seed in seeds:
+                one = config.copy_and_resolve_references()
+                with one.unlocked():
+                    one.study.seed = seed
+                    one.target = mode
+                    one.experiment = "synthetic_benchmark"
+                    del one["study_seeds"]
+                    if "target_modes" in one:
+                        del one["target_modes"]
+                logging.info("target %s, study seed %d of %s", mode, seed, seeds)
+                result = synthetic_benchmark.main(
+                    one, str(Path(run.path) / "seeds" / f"seed_{seed}" / mode))
+                benches[seed] = result["benchmark"]
+            rows += _pooled_rows(benches, seeds, mode)
         rows.sort(key=lambda r: (math.isnan(r["au_error"]), r["au_error"]))
-        summary = {"seeds": seeds, "selection": "alpha per expression on the validation "
-                   "targets, at the identity cap", "baseline": list(BASELINE), "rows": rows}
+        summary = {"seeds": seeds, "target_modes": modes,
+                   "target_photo": int(config.get("target_photo", 0)),
+                   "selection": "alpha per expression on the validation targets, at the "
+                   "identity cap", "baseline": list(BASELINE), "rows": rows}
         run.write_json("summary.json", summary)
         run.write_text("verdict.md", verdict_markdown(rows, seeds))
     return summary
@@ -112,13 +139,13 @@ def verdict_markdown(rows: list[dict[str, Any]], seeds: list[int]) -> str:
              "Test pairs of every seed pooled; s.e. clustered by expression and target "
              "within each seed; minus eps/half: paired AU error difference, separated when "
              "2 s.e. from 0 with the same sign at every seed.", "",
-             "| space | method | AU error | s.e. | per seed | identity kept | realism | "
-             "minus eps/half | s.e. | separated |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "| target | space | method | AU error | s.e. | per seed | identity kept | realism | "
+             "minus eps/half | s.e. | separated |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         per_seed = " / ".join(f"{v:.3f}" for v in r["au_error_per_seed"])
         diff = (f"{r['minus_baseline']:+.3f} | {r['minus_baseline_se']:.3f} | "
                 f"{'yes' if r['separated'] else 'no'}") if "minus_baseline" in r else "- | - | -"
-        lines.append(f"| {r['space']} | {r['method']} | {r['au_error']:.3f} | "
+        lines.append(f"| {r['target']} | {r['space']} | {r['method']} | {r['au_error']:.3f} | "
                      f"{r['au_error_se']:.3f} | {per_seed} | {r['identity_kept']:.2f} | "
                      f"{r['realism']:.2f} | {diff} |")
     return "\n".join(lines) + "\n"

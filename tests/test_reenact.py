@@ -77,6 +77,41 @@ def test_the_scene_answers_are_each_target_rendered_with_the_actors_aus():
     assert np.abs(scene.answers[0, 0].astype(int) - scene.actor[0]).mean() > 5
 
 
+@pytest.mark.parametrize("setting", ["easy", "hard"])
+def test_a_study_photo_rendered_again_with_its_own_aus_is_that_photo_exactly(setting):
+    """The nuisance a study keeps per photo is the one it was drawn with: pose, light,
+    background and noise; with other AUs only the expression changes."""
+    study = synthetic.make_study(3, n_identities=2, photos_per_identity=3, n_expressions=1,
+                                 size=32, setting=setting)
+    photos = study.targets
+    again = synthetic.datasets.render_photo_with(study.identities, photos, 4, photos.aus[[4, 1]],
+                                                 32, setting)
+    np.testing.assert_array_equal(again[0], photos.images[4])
+    # Photo 1's AUs on photo 4's face: not photo 1 (another identity), not photo 4 either.
+    assert np.abs(again[1].astype(int) - photos.images[4]).max() > 0
+    assert np.abs(again[1].astype(int) - photos.images[1]).mean() > 5
+    with pytest.raises(ValueError, match="photo 6 is not one of the 6"):
+        synthetic.datasets.render_photo_with(study.identities, photos, 6, photos.aus[:1], 32,
+                                             setting)
+
+
+def test_photo_answers_are_the_target_photo_with_the_actors_aus_in_its_own_pose():
+    clip = clips.expression_clip(8)
+    mean = clips.reenactment_scene(clip, seed=1, n_targets=2, photos_per_target=3, size=32)
+    photo = clips.reenactment_scene(clip, seed=1, n_targets=2, photos_per_target=3, size=32,
+                                    target_photo=2)
+    study = synthetic.make_study(1, 2, 3, 1, 32, shared_source=True)
+    for t in range(2):
+        expected = synthetic.datasets.render_photo_with(study.identities, study.targets,
+                                                        3 * t + 2, clip.aus, 32, "easy")
+        np.testing.assert_array_equal(photo.answers[t], expected)
+    assert np.abs(photo.answers.astype(int) - mean.answers).mean() > 1  # not the frontal pose
+    np.testing.assert_array_equal(photo.actor, mean.actor)
+    assert photo.target_photo == 2 and mean.target_photo is None
+    with pytest.raises(ValueError, match="target_photo 3 is not one of the 3 photos"):
+        clips.reenactment_scene(clip, n_targets=1, photos_per_target=3, size=32, target_photo=3)
+
+
 def test_frame_noise_changes_every_frame_differently():
     clip = clips.expression_clip(8, ("neutral",) * 4)
     clean = clips.render_clip(synthetic.sample_identities(__import__("jax").random.key(0), 1), 0,
@@ -410,6 +445,27 @@ def test_your_own_target_photos_are_reenacted_and_recorded_without_answers(smoke
         assert recorded[str(photo)] == fio.sha256_file(photo)
     assert (workdir / "inputs" / "actor" / "frame_0000.png").is_file()  # the rendered actor
     assert not (workdir / "inputs" / "id00").exists()
+
+
+def test_a_target_photo_is_driven_in_its_own_pose_and_at_rest_reenacts_as_itself(tmp_path):
+    """``config.target="photo"``: the neutral frame (no displacement) decodes the target's
+    photo itself, exactly up to the flow's round trip; the answers are that photo with the
+    actor's AUs, and the records name the photo."""
+    workdir = tmp_path / "run"
+    summary = reenact_job.main(_smoke_config(target="photo", target_photo=1), str(workdir))
+    assert summary["anchors"] == {"id00": "photo photo_01"}
+    assert summary["settings"]["target anchor"] == "photo 1 of each target"
+    photo = fio.load_image(workdir / "inputs" / "id00" / "photo_01.png")[0]
+    neutral = fio.load_image(workdir / "frames" / "id00" / "frame_0000.png")[0]
+    assert np.abs(neutral.astype(int) - photo).max() <= 8  # one 5-bit level: the photo itself
+    other = fio.load_image(workdir / "inputs" / "id00" / "photo_00.png")[0]
+    off = np.abs(neutral.astype(int) - photo).mean()
+    assert np.abs(neutral.astype(int) - other).mean() > 3 * off  # not just any photo of it
+    provenance = video.read_video(workdir / "videos" / "id00.mp4").provenance
+    assert provenance["anchor"] == "photo photo_01"
+    with pytest.raises(ValueError, match="config.target_photo=3 is not a photo"):
+        reenact_job.main(_smoke_config(target="photo", target_photo=3), str(tmp_path / "bad"))
+    assert not (tmp_path / "bad").exists()
 
 
 def _moving_photo(image: np.ndarray, n: int) -> np.ndarray:

@@ -46,6 +46,16 @@ def test_pixel_transfer_at_alpha_0_is_each_targets_pixel_mean():
         np.testing.assert_array_equal(out[1, t, 0], expected)
 
 
+def test_pixel_transfer_onto_a_photo_at_alpha_0_is_that_photo_exactly():
+    sources, source_photos = _photos(0, 2), _photos(1, 4)
+    targets = np.stack([_photos(2, 4), _photos(3, 4)])
+    out = ground_truth.pixel_transfer("linear", sources, source_photos, targets, [0.0, 1.0],
+                                      anchor_photo=2)
+    for t in range(2):
+        np.testing.assert_array_equal(out[:, t, 0], np.broadcast_to(targets[t, 2], (2, 8, 8, 3)))
+    assert np.abs(out[:, :, 1].astype(int) - out[:, :, 0]).max() > 0  # alpha 1 moves it
+
+
 def test_pixel_transfer_onto_the_source_itself_at_alpha_1_returns_the_source():
     sources, source_photos = _photos(0, 3), _photos(1, 5)
     out = ground_truth.pixel_transfer("linear", sources, source_photos, source_photos[None], [1.0])
@@ -170,6 +180,22 @@ def test_oracle_renders_each_target_with_each_source_expression_only_in_its_au_r
             changed = np.any(oracle[e, t] != neutral[t], axis=-1)
             assert changed.any(), "the expression must change the face"
             assert not changed[~region].any(), "pixels outside the expression's AU regions moved"
+
+
+def test_a_photo_oracle_is_that_photo_with_the_source_aus_in_its_own_pose():
+    study = synthetic.make_study(4, n_identities=2, photos_per_identity=3, n_expressions=2,
+                                 size=32, shared_source=True)
+    # Source 0 given target 1's photo 2's own AUs: its oracle there is that photo itself.
+    own = study.targets.aus[3 + 2]
+    study = dataclasses.replace(study, sources=dataclasses.replace(
+        study.sources, aus=np.stack([own, study.sources.aus[1]])))
+    photo = ground_truth.oracle_images(study, 32, anchor_photo=2)
+    mean = ground_truth.oracle_images(study, 32)
+    assert photo.shape == mean.shape == (2, 2, 32, 32, 3)
+    np.testing.assert_array_equal(photo[0, 1], study.targets.images[5])
+    assert np.abs(photo.astype(int) - mean).mean() > 1  # not the canonical pose
+    with pytest.raises(ValueError, match="anchor photo 3: targets"):
+        ground_truth.oracle_images(study, 32, anchor_photo=3)
 
 
 class _FakeAUs:
@@ -461,6 +487,46 @@ def test_a_method_whose_sweep_diverges_is_reported_and_never_scored(tmp_path, mo
     assert "Diverged (no scores" in text and "eps/variance at 3 of 12 grid points" in text
 
 
+def test_a_photo_target_at_alpha_0_is_the_photo_itself_in_every_space():
+    """``anchor_photo``: alpha 0 gives each target's photo back (pixels: exactly; eps and z:
+    up to the model's 5-bit quantisation), the no-transfer reference is that photo, and the
+    oracle is that photo with the source's AUs."""
+    from flowjax import models
+    from flowjax.models import glow
+
+    model = glow.Glow(image_size=32, n_levels=2, depth=1, width=8)
+    variables = models.random_variables(model, seed=0)
+    study = synthetic.make_study(2, n_identities=2, photos_per_identity=3, n_expressions=2,
+                                 size=32, shared_source=True)
+    class NineAUs(_FakeAUs):
+        au_names = synthetic.AU_NAMES
+
+        def __call__(self, images):
+            return np.repeat(super().__call__(images)[:, :1], len(self.au_names), axis=1)
+
+    def run(anchor_photo):
+        return synthetic_benchmark.run_benchmark(
+            model, variables, study, NineAUs(), _FakeEmbedder(), alphas=(0.0, 1.0),
+            methods=("linear",), spaces=("eps", "z", "pixel"), progress=False,
+            identity_slack=0.1, anchor_photo=anchor_photo)
+
+    bench, mean = run(1), run(None)
+    # Both modes are held to one identity level: the mean face's, not the photo's own.
+    assert bench.identity_cap == pytest.approx(mean.identity_cap)
+    assert bench.references["none"].to_target.mean() != pytest.approx(
+        mean.references["none"].to_target.mean())
+    photos = study.targets.images[[1, 4]]  # photo 1 of targets 0 and 1
+    assert bench.anchor == "photo 1"
+    np.testing.assert_array_equal(bench.transfer_images["pixel", "linear"][:, :, 0],
+                                  np.broadcast_to(photos, (2, *photos.shape)))
+    for space in ("eps", "z"):
+        at_rest = bench.transfer_images[space, "linear"][:, :, 0].astype(int)
+        assert np.abs(at_rest - photos).max() <= 8  # one 5-bit level
+    assert np.abs(bench.reference_images["none"].astype(int) - photos).max() <= 8
+    np.testing.assert_array_equal(bench.reference_images["oracle"],
+                                  ground_truth.oracle_images(study, 32, anchor_photo=1))
+
+
 def test_unknown_space_or_method_fails_before_anything_is_written(tmp_path):
     config = benchmark_config.get_config("smoke")
     config.spaces = ("eps", "wavelet")
@@ -552,20 +618,24 @@ def test_the_verdict_command_runs_a_benchmark_per_seed_and_pools_them(tmp_path):
     from experiments import synthetic_benchmark_verdict as verdict
 
     config = config_module.get_config("smoke,verdict")
+    assert config.target_modes == ("mean", "photo")
     config.study_seeds = (0, 1)
     config.study.n_identities, config.study.photos_per_identity = 1, 4
     config.study.n_expressions = 2
     config.methods, config.spaces = ("linear", "half"), ("eps",)
     config.figures, config.progress = False, False
     summary = verdict.main(config, str(tmp_path / "verdict"))
-    assert summary["seeds"] == [0, 1]
-    assert {(r["space"], r["method"]) for r in summary["rows"]} == {("eps", "linear"),
-                                                                   ("eps", "half")}
+    assert summary["seeds"] == [0, 1] and summary["target_modes"] == ["mean", "photo"]
+    assert {(r["target"], r["space"], r["method"]) for r in summary["rows"]} == {
+        (t, "eps", m) for t in ("mean", "photo") for m in ("linear", "half")}
     for r in summary["rows"]:
         assert r["seeds"] == [0, 1] and r["pairs"] == 4 and len(r["au_error_per_seed"]) == 2
     for seed in (0, 1):
-        manifest = json.loads((tmp_path / "verdict" / "seeds" / f"seed_{seed}" /
-                               "manifest.json").read_text())
-        assert manifest["status"] == "complete" and manifest["config"]["study"]["seed"] == seed
+        for mode, anchor in (("mean", "mean"), ("photo", "photo 0")):
+            manifest = json.loads((tmp_path / "verdict" / "seeds" / f"seed_{seed}" / mode /
+                                   "manifest.json").read_text())
+            assert manifest["status"] == "complete" and manifest["extra"]["anchor"] == anchor
+            assert manifest["config"]["study"]["seed"] == seed
     assert json.loads((tmp_path / "verdict" / "summary.json").read_text()) == summary
-    assert "| eps | half |" in (tmp_path / "verdict" / "verdict.md").read_text()
+    verdict_text = (tmp_path / "verdict" / "verdict.md").read_text()
+    assert "| mean | eps | half |" in verdict_text and "| photo | eps | half |" in verdict_text

@@ -111,12 +111,15 @@ def from_unit(images: np.ndarray) -> np.ndarray:
 def pixel_transfer(method: str, sources: np.ndarray, source_photos: np.ndarray,
                    target_photos: np.ndarray, alphas: Sequence[float],
                    var_eps: float = latents.DEFAULT_VARIANCE_EPS,
-                   subspace_rank: int = latents.DEFAULT_SUBSPACE_RANK) -> np.ndarray:
+                   subspace_rank: int = latents.DEFAULT_SUBSPACE_RANK,
+                   anchor_photo: int | None = None) -> np.ndarray:
     """``latents.transfer`` on pixels: uint8 ``[E, T, A, H, W, C]``.
 
     ``sources`` ``[E, H, W, C]`` are the source expressions, ``source_photos``
     ``[N, H, W, C]`` the source identity's photos (its mean and variance),
-    ``target_photos`` ``[T, P, H, W, C]`` each target's photos. Pixels are
+    ``target_photos`` ``[T, P, H, W, C]`` each target's photos (their mean, or with
+    ``anchor_photo`` ``j`` each target's photo ``j``, receives the expression:
+    ``latents.anchor_stats``). Pixels are
     scaled to [-0.5, 0.5] (:func:`to_unit`), so the variance methods see the
     same units as in the flow's input, and the result is clipped back to uint8.
     ``subspace`` is PCA of the source photos' pixels (``latents.prepare_sources``);
@@ -137,12 +140,13 @@ def pixel_transfer(method: str, sources: np.ndarray, source_photos: np.ndarray,
                          f"{source_photos.shape[1:]}, target photos {target_photos.shape[2:]}")
     flat = lambda x, lead: to_unit(x).reshape(*x.shape[:lead], -1)  # noqa: E731
     source_stats = latents.identity_stats(flat(source_photos, 1))
-    target = [latents.identity_stats(photos) for photos in flat(target_photos, 2)]
+    target = latents.anchor_stats(list(flat(target_photos, 2)),
+                                  "mean" if anchor_photo is None else "photo", anchor_photo or 0)
     # Axes [E, T, A, D]: everything broadcasts in one elementwise expression.
     source_stats = latents.IdentityStats(np.asarray(source_stats.mean)[None, None, None],
                                          np.asarray(source_stats.var)[None, None, None], 0)
-    target_stats = latents.IdentityStats(np.stack([s.mean for s in target])[None, :, None],
-                                         np.stack([s.var for s in target])[None, :, None], 0)
+    target_stats = latents.IdentityStats(np.asarray(target.mean)[None, :, None],
+                                         np.asarray(target.var)[None, :, None], 0)
     alpha = np.asarray(alphas, np.float32)[None, None, :, None]
     moved_sources, method = latents.prepare_sources(method, flat(sources, 1),
                                                     flat(source_photos, 1),
@@ -153,7 +157,8 @@ def pixel_transfer(method: str, sources: np.ndarray, source_photos: np.ndarray,
     return from_unit(moved.reshape(*moved.shape[:3], *shape))
 
 
-def oracle_images(study: synthetic.Study, size: int) -> np.ndarray:
+def oracle_images(study: synthetic.Study, size: int, anchor_photo: int | None = None
+                  ) -> np.ndarray:
     """uint8 ``[E, T, S, S, 3]``: target ``t`` rendered with source expression ``e``'s AUs.
 
     No nuisance: the ideal transfer of the expression onto the identity itself,
@@ -161,8 +166,18 @@ def oracle_images(study: synthetic.Study, size: int) -> np.ndarray:
     identity factors (skin texture, hair, glasses) and drops the per-image ones
     (canonical pose, frontal neutral light, the identity's plain background):
     one fixed, well-defined answer per pair rather than one random pose of it.
+    With ``anchor_photo`` ``j`` (the expression moved onto each target's photo ``j``):
+    that photo with the source's AUs, its pose, light and background kept.
     """
     targets = np.unique(study.targets.identity_ids)
+    if anchor_photo is not None:
+        rows = [np.flatnonzero(study.targets.identity_ids == t) for t in targets]
+        short = [int(t) for t, r in zip(targets, rows) if len(r) <= anchor_photo]
+        if short:
+            raise ValueError(f"anchor photo {anchor_photo}: targets {short} have fewer photos")
+        return np.stack([synthetic.datasets.render_photo_with(
+            study.identities, study.targets, int(r[anchor_photo]), study.sources.aus, size,
+            study.setting) for r in rows], axis=1)
     n_e, n_t = len(study.sources.aus), len(targets)
     rows = np.tile(targets, n_e)
     identity = jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], study.identities)

@@ -20,7 +20,7 @@ reenacted frame ``x_f`` is scored against it (``u`` is the synthetic AU scorer,
   holds still; a lag or a missed motion where it moves.
 
 The rows are the ``variant``s ``transfer`` (at each measured ``smoothing``),
-``no_transfer`` (the target's mean face in every frame) and ``answer`` (its own
+``no_transfer`` (the target's anchor, its mean face or its photo, in every frame) and ``answer`` (its own
 AU errors against the truth are the scorer's floor). :func:`segment_summary` means
 them per clip segment; :func:`score_scene` scores a whole synthetic scene (every
 image once, in one batch); :func:`au_curves_figure` draws the AU curves over time and
@@ -96,13 +96,14 @@ def frame_metrics(images: np.ndarray, aus: np.ndarray, embeddings: np.ndarray,
 
 
 def frame_rows(variant: str, smoothing: float | None, target: str, segments: Sequence[str],
-               values: Mapping[str, np.ndarray]) -> list[dict[str, Any]]:
+               values: Mapping[str, np.ndarray],
+               columns: Sequence[str] = METRICS) -> list[dict[str, Any]]:
     """One ``tables/per_frame.csv`` row per frame (``smoothing`` None: not a transfer)."""
     rows = []
     for f, segment in enumerate(segments):
         row = {"variant": variant, "smoothing": "" if smoothing is None else float(smoothing),
                "target": target, "frame": f, "segment": segment}
-        row.update({name: _round(values[name][f]) for name in METRICS})
+        row.update({name: _round(values[name][f]) for name in columns})
         rows.append(row)
     return rows
 
@@ -117,8 +118,8 @@ def _value(row: Mapping[str, Any], name: str) -> float:
     return float("nan") if value == "" else float(value)
 
 
-def segment_summary(rows: Sequence[Mapping[str, Any]],
-                    segment_order: Sequence[str]) -> list[dict[str, Any]]:
+def segment_summary(rows: Sequence[Mapping[str, Any]], segment_order: Sequence[str],
+                    columns: Sequence[str] = METRICS) -> list[dict[str, Any]]:
     """Means over targets and frames per (variant, smoothing, segment), plus each
     (variant, smoothing) over the whole clip (segment ``"all"``); NaN values (first
     frames, frames without an active AU) are left out of the means."""
@@ -136,7 +137,7 @@ def segment_summary(rows: Sequence[Mapping[str, Any]],
             entry = {"variant": variant, "smoothing": smoothing, "segment": segment,
                      "frames": len({r["frame"] for r in members}),
                      "targets": len({r["target"] for r in members})}
-            for name in METRICS:
+            for name in columns:
                 values = np.array([_value(r, name) for r in members])
                 entry[name] = _round(np.nanmean(values)) if np.isfinite(values).any() else ""
             out.append(entry)
@@ -162,7 +163,7 @@ def score_scene(scene: clips.Scene, results: Mapping[float, np.ndarray], baselin
     """Every variant of a reenacted synthetic scene, scored against its answers.
 
     ``results`` ``{smoothing: uint8 [T, F, S, S, 3]}`` the reenacted frames, ``baseline``
-    ``[T, S, S, 3]`` the targets' mean faces; ``au_scorer`` and ``embedder`` as the
+    ``[T, S, S, 3]`` the targets' anchors (mean faces or photos); ``au_scorer`` and ``embedder`` as the
     synthetic scorers (every image is scored once, in one batch). Returns ``rows`` (one
     per variant, target and frame), ``summary`` (:func:`segment_summary`), ``curves``
     ``{target: {label: scored AUs [F, K]}}`` for :func:`au_curves_figure` and the
@@ -233,7 +234,7 @@ def checks(summary: Sequence[Mapping[str, Any]], bounds: Sequence[tuple[str, int
             verdict = "below" if error < none else ("equal" if error == none else "NOT below")
             ours.append(f"{error:.3f} with smoothing {b:g} ({verdict})")
         same = all(value(summary, "transfer", name, "au_error", b) == none for b in smoothings)
-        note = (" [the neutral frames reenact as the mean face itself (reference 'neutral')]"
+        note = (" [the neutral frames reenact as the target's anchor itself (reference 'neutral')]"
                 if name == clips.NEUTRAL and same else "")
         lines.append(f"{name}: AU error {', '.join(ours)} vs {none:.3f} without transfer{note}")
     for b in smoothings:
@@ -249,18 +250,26 @@ def checks(summary: Sequence[Mapping[str, Any]], bounds: Sequence[tuple[str, int
 # ---- the figure of AU curves ---------------------------------------------------------
 
 
-def au_curves_figure(au_names: Sequence[str], truth: np.ndarray, curves: Mapping[str, np.ndarray],
-                     bounds: Sequence[tuple[str, int, int]], title: str) -> np.ndarray:
-    """uint8 ``[H, W, 3]``: one panel per AU the clip moves (its true value ever above 0),
-    intensity against frame: the truth (black dashed) and each of ``curves``
-    (``{label: [F, K]}`` scored AUs, e.g. actor, result, answer), segments shaded."""
-    truth = np.asarray(truth, np.float64)
-    shown = [k for k in range(len(au_names)) if truth[:, k].max() > 0] or list(range(len(au_names)))
+def au_curves_figure(au_names: Sequence[str], truth: np.ndarray | None,
+                     curves: Mapping[str, np.ndarray], bounds: Sequence[tuple[str, int, int]],
+                     title: str) -> np.ndarray:
+    """uint8 ``[H, W, 3]``: one panel per AU the clip moves (its true value ever above 0;
+    without a ``truth``, a curve's above 1), intensity against frame: the truth (black
+    dashed) and each of ``curves`` (``{label: [F, K]}`` scored AUs, e.g. actor, result,
+    answer), segments shaded."""
+    if truth is None:
+        peaks = np.nanmax([np.nan_to_num(np.asarray(c, np.float64), nan=0.0)
+                           for c in curves.values()], axis=(0, 1))
+        shown = [k for k in range(len(au_names)) if peaks[k] > 1.0]
+    else:
+        truth = np.asarray(truth, np.float64)
+        shown = [k for k in range(len(au_names)) if truth[:, k].max() > 0]
+    shown = shown or list(range(len(au_names)))
     cols = 2
     rows = (len(shown) + cols - 1) // cols
     fig = Figure(figsize=(10.0, 1.9 * rows + 0.8), dpi=figures.DPI)
     FigureCanvasAgg(fig)
-    frames = np.arange(len(truth))
+    frames = np.arange(len(next(iter(curves.values()))))
     styles = {0: dict(color="0.55", lw=1.2), 1: dict(color="tab:blue", lw=1.6),
               2: dict(color="tab:green", lw=1.2), 3: dict(color="tab:orange", lw=1.0),
               4: dict(color="tab:red", lw=1.0, ls=":")}
@@ -269,7 +278,8 @@ def au_curves_figure(au_names: Sequence[str], truth: np.ndarray, curves: Mapping
         for i, (_, start, stop) in enumerate(bounds):
             if i % 2:
                 ax.axvspan(start - 0.5, stop - 0.5, color="0.93", lw=0)
-        ax.plot(frames, truth[:, k], color="black", ls="--", lw=1.0, label="truth")
+        if truth is not None:
+            ax.plot(frames, truth[:, k], color="black", ls="--", lw=1.0, label="truth")
         for i, (label, values) in enumerate(curves.items()):
             ax.plot(frames, np.asarray(values)[:, k], label=label, **styles.get(i, {}))
         ax.set_ylim(-0.2, 5.2)

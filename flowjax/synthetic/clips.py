@@ -168,7 +168,10 @@ class Scene:
     ``clip``: the AU trajectory; ``actor``: uint8 ``[F, S, S, 3]`` the actor's frames;
     ``actor_photos``: the actor's own mild photos (its identity's centroid);
     ``targets``: the targets' mild photos (``identity_ids`` 0..T-1, their mean faces);
-    ``answers``: uint8 ``[T, F, S, S, 3]``, target ``t`` with frame ``f``'s AUs.
+    ``answers``: uint8 ``[T, F, S, S, 3]``, target ``t`` with frame ``f``'s AUs: in the
+    canonical pose (the target's mean face is the anchor), or, with ``target_photo``
+    ``j``, in the pose, light and background of the target's photo ``j`` (that photo is
+    the anchor).
     """
 
     clip: Clip
@@ -178,21 +181,34 @@ class Scene:
     answers: np.ndarray
     target_names: tuple[str, ...]
     setting: str
+    target_photo: int | None = None
 
 
 def reenactment_scene(clip: Clip, *, seed: int = 0, n_targets: int = 3,
                       photos_per_target: int = 20, size: int = 64,
                       nuisance_strength: float = 1.0, setting: str = "easy",
-                      frame_noise: float = 0.0, head_motion: float = 0.0) -> Scene:
+                      frame_noise: float = 0.0, head_motion: float = 0.0,
+                      target_photo: int | None = None) -> Scene:
     """Targets and an actor drawn as in :func:`flowjax.synthetic.datasets.make_study` (seed
     ``seed``; mild photos with nuisance at ``nuisance_strength``), the actor's clip and every
-    target's answer. Target ``t`` is named ``id<t:02d>``; the actor is the study's source."""
+    target's answer. Target ``t`` is named ``id<t:02d>``; the actor is the study's source.
+    ``target_photo`` ``j``: the answers are each target's photo ``j`` with the actor's AUs
+    (its mild expression replaced, its pose and light kept); None: the mean face's."""
+    if target_photo is not None and not 0 <= target_photo < photos_per_target:
+        raise ValueError(f"target_photo {target_photo!r} is not one of the "
+                         f"{photos_per_target} photos per target (0..{photos_per_target - 1})")
     study = datasets.make_study(seed, n_targets, photos_per_target, 1, size, nuisance_strength,
                                 shared_source=True, setting=setting)
     actor = render_clip(study.identities, n_targets, clip.aus, size, setting, frame_noise, seed,
                         head_motion)
-    answers = np.stack([render_clip(study.identities, t, clip.aus, size, setting)
-                        for t in range(n_targets)])
+    if target_photo is None:
+        answers = [render_clip(study.identities, t, clip.aus, size, setting)
+                   for t in range(n_targets)]
+    else:  # the targets' photos come grouped by identity, photos_per_target each
+        answers = [datasets.render_photo_with(study.identities, study.targets,
+                                              t * photos_per_target + target_photo, clip.aus,
+                                              size, setting) for t in range(n_targets)]
     return Scene(clip=clip, actor=actor, actor_photos=study.source_photos, targets=study.targets,
-                 answers=answers, target_names=tuple(f"id{t:02d}" for t in range(n_targets)),
-                 setting=setting)
+                 answers=np.stack(answers),
+                 target_names=tuple(f"id{t:02d}" for t in range(n_targets)), setting=setting,
+                 target_photo=target_photo)

@@ -20,8 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from flowjax.synthetic.factors import (PROTOTYPES, IdentityParams, check_setting, check_size,
-                                       prototype_aus, sample_expressions)
+from flowjax.synthetic.factors import (PROTOTYPES, IdentityParams, Nuisance, check_setting,
+                                       check_size, prototype_aus, sample_expressions)
+from flowjax.synthetic.hard import HardNuisance
 from flowjax.synthetic.renderer import render, sample_identities, sample_nuisance
 
 
@@ -30,12 +31,16 @@ class Photos:
     """Rendered photos with their ground truth (host numpy arrays).
 
     ``images`` uint8 ``[N, S, S, 3]``; ``identity_ids`` int32 ``[N]``;
-    ``aus`` float32 ``[N, len(synthetic.AU_NAMES)]`` on the 0..5 scale.
+    ``aus`` float32 ``[N, len(synthetic.AU_NAMES)]`` on the 0..5 scale;
+    ``nuisance`` the renderer's nuisance with one row per photo (pose, light,
+    background, noise) where it was kept (:func:`make_study`), so a photo can be
+    rendered again with other AUs (:func:`render_photo_with`); else None.
     """
 
     images: np.ndarray
     identity_ids: np.ndarray
     aus: np.ndarray
+    nuisance: Nuisance | HardNuisance | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -68,6 +73,23 @@ class Study:
 
 def _take(tree, index):
     return jax.tree_util.tree_map(lambda a: a[index], tree)
+
+
+def render_photo_with(identities, photos: Photos, index: int, aus: np.ndarray, size: int,
+                      setting: str) -> np.ndarray:
+    """uint8 ``[F, size, size, 3]``: photo ``index`` of ``photos`` (its identity, a row of
+    ``identities``, and its own nuisance) rendered again with each row of ``aus``: the
+    exact answer of an expression moved onto that photo."""
+    if photos.nuisance is None:
+        raise ValueError("these photos did not keep their nuisance (make_study keeps it); "
+                         "they cannot be rendered again with other AUs")
+    if not 0 <= index < len(photos.images):
+        raise ValueError(f"photo {index} is not one of the {len(photos.images)} photos")
+    aus = np.asarray(aus, np.float32)
+    rows = np.full(len(aus), index, np.int32)
+    ids = np.full(len(aus), photos.identity_ids[index], np.int32)
+    return _render_chunked(jax.tree_util.tree_map(np.asarray, identities), ids, aus,
+                           _take(photos.nuisance, rows), size, setting)
 
 
 def _render_chunked(identities, ids, aus, nuisance, size: int, setting: str, chunk: int = 1024) -> np.ndarray:
@@ -179,7 +201,8 @@ def make_study(
     images = _render_chunked(identities, ids, aus, nuisance, size, setting)
 
     def photos(rows: slice) -> Photos:
-        return Photos(images=images[rows], identity_ids=ids[rows], aus=aus[rows])
+        return Photos(images=images[rows], identity_ids=ids[rows], aus=aus[rows],
+                      nuisance=_take(nuisance, rows))
 
     n_targets = n_identities * photos_per_identity
     n_mild = (n_identities + n_sources) * photos_per_identity

@@ -44,6 +44,7 @@ from flowjax.models.image_flow import Shape, latent_shapes  # noqa: F401
 Latent = Any
 
 SPACES = ("eps", "z")
+ANCHORS = ("mean", "photo")  # what a transfer moves onto: a mean face, or one photo
 TRANSFER_METHODS = ("linear", "half", "variance", "std_rescale")
 # OpenAI's demo multiplies its attribute vectors by 1.6 (z_manipulate.npy holds
 # them already scaled); an option of attribute_vector, never applied silently.
@@ -159,6 +160,30 @@ def stack_stats(stats: Sequence[IdentityStats]) -> IdentityStats:
                          var=np.stack([np.asarray(s.var) for s in stats]),
                          count=min(s.count for s in stats))
 
+
+def anchor_stats(target_latents: Sequence[np.ndarray], target: str = "mean", photo: int = 0,
+                 names: Sequence[str] | None = None) -> IdentityStats:
+    """``[T, D]`` the statistics an expression is moved onto, one row per target from its
+    photos' flat latents ``[P_t, D]``: ``"mean"``, the target's mean latent (its mean
+    face, the thesis' anchor); ``"photo"``, the latent of its photo ``photo`` (in the
+    order given), so that photo, its pose and light included, is what receives the
+    expression. The variance is the identity's either way (the variance methods)."""
+    if target not in ANCHORS:
+        raise ValueError(f"target must be one of {ANCHORS}, got {target!r}")
+    if names is None:
+        names = [f"target {t}" for t in range(len(target_latents))]
+    stats = [identity_stats(np.asarray(z, np.float32)) for z in target_latents]
+    if target == "mean":
+        return stack_stats(stats)
+    if int(photo) != photo or photo < 0:
+        raise ValueError(f"the target photo is an index >= 0 into each target's photos, got "
+                         f"{photo!r}")
+    short = [f"{n} ({len(z)})" for n, z in zip(names, target_latents) if len(z) <= photo]
+    if short:
+        raise ValueError(f"target photo {photo} needs {photo + 1} photos of every target; "
+                         f"these have fewer: {', '.join(short)}")
+    return stack_stats([s._replace(mean=np.asarray(z[int(photo)], np.float32), count=1)
+                        for s, z in zip(stats, target_latents)])
 
 def identity_mean(latents: Latent) -> Latent:
     """The mean latent of one identity's images (see :func:`identity_stats`)."""

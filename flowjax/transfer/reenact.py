@@ -8,7 +8,9 @@ the clip's mean latent (``"mean"``: the paper's identity mean, estimated from th
 clip itself). Each target's frame is then
 ``latents.transfer(method, s_t, (m, v), (m_t, v_t), alpha)``, for ``linear``
 ``m_t + alpha (s_t - m)``, where ``m_t`` (``v_t``) is the target's mean (variance)
-latent over its photos and ``v`` the clip's variance.
+latent over its photos and ``v`` the clip's variance. :func:`flowjax.transfer.latents.anchor_stats`
+can anchor each target on one of its own photos instead (``m_t`` that photo's latent):
+the actor then drives that photo, in its own pose and light.
 
 :func:`smooth` optionally low-passes the trajectory first with an exponential
 moving average (EMA) of weight ``beta``: ``y_t = beta y_{t-1} + (1 - beta) s_t``
@@ -20,9 +22,9 @@ methods smoothing the trajectory is smoothing the output latents.
 smoothing) for every target with :func:`flowjax.transfer.sweep.transfer_sweep`:
 one compiled, chunked sweep whose grid is (trajectory frames + 1, targets, 1 alpha).
 The extra row is the reference itself: no displacement, which ``linear``, ``half``
-and ``std_rescale`` map onto the target's mean face at any alpha (``variance`` onto
-its own zero-displacement image, ``m_t / (v_t + eps)``), so the no-transfer baseline
-comes out of the same call.
+and ``std_rescale`` map onto the target's anchor (mean face or photo) at any alpha
+(``variance`` onto its own zero-displacement image, ``m_t / (v_t + eps)``), so the
+no-transfer baseline comes out of the same call.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from flowjax.transfer import latents, sweep
 
 REFERENCES = ("neutral", "mean")
 SMOOTHING_MODES = ("causal", "zero_phase")
+TARGET_MODES = latents.ANCHORS  # what each target's frames are anchored on
 
 
 def check_options(reference: str, method: str, smoothing: float, mode: str,
@@ -105,7 +108,8 @@ class Reenactment(NamedTuple):
     """What :func:`reenact_sweep` decoded.
 
     ``frames``: ``{name: uint8 [T, F, S, S, C]}``, one per trajectory, targets first;
-    ``baseline``: uint8 ``[T, S, S, C]``, each target's mean face (no transfer).
+    ``baseline``: uint8 ``[T, S, S, C]``, each target's anchor (no transfer): its mean
+    face, or its photo (``latents.anchor_stats``).
     """
 
     frames: dict[str, np.ndarray]
@@ -118,10 +122,10 @@ def reenact_sweep(model: Any, variables: Any, trajectories: Mapping[str, np.ndar
                   space: str = "eps", var_eps: float = latents.DEFAULT_VARIANCE_EPS,
                   chunk_size: int = sweep.DEFAULT_CHUNK_SIZE, progress: bool | None = None,
                   target_names: Sequence[str] | None = None, devices: Any = None) -> Reenactment:
-    """Every trajectory reenacted on every target, and the targets' mean faces, in one sweep.
+    """Every trajectory reenacted on every target, and the targets' anchors, in one sweep.
 
     ``trajectories`` ``{name: [F_k, D]}`` flat latents in ``space``; ``reference`` ``[D]``;
-    ``target_stats`` ``[T, D]`` means and variances (``latents.stack_stats``);
+    ``target_stats`` ``[T, D]`` means and variances (``latents.anchor_stats``);
     ``source_var`` ``[D]`` the actor's variance (the variance methods; default zeros).
     """
     if not trajectories:
@@ -136,7 +140,7 @@ def reenact_sweep(model: Any, variables: Any, trajectories: Mapping[str, np.ndar
     grid = sweep.transfer_sweep(
         model, variables, sources, source_stats, target_stats, (float(alpha),), method=method,
         space=space, var_eps=var_eps, chunk_size=chunk_size, progress=progress, devices=devices,
-        expression_names=[*names, "reference (target mean face)"], target_names=target_names)
+        expression_names=[*names, "reference (the target's anchor)"], target_names=target_names)
     grid = np.asarray(grid)[:, :, 0]  # [E, T, S, S, C]: the one alpha
     frames, start = {}, 0
     for name, t in rows.items():
