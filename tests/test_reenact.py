@@ -84,8 +84,9 @@ def test_a_study_photo_rendered_again_with_its_own_aus_is_that_photo_exactly(set
     study = synthetic.make_study(3, n_identities=2, photos_per_identity=3, n_expressions=1,
                                  size=32, setting=setting)
     photos = study.targets
-    again = synthetic.datasets.render_photo_with(study.identities, photos, 4, photos.aus[[4, 1]],
-                                                 32, setting)
+    # 10 rows, as many as the study rendered: the renderer's compiled chunk is reused.
+    again = synthetic.datasets.render_photo_with(study.identities, photos, 4,
+                                                 photos.aus[[4, 1] * 5], 32, setting)
     np.testing.assert_array_equal(again[0], photos.images[4])
     # Photo 1's AUs on photo 4's face: not photo 1 (another identity), not photo 4 either.
     assert np.abs(again[1].astype(int) - photos.images[4]).max() > 0
@@ -278,12 +279,7 @@ def test_the_segment_summary_means_per_segment_and_over_the_clip():
 def _smoke_config(**overrides):
     config = reenact_config.get_config("smoke")
     config.random_init.ddi = False
-    for key, value in overrides.items():
-        parent = config
-        *path, leaf = key.split(".")
-        for part in path:
-            parent = parent[part]
-        parent[leaf] = value
+    config.update_from_flattened_dict(overrides)
     return config
 
 

@@ -79,17 +79,21 @@ def test_au_error_and_jitter_are_measured_against_the_actors_own_expression():
     np.testing.assert_array_equal(found, [1, 1, 0, 1])
 
 
+def test_a_centroid_is_renormalised_only_for_an_embedder_of_unit_rows():
+    unit = np.array([[1.0, 0.0], [0.0, 1.0], [np.nan, np.nan]])  # a frame without a face
+    np.testing.assert_allclose(clip_scores.centroid(unit, "x"), [0.5 ** 0.5] * 2)
+    raw = np.array([[0.2, 0.1], [0.4, 0.3]])  # dlib: unnormalised descriptors
+    np.testing.assert_allclose(clip_scores.centroid(raw, "x"), [0.3, 0.2])
+    with pytest.raises(ValueError, match="found no face in any of the actor's frames"):
+        clip_scores.centroid(np.full((2, 2), np.nan), "the actor's frames")
+
+
 def _smoke(**overrides):
     config = reenact_config.get_config("smoke")
     config.random_init.ddi = False
     config.evaluation.enabled = False
     config.write_frames = False
-    for key, value in overrides.items():
-        node = config
-        *path, leaf = key.split(".")
-        for part in path:
-            node = node[part]
-        node[leaf] = value
+    config.update_from_flattened_dict(overrides)
     return config
 
 
@@ -104,9 +108,7 @@ def _score_config(run_dir: Path, **overrides):
     config = score_config.get_config()
     config.run_dir = str(run_dir)
     config.identity.backend = "synthetic"
-    for key, value in overrides.items():
-        section, leaf = key.split(".")
-        config[section][leaf] = value
+    config.update_from_flattened_dict(overrides)
     return config
 
 
@@ -175,3 +177,35 @@ def test_your_photos_must_be_unchanged_since_the_run_read_them(tmp_path):
     with pytest.raises(ValueError, match=f"{photo.name}: changed since the run read it"):
         score_job.main(_score_config(workdir, **{"action_units.backend": "synthetic"}),
                        str(tmp_path / "scores"))
+
+
+def test_a_real_clip_is_scored_with_dlibs_face_embedder(tmp_path):
+    """The offline real-scorer path: scikit-image's astronaut as the actor's clip, dlib's
+    ResNet descriptors (unnormalised, Euclidean) for identity, CSVs for the AUs."""
+    from flowjax.faces import dlib_models
+    from flowjax.io import video
+
+    if dlib_models.dlib_import_error() is not None:
+        pytest.skip(f"dlib unavailable: {dlib_models.dlib_import_error()}")
+    skimage_data = pytest.importorskip("skimage.data")
+    clip = tmp_path / "astronaut.mp4"
+    frames = np.repeat(skimage_data.astronaut()[None, :256, 96:352], 8, axis=0)
+    video.write_video(clip, frames, fps=12, generated=False)
+    workdir = tmp_path / "run"
+    reenact_job.main(_smoke(**{"actor.video": str(clip), "data.resize": "lanczos"}),
+                     str(workdir))
+    csvs = tmp_path / "openface"
+    csvs.mkdir()
+    for name in ("actor", "id00"):
+        _sequence_csv(csvs / f"{name}.csv", [(f + 1, 0, 0.9, 1, 1.0, 2.0) for f in range(8)])
+    out = tmp_path / "scores"
+    record = score_job.main(_score_config(workdir, **{"identity.backend": "dlib",
+                                                      "action_units.csv_dir": str(csvs)}),
+                            str(out))
+    assert "dlib ResNet" in record["scorers"]["identity"]["provenance"]["model"]
+    with open(out / "tables" / "per_frame.csv") as f:
+        rows = list(csv.DictReader(f))
+    distances = np.array([[float(r["to_target"]), float(r["to_actor"])] for r in rows])
+    assert np.isfinite(distances).all() and (distances > 0).all()
+    assert [float(r["au_error_actor"]) for r in rows] == [0.0] * 8
+

@@ -278,6 +278,7 @@ def _high_frequency_energy(images: np.ndarray) -> float:
     return float((lap**2).mean())
 
 
+@pytest.mark.slow  # a measured property of the setting (docs/synthetic_benchmark.md), 10 s
 def test_the_mean_of_twenty_hard_photos_ghosts_more_than_in_the_easy_setting():
     def sharpness_kept(setting: str) -> float:
         # HF energy of each identity's 20-photo pixel mean over that of its photos.

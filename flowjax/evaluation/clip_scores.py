@@ -12,7 +12,7 @@ AU scorer ``u`` (OpenFace's FeatureExtraction CSVs of the run's videos, read by
 * ``au_error_active``: the same over the AUs active in the actor's frame
   (``u_k(a_f) > threshold``; NaN on frames with none);
 * ``to_target`` / ``to_actor``: identity distance to the centroid of the target's
-  photos / of the actor's frames (faces the embedder found; NaN for a frame it did not);
+  photos / of the actor's frames (:func:`centroid`; in the embedder's own metric);
 * over time, with ``d`` the change from the previous frame (NaN on the first):
   ``au_change`` ``mean_k |d u_k(x)|``, the actor's ``actor_au_change``, and the
   **jitter** ``au_jitter`` ``mean_k |d u_k(x) - d u_k(a)|``, the change of the result's
@@ -34,7 +34,7 @@ from typing import Any
 import numpy as np
 
 from flowjax.evaluation import metrics, openface_csv
-from flowjax.evaluation.reenactment import frame_rows, segment_summary
+from flowjax.evaluation.reenactment import active_au_error, change, frame_rows, segment_summary
 
 METRICS = ("au_error_actor", "au_error_active", "to_target", "to_actor", "au_change",
            "actor_au_change", "au_jitter", "pixel_change", "face_found")
@@ -66,12 +66,6 @@ def sequence_aus(path: str | Path, n_frames: int, au_names: Sequence[str]) -> np
     return np.stack([r.intensities(au_names) for r in openface_csv.results_from_csv(table)])
 
 
-def _change(x: np.ndarray) -> np.ndarray:
-    out = np.full(x.shape, np.nan)
-    out[1:] = x[1:] - x[:-1]
-    return out
-
-
 def clip_frame_metrics(images: np.ndarray, aus: np.ndarray, actor_aus: np.ndarray,
                        embeddings: np.ndarray, target_centroid: np.ndarray,
                        actor_centroid: np.ndarray,
@@ -86,13 +80,8 @@ def clip_frame_metrics(images: np.ndarray, aus: np.ndarray, actor_aus: np.ndarra
         raise ValueError(f"frames {images.shape}, scored AUs {aus.shape}, the actor's "
                          f"{actor.shape} and embeddings {np.shape(embeddings)} must describe "
                          "the same frames")
-    active = actor > threshold
-    n_active = active.sum(axis=-1)
-    with np.errstate(invalid="ignore"):
-        active_error = np.where(n_active > 0, np.sum(np.abs(aus - actor), -1, where=active)
-                                / np.maximum(n_active, 1), np.nan)
-    d_aus, d_actor = _change(aus), _change(actor)
-    d_images = _change(images)
+    active_error = active_au_error(aus, actor, actor > threshold)
+    d_aus, d_actor, d_images = change(aus), change(actor), change(images)
     return {
         "au_error_actor": np.mean(np.abs(aus - actor), axis=-1),
         "au_error_active": active_error,
@@ -107,7 +96,9 @@ def clip_frame_metrics(images: np.ndarray, aus: np.ndarray, actor_aus: np.ndarra
 
 
 def centroid(embeddings: np.ndarray, what: str) -> np.ndarray:
-    """The L2-normalised mean of the rows the embedder found a face in (finite rows)."""
+    """The mean of the rows the embedder found a face in (finite rows), L2-normalised
+    when the embedder's own rows are (facenet, the synthetic embedder), raw otherwise
+    (dlib: Euclidean distance between unnormalised descriptors)."""
     embeddings = np.asarray(embeddings, np.float64)
     found = embeddings[np.isfinite(embeddings).all(axis=-1)]
     if not len(found):
@@ -115,7 +106,8 @@ def centroid(embeddings: np.ndarray, what: str) -> np.ndarray:
                          "to measure against (choose another identity backend, or "
                          "--config.identity.backend=none)")
     mean = found.mean(axis=0)
-    return mean / np.linalg.norm(mean)
+    unit = np.allclose(np.linalg.norm(found, axis=-1), 1.0, atol=1e-3)
+    return mean / np.linalg.norm(mean) if unit else mean
 
 
 def score_clip(actor: np.ndarray, results: Mapping[str, np.ndarray],

@@ -45,11 +45,20 @@ METRICS = ("au_error", "au_error_truth", "au_error_active", "to_target", "to_act
 ALL_SEGMENTS = "all"
 
 
-def _change(x: np.ndarray) -> np.ndarray:
+def change(x: np.ndarray) -> np.ndarray:
     """``x[f] - x[f-1]`` with NaN on the first frame, for ``[F, ...]``."""
     out = np.full(x.shape, np.nan)
     out[1:] = x[1:] - x[:-1]
     return out
+
+
+def active_au_error(aus: np.ndarray, reference: np.ndarray, active: np.ndarray) -> np.ndarray:
+    """``[F]``: mean ``|aus - reference|`` over each frame's ``active`` AUs (``[F, K]``
+    masks); NaN on a frame with none."""
+    n_active = active.sum(axis=-1)
+    with np.errstate(invalid="ignore"):
+        return np.where(n_active > 0, np.sum(np.abs(aus - reference), -1, where=active)
+                        / np.maximum(n_active, 1), np.nan)
 
 
 def _rms(x: np.ndarray) -> np.ndarray:
@@ -72,13 +81,9 @@ def frame_metrics(images: np.ndarray, aus: np.ndarray, embeddings: np.ndarray,
         raise ValueError(f"frames {images.shape}, answers {answer.shape}, scored AUs {aus.shape}, "
                          f"answer AUs {answer_aus.shape}, truth {truth.shape} and embeddings "
                          f"{np.shape(embeddings)} must describe the same frames")
-    active = truth > threshold
-    n_active = active.sum(axis=-1)
-    with np.errstate(invalid="ignore"):
-        active_error = np.where(n_active > 0, np.sum(np.abs(aus - answer_aus), -1, where=active)
-                                / np.maximum(n_active, 1), np.nan)
-    d_aus, d_answer_aus = _change(aus), _change(answer_aus)
-    d_images, d_answer = _change(images), _change(answer)
+    active_error = active_au_error(aus, answer_aus, truth > threshold)
+    d_aus, d_answer_aus = change(aus), change(answer_aus)
+    d_images, d_answer = change(images), change(answer)
     return {
         "au_error": np.mean(np.abs(aus - answer_aus), axis=-1),
         "au_error_truth": np.mean(np.abs(aus - truth), axis=-1),
