@@ -1,0 +1,33 @@
+"""tools/mean_face_check: issue #29's count of decoded mean faces identified as their own."""
+
+import numpy as np
+
+from flowjax import models, synthetic
+from flowjax.models.glow import Glow
+from tools import mean_face_check
+
+
+class _ColourEmbedder:
+    """Each image's mean colour, centred and L2-normalised: identities differ in skin,
+    hair and background colours, so a pixel-mean face keeps its identity's colour."""
+
+    def embed(self, images):
+        v = np.asarray(images, np.float64).mean(axis=(1, 2)) - 127.5
+        return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_a_linear_flows_mean_face_is_the_pixel_mean_and_is_identified():
+    # Zero weights but the orthogonal 1x1 convs: the flow is linear, so the decoded mean
+    # latent is the pixel mean of the identity's photos (up to the 5-bit quantisation).
+    model = Glow(image_size=32, n_levels=2, depth=1, width=8)
+    variables = models.random_variables(model, seed=0, scale=0.0)
+    result = mean_face_check.mean_face_identification(
+        model, variables, _ColourEmbedder(), seed=3, n_targets=4, photos=6, setting="easy")
+    study = synthetic.make_study(3, 4, 6, 1, 32)
+    quantised = study.targets.images // 8 * 8 + 4  # the mid-bin values the flow sees
+    for t in range(4):
+        pixel_mean = quantised[study.targets.identity_ids == t].mean(axis=0)
+        assert np.abs(result["mean_faces"][t].astype(float) - pixel_mean).max() <= 8.5
+    assert result["distances"].shape == (4, 4)
+    assert list(result["nearest"]) == [0, 1, 2, 3] and result["identified"] == 4
+    assert 0 < result["bits_per_dim_mid_bin"] < 10
