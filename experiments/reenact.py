@@ -72,6 +72,12 @@ def _real(config: Any) -> tuple[bool, bool]:
             bool(config.targets.get("identities")))
 
 
+def _target_photo(config: Any) -> int | None:
+    """The photo each target is anchored on (None: its mean face); checked in full by
+    :func:`_check_config`."""
+    return latents.anchor_photo(config.get("target", "mean"), config.get("target_photo", 0))
+
+
 def _smoothings(config: Any) -> list[float]:
     """The smoothings decoded: the configured one first, then the one it is compared with."""
     primary = float(config.smoothing)
@@ -95,14 +101,8 @@ def _check_config(config: Any) -> clips.Clip:
                          "synthetic actor's AUs): pass --config.evaluation.enabled=False")
     reenact.check_options(config.reference, config.method, float(config.smoothing),
                           config.smoothing_mode)
-    target, photo = config.get("target", "mean"), config.get("target_photo", 0)
-    if target not in reenact.TARGET_MODES:
-        raise ValueError(f"config.target must be one of {reenact.TARGET_MODES}, got {target!r}")
-    if int(photo) != photo or photo < 0 or (
-            target == "photo" and not real_targets and photo >= config.synthetic.photos_per_target):
-        raise ValueError(f"config.target_photo={photo!r} is not a photo of each target: an index "
-                         "from 0 in name order (below config.synthetic.photos_per_target for the "
-                         "synthetic targets)")
+    latents.anchor_photo(config.get("target", "mean"), config.get("target_photo", 0),
+                         None if real_targets else config.synthetic.photos_per_target)
     if not 0.0 <= float(config.evaluation.compare_smoothing) < 1.0:
         raise ValueError("config.evaluation.compare_smoothing must be in [0, 1), got "
                          f"{config.evaluation.compare_smoothing!r}")
@@ -213,8 +213,7 @@ def _gather_inputs(config: Any, exp: runs.Experiment, clip: clips.Clip, tmp: Pat
                 photos_per_target=study.photos_per_target, size=size,
                 nuisance_strength=study.nuisance_strength, setting=study.setting,
                 frame_noise=study.frame_noise, head_motion=study.get("head_motion", 0.0),
-                target_photo=(int(config.target_photo) if config.get("target") == "photo"
-                              else None))
+                target_photo=_target_photo(config))
             exp.generated_root = tmp / "faces"
             folders = _write_scene(exp.generated_root, scene, study.seed)
     with exp.timed("load_images"):
@@ -279,8 +278,7 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                              f"actor's {len(trajectory)}-frame clip")
         reference = reenact.reference_latent(trajectory, config.reference, neutral)
         target_stats = latents.anchor_stats([flat[t] for t in inputs.targets],
-                                            config.get("target", "mean"),
-                                            int(config.get("target_photo", 0)), inputs.targets)
+                                            _target_photo(config), inputs.targets)
         smoothings = _smoothings(config)
         trajectories = {f"{b:g}": reenact.smooth(trajectory, b, config.smoothing_mode)
                         for b in smoothings}
@@ -339,9 +337,9 @@ def _record_real_inputs(manifest: Any, inputs: Inputs) -> None:
 def _anchors(config: Any, inputs: Inputs) -> dict[str, str]:
     """What each target's frames are anchored on, for the records: its mean face, or the
     name of its photo ``config.target_photo`` (name order)."""
-    if config.get("target", "mean") == "mean":
+    j = _target_photo(config)
+    if j is None:
         return {t: f"mean face of {len(inputs.sets[t])} photos" for t in inputs.targets}
-    j = int(config.target_photo)
     return {t: f"photo {names.image_names(inputs.sets[t].paths)[j]}" for t in inputs.targets}
 
 
@@ -460,8 +458,8 @@ def _write_run(run, exp, config, inputs: Inputs, frames, videos, evaluation, smo
                 "setting": inputs.scene.setting if inputs.scene is not None else "your data",
                 "model": exp.model_label, "method": config.method, "alpha": float(config.alpha),
                 "reference": config.reference,
-                "target anchor": (f"photo {int(config.target_photo)} of each target"
-                                  if config.get("target") == "photo" else "mean face"),
+                "target anchor": ("mean face" if _target_photo(config) is None
+                                  else f"photo {_target_photo(config)} of each target"),
                 "smoothing": f"{config.smoothing:g} ({config.smoothing_mode})",
                 "smoothings measured": ", ".join(f"{b:g}" for b in smoothings),
                 "visible mark": bool(config.visible_mark)}

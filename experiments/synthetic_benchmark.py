@@ -222,8 +222,7 @@ def _operands(encoding: Any, space: str, study: synthetic.Study, target_ids: np.
     n_t, n_s, n_e = (len(p.images) for p in (study.targets, study.source_photos, study.sources))
     actor = latents.identity_stats(flat[n_t:n_t + n_s])
     target_rows = [flat[:n_t][study.targets.identity_ids == t] for t in target_ids]
-    targets = latents.anchor_stats(target_rows, "mean" if anchor_photo is None else "photo",
-                                   anchor_photo or 0)
+    targets = latents.anchor_stats(target_rows, anchor_photo)
     return (flat[n_t + n_s:], latents.stack_stats([actor] * n_e), targets,
             flat[n_t:n_t + n_s])
 
@@ -364,16 +363,10 @@ def _detector_if_present(scorers_dir: str | None) -> Any:
 
 
 def _anchor_photo(config: Any) -> int | None:
-    """``config.target``: ``"mean"`` (None) or ``"photo"`` (``config.target_photo``)."""
-    target, photo = config.get("target", "mean"), config.get("target_photo", 0)
-    if target not in latents.ANCHORS:
-        raise ValueError(f"config.target must be one of {latents.ANCHORS}, got {target!r}")
-    if target == "mean":
-        return None
-    if int(photo) != photo or not 0 <= photo < config.study.photos_per_identity:
-        raise ValueError(f"config.target_photo={photo!r} is not one of each target's "
-                         f"{config.study.photos_per_identity} photos")
-    return int(photo)
+    """``config.target``: ``"mean"`` (None) or ``"photo"`` (``config.target_photo``,
+    checked against the study's photos per identity)."""
+    return latents.anchor_photo(config.get("target", "mean"), config.get("target_photo", 0),
+                                config.study.photos_per_identity)
 
 
 def main(config: Any, workdir: str) -> dict[str, Any]:

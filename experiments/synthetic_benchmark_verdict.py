@@ -87,6 +87,9 @@ def _check(config: Any) -> tuple[list[int], list[str]]:
     if not modes or len(set(modes)) != len(modes) or set(modes) - set(latents.ANCHORS):
         raise ValueError(f"config.target_modes must name distinct modes of {latents.ANCHORS}, "
                          f"got {modes}")
+    for mode in modes:  # a bad target_photo fails now, not after the mean mode's seeds
+        latents.anchor_photo(mode, config.get("target_photo", 0),
+                             config.study.photos_per_identity)
     return seeds, modes
 
 

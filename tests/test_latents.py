@@ -307,13 +307,13 @@ def test_prepare_sources_passes_arithmetic_methods_through_and_names_every_metho
 def test_a_photo_anchor_is_that_photos_latent_with_the_identitys_variance():
     rng = np.random.default_rng(1)
     targets = [rng.normal(size=(n, 5)).astype(np.float32) for n in (3, 4)]
-    means = latents.anchor_stats(targets, "mean")
-    photos = latents.anchor_stats(targets, "photo", 2)
+    means = latents.anchor_stats(targets, latents.anchor_photo("mean", 0))
+    photos = latents.anchor_stats(targets, latents.anchor_photo("photo", 2))
     np.testing.assert_allclose(means.mean, [t.mean(0) for t in targets], rtol=1e-6)
     np.testing.assert_array_equal(photos.mean, [t[2] for t in targets])
     np.testing.assert_allclose(photos.var, means.var)
     with pytest.raises(ValueError,
                        match=r"needs 4 photos of every target; these have fewer: a \(3\)"):
-        latents.anchor_stats(targets, "photo", 3, names=["a", "b"])
+        latents.anchor_stats(targets, 3, names=["a", "b"])
     with pytest.raises(ValueError, match="target must be one of"):
-        latents.anchor_stats(targets, "photos")
+        latents.anchor_photo("photos", 0)

@@ -613,6 +613,17 @@ def test_a_row_pooled_over_seeds_and_its_difference_from_the_baseline():
     assert mixed["separated"] is False  # the seeds disagree on the sign
 
 
+def test_a_bad_target_photo_stops_the_verdict_before_its_first_benchmark(tmp_path):
+    from configs import synthetic_benchmark as config_module
+    from experiments import synthetic_benchmark_verdict as verdict
+
+    config = config_module.get_config("smoke,verdict")
+    config.target_photo = config.study.photos_per_identity  # one past the last photo
+    with pytest.raises(ValueError, match="config.target_photo=6 is not a photo of each target"):
+        verdict.main(config, str(tmp_path / "verdict"))
+    assert not (tmp_path / "verdict").exists()
+
+
 def test_the_verdict_command_runs_a_benchmark_per_seed_and_pools_them(tmp_path):
     from configs import synthetic_benchmark as config_module
     from experiments import synthetic_benchmark_verdict as verdict

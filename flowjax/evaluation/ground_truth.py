@@ -140,8 +140,7 @@ def pixel_transfer(method: str, sources: np.ndarray, source_photos: np.ndarray,
                          f"{source_photos.shape[1:]}, target photos {target_photos.shape[2:]}")
     flat = lambda x, lead: to_unit(x).reshape(*x.shape[:lead], -1)  # noqa: E731
     source_stats = latents.identity_stats(flat(source_photos, 1))
-    target = latents.anchor_stats(list(flat(target_photos, 2)),
-                                  "mean" if anchor_photo is None else "photo", anchor_photo or 0)
+    target = latents.anchor_stats(list(flat(target_photos, 2)), anchor_photo)
     # Axes [E, T, A, D]: everything broadcasts in one elementwise expression.
     source_stats = latents.IdentityStats(np.asarray(source_stats.mean)[None, None, None],
                                          np.asarray(source_stats.var)[None, None, None], 0)

@@ -161,29 +161,42 @@ def stack_stats(stats: Sequence[IdentityStats]) -> IdentityStats:
                          count=min(s.count for s in stats))
 
 
-def anchor_stats(target_latents: Sequence[np.ndarray], target: str = "mean", photo: int = 0,
+def anchor_photo(target: str, photo: Any, n_photos: int | None = None,
+                 prefix: str = "config.") -> int | None:
+    """The anchor a ``target`` mode (:data:`ANCHORS`) and ``target_photo`` index name: None
+    for ``"mean"``, else the photo's index. ValueErrors naming the option: an unknown mode,
+    an index that is not an integer >= 0, or (``"photo"``, ``n_photos`` known) one that is
+    not below each target's ``n_photos``."""
+    if target not in ANCHORS:
+        raise ValueError(f"{prefix}target must be one of {ANCHORS}, got {target!r}")
+    if int(photo) != photo or photo < 0 or (
+            target == "photo" and n_photos is not None and photo >= n_photos):
+        bound = "" if n_photos is None else f", below each target's {n_photos} photos"
+        raise ValueError(f"{prefix}target_photo={photo!r} is not a photo of each target: an "
+                         f"index from 0 in name order{bound}")
+    return None if target == "mean" else int(photo)
+
+
+def anchor_stats(target_latents: Sequence[np.ndarray], photo: int | None = None,
                  names: Sequence[str] | None = None) -> IdentityStats:
     """``[T, D]`` the statistics an expression is moved onto, one row per target from its
-    photos' flat latents ``[P_t, D]``: ``"mean"``, the target's mean latent (its mean
-    face, the thesis' anchor); ``"photo"``, the latent of its photo ``photo`` (in the
-    order given), so that photo, its pose and light included, is what receives the
-    expression. The variance is the identity's either way (the variance methods)."""
-    if target not in ANCHORS:
-        raise ValueError(f"target must be one of {ANCHORS}, got {target!r}")
+    photos' flat latents ``[P_t, D]``: with ``photo`` None the target's mean latent (its
+    mean face, the thesis' anchor); else the latent of its photo ``photo`` (in the order
+    given, :func:`anchor_photo`), so that photo, its pose and light included, is what
+    receives the expression. The variance is the identity's either way (the variance
+    methods)."""
+    stats = [identity_stats(np.asarray(z, np.float32)) for z in target_latents]
+    if photo is None:
+        return stack_stats(stats)
     if names is None:
         names = [f"target {t}" for t in range(len(target_latents))]
-    stats = [identity_stats(np.asarray(z, np.float32)) for z in target_latents]
-    if target == "mean":
-        return stack_stats(stats)
-    if int(photo) != photo or photo < 0:
-        raise ValueError(f"the target photo is an index >= 0 into each target's photos, got "
-                         f"{photo!r}")
     short = [f"{n} ({len(z)})" for n, z in zip(names, target_latents) if len(z) <= photo]
     if short:
         raise ValueError(f"target photo {photo} needs {photo + 1} photos of every target; "
                          f"these have fewer: {', '.join(short)}")
-    return stack_stats([s._replace(mean=np.asarray(z[int(photo)], np.float32), count=1)
+    return stack_stats([s._replace(mean=np.asarray(z[photo], np.float32), count=1)
                         for s, z in zip(stats, target_latents)])
+
 
 def identity_mean(latents: Latent) -> Latent:
     """The mean latent of one identity's images (see :func:`identity_stats`)."""

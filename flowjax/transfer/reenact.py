@@ -8,9 +8,10 @@ the clip's mean latent (``"mean"``: the paper's identity mean, estimated from th
 clip itself). Each target's frame is then
 ``latents.transfer(method, s_t, (m, v), (m_t, v_t), alpha)``, for ``linear``
 ``m_t + alpha (s_t - m)``, where ``m_t`` (``v_t``) is the target's mean (variance)
-latent over its photos and ``v`` the clip's variance. :func:`flowjax.transfer.latents.anchor_stats`
-can anchor each target on one of its own photos instead (``m_t`` that photo's latent):
-the actor then drives that photo, in its own pose and light.
+latent over its photos and ``v`` the clip's variance.
+:func:`flowjax.transfer.latents.anchor_stats` can anchor each target on one of its
+own photos instead (``m_t`` that photo's latent): the actor then drives that photo,
+in its own pose and light.
 
 :func:`smooth` optionally low-passes the trajectory first with an exponential
 moving average (EMA) of weight ``beta``: ``y_t = beta y_{t-1} + (1 - beta) s_t``
@@ -38,7 +39,6 @@ from flowjax.transfer import latents, sweep
 
 REFERENCES = ("neutral", "mean")
 SMOOTHING_MODES = ("causal", "zero_phase")
-TARGET_MODES = latents.ANCHORS  # what each target's frames are anchored on
 
 
 def check_options(reference: str, method: str, smoothing: float, mode: str,
