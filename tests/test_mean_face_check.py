@@ -31,3 +31,19 @@ def test_a_linear_flows_mean_face_is_the_pixel_mean_and_is_identified():
     assert result["distances"].shape == (4, 4)
     assert list(result["nearest"]) == [0, 1, 2, 3] and result["identified"] == 4
     assert 0 < result["bits_per_dim_mid_bin"] < 10
+
+
+def test_the_contact_sheet_shows_each_mean_face_beside_its_own_photos():
+    model = Glow(image_size=32, n_levels=2, depth=1, width=8)
+    variables = models.random_variables(model, seed=0, scale=0.0)
+    result = mean_face_check.mean_face_identification(
+        model, variables, _ColourEmbedder(), seed=3, n_targets=3, photos=4, setting="easy")
+    sheet = mean_face_check.contact_sheet(result, n_photos=2)
+    rows = np.split(sheet, 3, axis=0)  # one row per identity, stacked in order
+    for t, row in enumerate(rows):
+        # the strip's cells: pad 4, then [mean face, photo 0, photo 1] each 32 wide
+        cells = [row[-36:-4, 4 + i * 36: 36 + i * 36] for i in range(3)]
+        np.testing.assert_array_equal(cells[0], result["mean_faces"][t])
+        own = result["photos"][result["identity_ids"] == t]
+        np.testing.assert_array_equal(cells[1], own[0])
+        np.testing.assert_array_equal(cells[2], own[1])

@@ -49,3 +49,18 @@ def test_gradient_clipping_bounds_the_global_norm_the_optimizer_sees():
 def test_unknown_optimizer_is_an_error():
     with pytest.raises(ValueError, match="optimizer must be one of"):
         optimizers.OptimizerSpec(name="sgd")
+
+
+def test_cosine_decay_holds_the_rate_then_halves_it_midway_and_ends_at_the_fraction():
+    spec = optimizers.OptimizerSpec(name="adam", learning_rate=1e-3, warmup_steps=2,
+                                    decay_start=10, decay_steps=20, final_lr_fraction=0.1)
+    rate = [float(spec.schedule(c)) for c in (0, 1, 9, 10, 20, 30, 100)]
+    # warmup, full rate up to the decay's start, halfway down at its middle, the floor after
+    np.testing.assert_allclose(rate, [5e-4, 1e-3, 1e-3, 1e-3, 5.5e-4, 1e-4, 1e-4], rtol=1e-5)
+
+
+def test_no_decay_by_default_and_a_bad_decay_is_refused():
+    spec = optimizers.OptimizerSpec(learning_rate=1e-3)
+    assert float(spec.schedule(10**6)) == pytest.approx(1e-3)
+    with pytest.raises(ValueError, match="final_lr_fraction"):
+        optimizers.OptimizerSpec(decay_steps=10, final_lr_fraction=1.5)

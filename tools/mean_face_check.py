@@ -11,7 +11,8 @@ is closest to (distance to each identity's centroid): a mean face is *identified
 the nearest centroid is its own. Prints one line per identity and the count, and the
 mid-bin bits/dim of the photos (deterministic; training's held-out figure adds uniform
 noise and is in its ``metrics.jsonl``). ``--checkpoint`` takes an export or a training
-workdir (its newest finished checkpoint).
+workdir (its newest finished checkpoint). ``--sheet=PATH`` also writes a PNG (labelled
+synthetic) with one row per identity: its mean face, then its first photos.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from absl import flags
 
 from flowjax import synthetic
 from flowjax.evaluation import ground_truth, metrics, synthetic_scorers
+from flowjax.io import png
 from flowjax.models import checkpoints
 from flowjax.runs import runtime
 from flowjax.transfer import latents, sweep
@@ -36,6 +38,8 @@ def _define_flags() -> None:
     flags.DEFINE_integer("seed", 101, "Study seed (not one the models were trained on).")
     flags.DEFINE_integer("targets", 10, "Identities.")
     flags.DEFINE_integer("photos", 20, "Photos per identity.")
+    flags.DEFINE_string("sheet", None, "Also write each mean face beside its identity's "
+                        "first photos to this PNG.")
 
 
 def mean_face_identification(model: Any, variables: Any, embedder: Any, *, seed: int,
@@ -56,7 +60,20 @@ def mean_face_identification(model: Any, variables: Any, embedder: Any, *, seed:
     nearest = distances.argmin(axis=1)
     return {"distances": distances, "nearest": nearest, "mean_faces": faces,
             "identified": int((nearest == np.arange(n_targets)).sum()),
-            "bits_per_dim_mid_bin": float(np.mean(encoding.bits_per_dim))}
+            "bits_per_dim_mid_bin": float(np.mean(encoding.bits_per_dim)),
+            "photos": study.targets.images, "identity_ids": ids}
+
+
+def contact_sheet(result: dict[str, Any], n_photos: int = 6) -> np.ndarray:
+    """uint8 ``[H, W, 3]``: per identity a row of its mean face (labelled with the
+    verdict) and its first ``n_photos`` photos, so a reader sees what was identified."""
+    rows = []
+    for t, face in enumerate(result["mean_faces"]):
+        photos = result["photos"][result["identity_ids"] == t][:n_photos]
+        nearest = int(result["nearest"][t])
+        verdict = "mean: own" if nearest == t else f"mean: id{nearest:02d}"
+        rows.append(png.make_strip([face, *photos], [verdict] + [f"id{t:02d}"] * len(photos)))
+    return np.concatenate(rows, axis=0)
 
 
 def main(argv: list[str]) -> None:
@@ -73,6 +90,11 @@ def main(argv: list[str]) -> None:
     print(f"{result['identified']} of {f.targets} mean faces identified ({f.setting}, study "
           f"seed {f.seed}, {f.photos} photos each); the photos' bits/dim (mid-bin) "
           f"{result['bits_per_dim_mid_bin']:.3f}; model {f.checkpoint}")
+    if f.sheet:
+        png.write_png(f.sheet, contact_sheet(result), {
+            "flowjax-tool": "mean_face_check", "checkpoint": str(f.checkpoint),
+            "setting": f.setting, "study-seed": f.seed}, overwrite=True)
+        print(f"wrote {f.sheet}")
 
 
 if __name__ == "__main__":

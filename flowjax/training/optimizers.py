@@ -3,8 +3,11 @@
 ``"adamax"`` (optax), ``"adam"`` (optax) and ``"openai_adamax"`` (OpenAI's
 variant, GLOW_SPEC §6), each after an optional global-norm gradient clip, with
 a linear warmup ``lr * min(1, (count + 1) / warmup_steps)`` (the first step
-already moves, unlike OpenAI's ramp from exactly 0; no decay afterwards, as
-OpenAI).
+already moves, unlike OpenAI's ramp from exactly 0) and, only when
+``decay_steps`` is set, a cosine decay to ``final_lr_fraction * lr`` over
+``decay_steps`` steps from step ``decay_start`` (OpenAI never decays; a long run
+on a small machine gains its last bits/dim from it). The schedule keeps no
+state, so a resumed run may add or change the decay.
 
 OpenAI's Adamax differs from optax's in two ways, both reproduced by
 ``"openai_adamax"``: its step is ``lr * sqrt(1 - b2^t) / (1 - b1^t) *
@@ -39,6 +42,24 @@ def warmup_schedule(learning_rate: float, warmup_steps: int) -> optax.Schedule:
     if warmup_steps == 0:
         return optax.constant_schedule(learning_rate)
     return lambda count: learning_rate * jnp.minimum(1.0, (count + 1) / warmup_steps)
+
+
+def cosine_decay_factor(decay_start: int, decay_steps: int,
+                        final_fraction: float) -> optax.Schedule:
+    """1 before ``decay_start``, then half a cosine down to ``final_fraction`` over
+    ``decay_steps`` steps, ``final_fraction`` after; 1 throughout when ``decay_steps``
+    is 0."""
+    if decay_start < 0 or decay_steps < 0 or not 0 <= final_fraction <= 1:
+        raise ValueError(f"need decay_start >= 0, decay_steps >= 0 and 0 <= final_lr_fraction "
+                         f"<= 1, got {decay_start}, {decay_steps}, {final_fraction}")
+    if decay_steps == 0:
+        return lambda count: jnp.ones([], jnp.float32)
+
+    def factor(count):
+        progress = jnp.clip((count - decay_start) / decay_steps, 0.0, 1.0)
+        return final_fraction + (1 - final_fraction) * 0.5 * (1 + jnp.cos(jnp.pi * progress))
+
+    return factor
 
 
 class OpenAIAdamaxState(NamedTuple):
@@ -85,6 +106,9 @@ class OptimizerSpec:
     b2: float = 0.999
     eps: float = 1e-8
     grad_clip_norm: float = 0.0  # global norm; 0 = off
+    decay_start: int = 0  # the step a cosine decay starts at
+    decay_steps: int = 0  # its length; 0 = no decay (OpenAI's constant rate)
+    final_lr_fraction: float = 0.0  # the rate it ends at, as a fraction of learning_rate
 
     def __post_init__(self):
         if self.name not in OPTIMIZERS:
@@ -92,6 +116,7 @@ class OptimizerSpec:
         if not self.learning_rate > 0 or self.grad_clip_norm < 0:
             raise ValueError(f"need learning_rate > 0 and grad_clip_norm >= 0, got "
                              f"{self.learning_rate} and {self.grad_clip_norm}")
+        cosine_decay_factor(self.decay_start, self.decay_steps, self.final_lr_fraction)
 
     @classmethod
     def from_config(cls, config: Mapping[str, Any]) -> OptimizerSpec:
@@ -104,7 +129,11 @@ class OptimizerSpec:
 
     @property
     def schedule(self) -> optax.Schedule:
-        return warmup_schedule(self.learning_rate, self.warmup_steps)
+        warmup = warmup_schedule(self.learning_rate, self.warmup_steps)
+        if not self.decay_steps:
+            return warmup
+        decay = cosine_decay_factor(self.decay_start, self.decay_steps, self.final_lr_fraction)
+        return lambda count: warmup(count) * decay(count)
 
     def build(self) -> optax.GradientTransformation:
         if self.name == "adam":
