@@ -31,6 +31,11 @@ def test_a_linear_flows_mean_face_is_the_pixel_mean_and_is_identified():
     assert result["distances"].shape == (4, 4)
     assert list(result["nearest"]) == [0, 1, 2, 3] and result["identified"] == 4
     assert 0 < result["bits_per_dim_mid_bin"] < 10
+    # the pixel-mean baseline: each identity's photos averaged in pixels, then scored
+    for t in range(4):
+        own = study.targets.images[study.targets.identity_ids == t].astype(float).mean(axis=0)
+        np.testing.assert_array_equal(result["pixel_mean_faces"][t], own.round())
+    assert list(result["pixel_nearest"]) == [0, 1, 2, 3] and result["pixel_identified"] == 4
 
 
 def test_the_contact_sheet_shows_each_mean_face_beside_its_own_photos():
@@ -41,9 +46,10 @@ def test_the_contact_sheet_shows_each_mean_face_beside_its_own_photos():
     sheet = mean_face_check.contact_sheet(result, n_photos=2)
     rows = np.split(sheet, 3, axis=0)  # one row per identity, stacked in order
     for t, row in enumerate(rows):
-        # the strip's cells: pad 4, then [mean face, photo 0, photo 1] each 32 wide
-        cells = [row[-36:-4, 4 + i * 36: 36 + i * 36] for i in range(3)]
+        # the strip's cells: pad 4, then [mean face, pixel mean, photo 0, photo 1], 32 wide
+        cells = [row[-36:-4, 4 + i * 36: 36 + i * 36] for i in range(4)]
         np.testing.assert_array_equal(cells[0], result["mean_faces"][t])
+        np.testing.assert_array_equal(cells[1], result["pixel_mean_faces"][t])
         own = result["photos"][result["identity_ids"] == t]
-        np.testing.assert_array_equal(cells[1], own[0])
-        np.testing.assert_array_equal(cells[2], own[1])
+        np.testing.assert_array_equal(cells[2], own[0])
+        np.testing.assert_array_equal(cells[3], own[1])

@@ -46,33 +46,41 @@ def mean_face_identification(model: Any, variables: Any, embedder: Any, *, seed:
                              n_targets: int, photos: int, setting: str) -> dict[str, Any]:
     """Per identity: its mean face's distance to every identity's centroid and whether the
     nearest is its own; ``identified`` (the count), the mean faces, the photos' mid-bin
-    bits/dim."""
+    bits/dim. Beside them the same for each identity's *pixel* mean (``pixel_*``): the
+    count no flow is needed for, so a reader can tell the Glow's loss of identity from
+    the averaging's own."""
     study = synthetic.make_study(seed, n_targets, photos, 1, model.image_size,
                                  setting=setting)
-    ids = study.targets.identity_ids
-    encoding = sweep.encode_images(model, variables, study.targets.images, progress=False)
+    ids, images = study.targets.identity_ids, study.targets.images
+    encoding = sweep.encode_images(model, variables, images, progress=False)
     flat = np.asarray(latents.flatten(list(encoding.eps)))
     means = np.stack([flat[ids == t].mean(axis=0) for t in range(n_targets)])
     faces = sweep.decode_latents(model, variables, means, space="eps", progress=False)
-    centroids = ground_truth.identity_centroids(embedder.embed(study.targets.images), ids,
+    pixel_means = np.stack([images[ids == t].astype(np.float64).mean(axis=0)
+                            for t in range(n_targets)]).round().astype(np.uint8)
+    centroids = ground_truth.identity_centroids(embedder.embed(images), ids,
                                                 list(range(n_targets)))
-    distances = metrics.identity_distance(embedder.embed(faces)[:, None], centroids[None])
-    nearest = distances.argmin(axis=1)
-    return {"distances": distances, "nearest": nearest, "mean_faces": faces,
-            "identified": int((nearest == np.arange(n_targets)).sum()),
-            "bits_per_dim_mid_bin": float(np.mean(encoding.bits_per_dim)),
-            "photos": study.targets.images, "identity_ids": ids}
+    result = {"mean_faces": faces, "pixel_mean_faces": pixel_means, "photos": images,
+              "identity_ids": ids, "bits_per_dim_mid_bin": float(np.mean(encoding.bits_per_dim))}
+    for prefix, decoded in (("", faces), ("pixel_", pixel_means)):
+        distances = metrics.identity_distance(embedder.embed(decoded)[:, None], centroids[None])
+        nearest = distances.argmin(axis=1)
+        result.update({f"{prefix}distances": distances, f"{prefix}nearest": nearest,
+                       f"{prefix}identified": int((nearest == np.arange(n_targets)).sum())})
+    return result
 
 
 def contact_sheet(result: dict[str, Any], n_photos: int = 6) -> np.ndarray:
     """uint8 ``[H, W, 3]``: per identity a row of its mean face (labelled with the
-    verdict) and its first ``n_photos`` photos, so a reader sees what was identified."""
+    verdict), its pixel mean and its first ``n_photos`` photos, so a reader sees what was
+    identified."""
     rows = []
     for t, face in enumerate(result["mean_faces"]):
         photos = result["photos"][result["identity_ids"] == t][:n_photos]
         nearest = int(result["nearest"][t])
         verdict = "mean: own" if nearest == t else f"mean: id{nearest:02d}"
-        rows.append(png.make_strip([face, *photos], [verdict] + [f"id{t:02d}"] * len(photos)))
+        rows.append(png.make_strip([face, result["pixel_mean_faces"][t], *photos],
+                                   [verdict, "pixel mean"] + [f"id{t:02d}"] * len(photos)))
     return np.concatenate(rows, axis=0)
 
 
@@ -90,6 +98,8 @@ def main(argv: list[str]) -> None:
     print(f"{result['identified']} of {f.targets} mean faces identified ({f.setting}, study "
           f"seed {f.seed}, {f.photos} photos each); the photos' bits/dim (mid-bin) "
           f"{result['bits_per_dim_mid_bin']:.3f}; model {f.checkpoint}")
+    print(f"(the pixel means of the same photos: {result['pixel_identified']} of {f.targets} "
+          "identified)")
     if f.sheet:
         png.write_png(f.sheet, contact_sheet(result), {
             "flowjax-tool": "mean_face_check", "checkpoint": str(f.checkpoint),
