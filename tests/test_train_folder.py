@@ -109,7 +109,10 @@ def test_a_missing_folder_names_data_folder(tmp_path):
     ("optimizer.name", "sgd", r"config.optimizer.name='sgd' is not one of .* set "
                               r"--config.optimizer.name=adamax"),
     ("optimizer.warmup_steps", -1, r"set --config.optimizer.warmup_steps=N"),
-], ids=["log_every", "checkpoint_every", "prefetch", "optimizer_name", "warmup_steps"])
+    ("optimizer.decay_steps", -5, r"set --config.optimizer.decay_steps=N"),
+    ("optimizer.final_lr_fraction", 2.0, r"at most 1 .*set --config.optimizer.final_lr_fraction"),
+], ids=["log_every", "checkpoint_every", "prefetch", "optimizer_name", "warmup_steps",
+        "decay_steps", "final_lr_fraction"])
 def test_other_options_name_their_flag_before_the_workdir(folder, tmp_path, field, value,
                                                           match):
     _refused(_demo_config(folder, **{field: value}), tmp_path / "run", ValueError, match)

@@ -186,6 +186,14 @@ def check_run_options(config: Any, n_devices: int) -> None:
     _check_int("optimizer.warmup_steps", optimizer.warmup_steps, 0)
     _check_number("optimizer.grad_clip_norm", optimizer.get("grad_clip_norm", 0.0), 0.0,
                   what="0: no clipping")
+    _check_int("optimizer.decay_start", optimizer.get("decay_start", 0), 0)
+    _check_int("optimizer.decay_steps", optimizer.get("decay_steps", 0), 0, "0: no decay")
+    fraction = optimizer.get("final_lr_fraction", 0.0)
+    _check_number("optimizer.final_lr_fraction", fraction, 0.0, what="at most 1")
+    if fraction > 1:
+        raise ValueError(f"config.optimizer.final_lr_fraction={fraction!r} must be at most 1 "
+                         f"(the decay ends at that fraction of the rate); set "
+                         f"{flag('optimizer.final_lr_fraction', 'X')}")
     try:
         optimizers.OptimizerSpec.from_config(optimizer)
     except (ValueError, TypeError) as error:
