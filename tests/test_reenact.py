@@ -96,6 +96,16 @@ def test_a_study_photo_rendered_again_with_its_own_aus_is_that_photo_exactly(set
                                              setting)
 
 
+def test_photo_j_of_an_identity_is_counted_among_its_own_photos_in_row_order():
+    photos = synthetic.datasets.Photos(images=np.zeros((5, 2, 2, 3), np.uint8),
+                                       identity_ids=np.array([1, 0, 1, 0, 1]),
+                                       aus=np.zeros((5, 3), np.float32))
+    assert [photos.photo_of(1, j) for j in range(3)] == [0, 2, 4]
+    assert [photos.photo_of(0, j) for j in range(2)] == [1, 3]
+    with pytest.raises(ValueError, match="photo 2 of identity 0 does not exist: it has 2"):
+        photos.photo_of(0, 2)
+
+
 def test_photo_answers_are_the_target_photo_with_the_actors_aus_in_its_own_pose():
     clip = clips.expression_clip(8)
     mean = clips.reenactment_scene(clip, seed=1, n_targets=2, photos_per_target=3, size=32)

@@ -194,7 +194,7 @@ def test_a_photo_oracle_is_that_photo_with_the_source_aus_in_its_own_pose():
     assert photo.shape == mean.shape == (2, 2, 32, 32, 3)
     np.testing.assert_array_equal(photo[0, 1], study.targets.images[5])
     assert np.abs(photo.astype(int) - mean).mean() > 1  # not the canonical pose
-    with pytest.raises(ValueError, match="anchor photo 3: targets"):
+    with pytest.raises(ValueError, match="photo 3 of identity 0 does not exist: it has 3"):
         ground_truth.oracle_images(study, 32, anchor_photo=3)
 
 

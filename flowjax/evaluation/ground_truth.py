@@ -170,13 +170,10 @@ def oracle_images(study: synthetic.Study, size: int, anchor_photo: int | None = 
     """
     targets = np.unique(study.targets.identity_ids)
     if anchor_photo is not None:
-        rows = [np.flatnonzero(study.targets.identity_ids == t) for t in targets]
-        short = [int(t) for t, r in zip(targets, rows) if len(r) <= anchor_photo]
-        if short:
-            raise ValueError(f"anchor photo {anchor_photo}: targets {short} have fewer photos")
+        rows = [study.targets.photo_of(int(t), anchor_photo) for t in targets]
         return np.stack([synthetic.datasets.render_photo_with(
-            study.identities, study.targets, int(r[anchor_photo]), study.sources.aus, size,
-            study.setting) for r in rows], axis=1)
+            study.identities, study.targets, r, study.sources.aus, size, study.setting)
+            for r in rows], axis=1)
     n_e, n_t = len(study.sources.aus), len(targets)
     rows = np.tile(targets, n_e)
     identity = jax.tree_util.tree_map(lambda a: np.asarray(a)[rows], study.identities)

@@ -204,9 +204,9 @@ def reenactment_scene(clip: Clip, *, seed: int = 0, n_targets: int = 3,
     if target_photo is None:
         answers = [render_clip(study.identities, t, clip.aus, size, setting)
                    for t in range(n_targets)]
-    else:  # the targets' photos come grouped by identity, photos_per_target each
+    else:
         answers = [datasets.render_photo_with(study.identities, study.targets,
-                                              t * photos_per_target + target_photo, clip.aus,
+                                              study.targets.photo_of(t, target_photo), clip.aus,
                                               size, setting) for t in range(n_targets)]
     return Scene(clip=clip, actor=actor, actor_photos=study.source_photos, targets=study.targets,
                  answers=np.stack(answers),

@@ -42,6 +42,14 @@ class Photos:
     aus: np.ndarray
     nuisance: Nuisance | HardNuisance | None = None
 
+    def photo_of(self, identity: int, j: int) -> int:
+        """The row of ``identity``'s photo ``j`` (its photos counted in row order)."""
+        rows = np.flatnonzero(self.identity_ids == identity)
+        if not 0 <= j < len(rows):
+            raise ValueError(f"photo {j} of identity {identity} does not exist: it has "
+                             f"{len(rows)} photos (0..{len(rows) - 1})")
+        return int(rows[j])
+
 
 @dataclasses.dataclass(frozen=True)
 class Study:
