@@ -66,7 +66,7 @@ def _target_anchors(config: Any, targets: list[str], used: dict[str, fio.ImageSe
     anchors = {}
     for t in targets:
         for i, stem in enumerate(names.image_names(used[t].paths)):
-            anchors[f"{t}/{stem}"] = (t, stats[t]._replace(mean=flat[t][i], count=1))
+            anchors[f"{t}/{stem}"] = (t, latents.anchored_on_photo(stats[t], flat[t][i]))
     return anchors
 
 

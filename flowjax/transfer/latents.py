@@ -177,6 +177,12 @@ def anchor_photo(target: str, photo: Any, n_photos: int | None = None,
     return None if target == "mean" else int(photo)
 
 
+def anchored_on_photo(stats: IdentityStats, photo_latent: Any) -> IdentityStats:
+    """An identity's statistics anchored on one of its photos: that photo's flat latent as
+    the mean (what receives the expression), the identity's own variance kept."""
+    return stats._replace(mean=np.asarray(photo_latent, np.float32), count=1)
+
+
 def anchor_stats(target_latents: Sequence[np.ndarray], photo: int | None = None,
                  names: Sequence[str] | None = None) -> IdentityStats:
     """``[T, D]`` the statistics an expression is moved onto, one row per target from its
@@ -194,8 +200,7 @@ def anchor_stats(target_latents: Sequence[np.ndarray], photo: int | None = None,
     if short:
         raise ValueError(f"target photo {photo} needs {photo + 1} photos of every target; "
                          f"these have fewer: {', '.join(short)}")
-    return stack_stats([s._replace(mean=np.asarray(z[photo], np.float32), count=1)
-                        for s, z in zip(stats, target_latents)])
+    return stack_stats([anchored_on_photo(s, z[photo]) for s, z in zip(stats, target_latents)])
 
 
 def identity_mean(latents: Latent) -> Latent:
