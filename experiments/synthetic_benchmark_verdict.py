@@ -10,7 +10,8 @@ cap) is pooled over the seeds' test pairs:
 
 * ``au_error``, ``identity_kept``, ``realism``: means over the valid pairs of every
   seed (``ground_truth.valid_pairs``), with the per-seed means beside them;
-* ``au_error_se``: clustered by expression and by target within each seed
+* ``au_error_se`` (and ``identity_kept_se``, ``realism_se``): clustered by
+  expression and by target within each seed
   (:func:`flowjax.evaluation.error_bars.clustered_se` on the seeds' pairs laid out
   block-diagonally: pairs of different seeds share neither), so the error bar
   counts what was drawn, not the pairs;
@@ -63,7 +64,9 @@ def pooled_row(per_seed: list[ground_truth.Scores],
     row = {"au_error": error_bars.masked_mean(au, mask),
            "au_error_se": error_bars.clustered_se(au, mask),
            "identity_kept": error_bars.masked_mean(kept, mask),
+           "identity_kept_se": error_bars.clustered_se(kept, mask),
            "realism": error_bars.masked_mean(realism, mask),
+           "realism_se": error_bars.clustered_se(realism, mask),
            "pairs": int(mask.sum()),
            "au_error_per_seed": [error_bars.masked_mean(s.au_error, v)
                                  for s, v in zip(per_seed, valid)]}
@@ -142,13 +145,15 @@ def verdict_markdown(rows: list[dict[str, Any]], seeds: list[int]) -> str:
              "Test pairs of every seed pooled; s.e. clustered by expression and target "
              "within each seed; minus eps/half: paired AU error difference, separated when "
              "2 s.e. from 0 with the same sign at every seed.", "",
-             "| target | space | method | AU error | s.e. | per seed | identity kept | realism | "
-             "minus eps/half | s.e. | separated |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| target | space | method | AU error | s.e. | per seed | identity kept (s.e.) | "
+             "realism (s.e.) | minus eps/half | s.e. | separated |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         per_seed = " / ".join(f"{v:.3f}" for v in r["au_error_per_seed"])
         diff = (f"{r['minus_baseline']:+.3f} | {r['minus_baseline_se']:.3f} | "
                 f"{'yes' if r['separated'] else 'no'}") if "minus_baseline" in r else "- | - | -"
         lines.append(f"| {r['target']} | {r['space']} | {r['method']} | {r['au_error']:.3f} | "
-                     f"{r['au_error_se']:.3f} | {per_seed} | {r['identity_kept']:.2f} | "
-                     f"{r['realism']:.2f} | {diff} |")
+                     f"{r['au_error_se']:.3f} | {per_seed} | {r['identity_kept']:.2f} "
+                     f"({r['identity_kept_se']:.2f}) | {r['realism']:.2f} ({r['realism_se']:.2f}) "
+                     f"| {diff} |")
     return "\n".join(lines) + "\n"

@@ -589,7 +589,7 @@ def test_a_row_pooled_over_seeds_and_its_difference_from_the_baseline():
     def scores(au, to_target):
         au = np.asarray(au, np.float64)
         return Scores(au, np.asarray(to_target, np.float64), np.full_like(au, 0.5),
-                      np.zeros_like(au))
+                      np.zeros_like(au), realism=np.full_like(au, 2.0))
 
     base = [scores([[1.0, 1.2], [0.8, 1.0]], [[0.1] * 2] * 2), scores([[1.1, 0.9]], [[0.1, 0.1]])]
     better = [scores([[0.5, 0.7], [0.3, np.nan]], [[0.1, 0.9], [0.1, 0.1]]),
@@ -598,6 +598,9 @@ def test_a_row_pooled_over_seeds_and_its_difference_from_the_baseline():
     assert row["pairs"] == 5  # the NaN pair is out of every number
     assert row["au_error"] == pytest.approx(np.mean([0.5, 0.7, 0.3, 0.6, 0.4]))
     assert row["identity_kept"] == pytest.approx(4 / 5)
+    assert row["identity_kept_se"] == pytest.approx(error_bars.clustered_se(
+        verdict.block_diagonal([np.array([[1.0, 0.0], [1.0, np.nan]]), np.ones((1, 2))])))
+    assert row["realism"] == 2.0 and row["realism_se"] == 0  # realism 2 on every pair
     assert row["au_error_per_seed"] == pytest.approx([0.5, 0.5])
     assert row["minus_baseline"] == pytest.approx(-0.5)  # every pair 0.5 below
     assert row["au_error_se"] == pytest.approx(error_bars.clustered_se(
