@@ -53,3 +53,17 @@ def test_the_contact_sheet_shows_each_mean_face_beside_its_own_photos():
         own = result["photos"][result["identity_ids"] == t]
         np.testing.assert_array_equal(cells[2], own[0])
         np.testing.assert_array_equal(cells[3], own[1])
+
+
+def test_counts_over_several_study_seeds_add_up_each_seeds_own_study():
+    model = Glow(image_size=32, n_levels=2, depth=1, width=8)
+    variables = models.random_variables(model, seed=0, scale=0.0)
+    counts = mean_face_check.over_seeds(model, variables, _ColourEmbedder(), seeds=[3, 5],
+                                        n_targets=3, photos=4, setting="easy")
+    assert counts["targets"] == 6 and len(counts["per_seed"]) == 2
+    assert counts["identified"] == sum(r["identified"] for r in counts["per_seed"])
+    # each seed renders its own identities, in the order given
+    np.testing.assert_array_equal(counts["per_seed"][1]["photos"],
+                                  synthetic.make_study(5, 3, 4, 1, 32).targets.images)
+    assert np.abs(counts["per_seed"][0]["photos"].astype(int)
+                  - counts["per_seed"][1]["photos"]).mean() > 5

@@ -1,10 +1,11 @@
 """Does a Glow's decoded mean face keep its identity? Issue #29's identification count.
 
     python -m tools.mean_face_check --checkpoint=weights/demo/hard/glow --setting=hard \\
-        --scorers=weights/demo/hard/scorers --seed=101 --targets=10 --photos=20
+        --scorers=weights/demo/hard/scorers --seeds=101,102,103 --targets=10 --photos=20
 
 Renders a study of ``--targets`` identities with ``--photos`` mild, nuisance-on photos
-each (``flowjax.synthetic.make_study`` at ``--seed``, not a training seed), encodes every
+each (``flowjax.synthetic.make_study`` at each of ``--seeds``, not training seeds; one
+seed's 10 identities give a count too noisy to compare checkpoints by), encodes every
 photo, decodes each identity's mean eps latent (its *mean face*, what the thesis moves
 an expression onto) and asks the setting's identity scorer whose photos each mean face
 is closest to (distance to each identity's centroid): a mean face is *identified* when
@@ -35,7 +36,8 @@ def _define_flags() -> None:
     flags.DEFINE_string("checkpoint", None, "A save_model export or a training workdir.")
     flags.DEFINE_enum("setting", "hard", list(synthetic.SETTINGS), "Synthetic setting.")
     flags.DEFINE_string("scorers", None, "Scorers folder (None: weights/demo/scorers).")
-    flags.DEFINE_integer("seed", 101, "Study seed (not one the models were trained on).")
+    flags.DEFINE_list("seeds", ["101"], "Study seeds (not ones the models were trained on), "
+                      "each its own study of --targets identities; the counts add up.")
     flags.DEFINE_integer("targets", 10, "Identities.")
     flags.DEFINE_integer("photos", 20, "Photos per identity.")
     flags.DEFINE_string("sheet", None, "Also write each mean face beside its identity's "
@@ -84,27 +86,43 @@ def contact_sheet(result: dict[str, Any], n_photos: int = 6) -> np.ndarray:
     return np.concatenate(rows, axis=0)
 
 
+def over_seeds(model: Any, variables: Any, embedder: Any, *, seeds: list[int],
+               n_targets: int, photos: int, setting: str) -> dict[str, Any]:
+    """:func:`mean_face_identification` at each study seed (``per_seed``, in order) and
+    the counts added up: ``identified`` and ``pixel_identified`` of ``targets``."""
+    per_seed = [mean_face_identification(model, variables, embedder, seed=seed,
+                                         n_targets=n_targets, photos=photos, setting=setting)
+                for seed in seeds]
+    return {"per_seed": per_seed, "targets": n_targets * len(seeds),
+            "identified": sum(r["identified"] for r in per_seed),
+            "pixel_identified": sum(r["pixel_identified"] for r in per_seed)}
+
+
 def main(argv: list[str]) -> None:
     del argv
     f = flags.FLAGS
+    seeds = [int(seed) for seed in f.seeds]
     model, variables = checkpoints.load_model(f.checkpoint)
     embedder = synthetic_scorers.build_identity_embedder(f.scorers)
-    result = mean_face_identification(model, variables, embedder, seed=f.seed,
-                                      n_targets=f.targets, photos=f.photos, setting=f.setting)
-    for t, (row, nearest) in enumerate(zip(result["distances"], result["nearest"])):
-        others = np.delete(row, t)
-        print(f"id{t:02d}: d(own centroid) {row[t]:.3f}, nearest other {others.min():.3f} -> "
-              f"{'identified' if nearest == t else f'taken for id{nearest:02d}'}")
-    print(f"{result['identified']} of {f.targets} mean faces identified ({f.setting}, study "
-          f"seed {f.seed}, {f.photos} photos each); the photos' bits/dim (mid-bin) "
-          f"{result['bits_per_dim_mid_bin']:.3f}; model {f.checkpoint}")
-    print(f"(the pixel means of the same photos: {result['pixel_identified']} of {f.targets} "
-          "identified)")
+    counts = over_seeds(model, variables, embedder, seeds=seeds, n_targets=f.targets,
+                        photos=f.photos, setting=f.setting)
+    for seed, result in zip(seeds, counts["per_seed"]):
+        for t, (row, nearest) in enumerate(zip(result["distances"], result["nearest"])):
+            others = np.delete(row, t)
+            print(f"seed {seed} id{t:02d}: d(own centroid) {row[t]:.3f}, nearest other "
+                  f"{others.min():.3f} -> "
+                  f"{'identified' if nearest == t else f'taken for id{nearest:02d}'}")
+        print(f"seed {seed}: {result['identified']} of {f.targets} mean faces identified "
+              f"(pixel means: {result['pixel_identified']}); the photos' bits/dim (mid-bin) "
+              f"{result['bits_per_dim_mid_bin']:.3f}")
     if f.sheet:
-        png.write_png(f.sheet, contact_sheet(result), {
+        png.write_png(f.sheet, contact_sheet(counts["per_seed"][0]), {
             "flowjax-tool": "mean_face_check", "checkpoint": str(f.checkpoint),
-            "setting": f.setting, "study-seed": f.seed}, overwrite=True)
-        print(f"wrote {f.sheet}")
+            "setting": f.setting, "study-seed": seeds[0]}, overwrite=True)
+        print(f"wrote {f.sheet} (study seed {seeds[0]})")
+    print(f"{counts['identified']} of {counts['targets']} mean faces identified ({f.setting}, "
+          f"study seeds {seeds}, {f.photos} photos each; the pixel means of the same photos: "
+          f"{counts['pixel_identified']} of {counts['targets']}); model {f.checkpoint}")
 
 
 if __name__ == "__main__":
