@@ -453,13 +453,14 @@ def _write_run(run, exp, config, inputs: Inputs, frames, videos, evaluation, smo
     run.manifest.set_extra("speed", speed)
     run.manifest.set_extra("visible_mark", bool(config.visible_mark))
     actor = videos["videos/actor.mp4"][1]["actor"]
+    photo = _target_photo(config)
     settings = {"actor": actor, "frames": n_f, "fps": inputs.fps,
                 "targets": ", ".join(inputs.targets),
                 "setting": inputs.scene.setting if inputs.scene is not None else "your data",
                 "model": exp.model_label, "method": config.method, "alpha": float(config.alpha),
                 "reference": config.reference,
-                "target anchor": ("mean face" if _target_photo(config) is None
-                                  else f"photo {_target_photo(config)} of each target"),
+                "target anchor": ("mean face" if photo is None
+                                  else f"photo {photo} of each target"),
                 "smoothing": f"{config.smoothing:g} ({config.smoothing_mode})",
                 "smoothings measured": ", ".join(f"{b:g}" for b in smoothings),
                 "visible mark": bool(config.visible_mark)}

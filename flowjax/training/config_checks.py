@@ -188,12 +188,8 @@ def check_run_options(config: Any, n_devices: int) -> None:
                   what="0: no clipping")
     _check_int("optimizer.decay_start", optimizer.get("decay_start", 0), 0)
     _check_int("optimizer.decay_steps", optimizer.get("decay_steps", 0), 0, "0: no decay")
-    fraction = optimizer.get("final_lr_fraction", 0.0)
-    _check_number("optimizer.final_lr_fraction", fraction, 0.0, what="at most 1")
-    if fraction > 1:
-        raise ValueError(f"config.optimizer.final_lr_fraction={fraction!r} must be at most 1 "
-                         f"(the decay ends at that fraction of the rate); set "
-                         f"{flag('optimizer.final_lr_fraction', 'X')}")
+    _check_number("optimizer.final_lr_fraction", optimizer.get("final_lr_fraction", 0.0), 0.0,
+                  most=1.0, what="the decay ends at that fraction of the rate")
     try:
         optimizers.OptimizerSpec.from_config(optimizer)
     except (ValueError, TypeError) as error:
@@ -215,12 +211,13 @@ def check_batch_sizes(sizes: dict[str, int], n_devices: int) -> None:
 
 
 def _check_number(name: str, value: Any, least: float, strict: bool = False,
-                  what: str | None = None) -> None:
+                  what: str | None = None, most: float | None = None) -> None:
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and (
-        value > least if strict else value >= least)
+        value > least if strict else value >= least) and (most is None or value <= most)
     if not ok:
+        bound = "" if most is None else f" and at most {most:g}"
         raise ValueError(f"config.{name}={value!r} must be a number {'>' if strict else '>='} "
-                         f"{least:g}{f' ({what})' if what else ''}; set {flag(name, 'X')}")
+                         f"{least:g}{bound}{f' ({what})' if what else ''}; set {flag(name, 'X')}")
 
 
 def _fit_init_batch(config: Any, num_train: int, notes: list[str]) -> int:
