@@ -1,6 +1,7 @@
 """tools/mean_face_check: issue #29's count of decoded mean faces identified as their own."""
 
 import numpy as np
+import pytest
 
 from flowjax import models, synthetic
 from flowjax.models.glow import Glow
@@ -36,6 +37,44 @@ def test_a_linear_flows_mean_face_is_the_pixel_mean_and_is_identified():
         own = study.targets.images[study.targets.identity_ids == t].astype(float).mean(axis=0)
         np.testing.assert_array_equal(result["pixel_mean_faces"][t], own.round())
     assert list(result["pixel_nearest"]) == [0, 1, 2, 3] and result["pixel_identified"] == 4
+    # in this flow a latent's length is the image's contrast about mid-grey: the mean of six
+    # photos is flatter than they are, its norm-restored mean face is not
+    def contrast(image):
+        return np.linalg.norm(image.astype(float) - 127.5)
+    for t in range(4):
+        own = study.targets.images[study.targets.identity_ids == t]
+        mean_face, restored = result["mean_faces"][t], result["restored_mean_faces"][t]
+        assert contrast(restored) > contrast(mean_face) + 50
+        assert abs(contrast(restored) - np.mean([contrast(p) for p in own])) < 0.2 * contrast(restored)
+    assert 0 <= result["restored_identified"] <= 4
+
+
+class _LookupEmbedder:
+    """A scorer that knows the study's photos: each photo's embedding is its identity's
+    one-hot, except the photos listed in ``wrong``, given the next identity; any other
+    image (a mean face) is equally far from every identity."""
+
+    def __init__(self, photos, identity_ids, n_identities, wrong=()):
+        self.known = {}
+        for i, (photo, t) in enumerate(zip(photos, identity_ids)):
+            said = (t + 1) % n_identities if i in wrong else t
+            self.known[photo.tobytes()] = np.eye(n_identities)[said]
+        self.n = n_identities
+
+    def embed(self, images):
+        return np.stack([self.known.get(np.asarray(image).tobytes(),
+                                        np.full(self.n, self.n ** -0.5)) for image in images])
+
+
+def test_the_scorers_ceiling_counts_the_photos_it_gives_their_own_identity():
+    model = Glow(image_size=32, n_levels=2, depth=1, width=8)
+    variables = models.random_variables(model, seed=0, scale=0.0)
+    targets = synthetic.make_study(3, 3, 4, 1, 32).targets
+    for wrong, expected in (((), 12), ((0, 5), 10)):
+        embedder = _LookupEmbedder(targets.images, targets.identity_ids, 3, wrong)
+        result = mean_face_check.mean_face_identification(
+            model, variables, embedder, seed=3, n_targets=3, photos=4, setting="easy")
+        assert result["photos_identified"] == expected
 
 
 def test_the_contact_sheet_shows_each_mean_face_beside_its_own_photos():
@@ -46,13 +85,15 @@ def test_the_contact_sheet_shows_each_mean_face_beside_its_own_photos():
     sheet = mean_face_check.contact_sheet(result, n_photos=2)
     rows = np.split(sheet, 3, axis=0)  # one row per identity, stacked in order
     for t, row in enumerate(rows):
-        # the strip's cells: pad 4, then [mean face, pixel mean, photo 0, photo 1], 32 wide
-        cells = [row[-36:-4, 4 + i * 36: 36 + i * 36] for i in range(4)]
+        # the strip's cells: pad 4, then [mean face, norm-restored mean face, pixel mean,
+        # photo 0, photo 1], 32 wide
+        cells = [row[-36:-4, 4 + i * 36: 36 + i * 36] for i in range(5)]
         np.testing.assert_array_equal(cells[0], result["mean_faces"][t])
-        np.testing.assert_array_equal(cells[1], result["pixel_mean_faces"][t])
+        np.testing.assert_array_equal(cells[1], result["restored_mean_faces"][t])
+        np.testing.assert_array_equal(cells[2], result["pixel_mean_faces"][t])
         own = result["photos"][result["identity_ids"] == t]
-        np.testing.assert_array_equal(cells[2], own[0])
-        np.testing.assert_array_equal(cells[3], own[1])
+        np.testing.assert_array_equal(cells[3], own[0])
+        np.testing.assert_array_equal(cells[4], own[1])
 
 
 def test_counts_over_several_study_seeds_add_up_each_seeds_own_study():
@@ -61,9 +102,39 @@ def test_counts_over_several_study_seeds_add_up_each_seeds_own_study():
     counts = mean_face_check.over_seeds(model, variables, _ColourEmbedder(), seeds=[3, 5],
                                         n_targets=3, photos=4, setting="easy")
     assert counts["targets"] == 6 and len(counts["per_seed"]) == 2
-    assert counts["identified"] == sum(r["identified"] for r in counts["per_seed"])
+    for key in ("identified", "pixel_identified", "restored_identified", "photos_identified"):
+        assert counts[key] == sum(r[key] for r in counts["per_seed"])
+    assert counts["photos"] == 2 * 3 * 4
     # each seed renders its own identities, in the order given
     np.testing.assert_array_equal(counts["per_seed"][1]["photos"],
                                   synthetic.make_study(5, 3, 4, 1, 32).targets.images)
     assert np.abs(counts["per_seed"][0]["photos"].astype(int)
                   - counts["per_seed"][1]["photos"]).mean() > 5
+
+
+def test_a_norm_restored_mean_has_the_means_direction_at_the_photos_own_length():
+    rng = np.random.default_rng(0)
+    ids = np.array([0, 0, 0, 1, 1])
+    levels = [rng.normal(size=(5, 4, 4, 2)), rng.normal(size=(5, 2, 2, 8))]
+    means = [np.stack([level[ids == t].mean(axis=0) for t in range(2)]) for level in levels]
+    restored = mean_face_check.norm_restored_means(levels, means, ids)
+    for level, mean, fixed in zip(levels, means, restored):
+        for t in range(2):
+            photo_norm = np.linalg.norm(level[ids == t].reshape(-1, level[0].size), axis=1)
+            # each level rescaled by its own factor: the length of the identity's photos
+            np.testing.assert_allclose(np.linalg.norm(fixed[t]), photo_norm.mean(), rtol=1e-12)
+            cosine = (fixed[t] * mean[t]).sum() / np.linalg.norm(fixed[t]) / np.linalg.norm(mean[t])
+            np.testing.assert_allclose(cosine, 1.0, rtol=1e-12)
+    # photos that agree: their mean is already as long as they are, and is kept as it is
+    same = [np.repeat(level[:1], 5, axis=0) for level in levels]
+    same_means = [np.repeat(level[:1], 2, axis=0) for level in levels]
+    for fixed, mean in zip(mean_face_check.norm_restored_means(same, same_means, ids), same_means):
+        np.testing.assert_allclose(fixed, mean, rtol=1e-12)
+    # only the levels asked for are restored; the top (-1) keeps its plain mean
+    only_finest = mean_face_check.norm_restored_means(levels, means, ids, which=[0])
+    np.testing.assert_array_equal(only_finest[0], restored[0])
+    np.testing.assert_array_equal(only_finest[1], means[1])
+    np.testing.assert_array_equal(
+        mean_face_check.norm_restored_means(levels, means, ids, which=[-1])[1], restored[1])
+    with pytest.raises(ValueError, match="restored levels \\[2\\]: this model has 2 levels"):
+        mean_face_check.norm_restored_means(levels, means, ids, which=[2])

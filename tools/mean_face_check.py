@@ -9,11 +9,17 @@ seed's 10 identities give a count too noisy to compare checkpoints by), encodes 
 photo, decodes each identity's mean eps latent (its *mean face*, what the thesis moves
 an expression onto) and asks the setting's identity scorer whose photos each mean face
 is closest to (distance to each identity's centroid): a mean face is *identified* when
-the nearest centroid is its own. Prints one line per identity and the count, and the
-mid-bin bits/dim of the photos (deterministic; training's held-out figure adds uniform
-noise and is in its ``metrics.jsonl``). ``--checkpoint`` takes an export or a training
-workdir (its newest finished checkpoint). ``--sheet=PATH`` also writes a PNG (labelled
-synthetic) with one row per identity: its mean face, then its first photos.
+the nearest centroid is its own. Two baselines are counted the same way: each identity's
+*pixel* mean (no flow involved) and its *norm-restored* mean face, the mean eps latent
+rescaled at each level to the mean norm of the identity's photos there (an average of 20
+latents is much shorter than any of them, and a Glow decodes a short latent as a smooth,
+typical face; restoring the length separates that loss from the averaging's own).
+Prints one line per identity and the counts, and the mid-bin bits/dim of the photos
+(deterministic; training's held-out figure adds uniform noise and is in its
+``metrics.jsonl``). ``--checkpoint`` takes an export or a training workdir (its newest
+finished checkpoint). ``--sheet=PATH`` also writes a PNG (labelled synthetic) with one
+row per identity: its mean face, its norm-restored mean face, its pixel mean, then its
+first photos.
 """
 
 from __future__ import annotations
@@ -40,31 +46,45 @@ def _define_flags() -> None:
                       "each its own study of --targets identities; the counts add up.")
     flags.DEFINE_integer("targets", 10, "Identities.")
     flags.DEFINE_integer("photos", 20, "Photos per identity.")
+    flags.DEFINE_list("restored_levels", None, "Levels whose length the norm-restored mean "
+                      "face restores (0 the finest, -1 the top); default: all.")
     flags.DEFINE_string("sheet", None, "Also write each mean face beside its identity's "
                         "first photos to this PNG.")
 
 
 def mean_face_identification(model: Any, variables: Any, embedder: Any, *, seed: int,
-                             n_targets: int, photos: int, setting: str) -> dict[str, Any]:
+                             n_targets: int, photos: int, setting: str,
+                             restored_levels: list[int] | None = None) -> dict[str, Any]:
     """Per identity: its mean face's distance to every identity's centroid and whether the
     nearest is its own; ``identified`` (the count), the mean faces, the photos' mid-bin
     bits/dim. Beside them the same for each identity's *pixel* mean (``pixel_*``): the
     count no flow is needed for, so a reader can tell the Glow's loss of identity from
-    the averaging's own."""
+    the averaging's own; and for its norm-restored mean face (``restored_*``, see
+    :func:`norm_restored_means` of ``restored_levels``). ``photos_identified``: how many
+    of the photos themselves the scorer gives their own identity (its ceiling)."""
     study = synthetic.make_study(seed, n_targets, photos, 1, model.image_size,
                                  setting=setting)
     ids, images = study.targets.identity_ids, study.targets.images
     encoding = sweep.encode_images(model, variables, images, progress=False)
-    flat = np.asarray(latents.flatten(list(encoding.eps)))
-    means = np.stack([flat[ids == t].mean(axis=0) for t in range(n_targets)])
-    faces = sweep.decode_latents(model, variables, means, space="eps", progress=False)
+    levels = [np.asarray(level) for level in encoding.eps]
+    means = [np.stack([level[ids == t].mean(axis=0) for t in range(n_targets)])
+             for level in levels]
+    faces, restored = (
+        sweep.decode_latents(model, variables, np.asarray(latents.flatten(m)), space="eps",
+                             progress=False)
+        for m in (means, norm_restored_means(levels, means, ids, restored_levels)))
     pixel_means = np.stack([images[ids == t].astype(np.float64).mean(axis=0)
                             for t in range(n_targets)]).round().astype(np.uint8)
-    centroids = ground_truth.identity_centroids(embedder.embed(images), ids,
-                                                list(range(n_targets)))
-    result = {"mean_faces": faces, "pixel_mean_faces": pixel_means, "photos": images,
-              "identity_ids": ids, "bits_per_dim_mid_bin": float(np.mean(encoding.bits_per_dim))}
-    for prefix, decoded in (("", faces), ("pixel_", pixel_means)):
+    photo_embeddings = embedder.embed(images)
+    centroids = ground_truth.identity_centroids(photo_embeddings, ids, list(range(n_targets)))
+    # the scorer's own ceiling: how many single photos it gives their own identity
+    photo_nearest = metrics.identity_distance(photo_embeddings[:, None],
+                                              centroids[None]).argmin(axis=1)
+    result = {"mean_faces": faces, "pixel_mean_faces": pixel_means,
+              "restored_mean_faces": restored, "photos": images, "identity_ids": ids,
+              "photos_identified": int((photo_nearest == ids).sum()),
+              "bits_per_dim_mid_bin": float(np.mean(encoding.bits_per_dim))}
+    for prefix, decoded in (("", faces), ("pixel_", pixel_means), ("restored_", restored)):
         distances = metrics.identity_distance(embedder.embed(decoded)[:, None], centroids[None])
         nearest = distances.argmin(axis=1)
         result.update({f"{prefix}distances": distances, f"{prefix}nearest": nearest,
@@ -72,30 +92,63 @@ def mean_face_identification(model: Any, variables: Any, embedder: Any, *, seed:
     return result
 
 
+def norm_restored_means(levels: list[np.ndarray], means: list[np.ndarray],
+                        identity_ids: np.ndarray,
+                        which: list[int] | None = None) -> list[np.ndarray]:
+    """Each identity's mean latent (``means``, per level ``[T, h, w, c]``) rescaled, level
+    by level, to the mean L2 norm of its photos' latents there (``levels``, per level
+    ``[N, h, w, c]``): the mean's direction at the photos' own length. ``which``: the
+    levels restored (0 the finest, -1 the top; None: all); the others are kept as they are."""
+    n = len(levels)
+    if which is not None and any(not -n <= i < n for i in which):
+        raise ValueError(f"restored levels {list(which)}: this model has {n} levels "
+                         f"(0 to {n - 1}, or -1 for the top)")
+    which = range(n) if which is None else [i % n for i in which]
+    restored = []
+    for i, (level, mean) in enumerate(zip(levels, means)):
+        if i not in which:
+            restored.append(mean)
+            continue
+        norms = np.sqrt((level.astype(np.float64) ** 2).sum(axis=(1, 2, 3)))
+        photo_norm = np.stack([norms[identity_ids == t].mean() for t in range(len(mean))])
+        mean_norm = np.sqrt((mean.astype(np.float64) ** 2).sum(axis=(1, 2, 3)))
+        restored.append((mean * (photo_norm / np.maximum(mean_norm, 1e-12))
+                         [:, None, None, None]).astype(mean.dtype))
+    return restored
+
+
 def contact_sheet(result: dict[str, Any], n_photos: int = 6) -> np.ndarray:
-    """uint8 ``[H, W, 3]``: per identity a row of its mean face (labelled with the
-    verdict), its pixel mean and its first ``n_photos`` photos, so a reader sees what was
-    identified."""
+    """uint8 ``[H, W, 3]``: per identity a row of its mean face and its norm-restored mean
+    face (each labelled with its verdict), its pixel mean and its first ``n_photos``
+    photos, so a reader sees what was identified."""
     rows = []
     for t, face in enumerate(result["mean_faces"]):
         photos = result["photos"][result["identity_ids"] == t][:n_photos]
-        nearest = int(result["nearest"][t])
-        verdict = "mean: own" if nearest == t else f"mean: id{nearest:02d}"
-        rows.append(png.make_strip([face, result["pixel_mean_faces"][t], *photos],
-                                   [verdict, "pixel mean"] + [f"id{t:02d}"] * len(photos)))
+        verdicts = []
+        for label, key in (("mean", "nearest"), ("restored", "restored_nearest")):
+            nearest = int(result[key][t])
+            verdicts.append(f"{label}: own" if nearest == t else f"{label}: id{nearest:02d}")
+        rows.append(png.make_strip(
+            [face, result["restored_mean_faces"][t], result["pixel_mean_faces"][t], *photos],
+            [*verdicts, "pixel mean"] + [f"id{t:02d}"] * len(photos)))
     return np.concatenate(rows, axis=0)
 
 
 def over_seeds(model: Any, variables: Any, embedder: Any, *, seeds: list[int],
-               n_targets: int, photos: int, setting: str) -> dict[str, Any]:
+               n_targets: int, photos: int, setting: str,
+               restored_levels: list[int] | None = None) -> dict[str, Any]:
     """:func:`mean_face_identification` at each study seed (``per_seed``, in order) and
-    the counts added up: ``identified`` and ``pixel_identified`` of ``targets``."""
+    the counts added up: ``identified``, ``pixel_identified`` and ``restored_identified``
+    of ``targets``, ``photos_identified`` of ``photos``."""
     per_seed = [mean_face_identification(model, variables, embedder, seed=seed,
-                                         n_targets=n_targets, photos=photos, setting=setting)
+                                         n_targets=n_targets, photos=photos, setting=setting,
+                                         restored_levels=restored_levels)
                 for seed in seeds]
     return {"per_seed": per_seed, "targets": n_targets * len(seeds),
+            "photos": n_targets * photos * len(seeds),
             "identified": sum(r["identified"] for r in per_seed),
-            "pixel_identified": sum(r["pixel_identified"] for r in per_seed)}
+            **{f"{prefix}identified": sum(r[f"{prefix}identified"] for r in per_seed)
+               for prefix in ("", "pixel_", "restored_", "photos_")}}
 
 
 def main(argv: list[str]) -> None:
@@ -104,8 +157,9 @@ def main(argv: list[str]) -> None:
     seeds = [int(seed) for seed in f.seeds]
     model, variables = checkpoints.load_model(f.checkpoint)
     embedder = synthetic_scorers.build_identity_embedder(f.scorers)
+    restored_levels = None if f.restored_levels is None else [int(i) for i in f.restored_levels]
     counts = over_seeds(model, variables, embedder, seeds=seeds, n_targets=f.targets,
-                        photos=f.photos, setting=f.setting)
+                        photos=f.photos, setting=f.setting, restored_levels=restored_levels)
     for seed, result in zip(seeds, counts["per_seed"]):
         for t, (row, nearest) in enumerate(zip(result["distances"], result["nearest"])):
             others = np.delete(row, t)
@@ -113,7 +167,8 @@ def main(argv: list[str]) -> None:
                   f"{others.min():.3f} -> "
                   f"{'identified' if nearest == t else f'taken for id{nearest:02d}'}")
         print(f"seed {seed}: {result['identified']} of {f.targets} mean faces identified "
-              f"(pixel means: {result['pixel_identified']}); the photos' bits/dim (mid-bin) "
+              f"(norm-restored: {result['restored_identified']}, pixel means: "
+              f"{result['pixel_identified']}); the photos' bits/dim (mid-bin) "
               f"{result['bits_per_dim_mid_bin']:.3f}")
     if f.sheet:
         png.write_png(f.sheet, contact_sheet(counts["per_seed"][0]), {
@@ -121,8 +176,11 @@ def main(argv: list[str]) -> None:
             "setting": f.setting, "study-seed": seeds[0]}, overwrite=True)
         print(f"wrote {f.sheet} (study seed {seeds[0]})")
     print(f"{counts['identified']} of {counts['targets']} mean faces identified ({f.setting}, "
-          f"study seeds {seeds}, {f.photos} photos each; the pixel means of the same photos: "
-          f"{counts['pixel_identified']} of {counts['targets']}); model {f.checkpoint}")
+          f"study seeds {seeds}, {f.photos} photos each; mean faces norm-restored at "
+          f"{'all levels' if restored_levels is None else f'levels {restored_levels}'}: "
+          f"{counts['restored_identified']}, the pixel means of the same photos: "
+          f"{counts['pixel_identified']} of {counts['targets']}; the photos themselves: "
+          f"{counts['photos_identified']} of {counts['photos']}); model {f.checkpoint}")
 
 
 if __name__ == "__main__":
