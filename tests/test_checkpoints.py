@@ -66,9 +66,12 @@ def test_export_alone_rebuilds_the_model_and_encodes_and_decodes(tmp_path, varia
     np.testing.assert_array_equal(np.asarray(glow.decode(model, loaded, enc.eps)), IMAGES // 8 * 8)
 
 
-def test_training_workdir_loads_its_latest_checkpoint(tmp_path, variables):
+def test_training_workdir_loads_its_latest_checkpoint(tmp_path, variables, caplog):
     workdir = _training_workdir(tmp_path / "run", variables, steps=(3, 7))
-    model, loaded = checkpoints.load_model(workdir)
+    with caplog.at_level("INFO", logger="flowjax.models.checkpoints"):
+        model, loaded = checkpoints.load_model(workdir)
+    # a workdir that is still training moves on: the log says which step was read
+    assert f"loaded {workdir} at its newest checkpoint, step 7" in caplog.text
     assert model == MODEL
     expected = jax.tree.map(lambda p: p + 7 / 100, variables["params"])
     _assert_trees_equal(loaded["params"], expected)

@@ -1,5 +1,6 @@
 """tools/mean_face_check: issue #29's count of decoded mean faces identified as their own."""
 
+import jax
 import numpy as np
 import pytest
 
@@ -47,6 +48,13 @@ def test_a_linear_flows_mean_face_is_the_pixel_mean_and_is_identified():
         assert contrast(restored) > contrast(mean_face) + 50
         assert abs(contrast(restored) - np.mean([contrast(p) for p in own])) < 0.2 * contrast(restored)
     assert 0 <= result["restored_identified"] <= 4
+    # the canonical face: the identity with no AU and no nuisance, the ideal mean face
+    for t in range(4):
+        identity = jax.tree_util.tree_map(lambda a: np.asarray(a)[t:t + 1], study.identities)
+        neutral = synthetic.render(identity, np.zeros((1, len(synthetic.AU_NAMES)), np.float32),
+                                   None, 32)
+        np.testing.assert_array_equal(result["canonical_faces"][t], neutral[0])
+    assert 0 <= result["canonical_identified"] <= 4
 
 
 class _LookupEmbedder:
@@ -86,14 +94,15 @@ def test_the_contact_sheet_shows_each_mean_face_beside_its_own_photos():
     rows = np.split(sheet, 3, axis=0)  # one row per identity, stacked in order
     for t, row in enumerate(rows):
         # the strip's cells: pad 4, then [mean face, norm-restored mean face, pixel mean,
-        # photo 0, photo 1], 32 wide
-        cells = [row[-36:-4, 4 + i * 36: 36 + i * 36] for i in range(5)]
+        # canonical face, photo 0, photo 1], 32 wide
+        cells = [row[-36:-4, 4 + i * 36: 36 + i * 36] for i in range(6)]
         np.testing.assert_array_equal(cells[0], result["mean_faces"][t])
         np.testing.assert_array_equal(cells[1], result["restored_mean_faces"][t])
         np.testing.assert_array_equal(cells[2], result["pixel_mean_faces"][t])
+        np.testing.assert_array_equal(cells[3], result["canonical_faces"][t])
         own = result["photos"][result["identity_ids"] == t]
-        np.testing.assert_array_equal(cells[3], own[0])
-        np.testing.assert_array_equal(cells[4], own[1])
+        np.testing.assert_array_equal(cells[4], own[0])
+        np.testing.assert_array_equal(cells[5], own[1])
 
 
 def test_counts_over_several_study_seeds_add_up_each_seeds_own_study():
@@ -102,7 +111,8 @@ def test_counts_over_several_study_seeds_add_up_each_seeds_own_study():
     counts = mean_face_check.over_seeds(model, variables, _ColourEmbedder(), seeds=[3, 5],
                                         n_targets=3, photos=4, setting="easy")
     assert counts["targets"] == 6 and len(counts["per_seed"]) == 2
-    for key in ("identified", "pixel_identified", "restored_identified", "photos_identified"):
+    for key in ("identified", "pixel_identified", "restored_identified", "canonical_identified",
+                "photos_identified", "restored_nonfinite"):
         assert counts[key] == sum(r[key] for r in counts["per_seed"])
     assert counts["photos"] == 2 * 3 * 4
     # each seed renders its own identities, in the order given
@@ -138,3 +148,16 @@ def test_a_norm_restored_mean_has_the_means_direction_at_the_photos_own_length()
         mean_face_check.norm_restored_means(levels, means, ids, which=[-1])[1], restored[1])
     with pytest.raises(ValueError, match="restored levels \\[2\\]: this model has 2 levels"):
         mean_face_check.norm_restored_means(levels, means, ids, which=[2])
+
+
+def test_a_latent_the_glow_cannot_decode_is_left_black_and_the_others_are_decoded():
+    model = Glow(image_size=32, n_levels=2, depth=1, width=8)
+    variables = models.random_variables(model, seed=0, scale=0.0)
+    flat = np.random.default_rng(0).normal(size=(3, 32 * 32 * 3)).astype(np.float32)
+    whole, finite = mean_face_check.decoded_where_finite(model, variables, flat)
+    assert finite.all()
+    flat[1, 5] = np.inf
+    images, finite = mean_face_check.decoded_where_finite(model, variables, flat)
+    assert list(finite) == [True, False, True]
+    np.testing.assert_array_equal(images[[0, 2]], whole[[0, 2]])
+    assert not images[1].any()

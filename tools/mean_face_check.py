@@ -9,12 +9,15 @@ seed's 10 identities give a count too noisy to compare checkpoints by), encodes 
 photo, decodes each identity's mean eps latent (its *mean face*, what the thesis moves
 an expression onto) and asks the setting's identity scorer whose photos each mean face
 is closest to (distance to each identity's centroid): a mean face is *identified* when
-the nearest centroid is its own. Two baselines are counted the same way: each identity's
-*pixel* mean (no flow involved) and its *norm-restored* mean face, the mean eps latent
+the nearest centroid is its own. Baselines are counted the same way: each identity's
+*pixel* mean (no flow involved); its *norm-restored* mean face, the mean eps latent
 rescaled at each level to the mean norm of the identity's photos there (an average of 20
 latents is much shorter than any of them, and a Glow decodes a short latent as a smooth,
-typical face; restoring the length separates that loss from the averaging's own).
-Prints one line per identity and the counts, and the mid-bin bits/dim of the photos
+typical face; restoring the length separates that loss from the averaging's own); its
+*canonical* face, the identity rendered neutral and frontal on its plain background (the
+ideal mean face: is the target reachable at all?); and the photos themselves (the
+scorer's own ceiling). Prints one line per identity and the counts, and the mid-bin
+bits/dim of the photos
 (deterministic; training's held-out figure adds uniform noise and is in its
 ``metrics.jsonl``). ``--checkpoint`` takes an export or a training workdir (its newest
 finished checkpoint). ``--sheet=PATH`` also writes a PNG (labelled synthetic) with one
@@ -26,6 +29,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import jax
 import numpy as np
 from absl import flags
 
@@ -33,6 +37,7 @@ from flowjax import synthetic
 from flowjax.evaluation import ground_truth, metrics, synthetic_scorers
 from flowjax.io import png
 from flowjax.models import checkpoints
+from flowjax.models.errors import NonFiniteError
 from flowjax.runs import runtime
 from flowjax.transfer import latents, sweep
 
@@ -60,8 +65,11 @@ def mean_face_identification(model: Any, variables: Any, embedder: Any, *, seed:
     bits/dim. Beside them the same for each identity's *pixel* mean (``pixel_*``): the
     count no flow is needed for, so a reader can tell the Glow's loss of identity from
     the averaging's own; and for its norm-restored mean face (``restored_*``, see
-    :func:`norm_restored_means` of ``restored_levels``). ``photos_identified``: how many
-    of the photos themselves the scorer gives their own identity (its ceiling)."""
+    :func:`norm_restored_means` of ``restored_levels``); and for its *canonical* face
+    (``canonical_*``), the identity rendered neutral and frontal on its plain background:
+    what an ideal mean face, identity kept and nuisance averaged away, would be.
+    ``photos_identified``: how many of the photos themselves the scorer gives their own
+    identity."""
     study = synthetic.make_study(seed, n_targets, photos, 1, model.image_size,
                                  setting=setting)
     ids, images = study.targets.identity_ids, study.targets.images
@@ -69,27 +77,67 @@ def mean_face_identification(model: Any, variables: Any, embedder: Any, *, seed:
     levels = [np.asarray(level) for level in encoding.eps]
     means = [np.stack([level[ids == t].mean(axis=0) for t in range(n_targets)])
              for level in levels]
-    faces, restored = (
-        sweep.decode_latents(model, variables, np.asarray(latents.flatten(m)), space="eps",
-                             progress=False)
-        for m in (means, norm_restored_means(levels, means, ids, restored_levels)))
+    faces = sweep.decode_latents(model, variables, np.asarray(latents.flatten(means)),
+                                 space="eps", progress=False)
+    restored, restored_finite = decoded_where_finite(
+        model, variables, np.asarray(latents.flatten(
+            norm_restored_means(levels, means, ids, restored_levels))))
     pixel_means = np.stack([images[ids == t].astype(np.float64).mean(axis=0)
                             for t in range(n_targets)]).round().astype(np.uint8)
+    canonical = canonical_faces(study, n_targets, model.image_size)
     photo_embeddings = embedder.embed(images)
     centroids = ground_truth.identity_centroids(photo_embeddings, ids, list(range(n_targets)))
     # the scorer's own ceiling: how many single photos it gives their own identity
     photo_nearest = metrics.identity_distance(photo_embeddings[:, None],
                                               centroids[None]).argmin(axis=1)
     result = {"mean_faces": faces, "pixel_mean_faces": pixel_means,
-              "restored_mean_faces": restored, "photos": images, "identity_ids": ids,
+              "restored_mean_faces": restored, "canonical_faces": canonical,
+              "photos": images, "identity_ids": ids,
               "photos_identified": int((photo_nearest == ids).sum()),
+              "restored_nonfinite": int((~restored_finite).sum()),
               "bits_per_dim_mid_bin": float(np.mean(encoding.bits_per_dim))}
-    for prefix, decoded in (("", faces), ("pixel_", pixel_means), ("restored_", restored)):
+    for prefix, decoded in (("", faces), ("pixel_", pixel_means), ("restored_", restored),
+                            ("canonical_", canonical)):
         distances = metrics.identity_distance(embedder.embed(decoded)[:, None], centroids[None])
         nearest = distances.argmin(axis=1)
+        if prefix == "restored_":  # a restored latent the Glow cannot decode is no one's
+            distances[~restored_finite] = np.nan
+            nearest[~restored_finite] = -1
         result.update({f"{prefix}distances": distances, f"{prefix}nearest": nearest,
                        f"{prefix}identified": int((nearest == np.arange(n_targets)).sum())})
     return result
+
+
+def decoded_where_finite(model: Any, variables: Any,
+                         flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """``(images, finite)``: the latents ``[N, D]`` decoded, and which of them decode to
+    finite images; one that does not (a latent pushed past the range an affine Glow
+    decodes) is left black, where :func:`sweep.decode_latents` would stop at it."""
+    try:
+        images = sweep.decode_latents(model, variables, flat, space="eps", progress=False)
+        return images, np.ones(len(flat), bool)
+    except NonFiniteError:
+        images = np.zeros((len(flat), model.image_size, model.image_size, model.channels),
+                          np.uint8)
+        finite = np.zeros(len(flat), bool)
+        for i in range(len(flat)):
+            try:
+                images[i] = sweep.decode_latents(model, variables, flat[i:i + 1], space="eps",
+                                                 progress=False)[0]
+                finite[i] = True
+            except NonFiniteError:
+                pass
+        return images, finite
+
+
+def canonical_faces(study: synthetic.Study, n_targets: int, size: int) -> np.ndarray:
+    """uint8 ``[n_targets, size, size, 3]``: each target identity of ``study`` rendered
+    with no AU active and no nuisance (canonical pose, neutral light, its plain
+    background)."""
+    identities = jax.tree_util.tree_map(lambda a: np.asarray(a)[:n_targets], study.identities)
+    neutral = np.zeros((n_targets, len(synthetic.AU_NAMES)), np.float32)
+    return np.asarray(synthetic.render(identities, neutral, synthetic.no_nuisance(
+        n_targets, study.setting), size, setting=study.setting))
 
 
 def norm_restored_means(levels: list[np.ndarray], means: list[np.ndarray],
@@ -118,19 +166,24 @@ def norm_restored_means(levels: list[np.ndarray], means: list[np.ndarray],
 
 
 def contact_sheet(result: dict[str, Any], n_photos: int = 6) -> np.ndarray:
-    """uint8 ``[H, W, 3]``: per identity a row of its mean face and its norm-restored mean
-    face (each labelled with its verdict), its pixel mean and its first ``n_photos``
-    photos, so a reader sees what was identified."""
+    """uint8 ``[H, W, 3]``: per identity a row of its mean face, its norm-restored mean
+    face, its pixel mean and its canonical face (each labelled with whose identity the
+    scorer gives it), then its first ``n_photos`` photos, so a reader sees what was
+    identified."""
+    cells = (("mean", "mean_faces", "nearest"),
+             ("restored", "restored_mean_faces", "restored_nearest"),
+             ("pixel", "pixel_mean_faces", "pixel_nearest"),
+             ("canon", "canonical_faces", "canonical_nearest"))
     rows = []
-    for t, face in enumerate(result["mean_faces"]):
+    for t in range(len(result["mean_faces"])):
         photos = result["photos"][result["identity_ids"] == t][:n_photos]
-        verdicts = []
-        for label, key in (("mean", "nearest"), ("restored", "restored_nearest")):
+        labels = []
+        for label, _, key in cells:
             nearest = int(result[key][t])
-            verdicts.append(f"{label}: own" if nearest == t else f"{label}: id{nearest:02d}")
-        rows.append(png.make_strip(
-            [face, result["restored_mean_faces"][t], result["pixel_mean_faces"][t], *photos],
-            [*verdicts, "pixel mean"] + [f"id{t:02d}"] * len(photos)))
+            labels.append(f"{label}: own" if nearest == t else f"{label}: non-finite"
+                          if nearest < 0 else f"{label}: id{nearest:02d}")
+        rows.append(png.make_strip([result[faces][t] for _, faces, _ in cells] + list(photos),
+                                   labels + [f"id{t:02d}"] * len(photos)))
     return np.concatenate(rows, axis=0)
 
 
@@ -138,8 +191,8 @@ def over_seeds(model: Any, variables: Any, embedder: Any, *, seeds: list[int],
                n_targets: int, photos: int, setting: str,
                restored_levels: list[int] | None = None) -> dict[str, Any]:
     """:func:`mean_face_identification` at each study seed (``per_seed``, in order) and
-    the counts added up: ``identified``, ``pixel_identified`` and ``restored_identified``
-    of ``targets``, ``photos_identified`` of ``photos``."""
+    the counts added up: ``identified``, ``pixel_identified``, ``restored_identified`` and
+    ``canonical_identified`` of ``targets``, ``photos_identified`` of ``photos``."""
     per_seed = [mean_face_identification(model, variables, embedder, seed=seed,
                                          n_targets=n_targets, photos=photos, setting=setting,
                                          restored_levels=restored_levels)
@@ -148,7 +201,8 @@ def over_seeds(model: Any, variables: Any, embedder: Any, *, seeds: list[int],
             "photos": n_targets * photos * len(seeds),
             "identified": sum(r["identified"] for r in per_seed),
             **{f"{prefix}identified": sum(r[f"{prefix}identified"] for r in per_seed)
-               for prefix in ("", "pixel_", "restored_", "photos_")}}
+               for prefix in ("", "pixel_", "restored_", "canonical_", "photos_")},
+            "restored_nonfinite": sum(r["restored_nonfinite"] for r in per_seed)}
 
 
 def main(argv: list[str]) -> None:
@@ -178,8 +232,10 @@ def main(argv: list[str]) -> None:
     print(f"{counts['identified']} of {counts['targets']} mean faces identified ({f.setting}, "
           f"study seeds {seeds}, {f.photos} photos each; mean faces norm-restored at "
           f"{'all levels' if restored_levels is None else f'levels {restored_levels}'}: "
-          f"{counts['restored_identified']}, the pixel means of the same photos: "
-          f"{counts['pixel_identified']} of {counts['targets']}; the photos themselves: "
+          f"{counts['restored_identified']} ({counts['restored_nonfinite']} not decodable), "
+          f"the pixel means of the same photos: "
+          f"{counts['pixel_identified']} of {counts['targets']}; the identities' canonical "
+          f"faces: {counts['canonical_identified']} of {counts['targets']}; the photos: "
           f"{counts['photos_identified']} of {counts['photos']}); model {f.checkpoint}")
 
 

@@ -444,6 +444,8 @@ def load_model(directory: PathLike) -> tuple[Glow, dict[str, Any]]:
                 check_tree(_tree_of(stored, path), expected, path)
                 restored = manager.restore(step, args=ocp.args.Composite(
                     **{VARIABLES_DIR: ocp.args.StandardRestore(expected)}))
+        # A workdir's newest step moves while it trains: say which one was read.
+        logger.info("loaded %s at its newest checkpoint, step %d", directory, step)
         return model, dict(restored[VARIABLES_DIR])
     raise CheckpointError(
         f"{directory} is neither a save_model export ({MODEL_CONFIG_NAME} + {VARIABLES_DIR}/) "
