@@ -653,3 +653,23 @@ def test_the_verdict_command_runs_a_benchmark_per_seed_and_pools_them(tmp_path):
     assert json.loads((tmp_path / "verdict" / "summary.json").read_text()) == summary
     verdict_text = (tmp_path / "verdict" / "verdict.md").read_text()
     assert "| mean | eps | half |" in verdict_text and "| photo | eps | half |" in verdict_text
+    for mode in ("mean", "photo"):
+        best = summary["best"][mode]
+        assert best == min((r for r in summary["rows"] if r["target"] == mode),
+                           key=lambda r: r["au_error"])
+        assert (f"Best with target {mode}: eps/{best['method']}, AU error "
+                f"{best['au_error']:.3f}") in verdict_text
+
+
+def test_the_best_row_of_each_target_mode_is_its_least_finite_au_error():
+    from experiments import synthetic_benchmark_verdict as verdict
+
+    def row(target, method, au_error):
+        return {"target": target, "space": "eps", "method": method, "au_error": au_error,
+                "au_error_se": 0.1, "identity_kept": 0.9, "identity_kept_se": 0.05}
+
+    rows = [row("mean", "nan", float("nan")), row("mean", "half", 0.8), row("photo", "half", 1.5),
+            row("mean", "linear", 0.6), row("photo", "linear", 1.7)]
+    best = verdict.best_rows(rows)
+    assert best["mean"]["method"] == "linear" and best["photo"]["method"] == "half"
+    assert verdict.best_rows([row("mean", "nan", float("nan"))]) == {}
