@@ -21,8 +21,10 @@ cap) is pooled over the seeds' test pairs:
   when it is at least 2 s.e. from 0 **and** has the same sign in every seed.
 
 Writes ``summary.json`` (``rows``: one per row with the fields above and ``seeds``;
-``best``: per target mode its row of least AU error, with its identity kept) and
-``verdict.md`` (the table, best row first, and a line per mode naming its best row).
+``best``: per target mode its row of least AU error, with its identity kept;
+``not_pooled``: rows whose sweep diverged at some seed, with where, left out rather
+than stopping the run) and ``verdict.md`` (the table, best row first, a line per mode
+naming its best row, and a line per row not pooled).
 """
 
 from __future__ import annotations
@@ -97,24 +99,38 @@ def _check(config: Any) -> tuple[list[int], list[str]]:
     return seeds, modes
 
 
-def _pooled_rows(benches: dict[int, Any], seeds: list[int], mode: str) -> list[dict[str, Any]]:
-    """The verdict's rows of one target mode, from its benchmark at every seed."""
-    keys = list(dict.fromkeys(k for b in benches.values() for k in b.held_out[CAPPED]))
-    missing = [k for k in keys if any(k not in b.held_out[CAPPED] for b in benches.values())]
-    if missing:
-        raise ValueError(f"rows {missing} (target {mode}) were not scored at every seed "
-                         "(diverged or skipped): no pooled verdict for them")
-    test = {k: [b.held_out[CAPPED][k].test for b in benches.values()] for k in keys}
+def _pooled_rows(benches: dict[int, Any], seeds: list[int],
+                 mode: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The verdict's rows of one target mode, from its benchmark at every seed, and the
+    rows it cannot pool: scored at some seeds only (a sweep that diverged at the others),
+    each with the seeds where it diverged, so one diverged sweep costs its own row, not
+    the hours the other rows took."""
+    held = {seed: b.held_out[CAPPED] for seed, b in benches.items()}  # computed once
+    keys = list(dict.fromkeys([*(k for rows in held.values() for k in rows),
+                               *(k for b in benches.values() for k in b.diverged)]))
+    pooled = [k for k in keys if all(k in rows for rows in held.values())]
+    not_pooled = [{"target": mode, "space": space, "method": method,
+                   "not_scored_at": [seed for seed, rows in held.items()
+                                     if (space, method) not in rows],
+                   "diverged": {str(seed): list(b.diverged[space, method])
+                                for seed, b in benches.items()
+                                if (space, method) in b.diverged}}
+                  for space, method in keys if (space, method) not in pooled]
+    for row in not_pooled:
+        logging.warning("%s/%s (target %s) was not scored at seeds %s: left out of the verdict",
+                        row["space"], row["method"], mode, row["not_scored_at"])
+    test = {k: [rows[k].test for rows in held.values()] for k in pooled}
     baseline = test.get(BASELINE)
     return [{"target": mode, "space": space, "method": method, "seeds": seeds,
-             **pooled_row(test[(space, method)], baseline)} for space, method in keys]
+             **pooled_row(test[(space, method)], baseline)}
+            for space, method in pooled], not_pooled
 
 
 def main(config: Any, workdir: str) -> dict[str, Any]:
     seeds, modes = _check(config)
     with run_dirs.create_run_dir(workdir, overwrite=config.overwrite) as run:
         run.manifest.set_config(config.to_dict())
-        rows = []
+        rows, not_pooled = [], []
         for mode in modes:
             benches = {}
             for seed in seeds:
@@ -130,15 +146,17 @@ def main(config: Any, workdir: str) -> dict[str, Any]:
                 result = synthetic_benchmark.main(
                     one, str(Path(run.path) / "seeds" / f"seed_{seed}" / mode))
                 benches[seed] = result["benchmark"]
-            rows += _pooled_rows(benches, seeds, mode)
+            mode_rows, mode_not_pooled = _pooled_rows(benches, seeds, mode)
+            rows += mode_rows
+            not_pooled += mode_not_pooled
         rows.sort(key=lambda r: (math.isnan(r["au_error"]), r["au_error"]))
         summary = {"seeds": seeds, "target_modes": modes,
                    "target_photo": int(config.get("target_photo", 0)),
                    "selection": "alpha per expression on the validation targets, at the "
                    "identity cap", "baseline": list(BASELINE), "rows": rows,
-                   "best": best_rows(rows)}
+                   "best": best_rows(rows), "not_pooled": not_pooled}
         run.write_json("summary.json", summary)
-        run.write_text("verdict.md", verdict_markdown(rows, seeds))
+        run.write_text("verdict.md", verdict_markdown(rows, seeds, not_pooled))
     return summary
 
 
@@ -153,7 +171,8 @@ def best_rows(rows: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
     return best
 
 
-def verdict_markdown(rows: list[dict[str, Any]], seeds: list[int]) -> str:
+def verdict_markdown(rows: list[dict[str, Any]], seeds: list[int],
+                     not_pooled: list[dict[str, Any]] = ()) -> str:
     lines = [f"# The benchmark over study seeds {', '.join(map(str, seeds))}", "",
              "Test pairs of every seed pooled; s.e. clustered by expression and target "
              "within each seed; minus eps/half: paired AU error difference, separated when "
@@ -175,4 +194,10 @@ def verdict_markdown(rows: list[dict[str, Any]], seeds: list[int]) -> str:
                      f"{r['au_error']:.3f} +- {r['au_error_se']:.3f}, identity kept in "
                      f"{100 * r['identity_kept']:.0f} % of pairs (+- "
                      f"{100 * r['identity_kept_se']:.0f}).")
+    for r in not_pooled:
+        diverged = "; ".join(f"seed {seed}: {n} of {total} sweep points non-finite"
+                             for seed, (n, total) in r["diverged"].items())
+        lines.append(f"Not pooled, target {r['target']}: {r['space']}/{r['method']}, not "
+                     f"scored at seeds {', '.join(map(str, r['not_scored_at']))} (diverged: "
+                     f"{diverged or 'none recorded'}).")
     return "\n".join(lines) + "\n"

@@ -661,6 +661,45 @@ def test_the_verdict_command_runs_a_benchmark_per_seed_and_pools_them(tmp_path):
                 f"{best['au_error']:.3f}") in verdict_text
 
 
+def test_a_row_that_diverged_at_one_seed_is_left_out_by_name_and_the_others_are_pooled():
+    # One diverged sweep at one seed used to stop the verdict after every seed had run.
+    import types
+
+    from experiments import synthetic_benchmark_verdict as verdict
+    from experiments.synthetic_benchmark_tables import CAPPED
+    from flowjax.evaluation.ground_truth import Scores
+
+    def held(au):
+        au = np.asarray(au, np.float64)
+        test = Scores(au, np.full_like(au, 0.1), np.full_like(au, 0.5), np.zeros_like(au),
+                      realism=np.full_like(au, 2.0))
+        return types.SimpleNamespace(test=test)
+
+    def bench(rows, diverged=None):
+        return types.SimpleNamespace(held_out={CAPPED: rows}, diverged=diverged or {})
+
+    benches = {0: bench({("eps", "half"): held([[1.0, 1.2]]), ("z", "linear"): held([[0.5, 0.7]]),
+                         ("pixel", "linear"): held([[0.9, 0.9]])}),
+               1: bench({("eps", "half"): held([[1.1, 0.9]]), ("pixel", "linear"): held([[0.8, 1.0]])},
+                        diverged={("z", "linear"): (3, 31)}),
+               2: bench({("eps", "half"): held([[1.0, 1.0]]), ("pixel", "linear"): held([[1.0, 1.0]])},
+                        diverged={("z", "linear"): (31, 31)})}
+    rows, not_pooled = verdict._pooled_rows(benches, [0, 1, 2], "mean")  # noqa: SLF001
+    assert [(r["space"], r["method"]) for r in rows] == [("eps", "half"), ("pixel", "linear")]
+    assert rows[1]["pairs"] == 6 and rows[1]["au_error"] == pytest.approx(0.9333333333)
+    assert not_pooled == [{"target": "mean", "space": "z", "method": "linear",
+                           "not_scored_at": [1, 2], "diverged": {"1": [3, 31], "2": [31, 31]}}]
+    text = verdict.verdict_markdown(rows, [0, 1, 2], not_pooled)
+    assert ("Not pooled, target mean: z/linear, not scored at seeds 1, 2 (diverged: seed 1: "
+            "3 of 31 sweep points non-finite; seed 2: 31 of 31 sweep points non-finite).") in text
+    # a row that diverged at every seed is named too
+    everywhere = {s: bench({("eps", "half"): held([[1.0]])}, diverged={("z", "half"): (1, 31)})
+                  for s in (0, 1)}
+    _, not_pooled = verdict._pooled_rows(everywhere, [0, 1], "photo")  # noqa: SLF001
+    assert [(r["space"], r["method"], r["not_scored_at"]) for r in not_pooled] == [
+        ("z", "half", [0, 1])]
+
+
 def test_the_best_row_of_each_target_mode_is_its_least_finite_au_error():
     from experiments import synthetic_benchmark_verdict as verdict
 
