@@ -17,12 +17,11 @@ typical face; restoring the length separates that loss from the averaging's own)
 *canonical* face, the identity rendered neutral and frontal on its plain background (the
 ideal mean face: is the target reachable at all?); and the photos themselves (the
 scorer's own ceiling). Prints one line per identity and the counts, and the mid-bin
-bits/dim of the photos
-(deterministic; training's held-out figure adds uniform noise and is in its
-``metrics.jsonl``). ``--checkpoint`` takes an export or a training workdir (its newest
-finished checkpoint). ``--sheet=PATH`` also writes a PNG (labelled synthetic) with one
-row per identity: its mean face, its norm-restored mean face, its pixel mean, then its
-first photos.
+bits/dim of the photos (deterministic; training's held-out figure adds uniform noise and
+is in its ``metrics.jsonl``). ``--checkpoint`` takes an export or a training workdir (its
+newest finished checkpoint, logged). ``--sheet=PATH`` also writes a PNG (labelled
+synthetic) with one row per identity: its mean face, its norm-restored mean face, its
+pixel mean, its canonical face, then its first photos.
 """
 
 from __future__ import annotations
@@ -96,13 +95,14 @@ def mean_face_identification(model: Any, variables: Any, embedder: Any, *, seed:
               "photos_identified": int((photo_nearest == ids).sum()),
               "restored_nonfinite": int((~restored_finite).sum()),
               "bits_per_dim_mid_bin": float(np.mean(encoding.bits_per_dim))}
-    for prefix, decoded in (("", faces), ("pixel_", pixel_means), ("restored_", restored),
-                            ("canonical_", canonical)):
+    everyone = np.ones(n_targets, bool)
+    # a restored latent the Glow cannot decode is no one's: NaN distances, nearest -1
+    for prefix, decoded, valid in (("", faces, everyone), ("pixel_", pixel_means, everyone),
+                                   ("restored_", restored, restored_finite),
+                                   ("canonical_", canonical, everyone)):
         distances = metrics.identity_distance(embedder.embed(decoded)[:, None], centroids[None])
-        nearest = distances.argmin(axis=1)
-        if prefix == "restored_":  # a restored latent the Glow cannot decode is no one's
-            distances[~restored_finite] = np.nan
-            nearest[~restored_finite] = -1
+        nearest = np.where(valid, distances.argmin(axis=1), -1)
+        distances[~valid] = np.nan
         result.update({f"{prefix}distances": distances, f"{prefix}nearest": nearest,
                        f"{prefix}identified": int((nearest == np.arange(n_targets)).sum())})
     return result
@@ -113,21 +113,16 @@ def decoded_where_finite(model: Any, variables: Any,
     """``(images, finite)``: the latents ``[N, D]`` decoded, and which of them decode to
     finite images; one that does not (a latent pushed past the range an affine Glow
     decodes) is left black, where :func:`sweep.decode_latents` would stop at it."""
+    finite = np.ones(len(flat), bool)
     try:
-        images = sweep.decode_latents(model, variables, flat, space="eps", progress=False)
-        return images, np.ones(len(flat), bool)
-    except NonFiniteError:
-        images = np.zeros((len(flat), model.image_size, model.image_size, model.channels),
-                          np.uint8)
-        finite = np.zeros(len(flat), bool)
-        for i in range(len(flat)):
-            try:
-                images[i] = sweep.decode_latents(model, variables, flat[i:i + 1], space="eps",
-                                                 progress=False)[0]
-                finite[i] = True
-            except NonFiniteError:
-                pass
-        return images, finite
+        return sweep.decode_latents(model, variables, flat, space="eps", progress=False), finite
+    except NonFiniteError as error:
+        finite[error.points] = False  # the error names the latents that failed
+    images = np.zeros((len(flat), model.image_size, model.image_size, model.channels), np.uint8)
+    if finite.any():
+        images[finite] = sweep.decode_latents(model, variables, flat[finite], space="eps",
+                                              progress=False)
+    return images, finite
 
 
 def canonical_faces(study: synthetic.Study, n_targets: int, size: int) -> np.ndarray:
