@@ -6,6 +6,7 @@ import pytest
 
 from flowjax import models, synthetic
 from flowjax.models.glow import Glow
+from flowjax.transfer import latents, sweep
 from tools import mean_face_check
 
 
@@ -57,6 +58,25 @@ def test_a_linear_flows_mean_face_is_the_pixel_mean_and_is_identified():
     assert 0 <= result["canonical_identified"] <= 4
 
 
+def test_the_z_mean_face_decodes_the_mean_of_the_photos_raw_latents():
+    # Random weights, so a level's prior depends on the level above and z is not eps: the
+    # z mean face is the raw latents' mean decoded in z, a different image from the eps one.
+    model = Glow(image_size=32, n_levels=2, depth=1, width=8)
+    variables = models.random_variables(model, seed=1, scale=0.3)
+    result = mean_face_check.mean_face_identification(
+        model, variables, _ColourEmbedder(), seed=3, n_targets=3, photos=4, setting="easy")
+    targets = synthetic.make_study(3, 3, 4, 1, 32).targets
+    encoding = sweep.encode_images(model, variables, targets.images, progress=False)
+    z_means = [np.stack([np.asarray(level)[targets.identity_ids == t].mean(axis=0)
+                         for t in range(3)]) for level in encoding.z]
+    expected = sweep.decode_latents(model, variables, np.asarray(latents.flatten(z_means)),
+                                    space="z", progress=False)
+    np.testing.assert_array_equal(result["z_mean_faces"], expected)
+    assert np.abs(result["z_mean_faces"].astype(int) - result["mean_faces"]).max() > 8
+    assert result["z_distances"].shape == (3, 3)
+    assert result["z_identified"] == int((result["z_nearest"] == np.arange(3)).sum())
+
+
 class _LookupEmbedder:
     """A scorer that knows the study's photos: each photo's embedding is its identity's
     one-hot, except the photos listed in ``wrong``, given the next identity; any other
@@ -93,16 +113,17 @@ def test_the_contact_sheet_shows_each_mean_face_beside_its_own_photos():
     sheet = mean_face_check.contact_sheet(result, n_photos=2)
     rows = np.split(sheet, 3, axis=0)  # one row per identity, stacked in order
     for t, row in enumerate(rows):
-        # the strip's cells: pad 4, then [mean face, norm-restored mean face, pixel mean,
-        # canonical face, photo 0, photo 1], 32 wide
-        cells = [row[-36:-4, 4 + i * 36: 36 + i * 36] for i in range(6)]
+        # the strip's cells: pad 4, then [mean face, z mean face, norm-restored mean face,
+        # pixel mean, canonical face, photo 0, photo 1], 32 wide
+        cells = [row[-36:-4, 4 + i * 36: 36 + i * 36] for i in range(7)]
         np.testing.assert_array_equal(cells[0], result["mean_faces"][t])
-        np.testing.assert_array_equal(cells[1], result["restored_mean_faces"][t])
-        np.testing.assert_array_equal(cells[2], result["pixel_mean_faces"][t])
-        np.testing.assert_array_equal(cells[3], result["canonical_faces"][t])
+        np.testing.assert_array_equal(cells[1], result["z_mean_faces"][t])
+        np.testing.assert_array_equal(cells[2], result["restored_mean_faces"][t])
+        np.testing.assert_array_equal(cells[3], result["pixel_mean_faces"][t])
+        np.testing.assert_array_equal(cells[4], result["canonical_faces"][t])
         own = result["photos"][result["identity_ids"] == t]
-        np.testing.assert_array_equal(cells[4], own[0])
-        np.testing.assert_array_equal(cells[5], own[1])
+        np.testing.assert_array_equal(cells[5], own[0])
+        np.testing.assert_array_equal(cells[6], own[1])
 
 
 def test_counts_over_several_study_seeds_add_up_each_seeds_own_study():
@@ -111,7 +132,7 @@ def test_counts_over_several_study_seeds_add_up_each_seeds_own_study():
     counts = mean_face_check.over_seeds(model, variables, _ColourEmbedder(), seeds=[3, 5],
                                         n_targets=3, photos=4, setting="easy")
     assert counts["targets"] == 6 and len(counts["per_seed"]) == 2
-    for key in ("identified", "pixel_identified", "restored_identified", "canonical_identified",
+    for key in ("identified", "z_identified", "pixel_identified", "restored_identified", "canonical_identified",
                 "photos_identified", "restored_nonfinite"):
         assert counts[key] == sum(r[key] for r in counts["per_seed"])
     assert counts["photos"] == 2 * 3 * 4

@@ -9,8 +9,9 @@ seed's 10 identities give a count too noisy to compare checkpoints by), encodes 
 photo, decodes each identity's mean eps latent (its *mean face*, what the thesis moves
 an expression onto) and asks the setting's identity scorer whose photos each mean face
 is closest to (distance to each identity's centroid): a mean face is *identified* when
-the nearest centroid is its own. Baselines are counted the same way: each identity's
-*pixel* mean (no flow involved); its *norm-restored* mean face, the mean eps latent
+the nearest centroid is its own. Counted the same way: its *z mean face*, the mean of
+the raw (unstandardised) latents, which the benchmark's z-space rows start from; and, as
+baselines, each identity's *pixel* mean (no flow involved); its *norm-restored* mean face, the mean eps latent
 rescaled at each level to the mean norm of the identity's photos there (an average of 20
 latents is much shorter than any of them, and a Glow decodes a short latent as a smooth,
 typical face; restoring the length separates that loss from the averaging's own); its
@@ -20,8 +21,8 @@ scorer's own ceiling). Prints one line per identity and the counts, and the mid-
 bits/dim of the photos (deterministic; training's held-out figure adds uniform noise and
 is in its ``metrics.jsonl``). ``--checkpoint`` takes an export or a training workdir (its
 newest finished checkpoint, logged). ``--sheet=PATH`` also writes a PNG (labelled
-synthetic) with one row per identity: its mean face, its norm-restored mean face, its
-pixel mean, its canonical face, then its first photos.
+synthetic) with one row per identity: its mean face, its z mean face, its norm-restored mean
+face, its pixel mean, its canonical face, then its first photos.
 """
 
 from __future__ import annotations
@@ -74,10 +75,13 @@ def mean_face_identification(model: Any, variables: Any, embedder: Any, *, seed:
     ids, images = study.targets.identity_ids, study.targets.images
     encoding = sweep.encode_images(model, variables, images, progress=False)
     levels = [np.asarray(level) for level in encoding.eps]
-    means = [np.stack([level[ids == t].mean(axis=0) for t in range(n_targets)])
-             for level in levels]
+    means = identity_means(levels, ids, n_targets)
     faces = sweep.decode_latents(model, variables, np.asarray(latents.flatten(means)),
                                  space="eps", progress=False)
+    # the z rows' mean face: the raw latents averaged (not the same image, since a level's
+    # prior depends on the level above it)
+    z_faces, z_finite = decoded_where_finite(model, variables, np.asarray(latents.flatten(
+        identity_means([np.asarray(level) for level in encoding.z], ids, n_targets))), space="z")
     restored, restored_finite = decoded_where_finite(
         model, variables, np.asarray(latents.flatten(
             norm_restored_means(levels, means, ids, restored_levels))))
@@ -91,6 +95,7 @@ def mean_face_identification(model: Any, variables: Any, embedder: Any, *, seed:
                                               centroids[None]).argmin(axis=1)
     result = {"mean_faces": faces, "pixel_mean_faces": pixel_means,
               "restored_mean_faces": restored, "canonical_faces": canonical,
+              "z_mean_faces": z_faces,
               "photos": images, "identity_ids": ids,
               "photos_identified": int((photo_nearest == ids).sum()),
               "restored_nonfinite": int((~restored_finite).sum()),
@@ -99,6 +104,7 @@ def mean_face_identification(model: Any, variables: Any, embedder: Any, *, seed:
     # a restored latent the Glow cannot decode is no one's: NaN distances, nearest -1
     for prefix, decoded, valid in (("", faces, everyone), ("pixel_", pixel_means, everyone),
                                    ("restored_", restored, restored_finite),
+                                   ("z_", z_faces, z_finite),
                                    ("canonical_", canonical, everyone)):
         distances = metrics.identity_distance(embedder.embed(decoded)[:, None], centroids[None])
         nearest = np.where(valid, distances.argmin(axis=1), -1)
@@ -108,19 +114,26 @@ def mean_face_identification(model: Any, variables: Any, embedder: Any, *, seed:
     return result
 
 
-def decoded_where_finite(model: Any, variables: Any,
-                         flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """``(images, finite)``: the latents ``[N, D]`` decoded, and which of them decode to
-    finite images; one that does not (a latent pushed past the range an affine Glow
-    decodes) is left black, where :func:`sweep.decode_latents` would stop at it."""
+def identity_means(levels: list[np.ndarray], identity_ids: np.ndarray,
+                   n_targets: int) -> list[np.ndarray]:
+    """Per level ``[n_targets, h, w, c]``: each identity's mean of its photos' latents."""
+    return [np.stack([level[identity_ids == t].mean(axis=0) for t in range(n_targets)])
+            for level in levels]
+
+
+def decoded_where_finite(model: Any, variables: Any, flat: np.ndarray,
+                         space: str = "eps") -> tuple[np.ndarray, np.ndarray]:
+    """``(images, finite)``: the latents ``[N, D]`` of ``space`` decoded, and which of them
+    decode to finite images; one that does not (a latent pushed past the range an affine
+    Glow decodes) is left black, where :func:`sweep.decode_latents` would stop at it."""
     finite = np.ones(len(flat), bool)
     try:
-        return sweep.decode_latents(model, variables, flat, space="eps", progress=False), finite
+        return sweep.decode_latents(model, variables, flat, space=space, progress=False), finite
     except NonFiniteError as error:
         finite[error.points] = False  # the error names the latents that failed
     images = np.zeros((len(flat), model.image_size, model.image_size, model.channels), np.uint8)
     if finite.any():
-        images[finite] = sweep.decode_latents(model, variables, flat[finite], space="eps",
+        images[finite] = sweep.decode_latents(model, variables, flat[finite], space=space,
                                               progress=False)
     return images, finite
 
@@ -161,11 +174,12 @@ def norm_restored_means(levels: list[np.ndarray], means: list[np.ndarray],
 
 
 def contact_sheet(result: dict[str, Any], n_photos: int = 6) -> np.ndarray:
-    """uint8 ``[H, W, 3]``: per identity a row of its mean face, its norm-restored mean
-    face, its pixel mean and its canonical face (each labelled with whose identity the
+    """uint8 ``[H, W, 3]``: per identity a row of its mean face, its z mean face, its
+    norm-restored mean face, its pixel mean and its canonical face (each labelled with whose identity the
     scorer gives it), then its first ``n_photos`` photos, so a reader sees what was
     identified."""
     cells = (("mean", "mean_faces", "nearest"),
+             ("z mean", "z_mean_faces", "z_nearest"),
              ("restored", "restored_mean_faces", "restored_nearest"),
              ("pixel", "pixel_mean_faces", "pixel_nearest"),
              ("canon", "canonical_faces", "canonical_nearest"))
@@ -186,8 +200,8 @@ def over_seeds(model: Any, variables: Any, embedder: Any, *, seeds: list[int],
                n_targets: int, photos: int, setting: str,
                restored_levels: list[int] | None = None) -> dict[str, Any]:
     """:func:`mean_face_identification` at each study seed (``per_seed``, in order) and
-    the counts added up: ``identified``, ``pixel_identified``, ``restored_identified`` and
-    ``canonical_identified`` of ``targets``, ``photos_identified`` of ``photos``."""
+    the counts added up: ``identified``, ``z_identified``, ``pixel_identified``,
+    ``restored_identified`` and ``canonical_identified`` of ``targets``, ``photos_identified`` of ``photos``."""
     per_seed = [mean_face_identification(model, variables, embedder, seed=seed,
                                          n_targets=n_targets, photos=photos, setting=setting,
                                          restored_levels=restored_levels)
@@ -196,7 +210,7 @@ def over_seeds(model: Any, variables: Any, embedder: Any, *, seeds: list[int],
             "photos": n_targets * photos * len(seeds),
             "identified": sum(r["identified"] for r in per_seed),
             **{f"{prefix}identified": sum(r[f"{prefix}identified"] for r in per_seed)
-               for prefix in ("", "pixel_", "restored_", "canonical_", "photos_")},
+               for prefix in ("", "z_", "pixel_", "restored_", "canonical_", "photos_")},
             "restored_nonfinite": sum(r["restored_nonfinite"] for r in per_seed)}
 
 
@@ -216,7 +230,8 @@ def main(argv: list[str]) -> None:
                   f"{others.min():.3f} -> "
                   f"{'identified' if nearest == t else f'taken for id{nearest:02d}'}")
         print(f"seed {seed}: {result['identified']} of {f.targets} mean faces identified "
-              f"(norm-restored: {result['restored_identified']}, pixel means: "
+              f"(z means: {result['z_identified']}, "
+              f"norm-restored: {result['restored_identified']}, pixel means: "
               f"{result['pixel_identified']}); the photos' bits/dim (mid-bin) "
               f"{result['bits_per_dim_mid_bin']:.3f}")
     if f.sheet:
@@ -225,7 +240,8 @@ def main(argv: list[str]) -> None:
             "setting": f.setting, "study-seed": seeds[0]}, overwrite=True)
         print(f"wrote {f.sheet} (study seed {seeds[0]})")
     print(f"{counts['identified']} of {counts['targets']} mean faces identified ({f.setting}, "
-          f"study seeds {seeds}, {f.photos} photos each; mean faces norm-restored at "
+          f"study seeds {seeds}, {f.photos} photos each; the mean of the raw z latents "
+          f"instead of eps: {counts['z_identified']}; mean faces norm-restored at "
           f"{'all levels' if restored_levels is None else f'levels {restored_levels}'}: "
           f"{counts['restored_identified']} ({counts['restored_nonfinite']} not decodable), "
           f"the pixel means of the same photos: "
