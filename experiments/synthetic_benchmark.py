@@ -180,10 +180,16 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
                                                 chunk_size=chunk_size, progress=progress)
                 except NonFiniteError as err:
                     # A method that blows the latent up (the thesis' variance formula at
-                    # large alphas) is a result, reported as such, never scored as images.
+                    # large alphas, any method past the alphas an affine Glow inverts) is a
+                    # result, reported as such; its non-finite points are never scored.
                     total = len(sources) * len(target_stats.mean) * len(alphas)
                     diverged[space, method] = (len(err.points), total)
                     logging.warning("%s/%s diverged: %s", space, method, err)
+                    if err.partial is None:
+                        continue
+                    grid, scored = ground_truth.scored_where_decoded(
+                        err.partial, err.points, score)
+                    images[space, method], scores[space, method] = grid, scored
                     continue
             images[space, method], scores[space, method] = grid, score(grid)
     n_e = len(study.sources.images)
@@ -322,9 +328,11 @@ def markdown(bench: Benchmark, header: str) -> str:
         text += (f"\nNot run: {', '.join('/'.join(k) for k in bench.skipped)} (the level "
                  "methods weight latent levels; pixels have none).\n")
     if bench.diverged:
-        text += ("\nDiverged (no scores: the sweep decoded non-finite images, which are never "
-                 "scored): " + ", ".join(f"{'/'.join(k)} at {n} of {total} grid points"
-                                         for k, (n, total) in bench.diverged.items()) + ".\n")
+        text += ("\nDiverged (the sweep decoded non-finite images, which are never scored; the "
+                 "rest of the row is, its alpha chosen among those that decoded for every "
+                 "validation target): " + ", ".join(
+                     f"{'/'.join(k)} at {n} of {total} grid points"
+                     for k, (n, total) in bench.diverged.items()) + ".\n")
     missed = [f"{'/'.join(k)} {int((~h.meets_cap).sum())}" for k, h in bench.held_out[CAPPED].items()
               if not h.meets_cap.all()]
     if missed:

@@ -22,6 +22,8 @@ cap) is pooled over the seeds' test pairs:
 
 Writes ``summary.json`` (``rows``: one per row with the fields above and ``seeds``;
 ``best``: per target mode its row of least AU error, with its identity kept;
+``not_decoded`` per row: test pairs whose image at the chosen alpha decoded non-finite,
+outside the row's ``pairs``;
 ``not_pooled``: rows whose sweep diverged at some seed, with where, left out rather
 than stopping the run) and ``verdict.md`` (the table, best row first, a line per mode
 naming its best row, and a line per row not pooled).
@@ -71,6 +73,10 @@ def pooled_row(per_seed: list[ground_truth.Scores],
            "realism": error_bars.masked_mean(realism, mask),
            "realism_se": error_bars.clustered_se(realism, mask),
            "pairs": int(mask.sum()),
+           # test pairs whose image at the chosen alpha did not decode (a diverged sweep
+           # point): never scored, so outside every mean above, and counted here
+           "not_decoded": int(sum(np.sum(~np.isfinite(np.asarray(s.to_target, np.float64)))
+                                  for s in per_seed)),
            "au_error_per_seed": [error_bars.masked_mean(s.au_error, v)
                                  for s, v in zip(per_seed, valid)]}
     if baseline is not None:
@@ -193,7 +199,14 @@ def verdict_markdown(rows: list[dict[str, Any]], seeds: list[int],
         lines.append(f"Best with target {mode}: {r['space']}/{r['method']}, AU error "
                      f"{r['au_error']:.3f} +- {r['au_error_se']:.3f}, identity kept in "
                      f"{100 * r['identity_kept']:.0f} % of pairs (+- "
-                     f"{100 * r['identity_kept_se']:.0f}).")
+                     f"{100 * r['identity_kept_se']:.0f})"
+                     + (f"; {r['not_decoded']} more pairs did not decode at the chosen alpha."
+                        if r.get("not_decoded") else "."))
+    for r in rows:
+        if r.get("not_decoded"):
+            lines.append(f"Not decoded, target {r['target']}: {r['space']}/{r['method']}, "
+                         f"{r['not_decoded']} test pairs at their chosen alpha (outside the "
+                         f"row's {r['pairs']} pairs).")
     for r in not_pooled:
         diverged = "; ".join(f"seed {seed}: {n} of {total} sweep points non-finite"
                              for seed, (n, total) in r["diverged"].items())

@@ -214,6 +214,11 @@ def test_a_large_alpha_that_overflows_good_weights_is_named_not_the_weights(vari
     assert re.search(r"weights are finite \(checked\), so alpha 100 overflowed the model "
                      r"\(alpha 0, 1, 3 decoded finite\)", message), message
     assert "weights are probably" not in message and "NaN or inf (" not in message
+    # the error carries the whole grid: the alphas that decoded are the sweep's own images
+    decoded = sweep.transfer_sweep(MODEL, variables, *_far_expression(encoding),
+                                   (0.0, 1.0, 3.0), chunk_size=5, quantize=False)
+    assert err.value.partial.shape == (1, 1, 4, *decoded.shape[3:])
+    np.testing.assert_allclose(err.value.partial[:, :, :3], decoded, rtol=0, atol=1e-6)
 
 
 def test_non_finite_weights_are_blamed_only_when_they_are_non_finite(variables, encoding):

@@ -138,6 +138,53 @@ def test_identity_cap_excludes_the_alphas_whose_validation_distance_exceeds_it()
     assert not strict.meets_cap.any()
 
 
+def test_an_alpha_where_a_validation_target_did_not_decode_is_never_chosen():
+    # A diverged grid point has NaN scores (scored_where_decoded). Alpha 1.0 has the least
+    # AU error on the one validation target that decoded there: still not a candidate.
+    au = np.array([[[3.0, 1.0, 0.1], [3.0, 1.2, np.nan],
+                    [3.0, 2.0, 0.1], [3.0, 2.0, np.nan]]])
+    dist = np.where(np.isnan(au), np.nan, 0.3)
+    for cap in (None, 0.5):
+        chosen = ground_truth.held_out(_grid_scores(au, dist), [0.0, 0.5, 1.0], VALIDATION,
+                                       identity_cap=cap)
+        np.testing.assert_array_equal(chosen.alpha, [0.5])
+        assert chosen.meets_cap.all()
+    # no alpha within the cap: the nearest among those that decoded, never a diverged one
+    far = np.where(np.isnan(au), np.nan, np.array([0.9, 0.8, 0.1]))
+    strict = ground_truth.held_out(_grid_scores(au, far), [0.0, 0.5, 1.0], VALIDATION,
+                                   identity_cap=0.5)
+    np.testing.assert_array_equal(strict.alpha, [0.5])
+    assert not strict.meets_cap.any()
+    # a test pair that did not decode at the chosen alpha stays NaN, outside every mean
+    au[0, 2, 1] = np.nan
+    dist[0, 2, 1] = np.nan
+    chosen = ground_truth.held_out(_grid_scores(au, dist), [0.0, 0.5, 1.0], VALIDATION)
+    assert np.isnan(chosen.test.to_target[0, 0]) and chosen.test.to_target[0, 1] == 0.3
+    assert ground_truth.valid_pairs(chosen.test).tolist() == [[False, True]]
+    with pytest.raises(ValueError, match="no alpha at which every validation target decoded"):
+        ground_truth.held_out(_grid_scores(au, np.full_like(au, np.nan)), [0.0, 0.5, 1.0],
+                              VALIDATION)
+
+
+def test_a_partly_diverged_grid_is_scored_where_it_decoded_and_nan_where_it_did_not():
+    grid = np.arange(2 * 2 * 3 * 4, dtype=np.uint8).reshape(2, 2, 3, 2, 2, 1) + 1
+    seen = []
+
+    def score(images):  # a score per image: its first pixel
+        seen.append(images.copy())
+        first = images[..., 0, 0, 0].astype(np.float64)
+        return Scores(au_error=first, to_target=first, to_source=first, oracle_rmse=first)
+
+    images, scores = ground_truth.scored_where_decoded(grid, [1, 11], score)
+    bad = np.zeros((2, 2, 3), bool)
+    bad[0, 0, 1] = bad[1, 1, 2] = True  # flat indices 1 and 11
+    assert not images[bad].any() and not seen[0][bad].any()  # never scored as images
+    np.testing.assert_array_equal(images[~bad], grid[~bad])
+    for field in ("au_error", "to_target", "to_source", "oracle_rmse", "realism", "fake"):
+        assert np.isnan(getattr(scores, field)[bad]).all()
+    np.testing.assert_array_equal(scores.au_error[~bad], grid[~bad][..., 0, 0, 0])
+
+
 def test_identity_cap_lets_a_transfer_drift_the_slack_fraction_towards_the_source():
     none = Scores(au_error=np.zeros((2, 3)), to_target=np.array([[0.4, 0.5, 0.6]] * 2),
                   to_source=np.array([[1.4, 1.5, 1.6]] * 2), oracle_rmse=np.zeros((2, 3)))
@@ -484,7 +531,40 @@ def test_a_method_whose_sweep_diverges_is_reported_and_never_scored(tmp_path, mo
     assert set(bench.transfers) == {("eps", "linear")}
     assert result["summary"].index == ("none", "eps", "oracle")
     text = (tmp_path / "bench" / "summary.md").read_text()
-    assert "Diverged (no scores" in text and "eps/variance at 3 of 12 grid points" in text
+    assert "Diverged (the sweep decoded non-finite images" in text
+    assert "eps/variance at 3 of 12 grid points" in text
+
+
+def test_a_sweep_that_diverges_at_some_points_is_scored_at_the_rest(tmp_path, monkeypatch):
+    # Past some alpha an affine Glow's inverse overflows: the sweep's error carries the
+    # grid, the benchmark scores the points that decoded and chooses among them.
+    real_sweep = synthetic_benchmark.sweep.transfer_sweep
+
+    def sweep_that_diverges_at_the_largest_alpha(*args, method, **kwargs):
+        grid = real_sweep(*args, method=method, **kwargs)
+        if method != "half":
+            return grid
+        bad = np.flatnonzero(np.arange(grid[..., 0, 0, 0].size) % 3 == 2)  # every alpha 1
+        raise NonFiniteError("transfer sweep (half, eps): non-finite", bad.tolist(),
+                             partial=grid)
+
+    monkeypatch.setattr(synthetic_benchmark.sweep, "transfer_sweep",
+                        sweep_that_diverges_at_the_largest_alpha)
+    config = benchmark_config.get_config("smoke")
+    config.study.n_identities, config.study.photos_per_identity = 1, 4
+    config.study.n_expressions = 2
+    config.methods, config.spaces, config.progress = ("linear", "half"), ("eps",), False
+    result = synthetic_benchmark.main(config, str(tmp_path / "bench"))
+    bench = result["benchmark"]
+    assert bench.diverged == {("eps", "half"): (4, 12)}  # 2 expressions x 2 targets at alpha 1
+    half, linear = bench.transfers["eps", "half"], bench.transfers["eps", "linear"]
+    assert np.isnan(half.au_error[:, :, 2]).all() and np.isfinite(half.au_error[:, :, :2]).all()
+    # the points that decoded are scored as the undisturbed sweep would score them
+    np.testing.assert_array_equal(half.au_error[:, :, 0], linear.au_error[:, :, 0])
+    assert not bench.transfer_images["eps", "half"][:, :, 2].any()
+    for held in bench.held_out.values():
+        assert (held["eps", "half"].alpha < 1.0).all()
+    assert result["summary"].index == ("none", "eps", "eps", "oracle")
 
 
 def test_a_photo_target_at_alpha_0_is_the_photo_itself_in_every_space():
@@ -596,6 +676,9 @@ def test_a_row_pooled_over_seeds_and_its_difference_from_the_baseline():
               scores([[0.6, 0.4]], [[0.1, 0.1]])]
     row = verdict.pooled_row(better, base)
     assert row["pairs"] == 5  # the NaN pair is out of every number
+    assert row["not_decoded"] == 0  # its image was scored (a NaN AU error, not a diverged one)
+    undecoded = [scores([[0.5, np.nan]], [[0.1, np.nan]]), scores([[0.6, 0.4]], [[0.1, 0.1]])]
+    assert verdict.pooled_row(undecoded, None)["not_decoded"] == 1
     assert row["au_error"] == pytest.approx(np.mean([0.5, 0.7, 0.3, 0.6, 0.4]))
     assert row["identity_kept"] == pytest.approx(4 / 5)
     assert row["identity_kept_se"] == pytest.approx(error_bars.clustered_se(

@@ -37,7 +37,7 @@ perfect transfer would produce; its errors are the scorers' own floor).
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -327,6 +327,19 @@ class HeldOut:
     test: Scores  # [E, T_test]
 
 
+def scored_where_decoded(grid: np.ndarray, bad_points: Sequence[int],
+                         score: Callable[[np.ndarray], Scores]) -> tuple[np.ndarray, Scores]:
+    """A sweep grid ``[E, T, A, ...]`` some of whose points (flat indices) decoded to
+    non-finite images: ``(images, scores)`` with those images black and every score of
+    theirs NaN, so no mean, choice or count takes them for images."""
+    images = np.array(grid, copy=True)
+    decoded = np.ones(images.shape[:3], bool)
+    decoded.reshape(-1)[np.asarray(bad_points, np.int64)] = False
+    images[~decoded] = 0
+    scored = score(images).map(lambda a: np.where(decoded, np.asarray(a, np.float64), np.nan))
+    return images, scored
+
+
 def identity_cap_from_slack(none_validation: Scores, slack: float) -> float:
     """The d(target) a transfer may reach: ``d_t + slack * (d_s - d_t)``, where ``d_t``,
     ``d_s`` are the mean distances of the target's own mean face (the ``none`` reference,
@@ -356,9 +369,14 @@ def choose_alphas(validation: Scores, identity_cap: float | None = None
     counts = valid.sum(axis=1)
     au = np.where(counts > 0, np.where(valid, au, 0.0).sum(axis=1) / np.maximum(counts, 1),
                   np.inf)
-    distance = np.mean(np.asarray(validation.to_target, np.float64), axis=1)
-    allowed = (np.ones_like(distance, bool) if identity_cap is None
-               else distance <= float(identity_cap))
+    to_target = np.asarray(validation.to_target, np.float64)
+    # An alpha is a candidate only where every validation target's image was decoded (a
+    # diverged grid point has no scores, :func:`scored_where_decoded`).
+    decoded = np.all(np.isfinite(to_target), axis=1)
+    if not decoded.any(axis=1).all():
+        raise ValueError("an expression has no alpha at which every validation target decoded")
+    distance = np.where(decoded, to_target.mean(axis=1), np.inf)
+    allowed = decoded & (True if identity_cap is None else distance <= float(identity_cap))
     meets = allowed.any(axis=1)
     au = np.where(allowed, au, np.inf)
     if np.any(meets & np.all(np.isinf(au), axis=1)):

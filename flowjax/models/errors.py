@@ -12,8 +12,12 @@ class NonFiniteError(FloatingPointError):
     Raised by encoding, decoding and sweeps (``points``: the indices of the
     affected images or grid points) and by training (the step, and the newest
     checkpoint that verifies). The message names the cause and what to do.
+    ``partial``: where a sweep raises it, the whole decoded grid, for a caller that
+    reports the ``points`` as failures and uses the rest (their images there are not
+    images); None elsewhere.
     """
 
-    def __init__(self, message: str, points: Sequence[Any] = ()) -> None:
+    def __init__(self, message: str, points: Sequence[Any] = (), partial: Any = None) -> None:
         super().__init__(message)
         self.points = list(points)
+        self.partial = partial

@@ -210,8 +210,9 @@ def _grid_result(outputs: list[Any], grid: tuple[int, ...], share: bool,
         _raise_if_nonfinite(finite, what, describe, hint, indices=indices)
         return GridShare(points=np.stack(np.unravel_index(indices, grid), axis=-1), images=images)
     images, finite = _concat(outputs)
-    _raise_if_nonfinite(finite, what, describe, hint)
-    return images.reshape(*grid, *images.shape[1:])
+    images = images.reshape(*grid, *images.shape[1:])
+    _raise_if_nonfinite(finite, what, describe, hint, partial=images)
+    return images
 
 
 def _constrain(x: Any, sharding: NamedSharding | None) -> Any:
@@ -363,12 +364,13 @@ def _alpha_cause(variables: Any, alphas: np.ndarray, bad_alphas: np.ndarray,
 
 def _raise_if_nonfinite(finite: np.ndarray, what: str, describe: Callable[[int], str],
                         hint: str | Callable[[np.ndarray], str],
-                        indices: np.ndarray | None = None) -> None:
+                        indices: np.ndarray | None = None, partial: Any = None) -> None:
     """NonFiniteError naming the first few points whose flag is False, if any.
 
     ``indices`` are the points' global indices when ``finite`` covers only some of
     them (a process's share); ``describe``, a callable ``hint`` (called with the
     non-finite points, only when there are some) and the error's ``points`` use those.
+    ``partial``: the whole result, carried by the error (``NonFiniteError.partial``).
     """
     bad = np.flatnonzero(~np.asarray(finite, bool))
     if bad.size == 0:
@@ -379,7 +381,7 @@ def _raise_if_nonfinite(finite: np.ndarray, what: str, describe: Callable[[int],
     more = f"; and {bad.size - MAX_NAMED_POINTS} more" if bad.size > MAX_NAMED_POINTS else ""
     hint = hint(bad) if callable(hint) else hint
     raise NonFiniteError(f"{what}: {bad.size} of {np.size(finite)} are non-finite (NaN or inf): "
-                         f"{named}{more}. {hint}", points=bad.tolist())
+                         f"{named}{more}. {hint}", points=bad.tolist(), partial=partial)
 
 
 def _name(names: Sequence[str] | None, i: int) -> str:
