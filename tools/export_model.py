@@ -4,7 +4,8 @@
 
 writes ``checkpoints.save_model``'s layout (``model_config.json``,
 ``variables/``, ``metadata.json`` with the training step, the workdir's last
-train and held-out bits/dim, and the training config). This is how the
+train and held-out bits/dim, and the training config: the newest, with every config a
+resumed run was started with beside it). This is how the
 shipped demo model (weights/demo/glow) was made; see weights/demo/README.md.
 """
 
@@ -36,17 +37,26 @@ def last_metrics(workdir: Path, up_to_step: int) -> dict[str, dict]:
     return last
 
 
+def training_configs(workdir: Path) -> dict[str, dict]:
+    """The configs the run was started and resumed with, oldest first, by file name:
+    ``config.json``, then each ``config.resumed-<time>.json`` (written when a resume
+    changed the config, e.g. its schedule), so the last is what the final steps ran."""
+    paths = [workdir / "config.json", *sorted(workdir.glob("config.resumed-*.json"))]
+    return {p.name: json.loads(p.read_text()) for p in paths if p.is_file()}
+
+
 def export(workdir: str | Path, out: str | Path) -> Path:
     workdir = Path(workdir)
     model, variables = checkpoints.load_model(workdir)
     step = checkpoints.latest_step(workdir)
     metrics = {split: {k: record[k] for k in ("step", "bits_per_dim") if k in record}
                for split, record in last_metrics(workdir, step).items()}
-    config = json.loads((workdir / "config.json").read_text()) \
-        if (workdir / "config.json").is_file() else None
+    configs = training_configs(workdir)
     return checkpoints.save_model(out, model, variables, metadata={
         "source_workdir": str(workdir), "step": step, "metrics": metrics,
-        "training_config": config})
+        # the newest config (the final steps'), and every one the pieces ran with
+        "training_config": list(configs.values())[-1] if configs else None,
+        "training_configs": configs})
 
 
 def main(argv):
