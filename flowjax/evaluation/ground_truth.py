@@ -115,15 +115,14 @@ def pixel_transfer(method: str, sources: np.ndarray, source_photos: np.ndarray,
                    anchor_photo: int | None = None) -> np.ndarray:
     """``latents.transfer`` on pixels: uint8 ``[E, T, A, H, W, C]``.
 
-    ``sources`` ``[E, H, W, C]`` are the source expressions, ``source_photos``
-    ``[N, H, W, C]`` the source identity's photos (its mean and variance),
-    ``target_photos`` ``[T, P, H, W, C]`` each target's photos (their mean, or with
-    ``anchor_photo`` ``j`` each target's photo ``j``, receives the expression:
-    ``latents.anchor_stats``). Pixels are
-    scaled to [-0.5, 0.5] (:func:`to_unit`), so the variance methods see the
-    same units as in the flow's input, and the result is clipped back to uint8.
-    ``subspace`` is PCA of the source photos' pixels (``latents.prepare_sources``);
-    the level methods (``latents.LEVEL_METHODS``) are refused: pixels have no levels.
+    ``sources`` ``[E, H, W, C]`` are the source expressions, ``source_photos`` ``[N, H, W, C]``
+    the source identity's photos (its mean and variance), ``target_photos``
+    ``[T, P, H, W, C]`` each target's photos (their mean, or with ``anchor_photo`` ``j``
+    each target's photo ``j``, receives the expression: ``latents.anchor_stats``). Pixels
+    are scaled to [-0.5, 0.5] (:func:`to_unit`), so the variance methods see the same units
+    as in the flow's input, and the result is clipped back to uint8. ``subspace`` is PCA of
+    the source photos' pixels (``latents.prepare_sources``); the level methods
+    (``latents.LEVEL_METHODS``) are refused: pixels have no levels.
     """
     if method in latents.LEVEL_METHODS:
         raise ValueError(f"method {method!r} weights the Glow's latent levels; pixels have no "
@@ -147,12 +146,10 @@ def pixel_transfer(method: str, sources: np.ndarray, source_photos: np.ndarray,
     target_stats = latents.IdentityStats(np.asarray(target.mean)[None, :, None],
                                          np.asarray(target.var)[None, :, None], 0)
     alpha = np.asarray(alphas, np.float32)[None, None, :, None]
-    moved_sources, method = latents.prepare_sources(method, flat(sources, 1),
-                                                    flat(source_photos, 1),
-                                                    subspace_rank=subspace_rank)
-    moved = latents.transfer(method, moved_sources[:, None, None], source_stats, target_stats,
-                             alpha, var_eps)
-    moved = np.asarray(moved)
+    moved_sources, method = latents.prepare_sources(
+        method, flat(sources, 1), flat(source_photos, 1), subspace_rank=subspace_rank)
+    moved = np.asarray(latents.transfer(method, moved_sources[:, None, None], source_stats,
+                                        target_stats, alpha, var_eps))
     return from_unit(moved.reshape(*moved.shape[:3], *shape))
 
 
@@ -160,11 +157,11 @@ def oracle_images(study: synthetic.Study, size: int, anchor_photo: int | None = 
                   ) -> np.ndarray:
     """uint8 ``[E, T, S, S, 3]``: target ``t`` rendered with source expression ``e``'s AUs.
 
-    No nuisance: the ideal transfer of the expression onto the identity itself,
-    in the study's own ``setting``. In the hard setting that keeps the target's
-    identity factors (skin texture, hair, glasses) and drops the per-image ones
-    (canonical pose, frontal neutral light, the identity's plain background):
-    one fixed, well-defined answer per pair rather than one random pose of it.
+    No nuisance: the ideal transfer of the expression onto the identity itself, in the
+    study's own ``setting``. In the hard setting that keeps the target's identity factors
+    (skin texture, hair, glasses) and drops the per-image ones (canonical pose, frontal
+    neutral light, the identity's plain background): one fixed, well-defined answer per
+    pair rather than one random pose of it.
     With ``anchor_photo`` ``j`` (the expression moved onto each target's photo ``j``):
     that photo with the source's AUs, its pose, light and background kept.
     """
@@ -329,15 +326,12 @@ class HeldOut:
 
 def scored_where_decoded(grid: np.ndarray, bad_points: Sequence[int],
                          score: Callable[[np.ndarray], Scores]) -> tuple[np.ndarray, Scores]:
-    """A sweep grid ``[E, T, A, ...]`` some of whose points (flat indices) decoded to
-    non-finite images: ``(images, scores)`` with those images black and every score of
-    theirs NaN, so no mean, choice or count takes them for images."""
-    images = np.array(grid, copy=True)
-    decoded = np.ones(images.shape[:3], bool)
+    """A sweep grid ``[E, T, A, ...]`` with non-finite points (flat indices): ``(images,
+    scores)``, those images black and all their scores NaN, never taken for images."""
+    images, decoded = np.array(grid, copy=True), np.ones(np.shape(grid)[:3], bool)
     decoded.reshape(-1)[np.asarray(bad_points, np.int64)] = False
     images[~decoded] = 0
-    scored = score(images).map(lambda a: np.where(decoded, np.asarray(a, np.float64), np.nan))
-    return images, scored
+    return images, score(images).map(lambda a: np.where(decoded, np.asarray(a, float), np.nan))
 
 
 def identity_cap_from_slack(none_validation: Scores, slack: float) -> float:
@@ -360,19 +354,17 @@ def identity_cap_from_slack(none_validation: Scores, slack: float) -> float:
 def choose_alphas(validation: Scores, identity_cap: float | None = None
                   ) -> tuple[np.ndarray, np.ndarray]:
     """Per expression, from ``[E, T_val, A]`` validation scores: among the alphas whose mean
-    d(target) over the validation targets is ``<= identity_cap`` (every alpha with None),
-    the one of least mean validation AU error (ties: the smaller index). Returns the
-    alpha indices ``[E]`` and whether any alpha met the cap ``[E]``."""
+    d(target) over the validation targets is ``<= identity_cap`` (every alpha with None)
+    and at which every one of them decoded, the one of least mean validation AU error
+    (ties: the smaller index). Returns the alpha indices ``[E]`` and whether any alpha met
+    the cap ``[E]``."""
     au = np.asarray(validation.au_error, np.float64)
-    valid = np.isfinite(au)
-    # Mean over the validation targets with a valid AU error (NaN: no face scored).
+    valid = np.isfinite(au)  # the mean is over the targets scored (NaN: no face scored)
     counts = valid.sum(axis=1)
     au = np.where(counts > 0, np.where(valid, au, 0.0).sum(axis=1) / np.maximum(counts, 1),
                   np.inf)
     to_target = np.asarray(validation.to_target, np.float64)
-    # An alpha is a candidate only where every validation target's image was decoded (a
-    # diverged grid point has no scores, :func:`scored_where_decoded`).
-    decoded = np.all(np.isfinite(to_target), axis=1)
+    decoded = np.all(np.isfinite(to_target), axis=1)  # a diverged point: no scores at all
     if not decoded.any(axis=1).all():
         raise ValueError("an expression has no alpha at which every validation target decoded")
     distance = np.where(decoded, to_target.mean(axis=1), np.inf)
