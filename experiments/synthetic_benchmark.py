@@ -185,8 +185,11 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
                     total = len(sources) * len(target_stats.mean) * len(alphas)
                     diverged[space, method] = (len(err.points), total)
                     logging.warning("%s/%s diverged: %s", space, method, err)
-                    if err.partial is None:
-                        continue
+                    decoded = np.ones(total, bool)
+                    decoded[err.points] = False
+                    decoded = decoded.reshape(len(sources), len(target_stats.mean), len(alphas))
+                    if err.partial is None or not decoded.all(axis=1).any(axis=1).all():
+                        continue  # an expression with no alpha that decodes for every target
                     grid, scored = ground_truth.scored_where_decoded(
                         err.partial, err.points, score)
                     images[space, method], scores[space, method] = grid, scored

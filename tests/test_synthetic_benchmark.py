@@ -542,6 +542,10 @@ def test_a_sweep_that_diverges_at_some_points_is_scored_at_the_rest(tmp_path, mo
 
     def sweep_that_diverges_at_the_largest_alpha(*args, method, **kwargs):
         grid = real_sweep(*args, method=method, **kwargs)
+        if method == "linear" and kwargs.get("space") == "z":
+            # expression 0 on target 0 decodes at no alpha: nothing to choose, not scored
+            raise NonFiniteError("transfer sweep (linear, z): non-finite", [0, 1, 2],
+                                 partial=grid)
         if method != "half":
             return grid
         bad = np.flatnonzero(np.arange(grid[..., 0, 0, 0].size) % 3 == 2)  # every alpha 1
@@ -553,10 +557,13 @@ def test_a_sweep_that_diverges_at_some_points_is_scored_at_the_rest(tmp_path, mo
     config = benchmark_config.get_config("smoke")
     config.study.n_identities, config.study.photos_per_identity = 1, 4
     config.study.n_expressions = 2
-    config.methods, config.spaces, config.progress = ("linear", "half"), ("eps",), False
+    config.methods, config.spaces, config.progress = ("linear", "half"), ("eps", "z"), False
     result = synthetic_benchmark.main(config, str(tmp_path / "bench"))
     bench = result["benchmark"]
-    assert bench.diverged == {("eps", "half"): (4, 12)}  # 2 expressions x 2 targets at alpha 1
+    # half: 2 expressions x 2 targets at alpha 1; z/linear: 3 alphas of one pair
+    assert bench.diverged == {("eps", "half"): (4, 12), ("z", "half"): (4, 12),
+                              ("z", "linear"): (3, 12)}
+    assert ("z", "linear") not in bench.transfers and ("z", "half") in bench.transfers
     half, linear = bench.transfers["eps", "half"], bench.transfers["eps", "linear"]
     assert np.isnan(half.au_error[:, :, 2]).all() and np.isfinite(half.au_error[:, :, :2]).all()
     # the points that decoded are scored as the undisturbed sweep would score them
@@ -564,7 +571,8 @@ def test_a_sweep_that_diverges_at_some_points_is_scored_at_the_rest(tmp_path, mo
     assert not bench.transfer_images["eps", "half"][:, :, 2].any()
     for held in bench.held_out.values():
         assert (held["eps", "half"].alpha < 1.0).all()
-    assert result["summary"].index == ("none", "eps", "eps", "oracle")
+    assert result["summary"].index == ("none", "eps", "eps", "z", "oracle")
+    assert "z/linear at 3 of 12 grid points" in (tmp_path / "bench" / "summary.md").read_text()
 
 
 def test_a_photo_target_at_alpha_0_is_the_photo_itself_in_every_space():
