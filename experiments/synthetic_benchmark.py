@@ -191,7 +191,7 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
                     if err.partial is None or not decoded.all(axis=1).any(axis=1).all():
                         continue  # an expression with no alpha that decodes for every target
                     grid, scored = ground_truth.scored_where_decoded(
-                        err.partial, err.points, score)
+                        err.partial, decoded, score)
                     images[space, method], scores[space, method] = grid, scored
                     continue
             images[space, method], scores[space, method] = grid, score(grid)

@@ -324,12 +324,11 @@ class HeldOut:
     test: Scores  # [E, T_test]
 
 
-def scored_where_decoded(grid: np.ndarray, bad_points: Sequence[int],
+def scored_where_decoded(grid: np.ndarray, decoded: np.ndarray,
                          score: Callable[[np.ndarray], Scores]) -> tuple[np.ndarray, Scores]:
-    """A sweep grid ``[E, T, A, ...]`` with non-finite points (flat indices): ``(images,
-    scores)``, those images black and all their scores NaN, never taken for images."""
-    images, decoded = np.array(grid, copy=True), np.ones(np.shape(grid)[:3], bool)
-    decoded.reshape(-1)[np.asarray(bad_points, np.int64)] = False
+    """A sweep grid ``[E, T, A, ...]`` whose points ``decoded`` ``[E, T, A]`` marks: ``(images,
+    scores)``, the other images black and all their scores NaN, never taken for images."""
+    images = np.array(grid, copy=True)
     images[~decoded] = 0
     return images, score(images).map(lambda a: np.where(decoded, np.asarray(a, float), np.nan))
 
