@@ -333,9 +333,10 @@ def markdown(bench: Benchmark, header: str) -> str:
     if bench.diverged:
         text += ("\nDiverged (the sweep decoded non-finite images, which are never scored; the "
                  "rest of the row is, its alpha chosen among those that decoded for every "
-                 "validation target): " + ", ".join(
-                     f"{'/'.join(k)} at {n} of {total} grid points"
-                     for k, (n, total) in bench.diverged.items()) + ".\n")
+                 "validation target; not scored where an expression decodes at no alpha): "
+                 + ", ".join(f"{'/'.join(k)} at {n} of {total} grid points"
+                             + ("" if k in bench.transfers else " (not scored)")
+                             for k, (n, total) in bench.diverged.items()) + ".\n")
     missed = [f"{'/'.join(k)} {int((~h.meets_cap).sum())}" for k, h in bench.held_out[CAPPED].items()
               if not h.meets_cap.all()]
     if missed:

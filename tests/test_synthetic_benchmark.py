@@ -532,7 +532,7 @@ def test_a_method_whose_sweep_diverges_is_reported_and_never_scored(tmp_path, mo
     assert result["summary"].index == ("none", "eps", "oracle")
     text = (tmp_path / "bench" / "summary.md").read_text()
     assert "Diverged (the sweep decoded non-finite images" in text
-    assert "eps/variance at 3 of 12 grid points" in text
+    assert "eps/variance at 3 of 12 grid points (not scored)" in text
 
 
 def test_a_sweep_that_diverges_at_some_points_is_scored_at_the_rest(tmp_path, monkeypatch):
@@ -572,7 +572,9 @@ def test_a_sweep_that_diverges_at_some_points_is_scored_at_the_rest(tmp_path, mo
     for held in bench.held_out.values():
         assert (held["eps", "half"].alpha < 1.0).all()
     assert result["summary"].index == ("none", "eps", "eps", "z", "oracle")
-    assert "z/linear at 3 of 12 grid points" in (tmp_path / "bench" / "summary.md").read_text()
+    text = (tmp_path / "bench" / "summary.md").read_text()
+    assert "z/linear at 3 of 12 grid points (not scored)" in text
+    assert "eps/half at 4 of 12 grid points," in text  # scored where it decoded
 
 
 def test_a_photo_target_at_alpha_0_is_the_photo_itself_in_every_space():
