@@ -40,7 +40,7 @@ its alpha is chosen: a validation mean d(target) of at most
 ``d_t + 0.1 * (d_s - d_t)``, where ``d_t`` and ``d_s`` are the distances of the
 target's own decoded mean face (the ``none`` reference) to the target's and to
 the source actor's centroid on the validation targets
-(``ground_truth.identity_cap_from_slack``): a transfer may drift a tenth of the
+(``alpha_choice.identity_cap_from_slack``): a transfer may drift a tenth of the
 way from the target's mean face towards the source actor. A fraction, not a
 distance, because the two settings' identity embedders have different scales
 (measured: the cap came out at 0.659 on easy and 0.778 on hard). ``None`` removes the cap (the unconstrained table is written either way).

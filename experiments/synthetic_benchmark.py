@@ -66,7 +66,7 @@ from matplotlib.figure import Figure
 
 from flowjax import runs, synthetic
 from flowjax import io as fio
-from flowjax.evaluation import figures, ground_truth, synthetic_scorers
+from flowjax.evaluation import alpha_choice, figures, ground_truth, synthetic_scorers
 from flowjax.evaluation.ground_truth import Scores
 from flowjax.models.errors import NonFiniteError
 from flowjax.runs import names
@@ -209,7 +209,7 @@ def run_benchmark(model: Any, variables: Any, study: synthetic.Study, au_scorer:
     # The cap is the target's mean face's in either target mode, so a photo target is
     # held to the same identity level as a mean face (its own photo starts closer).
     mean_faces = references["none"] if anchor_photo is None else score(decoded_anchors(None))
-    identity_cap = (None if identity_slack is None else ground_truth.identity_cap_from_slack(
+    identity_cap = (None if identity_slack is None else alpha_choice.identity_cap_from_slack(
         mean_faces.targets(validation), identity_slack))
     return Benchmark(
         alphas=tuple(float(a) for a in alphas), expressions=tuple(study.expression_names),
@@ -347,11 +347,17 @@ def markdown(bench: Benchmark, header: str) -> str:
     if at_end:
         text += (f"\nExpressions whose alpha at the cap is the grid's last ({bench.alphas[-1]:g}), "
                  f"of {len(bench.expressions)}: {', '.join(at_end)}.\n")
+    at_edge = [f"{'/'.join(k)} {int(h.at_decoding_edge.sum())}"
+               for k, h in bench.held_out[CAPPED].items() if h.at_decoding_edge.any()]
+    if at_edge:
+        text += ("\nExpressions whose alpha at the cap is the last before the model stopped "
+                 "decoding (the next alpha failed for some validation target: the model's "
+                 f"range ended the choice), of {len(bench.expressions)}: {', '.join(at_edge)}.\n")
     return text
 
 
 DEFINITIONS = """\
-Definitions (flowjax/evaluation/ground_truth.py). AU error: mean |scored - true| over the AUs
+Definitions (flowjax/evaluation/ground_truth.py, alpha_choice.py). AU error: mean |scored - true| over the AUs
 the source expression activates in truth (> 1.0 on the 0-5 scale), synthetic AU scorer.
 d(target), d(source): Euclidean distance of the synthetic identity embedding to the L2-normalised
 mean embedding of the target's / the source's photos. Held-out rows: per (space, method,

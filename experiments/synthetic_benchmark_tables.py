@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from flowjax.evaluation import error_bars, ground_truth, tables
+from flowjax.evaluation import alpha_choice, error_bars, ground_truth, tables
 from flowjax.evaluation.ground_truth import Scores
 
 BASELINE = ("eps", "half")  # the thesis' best published setting: every row is paired with it
@@ -53,10 +53,10 @@ class Benchmark:
         return tuple(t for t, v in zip(self.targets, self.validation) if not v)
 
     @functools.cached_property
-    def held_out(self) -> dict[str, dict[tuple[str, str], ground_truth.HeldOut]]:
+    def held_out(self) -> dict[str, dict[tuple[str, str], alpha_choice.HeldOut]]:
         """``{CAPPED | FREE: {(space, method): HeldOut}}``: alphas chosen on the
         validation targets with / without the identity cap, test targets' scores."""
-        return {name: {key: ground_truth.held_out(scores, self.alphas, self.validation, cap)
+        return {name: {key: alpha_choice.held_out(scores, self.alphas, self.validation, cap)
                        for key, scores in self.transfers.items()}
                 for name, cap in ((CAPPED, self.identity_cap), (FREE, None))}
 

@@ -127,8 +127,14 @@ def _pooled_rows(benches: dict[int, Any], seeds: list[int],
                         row["space"], row["method"], mode, row["not_scored_at"])
     test = {k: [rows[k].test for rows in held.values()] for k in pooled}
     baseline = test.get(BASELINE)
+    # how each row's alphas were bounded, counted over expressions and seeds
+    bounds = {k: {"cap_missed": sum(int((~rows[k].meets_cap).sum()) for rows in held.values()),
+                  "at_decoding_edge": sum(int(rows[k].at_decoding_edge.sum())
+                                          for rows in held.values()),
+                  "choices": sum(len(rows[k].alpha) for rows in held.values())}
+              for k in pooled}
     return [{"target": mode, "space": space, "method": method, "seeds": seeds,
-             **pooled_row(test[(space, method)], baseline)}
+             **pooled_row(test[(space, method)], baseline), **bounds[space, method]}
             for space, method in pooled], not_pooled
 
 
@@ -207,6 +213,12 @@ def verdict_markdown(rows: list[dict[str, Any]], seeds: list[int],
             lines.append(f"Not decoded, target {r['target']}: {r['space']}/{r['method']}, "
                          f"{r['not_decoded']} test pairs at their chosen alpha (outside the "
                          f"row's {r['pairs']} pairs).")
+    for r in rows:
+        if r.get("cap_missed") or r.get("at_decoding_edge"):
+            lines.append(f"Alphas bounded, target {r['target']}: {r['space']}/{r['method']}, "
+                         f"of {r['choices']} (expression, seed) choices {r['cap_missed']} met "
+                         f"no alpha within the cap and {r['at_decoding_edge']} stopped at the "
+                         "last alpha the model decoded.")
     for r in not_pooled:
         diverged = "; ".join(f"seed {seed}: {n} of {total} sweep points non-finite"
                              for seed, (n, total) in r["diverged"].items())

@@ -1,5 +1,5 @@
 """Specification of the ground-truth benchmark (flowjax/evaluation/ground_truth.py,
-experiments/synthetic_benchmark.py) and of the demo model's transfer result.
+flowjax/evaluation/alpha_choice.py, experiments/synthetic_benchmark.py) and of the demo model's transfer result.
 
 The demo test runs the benchmark's eps/linear row on the shipped demo Glow and
 asserts what docs/synthetic_benchmark.md reports (numbers there).
@@ -20,7 +20,7 @@ from configs import synthetic_benchmark as benchmark_config
 from experiments import synthetic_benchmark
 from flowjax import synthetic
 from flowjax import io as fio
-from flowjax.evaluation import error_bars, ground_truth, synthetic_scorers
+from flowjax.evaluation import alpha_choice, error_bars, ground_truth, synthetic_scorers
 from flowjax.evaluation.ground_truth import Scores
 from flowjax.models import checkpoints
 from flowjax.models.errors import NonFiniteError
@@ -106,20 +106,20 @@ def test_held_out_alpha_is_chosen_on_the_validation_targets_only():
     au = np.array([[[3.0, 1.0, 2.0], [3.0, 1.2, 2.0],     # validation: alpha 0.5 best
                     [3.0, 2.0, 0.1], [3.0, 2.0, 0.2]]])   # test: alpha 1.0 would be best
     dist = np.full_like(au, 0.3)
-    chosen = ground_truth.held_out(_grid_scores(au, dist), [0.0, 0.5, 1.0], VALIDATION)
+    chosen = alpha_choice.held_out(_grid_scores(au, dist), [0.0, 0.5, 1.0], VALIDATION)
     np.testing.assert_array_equal(chosen.alpha, [0.5])
     np.testing.assert_allclose(chosen.test.au_error, [[2.0, 2.0]])  # the test targets at 0.5
     assert chosen.meets_cap.all()
     # Rewriting the test targets' scores changes nothing about the choice ...
     other = au.copy()
     other[:, 2:] = [[9.0, 0.0, 9.0], [9.0, 0.0, 9.0]]
-    again = ground_truth.held_out(_grid_scores(other, dist), [0.0, 0.5, 1.0], VALIDATION)
+    again = alpha_choice.held_out(_grid_scores(other, dist), [0.0, 0.5, 1.0], VALIDATION)
     np.testing.assert_array_equal(again.alpha_index, chosen.alpha_index)
     np.testing.assert_allclose(again.test.au_error, [[0.0, 0.0]])
     # ... rewriting the validation targets' scores moves it.
     other = au.copy()
     other[:, :2] = [[3.0, 1.0, 0.5], [3.0, 1.2, 0.5]]
-    moved = ground_truth.held_out(_grid_scores(other, dist), [0.0, 0.5, 1.0], VALIDATION)
+    moved = alpha_choice.held_out(_grid_scores(other, dist), [0.0, 0.5, 1.0], VALIDATION)
     np.testing.assert_array_equal(moved.alpha, [1.0])
 
 
@@ -127,13 +127,13 @@ def test_identity_cap_excludes_the_alphas_whose_validation_distance_exceeds_it()
     au = np.tile(np.array([3.0, 1.0, 0.2]), (1, 4, 1))   # larger alpha: less AU error ...
     dist = np.tile(np.array([0.5, 0.6, 0.9]), (1, 4, 1))  # ... and further from the target
     scores = _grid_scores(au, dist)
-    free = ground_truth.held_out(scores, [0.0, 1.0, 2.0], VALIDATION)
-    capped = ground_truth.held_out(scores, [0.0, 1.0, 2.0], VALIDATION, identity_cap=0.65)
+    free = alpha_choice.held_out(scores, [0.0, 1.0, 2.0], VALIDATION)
+    capped = alpha_choice.held_out(scores, [0.0, 1.0, 2.0], VALIDATION, identity_cap=0.65)
     np.testing.assert_array_equal(free.alpha, [2.0])
     np.testing.assert_array_equal(capped.alpha, [1.0])
     assert capped.meets_cap.all()
     # No alpha within the cap: the nearest one (least d(target)), flagged, not a silent pass.
-    strict = ground_truth.held_out(scores, [0.0, 1.0, 2.0], VALIDATION, identity_cap=0.4)
+    strict = alpha_choice.held_out(scores, [0.0, 1.0, 2.0], VALIDATION, identity_cap=0.4)
     np.testing.assert_array_equal(strict.alpha, [0.0])
     assert not strict.meets_cap.any()
 
@@ -145,24 +145,24 @@ def test_an_alpha_where_a_validation_target_did_not_decode_is_never_chosen():
                     [3.0, 2.0, 0.1], [3.0, 2.0, np.nan]]])
     dist = np.where(np.isnan(au), np.nan, 0.3)
     for cap in (None, 0.5):
-        chosen = ground_truth.held_out(_grid_scores(au, dist), [0.0, 0.5, 1.0], VALIDATION,
+        chosen = alpha_choice.held_out(_grid_scores(au, dist), [0.0, 0.5, 1.0], VALIDATION,
                                        identity_cap=cap)
         np.testing.assert_array_equal(chosen.alpha, [0.5])
         assert chosen.meets_cap.all()
     # no alpha within the cap: the nearest among those that decoded, never a diverged one
     far = np.where(np.isnan(au), np.nan, np.array([0.9, 0.8, 0.1]))
-    strict = ground_truth.held_out(_grid_scores(au, far), [0.0, 0.5, 1.0], VALIDATION,
+    strict = alpha_choice.held_out(_grid_scores(au, far), [0.0, 0.5, 1.0], VALIDATION,
                                    identity_cap=0.5)
     np.testing.assert_array_equal(strict.alpha, [0.5])
     assert not strict.meets_cap.any()
     # a test pair that did not decode at the chosen alpha stays NaN, outside every mean
     au[0, 2, 1] = np.nan
     dist[0, 2, 1] = np.nan
-    chosen = ground_truth.held_out(_grid_scores(au, dist), [0.0, 0.5, 1.0], VALIDATION)
+    chosen = alpha_choice.held_out(_grid_scores(au, dist), [0.0, 0.5, 1.0], VALIDATION)
     assert np.isnan(chosen.test.to_target[0, 0]) and chosen.test.to_target[0, 1] == 0.3
     assert ground_truth.valid_pairs(chosen.test).tolist() == [[False, True]]
     with pytest.raises(ValueError, match="no alpha at which every validation target decoded"):
-        ground_truth.held_out(_grid_scores(au, np.full_like(au, np.nan)), [0.0, 0.5, 1.0],
+        alpha_choice.held_out(_grid_scores(au, np.full_like(au, np.nan)), [0.0, 0.5, 1.0],
                               VALIDATION)
 
 
@@ -185,20 +185,45 @@ def test_a_partly_diverged_grid_is_scored_where_it_decoded_and_nan_where_it_did_
     np.testing.assert_array_equal(scores.au_error[~bad], grid[~bad][..., 0, 0, 0])
 
 
+def test_a_choice_cut_short_by_the_models_range_is_flagged_at_the_decoding_edge():
+    # AU error falls with alpha on every target; the model stops decoding one validation
+    # target at alpha 1.5, so 1.0 is chosen and flagged: the range ended it, not the scores
+    au = np.tile(np.array([3.0, 2.0, 1.0, 0.5]), (1, 4, 1))
+    au[0, 1, 3] = np.nan
+    dist = np.where(np.isnan(au), np.nan, 0.3)
+    alphas = [0.0, 0.5, 1.0, 1.5]
+    chosen = alpha_choice.held_out(_grid_scores(au, dist), alphas, VALIDATION)
+    np.testing.assert_array_equal(chosen.alpha, [1.0])
+    assert chosen.at_decoding_edge.tolist() == [True]
+    # the grid's last alpha has no next one to fail
+    au[0, 1, 3], dist[0, 1, 3] = 0.5, 0.3
+    last = alpha_choice.held_out(_grid_scores(au, dist), alphas, VALIDATION)
+    np.testing.assert_array_equal(last.alpha, [1.5])
+    assert last.at_decoding_edge.tolist() == [False]
+    # the scores, not the range, ended a choice whose next alpha decoded on every
+    # validation target; a test target that failed there bounds nothing
+    rising = np.tile(np.array([3.0, 1.0, 2.0, 2.5]), (1, 4, 1))
+    rising[0, 3, 2:] = np.nan
+    kept = alpha_choice.held_out(_grid_scores(rising, np.where(np.isnan(rising), np.nan, 0.3)),
+                                 alphas, VALIDATION)
+    np.testing.assert_array_equal(kept.alpha, [0.5])
+    assert kept.at_decoding_edge.tolist() == [False]
+
+
 def test_identity_cap_lets_a_transfer_drift_the_slack_fraction_towards_the_source():
     none = Scores(au_error=np.zeros((2, 3)), to_target=np.array([[0.4, 0.5, 0.6]] * 2),
                   to_source=np.array([[1.4, 1.5, 1.6]] * 2), oracle_rmse=np.zeros((2, 3)))
-    assert ground_truth.identity_cap_from_slack(none, 0.0) == pytest.approx(0.5)
-    assert ground_truth.identity_cap_from_slack(none, 0.1) == pytest.approx(0.6)
-    assert ground_truth.identity_cap_from_slack(none, 1.0) == pytest.approx(1.5)
+    assert alpha_choice.identity_cap_from_slack(none, 0.0) == pytest.approx(0.5)
+    assert alpha_choice.identity_cap_from_slack(none, 0.1) == pytest.approx(0.6)
+    assert alpha_choice.identity_cap_from_slack(none, 1.0) == pytest.approx(1.5)
     with pytest.raises(ValueError, match="identity slack"):
-        ground_truth.identity_cap_from_slack(none, 1.2)
+        alpha_choice.identity_cap_from_slack(none, 1.2)
 
 
 def test_held_out_needs_both_validation_and_test_targets():
     scores = _grid_scores(np.ones((1, 2, 3)), np.ones((1, 2, 3)))
     with pytest.raises(ValueError, match="validation must mark some but not all"):
-        ground_truth.held_out(scores, [0.0, 1.0, 2.0], np.array([True, True]))
+        alpha_choice.held_out(scores, [0.0, 1.0, 2.0], np.array([True, True]))
 
 
 # ---- references and scores -------------------------------------------------------------
@@ -571,10 +596,16 @@ def test_a_sweep_that_diverges_at_some_points_is_scored_at_the_rest(tmp_path, mo
     assert not bench.transfer_images["eps", "half"][:, :, 2].any()
     for held in bench.held_out.values():
         assert (held["eps", "half"].alpha < 1.0).all()
+        # alpha 0.5 is the last that decoded: a choice there was ended by the model's range
+        assert (held["eps", "half"].at_decoding_edge == (held["eps", "half"].alpha == 0.5)).all()
+        assert not held["eps", "linear"].at_decoding_edge.any()
     assert result["summary"].index == ("none", "eps", "eps", "z", "oracle")
     text = (tmp_path / "bench" / "summary.md").read_text()
     assert "z/linear at 3 of 12 grid points (not scored)" in text
     assert "eps/half at 4 of 12 grid points," in text  # scored where it decoded
+    at_edge = int(bench.held_out["capped"]["eps", "half"].at_decoding_edge.sum())
+    assert (f"the model's range ended the choice), of 2: eps/half {at_edge}" in text) == (
+        at_edge > 0)
 
 
 def test_a_photo_target_at_alpha_0_is_the_photo_itself_in_every_space():
@@ -762,29 +793,38 @@ def test_a_row_that_diverged_at_one_seed_is_left_out_by_name_and_the_others_are_
     from experiments.synthetic_benchmark_tables import CAPPED
     from flowjax.evaluation.ground_truth import Scores
 
-    def held(au):
+    def held(au, cap_missed=(False,), at_edge=(False,)):
         au = np.asarray(au, np.float64)
         test = Scores(au, np.full_like(au, 0.1), np.full_like(au, 0.5), np.zeros_like(au),
                       realism=np.full_like(au, 2.0))
-        return types.SimpleNamespace(test=test)
+        return types.SimpleNamespace(test=test, alpha=np.ones(len(au)),
+                                     meets_cap=~np.array(cap_missed),
+                                     at_decoding_edge=np.array(at_edge))
 
     def bench(rows, diverged=None):
         return types.SimpleNamespace(held_out={CAPPED: rows}, diverged=diverged or {})
 
     benches = {0: bench({("eps", "half"): held([[1.0, 1.2]]), ("z", "linear"): held([[0.5, 0.7]]),
                          ("pixel", "linear"): held([[0.9, 0.9]])}),
-               1: bench({("eps", "half"): held([[1.1, 0.9]]), ("pixel", "linear"): held([[0.8, 1.0]])},
+               1: bench({("eps", "half"): held([[1.1, 0.9]], at_edge=[True]),
+                         ("pixel", "linear"): held([[0.8, 1.0]], cap_missed=[True])},
                         diverged={("z", "linear"): (3, 31)}),
                2: bench({("eps", "half"): held([[1.0, 1.0]]), ("pixel", "linear"): held([[1.0, 1.0]])},
                         diverged={("z", "linear"): (31, 31)})}
     rows, not_pooled = verdict._pooled_rows(benches, [0, 1, 2], "mean")  # noqa: SLF001
     assert [(r["space"], r["method"]) for r in rows] == [("eps", "half"), ("pixel", "linear")]
     assert rows[1]["pairs"] == 6 and rows[1]["au_error"] == pytest.approx(0.9333333333)
+    # what bounded each row's alphas, counted over (expression, seed) choices
+    assert [(r["cap_missed"], r["at_decoding_edge"], r["choices"]) for r in rows] == [
+        (0, 1, 3), (1, 0, 3)]
     assert not_pooled == [{"target": "mean", "space": "z", "method": "linear",
                            "not_scored_at": [1, 2], "diverged": {"1": [3, 31], "2": [31, 31]}}]
     text = verdict.verdict_markdown(rows, [0, 1, 2], not_pooled)
     assert ("Not pooled, target mean: z/linear, not scored at seeds 1, 2 (diverged: seed 1: "
             "3 of 31 sweep points non-finite; seed 2: 31 of 31 sweep points non-finite).") in text
+    assert ("Alphas bounded, target mean: eps/half, of 3 (expression, seed) choices 0 met no "
+            "alpha within the cap and 1 stopped at the last alpha the model decoded.") in text
+    assert "Alphas bounded, target mean: pixel/linear, of 3 (expression, seed) choices 1 met" in text
     # a row that diverged at every seed is named too
     everywhere = {s: bench({("eps", "half"): held([[1.0]])}, diverged={("z", "half"): (1, 31)})
                   for s in (0, 1)}

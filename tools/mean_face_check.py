@@ -131,10 +131,8 @@ def decoded_where_finite(model: Any, variables: Any, flat: np.ndarray,
         return sweep.decode_latents(model, variables, flat, space=space, progress=False), finite
     except NonFiniteError as error:
         finite[error.points] = False  # the error names the latents that failed
-    images = np.zeros((len(flat), model.image_size, model.image_size, model.channels), np.uint8)
-    if finite.any():
-        images[finite] = sweep.decode_latents(model, variables, flat[finite], space=space,
-                                              progress=False)
+        images = np.array(error.partial)  # every latent decoded once; the failed ones blacked
+    images[~finite] = 0
     return images, finite
 
 

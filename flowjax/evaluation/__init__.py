@@ -10,8 +10,9 @@ faces' own scorers in ``synthetic_scorers``) and writes
 ``tables``, ``figures``, ``report`` and the static ``viewer`` page, which share
 the types of ``datatypes``. The metric definitions are ``metrics``'. The
 ground-truth benchmark of the synthetic faces is ``ground_truth`` (with the
-fakes of ``fakes`` for its realism detector, and its rows' error bars, clustered
-by expression and target, in ``error_bars``). A reenacted clip is scored frame
+fakes of ``fakes`` for its realism detector, each row's alpha chosen on held-out
+targets in ``alpha_choice``, and its rows' error bars, clustered by expression and
+target, in ``error_bars``). A reenacted clip is scored frame
 by frame and over time against its exact answer by ``reenactment``, and played
 beside its curves by ``clip_viewer``.
 

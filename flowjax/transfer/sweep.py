@@ -453,7 +453,8 @@ def decode_latents(model: Glow, variables: Any, flat: Any, *, space: str = "eps"
 
     uint8 with ``quantize=True``, else the float image in [-0.5, 0.5). Raises
     :class:`NonFiniteError` naming the latents (``names``) that are, or decode to,
-    non-finite values.
+    non-finite values; its ``partial`` holds every image decoded (those it names are
+    undefined), so a caller that can use the rest need not decode again.
     """
     flat = _check_flat("latents", flat, model, 2)
     latents_lib.check_space(space)
@@ -467,7 +468,7 @@ def decode_latents(model: Glow, variables: Any, flat: Any, *, space: str = "eps"
                         lambda bad: _likely_cause(variables, (
                             "The model's weights are finite (checked), so these latents are "
                             "non-finite or too far outside the range the model was trained on "
-                            "to decode")))
+                            "to decode")), partial=images)
     return images
 
 
