@@ -845,3 +845,19 @@ def test_the_best_row_of_each_target_mode_is_its_least_finite_au_error():
     best = verdict.best_rows(rows)
     assert best["mean"]["method"] == "linear" and best["photo"]["method"] == "half"
     assert verdict.best_rows([row("mean", "nan", float("nan"))]) == {}
+
+
+def test_verdict_markdown_names_each_rows_undecoded_pairs_once():
+    from experiments import synthetic_benchmark_verdict as verdict
+
+    def row(method, au_error, not_decoded):
+        return {"target": "photo", "space": "eps", "method": method, "au_error": au_error,
+                "au_error_se": 0.1, "au_error_per_seed": [au_error], "identity_kept": 0.9,
+                "identity_kept_se": 0.05, "realism": 1.0, "realism_se": 0.2, "pairs": 70,
+                "not_decoded": not_decoded}
+
+    text = verdict.verdict_markdown([row("half", 2.5, 5), row("linear", 2.9, 3)], [0])
+    assert ("Best with target photo: eps/half, AU error 2.500 +- 0.100, identity kept in 90 % "
+            "of pairs (+- 5); 5 more pairs did not decode at the chosen alpha.") in text
+    assert "Not decoded, target photo: eps/linear, 3 test pairs" in text
+    assert "Not decoded, target photo: eps/half" not in text  # said on its Best line
