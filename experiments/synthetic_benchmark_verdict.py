@@ -23,10 +23,13 @@ cap) is pooled over the seeds' test pairs:
 Writes ``summary.json`` (``rows``: one per row with the fields above and ``seeds``;
 ``best``: per target mode its row of least AU error, with its identity kept;
 ``not_decoded`` per row: test pairs whose image at the chosen alpha decoded non-finite,
-outside the row's ``pairs``;
+outside the row's ``pairs``; ``cap_missed`` and ``at_decoding_edge`` per row: of its
+``choices`` (expression, seed), those where no alpha met the identity cap and those
+ended at the last alpha the model decoded, ``flowjax.evaluation.alpha_choice.HeldOut``;
 ``not_pooled``: rows whose sweep diverged at some seed, with where, left out rather
 than stopping the run) and ``verdict.md`` (the table, best row first, a line per mode
-naming its best row, and a line per row not pooled).
+naming its best row, lines for the rows with undecoded pairs or bounded alphas,
+and a line per row not pooled).
 """
 
 from __future__ import annotations

@@ -12,9 +12,9 @@ class NonFiniteError(FloatingPointError):
     Raised by encoding, decoding and sweeps (``points``: the indices of the
     affected images or grid points) and by training (the step, and the newest
     checkpoint that verifies). The message names the cause and what to do.
-    ``partial``: where a sweep raises it, the whole decoded grid, for a caller that
-    reports the ``points`` as failures and uses the rest (their images there are not
-    images); None elsewhere.
+    ``partial``: where a sweep or ``sweep.decode_latents`` raises it, everything it
+    decoded (a sweep's whole grid), for a caller that reports the ``points`` as failures
+    and uses the rest (their images there are not images); None elsewhere.
     """
 
     def __init__(self, message: str, points: Sequence[Any] = (), partial: Any = None) -> None:
